@@ -1,0 +1,282 @@
+"""``booking-import``: the command line. Thin: every command calls the library.
+
+Exit codes: 0 every row created, accepted or skipped; 1 the run finished but some rows were
+not (the results workbook says which); 2 usage, config or input error (nothing was sent);
+130 interrupted (the results workbook holds what was done).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import ImporterError, UsageError
+
+__all__ = ["main", "build_parser", "COMMANDS"]
+
+EXIT_OK, EXIT_ROWS, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+EPILOG = """exit codes:
+  0  every row was created, accepted or skipped
+  1  the run finished but some rows were not (see the results workbook)
+  2  usage, mapping, input or credential problem: nothing was sent
+  130 interrupted with Ctrl-C: the results workbook holds what was done
+
+Secrets come from the environment (or a .env file in the current folder), never from files
+you commit: JICOO_API_KEY for Jicoo. <PROVIDER>_BASE_URL overrides a provider's URL."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own exit code is 2 too; keep its format short
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_INPUT, f"error: {message}\n")
+
+
+def _sheet_args(p: argparse.ArgumentParser, *, out: bool = True) -> None:
+    p.add_argument("sheet", type=Path, help="the CSV or Excel file (xlsx, xlsm, xlsb, xls, ods) to import")
+    p.add_argument("--mapping", "-m", type=Path, required=True, help="the mapping file, e.g. mappings/jicoo.yaml")
+    p.add_argument("--sheet", dest="sheet_name", help="worksheet to read (default: the mapping's source.sheet, else the first)")
+    if out:
+        p.add_argument("--out", "-o", type=Path, help="results workbook to write (default: out/<sheet>.results-<time>.xlsx)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="booking-import", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+                     description="Book every row of a CSV or Excel sheet into a provider's API, concurrently and "
+                                 "safely, and write a results workbook that says row by row what happened.")
+    parser.add_argument("--version", action="version", version="booking-importer 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("run", help="import a sheet (a Prefect flow run)", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=EPILOG, description="Check every row, send the valid ones concurrently, record each "
+                       "row in the ledger as it goes, and write the results workbook. Rows already created by an "
+                       "earlier run (same key, same ledger) are skipped, never booked twice.")
+    _sheet_args(p)
+    p.add_argument("--concurrency", "-c", type=_positive_int, help="requests in flight at once (default: the mapping's)")
+    p.add_argument("--rate", "-r", type=_rate, help="requests per second, never exceeded; 0 for no limit (default: the mapping's)")
+    p.add_argument("--ledger", help="ledger database: a path or sqlite:///path (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
+    p.add_argument("--resend-unknown", action="store_true",
+                   help="resend rows an earlier run left unknown when the provider offers no way to check them")
+    p.add_argument("--chunk-size", type=_positive_int, default=500, help="rows per Prefect task (default 500)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("validate", help="check a sheet against a mapping without sending anything",
+                       description="Read the sheet, map and validate every row, and write the results workbook with "
+                                   "invalid rows marked. No network, no credentials needed.")
+    _sheet_args(p)
+
+    p = sub.add_parser("render", help="print the payloads that would be sent, as JSON, secrets masked",
+                       description="Print each valid row's payload as JSON lines (sensitive fields and secrets masked). "
+                                   "Invalid rows are listed on stderr.")
+    _sheet_args(p, out=False)
+    p.add_argument("--limit", "-n", type=_positive_int, default=None, help="at most this many payloads")
+
+    p = sub.add_parser("sandbox", help="serve a provider simulator on loopback for trying things out",
+                       description="Serve a faithful provider simulator on 127.0.0.1 until Ctrl-C, with optional faults.")
+    p.add_argument("provider", nargs="?", default="jicoo", help="provider id (default jicoo)")
+    p.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080; 0 picks a free one)")
+    p.add_argument("--latency-ms", type=float, default=0, help="added latency per request")
+    p.add_argument("--rate-limit", type=float, default=None, help="requests per second above which it answers 429")
+    p.add_argument("--unavailable-rate", type=float, default=0, help="share of writes answered 503 (nothing stored)")
+    p.add_argument("--error-after-store-rate", type=float, default=0, help="share answered 500 after storing")
+    p.add_argument("--timeout-after-store-rate", type=float, default=0, help="share stored then stalled past the client's timeout")
+    p.add_argument("--drop-after-store-rate", type=float, default=0, help="share stored then the connection dropped")
+
+    p = sub.add_parser("demo", help="import the bundled sample sheets into local simulators (no credentials, no network)",
+                       description="Start the provider simulators on loopback, import the sample sheets from "
+                                   "sample_data/, write the results workbooks under out/demo/ and print the summaries.")
+    p.add_argument("--out-dir", type=Path, default=Path("out/demo"), help="where workbooks and the demo ledger go (default out/demo)")
+
+    sub.add_parser("transforms", help="list the transforms a mapping file can use, with examples")
+    sub.add_parser("schema", help="print the JSON Schema of mapping files")
+    return parser
+
+
+COMMANDS = ("run", "validate", "render", "sandbox", "demo", "transforms", "schema")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 (no limit) or more")
+    return value
+
+
+def _load_dotenv() -> None:
+    env = Path(".env")
+    if env.is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(env, override=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_INPUT
+    _load_dotenv()
+    try:
+        return _COMMANDS[args.command](args)
+    except ImporterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+# --- commands ---------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .report import Progress, print_summary
+
+    if not args.sheet.exists():  # fail before paying for Prefect's start-up
+        raise UsageError(f"{args.sheet} does not exist")
+    from .engine import prepare
+
+    prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before Prefect starts
+    progress = Progress(enabled=not args.quiet)
+    result, run = _run_flow(args, progress)
+    if run is None:
+        return EXIT_INPUT
+    print_summary(run, sys.stdout)
+    if run.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if all(o is not None and o.ok for o in run.outcomes) else EXIT_ROWS
+
+
+def _run_flow(args: argparse.Namespace, progress: Any) -> tuple[dict | None, Any]:
+    from .import_sheet import Hooks, hooks, import_sheet
+    from .prefect_quiet import quiet_prefect
+
+    holder: dict[str, Any] = {}
+    token = hooks.set(Hooks(progress=progress.update, on_run=lambda r: holder.setdefault("run", r)))
+    result = None
+    try:
+        with quiet_prefect(), progress:
+            result = asyncio.run(import_sheet(
+                sheet=str(args.sheet), mapping=str(args.mapping), out=str(args.out) if args.out else None,
+                concurrency=args.concurrency, rate=args.rate, sheet_name=args.sheet_name, ledger=args.ledger,
+                chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
+            ))
+    except KeyboardInterrupt:
+        run = holder.get("run")
+        if run is not None:
+            run.interrupted = True
+        print("\ninterrupted: the results workbook holds what was done so far", file=sys.stderr)
+    finally:
+        hooks.reset(token)
+    return result, holder.get("run")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .validate import validate_sheet
+
+    return validate_sheet(args.sheet, args.mapping, sheet_name=args.sheet_name, out=args.out)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .engine import prepare
+    from .redact import redact_text
+
+    plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)
+    shown = 0
+    for row in plan.rows:
+        if row.payload is None:
+            print(f"row {row.line} ({row.key_text or 'no key'}): invalid: " + "; ".join(map(str, row.problems)), file=sys.stderr)
+            continue
+        if args.limit is not None and shown >= args.limit:
+            continue
+        masked = plan.masked_payload(row.payload, _secret_values(plan.mapping))
+        print(json.dumps({"row": row.line, "key": row.key_text, "payload": masked}, ensure_ascii=False))
+        shown += 1
+    return EXIT_OK
+
+
+def _secret_values(mapping: Any) -> list[str]:
+    names = [getattr(mapping.connection.auth, "secret", None)]
+    return [os.environ[n] for n in names if n and os.environ.get(n)]
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from .sandbox import SIMULATORS, Faults, serve_forever
+
+    sim_cls = SIMULATORS.get(args.provider)
+    if sim_cls is None:
+        raise UsageError(f"no simulator for {args.provider!r}; known: {', '.join(SIMULATORS)}")
+    try:
+        faults = Faults(latency_ms=args.latency_ms, rate_limit=args.rate_limit, unavailable_rate=args.unavailable_rate,
+                        error_after_store_rate=args.error_after_store_rate,
+                        timeout_after_store_rate=args.timeout_after_store_rate, drop_after_store_rate=args.drop_after_store_rate)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    sim = sim_cls(faults=faults)
+    from .demo import sandbox_env
+
+    def ready(url: str) -> None:
+        print(f"{args.provider} simulator listening on {url} (Ctrl-C to stop). In another shell:")
+        for name, value in sandbox_env(args.provider, url).items():
+            print(f"  export {name}={value}")
+        sys.stdout.flush()
+
+    serve_forever(sim, port=args.port, on_ready=ready)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.out_dir)
+
+
+def cmd_transforms(args: argparse.Namespace) -> int:
+    from .transforms import REGISTRY
+
+    for name, doc in REGISTRY.items():
+        usage = f"{{{name}: <{doc.param}>}}" if doc.param else name
+        print(f"{usage}\n    {doc.summary}")
+        for given, got in doc.examples:
+            print(f"    In: {given:<40} Out: {got}")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .mapping import MappingFile
+
+    print(json.dumps(MappingFile.json_schema(), indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "run": cmd_run,
+    "validate": cmd_validate,
+    "render": cmd_render,
+    "sandbox": cmd_sandbox,
+    "demo": cmd_demo,
+    "transforms": cmd_transforms,
+    "schema": cmd_schema,
+}
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,492 @@
+"""The import, as plain functions: prepare (read, map, validate) -> send -> write results.
+
+Prefect (flows/import_sheet.py) and the CLI are thin shells over this module; tests and the
+benchmark drive it directly. Nothing here raises for a bad row: every row ends with an
+:class:`~flows.outcomes.Outcome`. Exceptions are kept for what stops a run before it starts
+(see flows/errors.py).
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import re
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from .auth import Auth, build_auth
+from .errors import ConfigError
+from .ledger import SENDING, Entry, Ledger, open_ledger, payload_hash
+from .mapping import MappingFile, Problem, RowMapper, compile_mapping, load_mapping
+from .outcomes import DONE_STATUSES, Action, Outcome, Status
+from .providers import resolve
+from .redact import mask_payload, redact_text
+from .sheets import Sheet, read_sheet
+from .submit import CallResult, ReadbackError, Sender, encode_form, response_messages
+
+__all__ = ["PreparedRow", "Plan", "prepare", "RunOptions", "ImportRun", "chunked", "count_statuses", "UNSET"]
+
+
+@dataclass
+class PreparedRow:
+    index: int  # position in Sheet.rows
+    line: int  # the row number a person sees in the sheet
+    key: tuple[str, ...]
+    payload: dict[str, Any] | None  # None when the row is invalid
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def key_text(self) -> str:
+        return " / ".join(self.key)
+
+
+@dataclass
+class Plan:
+    mapping: MappingFile
+    mapping_path: Path
+    sheet: Sheet
+    mapper: RowMapper
+    rows: list[PreparedRow]
+
+    @property
+    def valid(self) -> list[PreparedRow]:
+        return [r for r in self.rows if r.payload is not None]
+
+    def masked_payload(self, payload: dict, secrets: Iterable[str] = ()) -> dict:
+        sensitive = {re.sub(r"\[\d+\]", "", p) for p in self.mapping.sensitive_paths()}
+        return mask_payload(payload, sensitive, secrets)
+
+
+# --- prepare -----------------------------------------------------------------------------------------
+
+_PYDANTIC_MESSAGES = {
+    "missing": "is required",
+    "string_too_long": "is too long: at most {max_length} characters",
+    "string_too_short": "is empty; a value is required",
+    "too_long": "has too many items: at most {max_length}",
+    "literal_error": "must be one of {expected}",
+    "string_type": "must be text",
+    "extra_forbidden": "is not a field the provider accepts (check the mapping's fields)",
+}
+
+
+def _contract_problem(err: dict, mapper: RowMapper) -> Problem:
+    loc = [p for p in err["loc"] if not isinstance(p, int)]
+    path = ".".join(str(p) for p in loc)
+    columns: list[str] = []
+    for candidate in (path, str(loc[0]) if loc else ""):
+        for field_path, cols in mapper.columns_for.items():
+            if re.sub(r"\[\d+\]", "", field_path) == candidate:
+                columns = cols
+                break
+        if columns:
+            break
+    template = _PYDANTIC_MESSAGES.get(err["type"])
+    if template:
+        try:
+            msg = template.format(**(err.get("ctx") or {}))
+        except (KeyError, IndexError):
+            msg = err["msg"]
+    else:
+        msg = str(err["msg"]).removeprefix("Value error, ")
+    column = " + ".join(columns) if columns else None
+    if column is None:
+        msg = f"{path} {msg}"
+    return Problem(column, msg)
+
+
+def prepare(sheet_path: Path | str, mapping_path: Path | str, *, sheet_name: str | None = None,
+            mapping: MappingFile | None = None) -> Plan:
+    """Read the sheet, map every row and validate it. No network. Raises only for whole-run problems."""
+    mapping_path = Path(mapping_path)
+    mapping = mapping or load_mapping(mapping_path)
+    src = mapping.source
+    sheet = read_sheet(sheet_path, sheet=sheet_name or src.sheet, encoding=src.encoding, delimiter=src.delimiter)
+    mapper = compile_mapping(mapping, sheet.columns, source=Path(sheet_path).name)
+    contract: type[BaseModel] | None = resolve(mapping.request.contract) if mapping.request.contract else None
+    validate = contract.model_validate if contract is not None else None
+    rows: list[PreparedRow] = []
+    key_of, map_row = mapper.key_of, mapper.map_row
+    for i, (cells, line) in enumerate(zip(sheet.rows, sheet.line_numbers)):
+        mapped = map_row(cells)
+        problems = mapped.problems
+        key = key_of(cells)
+        for col, k in zip(mapping.key, key):
+            if not k:
+                problems.append(Problem(col, "is empty; it identifies the row across runs, so it is required"))
+        if not problems and validate is not None:
+            try:
+                validate(mapped.payload)
+            except ValidationError as exc:
+                problems = [_contract_problem(e, mapper) for e in exc.errors()]
+        rows.append(PreparedRow(i, line, key, None if problems else mapped.payload, problems))
+    _mark_duplicate_keys(rows, mapping)
+    return Plan(mapping, mapping_path, sheet, mapper, rows)
+
+
+def _mark_duplicate_keys(rows: list[PreparedRow], mapping: MappingFile) -> None:
+    seen: dict[tuple[str, ...], list[PreparedRow]] = {}
+    for r in rows:
+        if all(r.key):
+            seen.setdefault(r.key, []).append(r)
+    label = " + ".join(mapping.key)
+    for key, group in seen.items():
+        if len(group) < 2:
+            continue
+        for r in group:
+            others = ", ".join(str(o.line) for o in group if o is not r)
+            r.problems.append(Problem(mapping.key[0] if len(mapping.key) == 1 else label,
+                                      f"{' / '.join(key)!r} is also the key of row {others}; each row needs its own key"))
+            r.payload = None
+
+
+# --- run ---------------------------------------------------------------------------------------------
+
+UNSET: Any = object()
+
+
+@dataclass
+class RunOptions:
+    concurrency: int | None = None  # None: the mapping's
+    rate: float | None = UNSET  # UNSET: the mapping's; None: no limit
+    ledger_url: str | None = None
+    out: Path | None = None
+    env: Mapping[str, str] | None = None
+    transport: httpx.AsyncBaseTransport | None = None
+    resend_unknown: bool = False
+    progress: Callable[["ImportRun"], None] | None = None
+    chunk_size: int = 500
+
+
+def chunked(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)] or []
+
+
+def count_statuses(outcomes: Iterable[Outcome | None]) -> dict[str, int]:
+    counts = Counter(o.status.value if o is not None else Status.SKIPPED.value for o in outcomes)
+    return {s.value: counts.get(s.value, 0) for s in Status}
+
+
+class ImportRun:
+    """One run of one sheet. Checks credentials and the ledger on creation, before any request."""
+
+    def __init__(self, plan: Plan, options: RunOptions | None = None) -> None:
+        self.plan = plan
+        self.options = options = options or RunOptions()
+        m = plan.mapping
+        env = options.env if options.env is not None else os.environ
+        self.run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        self.base_url = (env.get(f"{m.env_prefix}_BASE_URL") or m.connection.base_url).rstrip("/")
+        if not re.match(r"^https?://", self.base_url):
+            raise ConfigError(f"{m.env_prefix}_BASE_URL={self.base_url!r} is not an http(s) URL")
+        self.auth: Auth = build_auth(m.connection.auth, m.provider, env)
+        self.concurrency = options.concurrency or m.connection.concurrency
+        self.rate = m.connection.rate if options.rate is UNSET else options.rate
+        self.readback = resolve(m.request.readback) if m.request.readback else None
+        self.ledger: Ledger = open_ledger(options.ledger_url)
+        self.outcomes: list[Outcome | None] = [None] * len(plan.rows)
+        for r in plan.rows:
+            if r.payload is None:
+                self.outcomes[r.index] = Outcome(Status.INVALID, "; ".join(str(p) for p in r.problems),
+                                                 column_messages=_by_column(r.problems))
+        self.started = dt.datetime.now().astimezone()
+        self.ended: dt.datetime | None = None
+        self.done = sum(o is not None for o in self.outcomes)
+        self.interrupted = False
+        self._in_flight: set[int] = set()
+        self._entries: dict[str, Entry] = {}
+        self._sender: Sender | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self.results_path: Path | None = None
+        self.ledger.start_run(self.run_id, input=str(plan.sheet.path), mapping=str(plan.mapping_path), provider=m.provider)
+
+    # -- the rows to send, after the ledger has had its say -------------------------------------------
+
+    def pending(self) -> list[PreparedRow]:
+        """Valid rows not yet settled in this run, minus those the ledger says are done (skipped here)."""
+        scope = self.plan.mapping.scope
+        todo = [r for r in self.plan.rows if r.payload is not None and self.outcomes[r.index] is None]
+        self._entries = self.ledger.get_many(scope, [Ledger.key_text(r.key) for r in todo])
+        out = []
+        for r in todo:
+            entry = self._entries.get(Ledger.key_text(r.key))
+            if entry is not None and entry.status in {s.value for s in DONE_STATUSES}:
+                note = ""
+                if entry.payload_hash and entry.payload_hash != payload_hash(r.payload):
+                    note = "; the row's values differ from what was sent then: change it at the provider, not by rerunning"
+                self._settle(r, Outcome(Status.SKIPPED, f"already {entry.status} by run {entry.run_id} "
+                                                        f"(provider id {entry.provider_id or 'not given'}){note}",
+                                        provider_id=entry.provider_id, http_status=entry.http_status), record=False)
+            else:
+                out.append(r)
+        return out
+
+    # -- sending --------------------------------------------------------------------------------------
+
+    def sender(self) -> Sender:
+        m = self.plan.mapping
+        return Sender(base_url=self.base_url, auth=self.auth, concurrency=self.concurrency, rate=self.rate,
+                      timeout=m.connection.timeout_seconds, connect_timeout=m.connection.connect_timeout_seconds,
+                      attempts=m.retry.attempts, backoff=m.retry.backoff_seconds, max_backoff=m.retry.max_backoff_seconds,
+                      max_retry_after=m.retry.max_retry_after_seconds, rules=m.request.status_rules(),
+                      transport=self.options.transport)
+
+    async def __aenter__(self) -> "ImportRun":
+        self._sender = self.sender()
+        await self._sender.__aenter__()
+        self._semaphore = asyncio.Semaphore(self.concurrency)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if exc and exc[0] is not None and issubclass(exc[0], (asyncio.CancelledError, KeyboardInterrupt)):
+            self.mark_interrupted()
+        if self._sender is not None:
+            await self._sender.__aexit__(*exc)
+
+    async def send(self, rows: list[PreparedRow]) -> dict[str, int]:
+        """Send these rows (a chunk) with the run's concurrency; returns their status counts."""
+        assert self._sender is not None and self._semaphore is not None, "use `async with run:` around send()"
+        queue = list(reversed(rows))
+
+        async def worker() -> None:
+            while queue:
+                row = queue.pop()
+                async with self._semaphore:
+                    await self._process(row)
+
+        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(rows)))))
+        return count_statuses(self.outcomes[r.index] for r in rows)
+
+    async def send_all(self) -> None:
+        """Everything pending, in chunks (the Prefect flow does the same with a task per chunk)."""
+        async with self:
+            for chunk in chunked(self.pending(), self.options.chunk_size):
+                await self.send(chunk)
+
+    async def _process(self, row: PreparedRow) -> None:
+        sender = self._sender
+        assert sender is not None
+        if sender.stopped:
+            self._settle(row, Outcome(Status.SKIPPED, f"not sent: the run stopped early: {sender.stopped}"), record=False)
+            return
+        scope, key = self.plan.mapping.scope, Ledger.key_text(row.key)
+        entry = self._entries.get(key)
+        self._in_flight.add(row.index)
+        try:
+            if entry is not None and entry.status in (SENDING, Status.UNKNOWN.value):
+                settled = await self._check_earlier(row, entry)
+                if settled is not None:
+                    self._settle(row, settled, record=False)
+                    return
+            phash = payload_hash(row.payload)
+            self.ledger.mark_sending(scope, key, self.run_id, phash)
+            outcome = await self._send_row(row)
+            if outcome.status is Status.SKIPPED:  # stopped before the request left
+                self.ledger.record(scope, key, Outcome(Status.FAILED, outcome.message), self.run_id)
+            self._settle(row, outcome, record=True, phash=phash)
+        finally:
+            self._in_flight.discard(row.index)
+
+    async def _check_earlier(self, row: PreparedRow, entry: Entry) -> Outcome | None:
+        """A row an earlier run may have sent. None means: confirmed absent, send it."""
+        scope, key = self.plan.mapping.scope, Ledger.key_text(row.key)
+        if self.readback is None:
+            if self.options.resend_unknown:
+                return None
+            return Outcome(Status.UNKNOWN, f"run {entry.run_id} may have booked this row ({entry.status}) and "
+                                           f"{self.plan.mapping.provider} offers no way to check; check with the provider, "
+                                           f"then rerun with --resend-unknown if it is not there")
+        try:
+            found = await self.readback(self._sender, row.payload)
+        except ReadbackError as exc:
+            return Outcome(Status.UNKNOWN, f"run {entry.run_id} may have booked this row and the check failed ({exc}); "
+                                           f"it stays unknown until it can be checked")
+        if found:
+            done = Outcome(Status.CREATED, "found at the provider after an earlier uncertain send", provider_id=found)
+            self.ledger.record(scope, key, done, self.run_id)
+            return Outcome(Status.SKIPPED, f"already created (found at the provider by a check after run {entry.run_id})",
+                           provider_id=found)
+        return None
+
+    async def _send_row(self, row: PreparedRow) -> Outcome:
+        m = self.plan.mapping
+        req = m.request
+        payload = row.payload or {}
+        try:
+            path = req.path.format_map(_PathValues(payload))
+        except KeyError as exc:
+            return Outcome(Status.INVALID, f"the request path needs {exc.args[0]}, which is empty")
+        if req.body == "form":
+            result = await self._sender.call(req.method, path, form=encode_form(payload), idempotent=req.idempotent)
+        else:
+            result = await self._sender.call(req.method, path, json_body=payload, idempotent=req.idempotent)
+        return self.outcome_from(result)
+
+    def outcome_from(self, result: CallResult) -> Outcome:
+        req = self.plan.mapping.request
+        secrets = self.auth.secrets()
+        base = dict(http_status=result.status_code, attempts=result.attempts)
+        if result.action is Action.SUCCESS:
+            status = Status.ACCEPTED if req.success == "accepted" else Status.CREATED
+            pid = _dig(result.json(), req.provider_id) if req.provider_id else None
+            return Outcome(status, "", provider_id=None if pid is None else str(pid), **base)
+        if result.action is Action.STOP and result.response is None:
+            return Outcome(Status.SKIPPED, f"not sent: the run stopped early: {result.message}", **base)
+        if result.action in (Action.STOP, Action.FAIL):
+            return Outcome(Status.FAILED, redact_text(result.message, secrets), **base)
+        if result.action is Action.UNKNOWN:
+            msg = result.message
+            if result.response is not None:
+                msg = f"{msg} ({_messages_text(result, self.plan.mapper, secrets) or 'no details'})"
+            return Outcome(Status.UNKNOWN, redact_text(msg, secrets), **base)
+        # REJECT
+        pairs = response_messages(result.json(), result.response.text if result.response is not None else "")
+        per_column: dict[str, list[str]] = {}
+        parts = []
+        for fld, msg in pairs:
+            col = _column_for(fld, self.plan.mapper) if fld else None
+            msg = redact_text(msg, secrets)
+            if col:
+                per_column.setdefault(col, []).append(msg)
+                parts.append(f"{col}: {msg}")
+            else:
+                parts.append(f"{fld}: {msg}" if fld else msg)
+        detail = "; ".join(parts)
+        head = result.message or f"rejected ({result.status_code})"
+        return Outcome(Status.REJECTED, f"{head}: {detail}" if detail else head, column_messages=per_column, **base)
+
+    # -- bookkeeping ---------------------------------------------------------------------------------------
+
+    def _settle(self, row: PreparedRow, outcome: Outcome, *, record: bool, phash: str | None = None) -> None:
+        if record:
+            self.ledger.record(self.plan.mapping.scope, Ledger.key_text(row.key), outcome, self.run_id, phash)
+        self.outcomes[row.index] = outcome
+        self.done += 1
+        if self.options.progress is not None:
+            self.options.progress(self)
+
+    def mark_interrupted(self) -> None:
+        """Ctrl-C or a cancelled flow: rows in flight become unknown, the rest are left 'not sent'."""
+        self.interrupted = True
+        for i in list(self._in_flight):
+            if self.outcomes[i] is None:
+                self.outcomes[i] = Outcome(Status.UNKNOWN, "the run was interrupted while this row was being sent; "
+                                                           "the next run checks it before resending")
+        for r in self.plan.rows:
+            if self.outcomes[r.index] is None:
+                self.outcomes[r.index] = Outcome(Status.SKIPPED, "not sent: the run was interrupted before this row")
+
+    @property
+    def total(self) -> int:
+        return len(self.plan.rows)
+
+    def counts(self) -> dict[str, int]:
+        return count_statuses(self.outcomes)
+
+    def summary(self) -> dict[str, object]:
+        ended = self.ended or dt.datetime.now().astimezone()
+        sheet = self.plan.sheet
+        info: dict[str, object] = {
+            "input file": str(sheet.path),
+            "worksheet": sheet.sheet_name or "",
+            "mapping": str(self.plan.mapping_path),
+            "provider": self.plan.mapping.provider,
+            "base URL": self.base_url,
+            "run id": self.run_id,
+            "started": self.started.isoformat(timespec="seconds"),
+            "ended": ended.isoformat(timespec="seconds"),
+            "duration (s)": round((ended - self.started).total_seconds(), 3),
+            "rows": self.total,
+            "concurrency": self.concurrency,
+            "rate limit (req/s)": self.rate if self.rate else "none",
+            "requests sent": self._sender.requests_sent if self._sender else 0,
+            "ledger": str(self.ledger.path),
+            "ledger id": self.ledger.ledger_id,
+            "interrupted": "yes" if self.interrupted else "no",
+        }
+        if sheet.encoding:
+            info["csv encoding"] = sheet.encoding
+            info["csv delimiter"] = {"\t": "tab"}.get(sheet.delimiter or "", sheet.delimiter or "")
+        return info
+
+    def write_results(self, path: Path | None = None) -> Path:
+        from .results import write_results
+
+        self.ended = self.ended or dt.datetime.now().astimezone()
+        path = Path(path or self.options.out or default_results_path(self.plan.sheet.path))
+        sheet = self.plan.sheet
+        self.results_path = write_results(path, columns=sheet.columns, rows=sheet.rows, line_numbers=sheet.line_numbers,
+                                          outcomes=self.outcomes, summary=self.summary(),
+                                          masked_columns=self.plan.mapping.sensitive_columns())
+        self.ledger.end_run(self.run_id, results=str(self.results_path), counts=self.counts())
+        return self.results_path
+
+    def close(self) -> None:
+        self.ledger.close()
+
+
+def default_results_path(sheet_path: Path) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("out") / f"{Path(sheet_path).stem}.results-{stamp}.xlsx"
+
+
+class _PathValues(dict):
+    def __init__(self, payload: dict) -> None:
+        super().__init__()
+        self._payload = payload
+
+    def __missing__(self, key: str) -> str:
+        value = _dig(self._payload, key)
+        if value in (None, ""):
+            raise KeyError(key)
+        return _quote(str(value))
+
+
+def _quote(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="")
+
+
+def _dig(data: Any, path: str | None) -> Any:
+    if data is None or not path:
+        return None
+    cur = data
+    for part in path.split("."):
+        if isinstance(cur, dict):
+            cur = cur.get(part)
+        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+            cur = cur[int(part)]
+        else:
+            return None
+    return cur
+
+
+def _by_column(problems: list[Problem]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for p in problems:
+        if p.column:
+            out.setdefault(p.column, []).append(p.message)
+    return out
+
+
+def _column_for(field_name: str, mapper: RowMapper) -> str | None:
+    want = field_name.casefold()
+    for path, cols in mapper.columns_for.items():
+        norm = re.sub(r"\[\d+\]", "", path).casefold()
+        if cols and (norm == want or norm.rsplit(".", 1)[-1] == want):
+            return " + ".join(cols)
+    return None
+
+
+def _messages_text(result: CallResult, mapper: RowMapper, secrets: list[str]) -> str:
+    text = result.response.text if result.response is not None else ""
+    pairs = response_messages(result.json(), text)
+    return "; ".join(f"{f}: {m}" if f else m for f, m in pairs)

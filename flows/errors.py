@@ -1,0 +1,56 @@
+"""Every exception the importer raises, grouped by who must act.
+
+    ImporterError                 base; carries a one-line, user-facing message
+    ├── UsageError                the command line is wrong            -> exit 2
+    ├── ConfigError               a mapping file or setting is wrong   -> exit 2
+    │   └── MissingSecretError    an environment variable is not set   -> exit 2
+    ├── InputError                the sheet cannot be read or lacks columns -> exit 2
+    └── LedgerError               the ledger database cannot be used   -> exit 2
+
+Row-level problems are *not* exceptions: they are values (``flows.outcomes.Outcome``,
+``flows.mapping.Problem``) so that one bad row never stops the good ones. Transient
+HTTP failures are handled inside the sender and end as a row outcome as well.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "ImporterError",
+    "UsageError",
+    "ConfigError",
+    "MissingSecretError",
+    "InputError",
+    "LedgerError",
+]
+
+
+class ImporterError(Exception):
+    """Base class. ``str(err)`` is a complete sentence telling the user what to fix."""
+
+    exit_code = 2
+
+
+class UsageError(ImporterError):
+    """The command was called with arguments that cannot work together."""
+
+
+class ConfigError(ImporterError):
+    """A mapping file (or another setting) is invalid."""
+
+
+class MissingSecretError(ConfigError):
+    """A secret the mapping names is not set in the environment."""
+
+    def __init__(self, variable: str, purpose: str) -> None:
+        self.variable = variable
+        super().__init__(
+            f"the environment variable {variable} is not set ({purpose}); "
+            f"set it, e.g. `export {variable}=...`, or put it in a .env file you do not commit"
+        )
+
+
+class InputError(ImporterError):
+    """The input sheet cannot be read, or does not have what the mapping needs."""
+
+
+class LedgerError(ImporterError):
+    """The ledger database cannot be opened or written."""

@@ -1,0 +1,107 @@
+"""The Prefect flow ``import_sheet``: orchestration only, over the plain functions in flows.engine.
+
+One task reads, maps and validates the sheet; one task per chunk of rows sends it (never a
+task per row: the local server manages about 100 task runs a second); one task writes the
+results workbook, which is also written if the run is interrupted. A table artifact summarises
+the run. Flow parameters are plain strings and numbers so the flow can be deployed and
+scheduled as it is.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .prefect_env import apply_defaults
+
+apply_defaults()
+
+from prefect import flow, task  # noqa: E402
+from prefect.artifacts import acreate_table_artifact  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from .engine import UNSET, ImportRun, Plan, RunOptions, chunked, prepare  # noqa: E402
+
+__all__ = ["import_sheet", "Hooks", "hooks"]
+
+
+@dataclass
+class Hooks:
+    """In-process extras a caller can attach (flow parameters must stay serialisable)."""
+
+    progress: Callable[[ImportRun], None] | None = None
+    on_run: Callable[[ImportRun], None] | None = None  # called once the run exists (CLI keeps it for Ctrl-C)
+    transport: object | None = None  # tests may inject an httpx transport
+
+
+hooks: contextvars.ContextVar[Hooks] = contextvars.ContextVar("booking_importer_hooks", default=Hooks())
+
+#: chunk tasks in flight at once: two keep the request pipe full across chunk boundaries
+CHUNKS_IN_FLIGHT = 2
+
+
+@task(name="prepare-rows", cache_policy=NO_CACHE, persist_result=False)
+def prepare_rows(sheet: str, mapping: str, sheet_name: str | None) -> Plan:
+    return prepare(sheet, mapping, sheet_name=sheet_name)
+
+
+@task(name="send-chunk", cache_policy=NO_CACHE, persist_result=False, task_run_name="send-chunk-{number}")
+async def send_chunk(run: ImportRun, chunks: list, number: int) -> dict[str, int]:
+    return await run.send(chunks[number])
+
+
+@task(name="write-results", cache_policy=NO_CACHE, persist_result=False)
+def write_results(run: ImportRun) -> str:
+    return str(run.write_results())
+
+
+@flow(name="import_sheet", persist_result=False, log_prints=False)
+async def import_sheet(
+    sheet: str,
+    mapping: str,
+    out: str | None = None,
+    concurrency: int | None = None,
+    rate: float | None = None,
+    sheet_name: str | None = None,
+    ledger: str | None = None,
+    chunk_size: int = 500,
+    resend_unknown: bool = False,
+) -> dict:
+    """Import one sheet: every row ends created, accepted, skipped, invalid, rejected, failed or unknown."""
+    h = hooks.get()
+    plan = prepare_rows(sheet, mapping, sheet_name)
+    options = RunOptions(concurrency=concurrency, rate=UNSET if rate is None else (rate or None), ledger_url=ledger,
+                         out=Path(out) if out else None, transport=h.transport, resend_unknown=resend_unknown,
+                         progress=h.progress, chunk_size=chunk_size)
+    run = ImportRun(plan, options)
+    if h.on_run:
+        h.on_run(run)
+    written = False
+    try:
+        async with run:
+            chunks = chunked(run.pending(), chunk_size)
+            if run.options.progress:
+                run.options.progress(run)
+            window = asyncio.Semaphore(CHUNKS_IN_FLIGHT)
+
+            async def one(n: int) -> dict[str, int]:
+                async with window:
+                    return await send_chunk(run, chunks, n)
+
+            await asyncio.gather(*(one(n) for n in range(len(chunks))))
+        path = write_results(run)
+        written = True
+    finally:
+        if not written:  # interrupted or crashed: still hand back what was done
+            run.mark_interrupted()
+            run.write_results()
+        run.close()
+    counts = run.counts()
+    await acreate_table_artifact(
+        key=f"{plan.mapping.provider.replace('_', '-')}-import-summary",
+        table=[{"status": s, "rows": n} for s, n in counts.items()],
+        description=f"**{Path(sheet).name}** with `{Path(mapping).name}`: {run.total} rows. Results: `{path}`",
+    )
+    return {"counts": counts, "results": path, "run_id": run.run_id, "summary": run.summary()}

@@ -1,0 +1,614 @@
+"""Mapping files: the declarative description of a provider request and of how sheet columns
+become its payload.
+
+``load_mapping(path)`` validates a YAML file against :class:`MappingFile` (unknown keys are
+errors, messages carry line numbers) and ``MappingFile.json_schema()`` is what
+``mappings/mapping.schema.json`` is generated from. ``compile_mapping(mapping, columns)``
+checks the sheet has every column the mapping names and returns a :class:`RowMapper` that turns
+one row of cells into a payload plus the list of its problems, each naming its sheet column.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Callable, Literal, Union
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from .errors import ConfigError, InputError
+from .outcomes import Action, Rule
+from .transforms import REGISTRY, TransformProblem, build_transform, closest, is_iana_zone, parse_date, parse_time, to_text
+from .yamlfile import load_yaml
+
+__all__ = [
+    "MappingFile",
+    "FieldSpec",
+    "load_mapping",
+    "compile_mapping",
+    "RowMapper",
+    "Problem",
+    "MappedRow",
+    "set_path",
+    "split_path",
+]
+
+_ENV_NAME = r"^[A-Z][A-Z0-9_]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- transforms as a schema type ---------------------------------------------------------------
+
+
+def _check_transform(value: Any) -> Any:
+    build_transform(value)  # raises ValueError with a readable message
+    return value
+
+
+def _transform_schema() -> dict[str, Any]:
+    options: list[dict[str, Any]] = []
+    bare = [name for name, doc in REGISTRY.items() if not doc.param]
+    options.append({"type": "string", "enum": sorted(bare), "description": "a transform without a parameter"})
+    for name, doc in sorted(REGISTRY.items()):
+        if doc.param:
+            options.append({
+                "type": "object",
+                "properties": {name: {"description": f"{doc.summary} Parameter: {doc.param}."}},
+                "required": [name],
+                "additionalProperties": False,
+            })
+    return {"anyOf": options, "description": "a named transform (see README, 'Transforms')"}
+
+
+TransformRef = Annotated[Any, BeforeValidator(_check_transform), WithJsonSchema(_transform_schema())]
+
+
+# --- field sources ------------------------------------------------------------------------------
+
+
+class DateTimeSource(_Strict):
+    """A local date (and time) from one or two columns, converted to UTC."""
+
+    date: str = Field(description="Column holding the date (or the date and time together).")
+    time: str | None = Field(None, description="Column holding the time, when it is separate from the date.")
+    format: str = Field(description="strftime format of the date column, e.g. '%d/%m/%Y' (day first) or '%d/%m/%Y %H:%M'.")
+    time_format: str = Field("%H:%M", description="strftime format of the time column; '%H:%M:%S' is also tried.")
+    timezone: str | None = Field(None, description="Fixed IANA zone of the sheet's times, or the default when timezone_column is empty.")
+    timezone_column: str | None = Field(None, description="Column holding each row's IANA zone.")
+    output: str = Field("%Y-%m-%dT%H:%M:%S.000Z", description="strftime format of the UTC result (ISO 8601 with Z by default).")
+
+    @model_validator(mode="after")
+    def _zone_given(self) -> "DateTimeSource":
+        if not self.timezone and not self.timezone_column:
+            raise ValueError("give `timezone` (an IANA zone such as Europe/London) or `timezone_column`, or both")
+        if self.timezone and not is_iana_zone(self.timezone):
+            raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone such as Europe/London")
+        return self
+
+
+class FieldSpec(_Strict):
+    """One payload field. Exactly one of column / const / template / datetime."""
+
+    column: str | None = Field(None, description="Sheet column the value comes from (header text).")
+    const: Any = Field(None, description="A fixed value for every row.")
+    template: str | None = Field(None, description="Text with {Column Name} placeholders, e.g. '{First name} {Last name}'.")
+    datetime: DateTimeSource | None = Field(None, description="A date and time in local time, converted to UTC.")
+    transforms: list[TransformRef] = Field(default_factory=list, description="Named transforms applied in order.")
+    required: bool = Field(False, description="An empty value makes the row invalid.")
+    when_empty: Literal["omit", "null"] = Field("omit", description="What to send when the value is empty: leave the field out, or send null (e.g. to clear it).")
+    sensitive: bool = Field(False, description="Mask the value wherever a payload is shown (render, results, logs).")
+    description: str | None = Field(None, description="Free text for people reading the mapping.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "FieldSpec":
+        given = [k for k in ("column", "const", "template", "datetime") if k in self.model_fields_set]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of column, const, template or datetime"
+                + (f" (found {', '.join(given)})" if given else "")
+            )
+        if self.template is not None and not _PLACEHOLDER.search(self.template):
+            raise ValueError("a template needs at least one {Column Name} placeholder; use const for fixed text")
+        return self
+
+    def columns(self) -> list[str]:
+        if self.column is not None:
+            return [self.column]
+        if self.template is not None:
+            return _PLACEHOLDER.findall(self.template)
+        if self.datetime is not None:
+            d = self.datetime
+            return [c for c in (d.date, d.time, d.timezone_column) if c]
+        return []
+
+
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+
+# --- connection, auth, request -------------------------------------------------------------------
+
+EnvName = Annotated[str, Field(pattern=_ENV_NAME, description="Name of an environment variable (never the secret itself).")]
+
+
+class ApiKeyHeader(_Strict):
+    kind: Literal["api_key_header"]
+    header: str = Field(description="Header that carries the key, e.g. X-Jicoo-Api-Key.")
+    secret: EnvName
+
+
+class ApiKeyBody(_Strict):
+    kind: Literal["api_key_body"]
+    field: str = Field(description="Body field that carries the key, e.g. api_key.")
+    secret: EnvName
+
+
+class NoAuth(_Strict):
+    kind: Literal["none"]
+
+
+AuthSpec = Annotated[Union[ApiKeyHeader, ApiKeyBody, NoAuth], Field(discriminator="kind")]
+
+
+class Connection(_Strict):
+    base_url: str = Field(description="Provider base URL; <PROVIDER>_BASE_URL in the environment overrides it.")
+    auth: AuthSpec
+    timeout_seconds: float = Field(30.0, gt=0, description="Seconds to wait for a response before the row becomes `unknown`.")
+    connect_timeout_seconds: float = Field(10.0, gt=0, description="Seconds to wait for a connection (safe to retry).")
+    concurrency: int = Field(8, ge=1, le=500, description="Requests in flight at once (--concurrency overrides).")
+    rate: float | None = Field(10.0, gt=0, description="Requests per second, never exceeded; null for no limit (--rate overrides).")
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError(f"{v!r} is not an http(s) URL")
+        return v.rstrip("/")
+
+
+class ResponseRule(_Strict):
+    action: Action = Field(description="success, reject, retry, unknown, stop or fail.")
+    message: str = Field("", description="Message put in _message for rows that get this status.")
+
+
+class RequestSpec(_Strict):
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    path: str = Field(description="Path after base_url; {field} placeholders take values from the payload, e.g. /WorkOrder/{WorkOrderNum}.")
+    body: Literal["json", "form"] = Field("json", description="json, or form (application/x-www-form-urlencoded, nested fields as a[b] keys).")
+    contract: str | None = Field(None, description="Provider request model the payload must satisfy, e.g. jicoo.CreateBooking.")
+    idempotent: bool = Field(False, description="True only when resending the same request cannot create a second booking (e.g. a PUT upsert keyed by your own number).")
+    success: Literal["created", "accepted"] = Field("created", description="Status of a row the provider answered with success: created, or accepted when the provider only queues it.")
+    provider_id: str | None = Field(None, description="Dotted path of the provider's id in the success response, e.g. uid or data.id.")
+    responses: dict[int, ResponseRule] = Field(default_factory=dict, description="Overrides of the default status table, by HTTP status.")
+    readback: str | None = Field(None, description="Named check that finds a row at the provider after an unknown outcome, e.g. jicoo.find_booking.")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("path must start with /")
+        return v
+
+    def status_rules(self) -> dict[int, Rule]:
+        return {code: Rule(r.action, r.message) for code, r in self.responses.items()}
+
+
+class RetrySpec(_Strict):
+    attempts: int = Field(5, ge=1, le=20, description="Most tries of one request when a resend is safe.")
+    backoff_seconds: float = Field(0.5, ge=0, description="First backoff; doubles each time, with full jitter.")
+    max_backoff_seconds: float = Field(30.0, ge=0, description="Longest single backoff.")
+    max_retry_after_seconds: float = Field(120.0, ge=0, description="Longest Retry-After honoured; longer ones give up the row as failed.")
+
+
+class SourceSpec(_Strict):
+    sheet: str | None = Field(None, description="Worksheet to read by default (--sheet overrides).")
+    encoding: str | None = Field(None, description="CSV encoding; detected when empty (UTF-8, UTF-8 BOM, then cp1252).")
+    delimiter: str | None = Field(None, description="CSV delimiter; detected when empty (comma, semicolon, tab).")
+
+
+def _as_list(v: Any) -> Any:
+    return [v] if isinstance(v, str) else v
+
+
+class MappingFile(_Strict):
+    """A mapping file: which provider, how to call it, and how columns become the payload."""
+
+    provider: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Provider id: jicoo, bigchange, systemsx_bridge, servicemobility.")
+    description: str = ""
+    source: SourceSpec = SourceSpec()
+    key: Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1, description="Column(s) that identify a row across runs.")]
+    key_scope: str | None = Field(None, description="Ledger namespace for the key; defaults to the provider id.")
+    connection: Connection
+    request: RequestSpec
+    retry: RetrySpec = RetrySpec()
+    fields: dict[str, FieldSpec] = Field(min_length=1, description="Payload fields by path (a.b, a[0].b), in order.")
+
+    @field_validator("fields")
+    @classmethod
+    def _paths(cls, v: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
+        for path in v:
+            split_path(path)  # raises ValueError on a malformed path
+        return v
+
+    @property
+    def scope(self) -> str:
+        return self.key_scope or self.provider
+
+    @property
+    def env_prefix(self) -> str:
+        return self.provider.upper()
+
+    def sensitive_paths(self) -> set[str]:
+        return {p for p, f in self.fields.items() if f.sensitive}
+
+    def sensitive_columns(self) -> set[str]:
+        return {c for f in self.fields.values() if f.sensitive for c in f.columns()}
+
+    def columns(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for c in self.key:
+            seen[c] = None
+        for f in self.fields.values():
+            for c in f.columns():
+                seen[c] = None
+        return list(seen)
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        schema = cls.model_json_schema()
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["title"] = "booking-importer mapping file"
+        return schema
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+
+def _loc_text(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def load_mapping(path: Path | str) -> MappingFile:
+    """Read and validate a mapping file. Raises ConfigError listing every problem with its line."""
+    path = Path(path)
+    data, locator = load_yaml(path)
+    try:
+        mapping = MappingFile.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
+            line = locator.line(loc)
+            where = f"line {line}, " if line else ""
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling; mappings/mapping.schema.json lists the keys)"
+            lines.append(f"  {where}{_loc_text(loc)}: {msg}")
+        raise ConfigError(f"{path.name} is not a valid mapping file:\n" + "\n".join(lines)) from None
+    _check_contract(mapping, path, locator)
+    return mapping
+
+
+_UNION_TAGS = {"api_key_header", "api_key_body", "none", "function-after[_one_source(), FieldSpec]"}
+
+
+def _check_contract(mapping: MappingFile, path: Path, locator) -> None:
+    from .providers import resolve
+
+    for attr in ("contract", "readback"):
+        ref = getattr(mapping.request, attr)
+        if ref is None:
+            continue
+        try:
+            obj = resolve(ref)
+        except LookupError as exc:
+            line = locator.line(("request", attr))
+            raise ConfigError(f"{path.name}, line {line}: request.{attr}: {exc}") from None
+        if attr == "contract":
+            required = [n for n, f in obj.model_fields.items() if f.is_required()]
+            top = {split_path(p)[0] for p in mapping.fields}
+            missing = [n for n in required if n not in top]
+            if missing:
+                raise ConfigError(
+                    f"{path.name}: fields: the provider requires {', '.join(missing)} but the mapping does not fill "
+                    f"{'it' if len(missing) == 1 else 'them'}; add a field for each (a column, a const or a template)"
+                )
+
+
+# --- payload paths ----------------------------------------------------------------------------------
+
+_SEGMENT = re.compile(r"^([A-Za-z_][\w-]*)((?:\[\d+\])*)$")
+
+
+@functools.lru_cache(maxsize=None)
+def split_path(path: str) -> tuple[str | int, ...]:
+    """'Location.Contacts[0].Phones[1].PhoneNum' -> ('Location', 'Contacts', 0, 'Phones', 1, 'PhoneNum')."""
+    parts: list[str | int] = []
+    for seg in path.split("."):
+        m = _SEGMENT.match(seg)
+        if not m:
+            raise ValueError(f"{path!r} is not a field path (use names joined by dots, with [n] for list items)")
+        parts.append(m.group(1))
+        parts.extend(int(i) for i in re.findall(r"\[(\d+)\]", m.group(2)))
+    return tuple(parts)
+
+
+def set_path(target: dict, parts: tuple[str | int, ...], value: Any) -> None:
+    cur: Any = target
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        empty: Any = [] if isinstance(nxt, int) else {}
+        if isinstance(part, int):
+            while len(cur) <= part:
+                cur.append(None)
+            if cur[part] is None:
+                cur[part] = empty
+            cur = cur[part]
+        else:
+            cur = cur.setdefault(part, empty)
+    last = parts[-1]
+    if isinstance(last, int):
+        while len(cur) <= last:
+            cur.append(None)
+        cur[last] = value
+    else:
+        cur[last] = value
+
+
+def _prune(value: Any) -> Any:
+    """Drop list items that ended up empty (all their fields were empty and omitted)."""
+    if isinstance(value, dict):
+        return {k: _prune(v) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [_prune(v) for v in value]
+        return [v for v in items if v not in (None, {}, [])]
+    return value
+
+
+# --- compiling against a sheet ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one row; ``column`` names the sheet column (None: the row as a whole)."""
+
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.column}: {self.message}" if self.column else self.message
+
+
+@dataclass
+class MappedRow:
+    payload: dict[str, Any]
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _resolve_columns(mapping: MappingFile, columns: list[str], source: str) -> dict[str, int]:
+    index = {c: i for i, c in enumerate(columns)}
+    folded: dict[str, list[str]] = {}
+    for c in columns:
+        folded.setdefault(c.casefold(), []).append(c)
+    resolved: dict[str, int] = {}
+    missing: list[str] = []
+    for name in mapping.columns():
+        if name in index:
+            resolved[name] = index[name]
+        elif len(folded.get(name.casefold(), [])) == 1:
+            resolved[name] = index[folded[name.casefold()][0]]
+        else:
+            missing.append(name)
+    if missing:
+        parts = []
+        for name in missing:
+            near = closest(name, columns, n=1)
+            parts.append(f"'{name}'" + (f" (closest: '{near[0]}')" if near else ""))
+        found = ", ".join(f"'{c}'" for c in columns) or "none"
+        raise InputError(
+            f"{source} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(parts)} that the mapping needs; "
+            f"columns found: {found}. Rename the sheet's header or change the mapping."
+        )
+    return resolved
+
+
+Getter = Callable[[list], Any]
+
+
+def _chain(fns: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    if not fns:
+        return lambda v: v
+    if len(fns) == 1:
+        return fns[0]
+
+    def run(v: Any) -> Any:
+        for fn in fns:
+            v = fn(v)
+        return v
+
+    return run
+
+
+def _blank_to_none(v: Any) -> Any:
+    if isinstance(v, str) and (not v or v.isspace()):
+        return None
+    return v
+
+
+def _datetime_getter(spec: DateTimeSource, idx: dict[str, int], field_name: str) -> tuple[Getter, str]:
+    di = idx[spec.date]
+    ti = idx[spec.time] if spec.time else None
+    zi = idx[spec.timezone_column] if spec.timezone_column else None
+    tfmts = (spec.time_format, "%H:%M:%S", "%H:%M", "%H.%M", "%I:%M %p")
+    combined_fmt = spec.format
+    default_zone = spec.timezone
+    out_fmt = spec.output
+    blame = spec.date
+
+    @functools.lru_cache(maxsize=65536)
+    def convert(dv: Any, tv: Any, zone: str) -> str:
+        if ti is None:
+            if isinstance(dv, dt.datetime):
+                local = dv
+            else:
+                text = to_text(dv).strip()
+                try:
+                    local = dt.datetime.strptime(text, combined_fmt)
+                except ValueError:
+                    raise TransformProblem(f"{text!r} is not a date and time in the form "
+                                           f"{dt.datetime(2026, 12, 31, 17, 45).strftime(combined_fmt)}") from None
+        else:
+            day = parse_date(dv, combined_fmt)
+            if tv is None:
+                raise _ColumnProblem(spec.time, "is empty; a start time is needed")
+            try:
+                clock = parse_time(tv, tfmts)
+            except TransformProblem as exc:
+                raise _ColumnProblem(spec.time, str(exc)) from None
+            local = dt.datetime.combine(day, clock)
+        if not is_iana_zone(zone):
+            raise _ColumnProblem(spec.timezone_column or blame, f"{zone!r} is not an IANA time zone such as Europe/London")
+        tz = ZoneInfo(zone)
+        aware = local.replace(tzinfo=tz)
+        utc = aware.astimezone(dt.timezone.utc)
+        if utc.astimezone(tz).replace(tzinfo=None) != local:
+            raise TransformProblem(f"{local:%Y-%m-%d %H:%M} does not exist in {zone} (the clocks go forward then)")
+        return utc.strftime(out_fmt)
+
+    def get(row: list) -> Any:
+        dv = _blank_to_none(row[di])
+        if dv is None:
+            return None
+        tv = _blank_to_none(row[ti]) if ti is not None else None
+        zone = default_zone
+        if zi is not None:
+            zv = _blank_to_none(row[zi])
+            if zv is not None:
+                zone = to_text(zv).strip()
+        if zone is None:
+            raise _ColumnProblem(spec.timezone_column, "is empty and the mapping has no default timezone")
+        return convert(dv, tv, zone)
+
+    return get, blame
+
+
+class _ColumnProblem(TransformProblem):
+    def __init__(self, column: str | None, message: str) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+@dataclass
+class _CompiledField:
+    path: str
+    parts: tuple[str | int, ...]
+    get: Getter
+    blame: str | None  # column named in problems
+    required: bool
+    send_null: bool
+    const: bool
+
+
+class RowMapper:
+    """Turns rows of cells into payloads. Build with :func:`compile_mapping`."""
+
+    def __init__(self, mapping: MappingFile, columns: list[str], source: str = "the sheet") -> None:
+        self.mapping = mapping
+        self.index = _resolve_columns(mapping, columns, source)
+        self.key_indexes = [self.index[c] for c in mapping.key]
+        self.fields = [self._compile(path, spec) for path, spec in mapping.fields.items()]
+        self.flat = all(len(f.parts) == 1 for f in self.fields)
+        #: payload path (top-level name or full path) -> sheet columns, for contract errors
+        self.columns_for: dict[str, list[str]] = {p: s.columns() for p, s in mapping.fields.items()}
+
+    def _compile(self, path: str, spec: FieldSpec) -> _CompiledField:
+        fns = [build_transform(t)[1] for t in spec.transforms]
+        post = _chain(fns)
+        if spec.column is not None:
+            i = self.index[spec.column]
+
+            def get(row: list, i=i, post=post) -> Any:
+                v = row[i]
+                if isinstance(v, str) and (not v or v.isspace()):
+                    v = None
+                return post(v)
+
+            blame = spec.column
+        elif spec.template is not None:
+            names = _PLACEHOLDER.findall(spec.template)
+            idxs = [self.index[n] for n in names]
+            pieces = _PLACEHOLDER.split(spec.template)  # text, name, text, name, ...
+
+            def get(row: list, idxs=idxs, pieces=pieces, post=post) -> Any:
+                vals = [to_text(_blank_to_none(row[i])) for i in idxs]
+                if all(v is None for v in vals):
+                    return post(None)
+                out = []
+                for j, piece in enumerate(pieces):
+                    out.append((vals[j // 2] or "") if j % 2 else piece)
+                return post(" ".join("".join(out).split()) or None)
+
+            blame = names[0] if len(names) == 1 else " + ".join(names)
+        elif spec.datetime is not None:
+            dget, blame = _datetime_getter(spec.datetime, self.index, path)
+
+            def get(row: list, dget=dget, post=post) -> Any:
+                return post(dget(row))
+        else:
+            value = spec.const
+
+            def get(row: list, value=value, post=post) -> Any:
+                return post(value)
+
+            blame = None
+        return _CompiledField(path, split_path(path), get, blame, spec.required, spec.when_empty == "null",
+                              spec.const is not None and spec.column is None and spec.template is None and spec.datetime is None)
+
+    def key_of(self, row: list) -> tuple[str, ...]:
+        return tuple((to_text(row[i]) or "").strip() for i in self.key_indexes)
+
+    def map_row(self, row: list) -> MappedRow:
+        payload: dict[str, Any] = {}
+        problems: list[Problem] = []
+        flat = self.flat
+        for f in self.fields:
+            try:
+                value = f.get(row)
+            except _ColumnProblem as exc:
+                problems.append(Problem(exc.column, str(exc)))
+                continue
+            except TransformProblem as exc:
+                problems.append(Problem(f.blame, str(exc)))
+                continue
+            if value is None or value == "":
+                if f.required:
+                    problems.append(Problem(f.blame, "is empty; a value is required"))
+                    continue
+                if not f.send_null:
+                    continue
+                value = None
+            if flat:
+                payload[f.path] = value
+            else:
+                set_path(payload, f.parts, value)
+        if not flat:
+            payload = _prune(payload)
+        return MappedRow(payload, problems)
+
+
+def compile_mapping(mapping: MappingFile, columns: list[str], source: str = "the sheet") -> RowMapper:
+    return RowMapper(mapping, columns, source)

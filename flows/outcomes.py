@@ -1,0 +1,128 @@
+"""The row outcome vocabulary and the default HTTP status table.
+
+A row ends with exactly one status:
+
+========  ===========================================================  ==============
+status    meaning                                                      who acts
+========  ===========================================================  ==============
+created   the provider created it (provider id known)                  nobody
+accepted  the provider queued it; final result comes later             nobody (wait)
+skipped   not sent: already done in an earlier run, or the run         see message
+          stopped early (credentials, Ctrl-C) before reaching it
+invalid   not sent: the sheet's values fail the mapping or contract    user fixes row
+rejected  the provider refused it (400/409/422...)                     user fixes row
+failed    could not be delivered (retries used up, 401/403, 404)       operator
+unknown   may have reached the provider; must be checked before        operator
+          anything is resent
+========  ===========================================================  ==============
+
+The status table maps an HTTP status to an :class:`Action`. Defaults live here; a mapping
+file can override single entries (``responses:``).
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Status",
+    "Action",
+    "Rule",
+    "Outcome",
+    "DEFAULT_STATUS_TABLE",
+    "rule_for",
+    "DONE_STATUSES",
+    "OK_STATUSES",
+]
+
+
+class Status(str, enum.Enum):
+    CREATED = "created"
+    ACCEPTED = "accepted"
+    SKIPPED = "skipped"
+    INVALID = "invalid"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:  # so f-strings and the workbook show the plain word
+        return self.value
+
+
+#: statuses that mean "the provider has (or will have) this row": never send again
+DONE_STATUSES = frozenset({Status.CREATED, Status.ACCEPTED})
+#: statuses that make a run's exit code 0
+OK_STATUSES = frozenset({Status.CREATED, Status.ACCEPTED, Status.SKIPPED})
+
+
+class Action(str, enum.Enum):
+    """What the sender does with a response or a transport error."""
+
+    SUCCESS = "success"  # row done: created or accepted (see the mapping's request.success)
+    REJECT = "reject"  # provider refused the row's content; do not retry
+    RETRY = "retry"  # safe to resend (nothing was booked); backoff, then `failed`
+    UNKNOWN = "unknown"  # may have been booked; never resend blindly
+    STOP = "stop"  # credentials refused: stop the whole run
+    FAIL = "fail"  # give up on this row, nothing was booked
+
+
+@dataclass(frozen=True)
+class Rule:
+    action: Action
+    message: str = ""
+
+
+#: HTTP status -> rule. Ranges are resolved by :func:`rule_for` (exact, then class).
+DEFAULT_STATUS_TABLE: dict[int, Rule] = {
+    200: Rule(Action.SUCCESS),
+    201: Rule(Action.SUCCESS),
+    202: Rule(Action.SUCCESS),
+    204: Rule(Action.SUCCESS),
+    400: Rule(Action.REJECT, "the provider rejected the row"),
+    401: Rule(Action.STOP, "credentials were refused (401): fix the API key or login, then rerun"),
+    402: Rule(Action.REJECT, "the provider refused the request (402)"),
+    403: Rule(Action.STOP, "credentials lack permission (403): fix the key's permissions, then rerun"),
+    404: Rule(Action.FAIL, "endpoint or resource not found (404): check the base URL and the row's ids"),
+    408: Rule(Action.UNKNOWN, "the provider timed out reading the request (408); check before resending"),
+    409: Rule(Action.REJECT, "conflict (409): the provider already has this, or the slot is taken"),
+    422: Rule(Action.REJECT, "the provider rejected the row"),
+    429: Rule(Action.RETRY, "rate limited (429)"),
+    500: Rule(Action.UNKNOWN, "provider error (500) after the request arrived; check before resending"),
+    502: Rule(Action.RETRY, "bad gateway (502)"),
+    503: Rule(Action.RETRY, "provider unavailable (503)"),
+    504: Rule(Action.RETRY, "gateway timeout (504)"),
+}
+
+_CLASS_DEFAULTS: dict[int, Rule] = {
+    2: Rule(Action.SUCCESS),
+    3: Rule(Action.FAIL, "unexpected redirect ({status}); check the base URL"),
+    4: Rule(Action.REJECT, "the provider rejected the row ({status})"),
+    5: Rule(Action.UNKNOWN, "provider error ({status}) after the request arrived; check before resending"),
+}
+
+
+def rule_for(status: int, overrides: dict[int, Rule] | None = None) -> Rule:
+    """The rule for an HTTP status: mapping override, then exact default, then its class."""
+    if overrides and status in overrides:
+        return overrides[status]
+    if status in DEFAULT_STATUS_TABLE:
+        return DEFAULT_STATUS_TABLE[status]
+    base = _CLASS_DEFAULTS.get(status // 100, Rule(Action.UNKNOWN, "unexpected status {status}"))
+    return Rule(base.action, base.message.format(status=status))
+
+
+@dataclass
+class Outcome:
+    """What happened to one row. A value, never raised."""
+
+    status: Status
+    message: str = ""
+    provider_id: str | None = None
+    http_status: int | None = None
+    attempts: int = 0
+    #: sheet column -> messages, for per-cell reporting (invalid and rejected rows)
+    column_messages: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in OK_STATUSES

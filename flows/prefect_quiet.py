@@ -1,0 +1,32 @@
+"""Keep a normal run's terminal to the progress bar and the summary.
+
+Prefect logs its own progress at INFO (sent to the API and the UI, where it belongs) and, on
+machines without internet, may log failed telemetry or shutdown noise. This lowers Prefect's
+console loggers to WARNING for the duration of a run unless PREFECT_LOGGING_LEVEL says otherwise.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+__all__ = ["quiet_prefect"]
+
+_NOISY = ("prefect", "prefect.server", "prefect.client", "prefect.events", "uvicorn", "uvicorn.error", "httpx", "docket")
+
+
+@contextmanager
+def quiet_prefect() -> Iterator[None]:
+    level = os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING").upper()
+    saved = {}
+    for name in _NOISY:
+        logger = logging.getLogger(name)
+        saved[name] = logger.level
+        logger.setLevel(max(logging.getLevelName(level) if isinstance(logging.getLevelName(level), int) else logging.WARNING,
+                            logging.WARNING))
+    try:
+        yield
+    finally:
+        for name, lvl in saved.items():
+            logging.getLogger(name).setLevel(lvl)

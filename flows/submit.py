@@ -1,0 +1,339 @@
+"""Sending requests: one HTTP client per run, a rate limit never exceeded, and retries only where
+a resend cannot book twice.
+
+Transport errors are classified by *whether the request may have reached the provider*:
+
+=========================================  ==========  ===========================================
+error                                      action      why
+=========================================  ==========  ===========================================
+connect refused / DNS / connect timeout    retry       nothing left this machine
+pool timeout (waiting for a connection)    retry       nothing left this machine
+read timeout                               unknown     the provider may have booked it
+connection dropped / reset after sending   unknown     the provider may have booked it
+write error / write timeout                unknown     part of the request may have arrived
+anything else                              unknown     be safe
+=========================================  ==========  ===========================================
+
+HTTP statuses follow :data:`flows.outcomes.DEFAULT_STATUS_TABLE` plus the mapping's
+``request.responses``. A request marked ``idempotent`` in the mapping (a PUT upsert keyed by
+our own number) may also be resent after an ``unknown``. 429 honours ``Retry-After`` and pauses
+every sender of the run, not only the one request.
+"""
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import aiohttp
+import httpx
+
+from .auth import Auth
+from .outcomes import Action, Rule, rule_for
+
+__all__ = ["Sender", "CallResult", "RateLimiter", "classify_error", "retry_after_seconds", "ReadbackError", "make_transport"]
+
+
+class ReadbackError(Exception):
+    """A check with the provider could not be made; the row stays unknown."""
+
+
+# --- transport errors ------------------------------------------------------------------------------
+
+_NOT_SENT_AIOHTTP = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+_MAYBE_SENT_AIOHTTP = (
+    aiohttp.ServerDisconnectedError,
+    aiohttp.SocketTimeoutError,
+    aiohttp.ClientPayloadError,
+    aiohttp.ClientOSError,
+)
+_NOT_SENT_HTTPX = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def classify_error(exc: BaseException) -> tuple[Action, str]:
+    """(RETRY or UNKNOWN, message) for an exception raised while sending a request.
+
+    The aiohttp transport re-labels its errors (a dropped connection arrives as
+    ``httpx.ConnectTimeout``), so the original aiohttp error, when there is one, decides.
+    """
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientError) or isinstance(cause, asyncio.TimeoutError):
+        if isinstance(cause, _NOT_SENT_AIOHTTP):
+            return Action.RETRY, f"could not connect ({type(cause).__name__})"
+        if isinstance(cause, aiohttp.SocketTimeoutError) or isinstance(cause, asyncio.TimeoutError):
+            return Action.UNKNOWN, "no answer before the timeout"
+        if isinstance(cause, _MAYBE_SENT_AIOHTTP):
+            return Action.UNKNOWN, f"the connection dropped after the request was sent ({type(cause).__name__})"
+        return Action.UNKNOWN, f"transport error after sending ({type(cause).__name__})"
+    if isinstance(exc, _NOT_SENT_HTTPX):
+        return Action.RETRY, f"could not connect ({type(exc).__name__})"
+    if isinstance(exc, httpx.ReadTimeout):
+        return Action.UNKNOWN, "no answer before the timeout"
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        return Action.UNKNOWN, "the connection dropped after the request was sent"
+    return Action.UNKNOWN, f"transport error after sending ({type(exc).__name__})"
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds: an integer/decimal, or an HTTP date. None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+# --- rate limiting ------------------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """Spaces request starts at least ``1/rate`` seconds apart (so the rate is never exceeded),
+    and can pause everyone until a moment (after a 429)."""
+
+    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self._clock = clock
+        self._next = 0.0
+        self._paused_until = 0.0
+
+    async def wait(self) -> None:
+        while True:
+            now = self._clock()
+            start = max(now, self._next, self._paused_until)
+            if start <= now:
+                self._next = now + self.interval
+                return
+            if self.interval == 0 and self._paused_until <= now:
+                return
+            await asyncio.sleep(start - now)
+
+    def pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+
+# --- results ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CallResult:
+    action: Action
+    response: httpx.Response | None
+    attempts: int
+    message: str = ""
+
+    @property
+    def status_code(self) -> int | None:
+        return self.response.status_code if self.response is not None else None
+
+    def json(self) -> Any:
+        if self.response is None:
+            return None
+        try:
+            return self.response.json()
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+
+def make_transport(concurrency: int) -> httpx.AsyncBaseTransport:
+    """The default transport: aiohttp under the httpx API (httpx's own pool slows sharply above ~20 in flight)."""
+    from httpx_aiohttp import AiohttpTransport
+
+    return AiohttpTransport(limits=httpx.Limits(max_connections=max(concurrency, 1), max_keepalive_connections=max(concurrency, 1)))
+
+
+class Sender:
+    """One per run. Use as ``async with Sender(...) as s: await s.call(...)``."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        auth: Auth,
+        concurrency: int,
+        rate: float | None,
+        timeout: float,
+        connect_timeout: float,
+        attempts: int,
+        backoff: float,
+        max_backoff: float,
+        max_retry_after: float,
+        rules: dict[int, Rule] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.base_url = base_url
+        self.auth = auth
+        self.limiter = RateLimiter(rate)
+        self.attempts = attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_retry_after = max_retry_after
+        self.rules = rules or {}
+        self._sleep = sleep
+        self._timeout = httpx.Timeout(timeout, connect=connect_timeout, pool=max(connect_timeout, timeout))
+        self._transport = transport if transport is not None else make_transport(concurrency)
+        self._client: httpx.AsyncClient | None = None
+        #: set when credentials were refused: nothing more is sent this run
+        self.stopped: str | None = None
+        self.requests_sent = 0
+
+    async def __aenter__(self) -> "Sender":
+        self._client = httpx.AsyncClient(base_url=self.base_url, transport=self._transport, timeout=self._timeout,
+                                         headers={"User-Agent": "booking-importer/0.1", "Accept": "application/json"})
+        await self.auth.login(self._client)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        assert self._client is not None, "use Sender as an async context manager"
+        return self._client
+
+    def _backoff(self, attempt: int) -> float:
+        cap = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
+        return random.uniform(0, cap)  # full jitter
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        form: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        idempotent: bool = False,
+        rules: dict[int, Rule] | None = None,
+    ) -> CallResult:
+        """Send one request with the retry rules above. Never raises for HTTP or transport trouble."""
+        rules = rules if rules is not None else self.rules
+        attempt = 0
+        refreshed = False
+        while True:
+            if self.stopped:
+                return CallResult(Action.STOP, None, attempt, self.stopped)
+            attempt += 1
+            await self.limiter.wait()
+            if self.stopped:
+                return CallResult(Action.STOP, None, attempt - 1, self.stopped)
+            headers = self.auth.headers()
+            body_extra = self.auth.body_fields()
+            kwargs: dict[str, Any] = {"headers": headers, "params": params}
+            if form is not None:
+                kwargs["data"] = {**body_extra, **form}
+            elif json_body is not None:
+                kwargs["json"] = {**body_extra, **json_body} if isinstance(json_body, dict) else json_body
+            try:
+                self.requests_sent += 1
+                response = await self.client.request(method, path, **kwargs)
+            except (httpx.HTTPError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                action, message = classify_error(exc)
+                if action is Action.RETRY or (idempotent and action is Action.UNKNOWN):
+                    if attempt < self.attempts:
+                        await self._sleep(self._backoff(attempt))
+                        continue
+                    return CallResult(Action.FAIL, None, attempt, f"{message}; gave up after {attempt} attempts")
+                return CallResult(Action.UNKNOWN, None, attempt,
+                                  f"{message}: the provider may have booked it; check before resending")
+            rule = rule_for(response.status_code, rules)
+            if rule.action is Action.RETRY:
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
+                if response.status_code == 429:
+                    self.limiter.pause(wait if wait is not None else self._backoff(attempt))
+                if attempt < self.attempts and (wait is None or wait <= self.max_retry_after):
+                    await self._sleep(wait if wait is not None else self._backoff(attempt))
+                    continue
+                return CallResult(Action.FAIL, response, attempt, f"{rule.message}; gave up after {attempt} attempts")
+            if rule.action is Action.STOP:
+                if not refreshed and await self.auth.refresh(self.client):
+                    refreshed = True
+                    attempt -= 1
+                    continue
+                self.stopped = rule.message
+                return CallResult(Action.STOP, response, attempt, rule.message)
+            if rule.action is Action.UNKNOWN and idempotent and attempt < self.attempts:
+                await self._sleep(self._backoff(attempt))
+                continue
+            return CallResult(rule.action, response, attempt, rule.message)
+
+    async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """A read (safe to retry). Raises ReadbackError when no usable answer came."""
+        result = await self.call("GET", path, params=params, idempotent=True, rules={})
+        if result.action is not Action.SUCCESS:
+            raise ReadbackError(result.message or f"the provider answered {result.status_code}")
+        data = result.json()
+        if data is None:
+            raise ReadbackError("the provider's answer was not JSON")
+        return data
+
+
+def response_messages(body: Any, text: str = "") -> list[tuple[str | None, str]]:
+    """(field or None, message) pairs from an error body, whatever its shape.
+
+    Understands ``{"error": {"message", "details": [{"field", "message"}]}}``, ``{"errors":
+    {prop: [msg]}}`` (RFC 7807 validation), ``{"errors": ["..."]}``, ``{"detail"/"title"/"message"}``,
+    and falls back to the body text, trimmed.
+    """
+    out: list[tuple[str | None, str]] = []
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            details = err.get("details")
+            if isinstance(details, list) and details:
+                for d in details:
+                    if isinstance(d, dict):
+                        out.append((d.get("field"), str(d.get("message", ""))))
+            elif err.get("message"):
+                out.append((None, str(err["message"])))
+        elif isinstance(err, str):
+            out.append((None, err))
+        errors = body.get("errors")
+        if isinstance(errors, dict):
+            for prop, msgs in errors.items():
+                for m in msgs if isinstance(msgs, list) else [msgs]:
+                    out.append((str(prop), str(m)))
+        elif isinstance(errors, list):
+            for m in errors:
+                if isinstance(m, dict):
+                    out.append((m.get("field") or m.get("property"), str(m.get("message", m))))
+                else:
+                    out.append((None, str(m)))
+        if not out:
+            for k in ("detail", "message", "title"):
+                if body.get(k):
+                    out.append((None, str(body[k])))
+                    break
+    if not out and text.strip():
+        out.append((None, " ".join(text.split())[:1000]))
+    return out
+
+
+def encode_form(payload: dict[str, Any]) -> dict[str, Any]:
+    """Nested payload -> flat form fields with bracket keys: {'a': {'b': 1}} -> {'a[b]': 1}."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}[{k}]" if prefix else str(k), v)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(f"{prefix}[{i}]", v)
+        else:
+            flat[prefix] = "" if value is None else (json.dumps(value) if isinstance(value, bool) else value)
+
+    walk("", payload)
+    return flat
