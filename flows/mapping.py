@@ -30,7 +30,7 @@ from pydantic import (
 
 from .errors import ConfigError, InputError
 from .outcomes import Action, Rule
-from .transforms import REGISTRY, TransformProblem, build_transform, closest, is_iana_zone, parse_date, parse_time, to_text
+from .transforms import REGISTRY, TransformProblem, build_transform, closest, is_iana_zone, parse_date, parse_time, to_text, zone_problem
 from .yamlfile import load_yaml
 
 __all__ = [
@@ -230,7 +230,8 @@ class MappingFile(_Strict):
     provider: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Provider id: jicoo, bigchange, systemsx_bridge, servicemobility.")
     description: str = ""
     source: SourceSpec = SourceSpec()
-    key: Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1, description="Column(s) that identify a row across runs.")]
+    key: Annotated[list[str], BeforeValidator(_as_list, json_schema_input_type=Union[str, list[str]]),
+                   Field(min_length=1, description="Column(s) that identify a row across runs.")]
     key_scope: str | None = Field(None, description="Ledger namespace for the key; defaults to the provider id.")
     connection: Connection
     request: RequestSpec
@@ -240,8 +241,19 @@ class MappingFile(_Strict):
     @field_validator("fields")
     @classmethod
     def _paths(cls, v: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
+        shapes: dict[tuple, tuple[str, str]] = {}  # path prefix -> (value | list | object, field that made it so)
         for path in v:
-            split_path(path)  # raises ValueError on a malformed path
+            parts = split_path(path)  # raises ValueError on a malformed path
+            for i in range(len(parts)):
+                shape = "value" if i == len(parts) - 1 else "list" if isinstance(parts[i + 1], int) else "object"
+                first = shapes.setdefault(parts[:i + 1], (shape, path))
+                where = _path_text(parts[:i + 1])
+                if first[0] == shape == "value" and first[1] != path:
+                    raise ValueError(f"fields {first[1]!r} and {path!r} both fill '{where}'; keep one")
+                if first[0] != shape:
+                    kinds = {"value": "a value", "list": "a list", "object": "an object"}
+                    raise ValueError(f"fields {first[1]!r} and {path!r} clash: one makes '{where}' "
+                                     f"{kinds[first[0]]}, the other {kinds[shape]}")
         return v
 
     @property
@@ -297,6 +309,10 @@ def load_mapping(path: Path | str) -> MappingFile:
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown key (check the spelling; mappings/mapping.schema.json lists the keys)"
+            elif err["type"] == "string_pattern_mismatch" and loc and loc[-1] == "secret":
+                # never echo the value: it may be the key itself
+                msg = ("must be the NAME of the environment variable that holds the secret, in capitals "
+                       "(e.g. JICOO_API_KEY), never the secret itself")
             lines.append(f"  {where}{_loc_text(loc)}: {msg}")
         raise ConfigError(f"{path.name} is not a valid mapping file:\n" + "\n".join(lines)) from None
     _check_contract(mapping, path, locator)
@@ -323,8 +339,9 @@ def _check_contract(mapping: MappingFile, path: Path, locator) -> None:
             top = {split_path(p)[0] for p in mapping.fields}
             missing = [n for n in required if n not in top]
             if missing:
+                line = locator.line(("fields",))
                 raise ConfigError(
-                    f"{path.name}: fields: the provider requires {', '.join(missing)} but the mapping does not fill "
+                    f"{path.name}{f', line {line}' if line else ''}: fields: the provider requires {', '.join(missing)} but the mapping does not fill "
                     f"{'it' if len(missing) == 1 else 'them'}; add a field for each (a column, a const or a template)"
                 )
 
@@ -345,6 +362,10 @@ def split_path(path: str) -> tuple[str | int, ...]:
         parts.append(m.group(1))
         parts.extend(int(i) for i in re.findall(r"\[(\d+)\]", m.group(2)))
     return tuple(parts)
+
+
+def _path_text(parts: tuple[str | int, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(parts))
 
 
 def set_path(target: dict, parts: tuple[str | int, ...], value: Any) -> None:
@@ -481,7 +502,7 @@ def _datetime_getter(spec: DateTimeSource, idx: dict[str, int], field_name: str)
                 raise _ColumnProblem(spec.time, str(exc)) from None
             local = dt.datetime.combine(day, clock)
         if not is_iana_zone(zone):
-            raise _ColumnProblem(spec.timezone_column or blame, f"{zone!r} is not an IANA time zone such as Europe/London")
+            raise _ColumnProblem(spec.timezone_column or blame, zone_problem(zone))
         tz = ZoneInfo(zone)
         aware = local.replace(tzinfo=tz)
         utc = aware.astimezone(dt.timezone.utc)
@@ -589,10 +610,14 @@ class RowMapper:
             try:
                 value = f.get(row)
             except _ColumnProblem as exc:
-                problems.append(Problem(exc.column, str(exc)))
+                problem = Problem(exc.column, str(exc))
+                if problem not in problems:
+                    problems.append(problem)
                 continue
             except TransformProblem as exc:
-                problems.append(Problem(f.blame, str(exc)))
+                problem = Problem(f.blame, str(exc))
+                if problem not in problems:
+                    problems.append(problem)
                 continue
             if value is None or value == "":
                 if f.required:

@@ -17,6 +17,7 @@ No expression strings, no eval: the set is closed and checked when the mapping l
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import difflib
 import re
 from dataclasses import dataclass
@@ -168,7 +169,7 @@ def _digits() -> Fn:
             return v
         plus = v.strip().startswith("+")
         out = "".join(ch for ch in v if ch.isdigit())
-        return ("+" + out if plus else out) or None
+        return ("+" + out if plus and out else out) or None
 
     return digits
 
@@ -179,13 +180,13 @@ def _integer() -> Fn:
         if v is None or isinstance(v, int):
             return v
         text = to_text(v).strip().replace(",", "")
-        try:
-            f = float(text)
-        except ValueError:
+        try:  # Decimal, not float: long numbers (ids, phone-like codes) keep every digit
+            d = decimal.Decimal(text)
+        except decimal.InvalidOperation:
             raise TransformProblem(f"{text!r} is not a whole number") from None
-        if not f.is_integer():
+        if not d.is_finite() or d != d.to_integral_value():
             raise TransformProblem(f"{text!r} is not a whole number")
-        return int(f)
+        return int(d)
 
     return integer
 
@@ -242,12 +243,18 @@ def _iana_zone() -> Fn:
         if v is None:
             return v
         if not isinstance(v, str) or not is_iana_zone(v):
-            near = closest(to_text(v), sorted(_ZONES or available_timezones()))
-            hint = f" (closest: {', '.join(near)})" if near else ""
-            raise TransformProblem(f"{to_text(v)!r} is not an IANA time zone such as Europe/London{hint}")
+            raise TransformProblem(zone_problem(to_text(v)))
         return v
 
     return iana_zone
+
+
+def zone_problem(text: str) -> str:
+    """The message for a value that is not an IANA zone, with the closest names."""
+    is_iana_zone("UTC")  # loads the zone list
+    near = closest(text, sorted(_ZONES or ()))
+    hint = f" (closest: {', '.join(near)})" if near else ""
+    return f"{text!r} is not an IANA time zone such as Europe/London{hint}"
 
 
 @_register("date", "Parse a date with an explicit strftime format and write it as ISO (YYYY-MM-DD). "

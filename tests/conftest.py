@@ -1,0 +1,61 @@
+"""Shared fixtures: provider simulators on loopback, a throwaway ledger, mapping variants."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+from flows.prefect_env import apply_defaults
+
+apply_defaults()
+
+ROOT = Path(__file__).resolve().parent.parent
+MAPPINGS = ROOT / "mappings"
+SAMPLES = ROOT / "sample_data"
+
+
+@pytest.fixture
+def jicoo_sim() -> Iterator[Any]:
+    """A fresh Jicoo simulator on 127.0.0.1; ``sim.url`` is its base URL."""
+    from flows.sandbox import JicooSimulator, SimulatorServer
+
+    sim = JicooSimulator()
+    with SimulatorServer(sim) as url:
+        sim.url = url
+        yield sim
+
+
+@pytest.fixture
+def jicoo_env(jicoo_sim, monkeypatch) -> dict[str, str]:
+    """Environment pointing Jicoo at the simulator (also set in os.environ for CLI/flow tests)."""
+    from flows.demo import sandbox_env
+
+    env = sandbox_env("jicoo", jicoo_sim.url)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env
+
+
+@pytest.fixture
+def ledger_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+
+
+def mapping_variant(tmp_path: Path, base: str = "jicoo.yaml", **changes: Any) -> Path:
+    """A copy of a bundled mapping with some keys changed: ``connection__timeout_seconds=1``."""
+    data = yaml.safe_load((MAPPINGS / base).read_text())
+    for dotted, value in changes.items():
+        cur = data
+        parts = dotted.split("__")
+        for p in parts[:-1]:
+            cur = cur.setdefault(p, {})
+        if value is None:
+            cur.pop(parts[-1], None)
+        else:
+            cur[parts[-1]] = value
+    out = tmp_path / f"variant-{base}"
+    out.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return out
