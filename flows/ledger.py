@@ -98,7 +98,12 @@ class Ledger:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        except OSError as exc:
+            raise LedgerError(f"cannot create the ledger's folder {path.parent}: {exc.strerror or exc}; "
+                              f"give another --ledger") from None
+        db: sqlite3.Connection | None = None
+        try:
+            self._db = db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
             self._db.executescript(_SCHEMA)
@@ -108,6 +113,8 @@ class Ledger:
                 row = self._db.execute("SELECT value FROM meta WHERE name='ledger_id'").fetchone()
             self.ledger_id: str = row[0]
         except sqlite3.DatabaseError as exc:
+            if db is not None:
+                db.close()
             raise LedgerError(f"cannot use the ledger at {path}: {exc}; give another --ledger or remove the damaged file") from None
         self._lock = threading.Lock()
 

@@ -60,7 +60,8 @@ def classify_error(exc: BaseException) -> tuple[Action, str]:
     The aiohttp transport re-labels its errors (a dropped connection arrives as
     ``httpx.ConnectTimeout``), so the original aiohttp error, when there is one, decides.
     """
-    cause = exc.__cause__
+    # an aiohttp error the transport does not map arrives as itself
+    cause = exc if isinstance(exc, aiohttp.ClientError) else exc.__cause__
     if isinstance(cause, aiohttp.ClientError) or isinstance(cause, asyncio.TimeoutError):
         if isinstance(cause, _NOT_SENT_AIOHTTP):
             return Action.RETRY, f"could not connect ({type(cause).__name__})"
@@ -101,9 +102,11 @@ class RateLimiter:
     """Spaces request starts at least ``1/rate`` seconds apart (so the rate is never exceeded),
     and can pause everyone until a moment (after a 429)."""
 
-    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Any] = asyncio.sleep) -> None:
         self.interval = 1.0 / rate if rate else 0.0
         self._clock = clock
+        self._sleep = sleep
         self._next = 0.0
         self._paused_until = 0.0
 
@@ -116,7 +119,7 @@ class RateLimiter:
                 return
             if self.interval == 0 and self._paused_until <= now:
                 return
-            await asyncio.sleep(start - now)
+            await self._sleep(start - now)
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self._clock() + seconds)
@@ -171,10 +174,12 @@ class Sender:
         rules: dict[int, Rule] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.base_url = base_url
         self.auth = auth
-        self.limiter = RateLimiter(rate)
+        # a test that fakes the clock fakes sleeping too, so the limiter never waits for real
+        self.limiter = RateLimiter(rate) if clock is None else RateLimiter(rate, clock=clock, sleep=sleep)
         self.attempts = attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -251,11 +256,16 @@ class Sender:
             rule = rule_for(response.status_code, rules)
             if rule.action is Action.RETRY:
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
-                if response.status_code == 429:
+                if response.status_code == 429 and (wait is None or wait <= self.max_retry_after):
+                    # a Retry-After too long to honour fails this row; it must not stall every other row
                     self.limiter.pause(wait if wait is not None else self._backoff(attempt))
                 if attempt < self.attempts and (wait is None or wait <= self.max_retry_after):
                     await self._sleep(wait if wait is not None else self._backoff(attempt))
                     continue
+                if wait is not None and wait > self.max_retry_after:
+                    return CallResult(Action.FAIL, response, attempt,
+                                      f"{rule.message}; the provider asked to wait {wait:.0f} s, longer than "
+                                      f"retry.max_retry_after_seconds ({self.max_retry_after:g} s)")
                 return CallResult(Action.FAIL, response, attempt, f"{rule.message}; gave up after {attempt} attempts")
             if rule.action is Action.STOP:
                 if not refreshed and await self.auth.refresh(self.client):

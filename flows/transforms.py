@@ -125,11 +125,22 @@ def _default(value: Any) -> Fn:
     return default
 
 
+def _whole_number(n: Any) -> int:
+    """A transform's N parameter; ValueError with a readable message otherwise."""
+    try:
+        value = int(str(n).strip())
+    except ValueError:
+        raise ValueError(f"N must be a whole number, not {n!r}") from None
+    if value < 0 or isinstance(n, bool):
+        raise ValueError(f"N must be a whole number of 0 or more, not {n!r}")
+    return value
+
+
 @_register("max_length", "Reject text longer than N characters (the row becomes invalid).",
            [("'Ann' with 3", "'Ann'"), ("'Annabelle' with 3", "problem: is 9 characters long; at most 3 are allowed")],
            param="N, a whole number")
 def _max_length(n: int) -> Fn:
-    n = int(n)
+    n = _whole_number(n)
 
     def max_length(v: Value) -> Value:
         if isinstance(v, str) and len(v) > n:
@@ -142,7 +153,7 @@ def _max_length(n: int) -> Fn:
 @_register("truncate", "Cut text to at most N characters (no problem reported).",
            [("'Annabelle' with 3", "'Ann'")], param="N, a whole number")
 def _truncate(n: int) -> Fn:
-    n = int(n)
+    n = _whole_number(n)
     return lambda v: v[:n] if isinstance(v, str) else v
 
 

@@ -35,7 +35,7 @@ def _construct(node: yaml.Node, path: tuple, lines: dict[tuple, int], source: st
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.SafeLoader.construct_object(_LOADER_STUB, key_node)  # scalar keys only
+            key = _scalar(key_node, source)  # scalar keys only
             if isinstance(key, (dict, list)):
                 raise ConfigError(f"{source}, line {key_node.start_mark.line + 1}: a key must be plain text")
             if key in out:
@@ -49,7 +49,16 @@ def _construct(node: yaml.Node, path: tuple, lines: dict[tuple, int], source: st
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_construct(item, path + (i,), lines, source) for i, item in enumerate(node.value)]
-    return yaml.SafeLoader.construct_object(_LOADER_STUB, node)
+    return _scalar(node, source)
+
+
+def _scalar(node: yaml.Node, source: str) -> Any:
+    """A scalar's value; an unknown tag (``!!python/...``) or an impossible date is a ConfigError."""
+    try:
+        return yaml.SafeLoader.construct_object(_LOADER_STUB, node)
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}, line {node.start_mark.line + 1}: not a valid value: {problem}") from None
 
 
 class _Stub(yaml.SafeLoader):
@@ -77,6 +86,12 @@ def load_yaml(path: Path | str) -> tuple[Any, Locator]:
         mark = exc.problem_mark
         where = f", line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{source}{where}: not valid YAML: {exc.problem}") from None
+    except yaml.reader.ReaderError as exc:  # a control character: not a MarkedYAMLError
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        char = exc.character if isinstance(exc.character, int) else 0
+        raise ConfigError(f"{source}, line {line}: not valid YAML: {exc.reason} (character #x{char:04x}); remove it") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if node is None:
         raise ConfigError(f"{source} is empty; see mappings/jicoo.yaml for an example")
     lines: dict[tuple, int] = {}

@@ -1,0 +1,199 @@
+"""The ledger: each row's state survives the process, and bad ledgers fail with a readable error."""
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from flows.errors import LedgerError
+from flows.ledger import SENDING, Ledger, default_ledger_url, open_ledger, payload_hash
+from flows.outcomes import Outcome, Status
+
+SCOPE = "jicoo"
+K1 = Ledger.key_text(["B1"])
+K2 = Ledger.key_text(["B2"])
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    with open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}") as led:
+        yield led
+
+
+def test_mark_sending_then_record(ledger):
+    phash = payload_hash({"name": "Ann"})
+    ledger.mark_sending(SCOPE, K1, "run-1", phash)
+    entry = ledger.get(SCOPE, K1)
+    assert (entry.status, entry.run_id, entry.payload_hash, entry.attempts) == (SENDING, "run-1", phash, 0)
+    assert entry.provider_id is None
+
+    ledger.record(SCOPE, K1, Outcome(Status.CREATED, provider_id="bk_1", http_status=201, attempts=2), "run-1", phash)
+    entry = ledger.get(SCOPE, K1)
+    assert (entry.status, entry.provider_id, entry.http_status, entry.attempts) == ("created", "bk_1", 201, 2)
+    assert entry.payload_hash == phash and entry.scope == SCOPE and entry.key == K1
+    assert entry.updated_at.endswith("+00:00")
+
+
+def test_get_many_and_scopes(ledger):
+    ledger.record(SCOPE, K1, Outcome(Status.CREATED, provider_id="a"), "run-1")
+    ledger.record(SCOPE, K2, Outcome(Status.REJECTED, "slot no longer available", http_status=409), "run-1")
+    ledger.record("bigchange", K1, Outcome(Status.CREATED, provider_id="other"), "run-1")
+    found = ledger.get_many(SCOPE, [K1, K2, Ledger.key_text(["B3"])])
+    assert set(found) == {K1, K2}
+    assert found[K1].provider_id == "a"
+    assert (found[K2].status, found[K2].message) == ("rejected", "slot no longer available")
+    assert ledger.get_many(SCOPE, []) == {}
+    assert [e.key for e in ledger.all(SCOPE)] == [K1, K2]
+    assert len(ledger.all()) == 3
+
+
+def test_get_many_with_more_keys_than_sqlite_allows_in_one_query(ledger):
+    keys = [Ledger.key_text([f"B{i}"]) for i in range(1_200)]
+    for k in keys[::100]:
+        ledger.record(SCOPE, k, Outcome(Status.CREATED), "run-1")
+    assert set(ledger.get_many(SCOPE, keys)) == set(keys[::100])
+
+
+def test_attempts_accumulate_and_provider_id_is_kept(ledger):
+    ledger.mark_sending(SCOPE, K1, "run-1", "h")
+    ledger.record(SCOPE, K1, Outcome(Status.UNKNOWN, "no answer", attempts=1), "run-1")
+    ledger.record(SCOPE, K1, Outcome(Status.CREATED, provider_id="bk_9", attempts=2), "run-2")
+    ledger.mark_sending(SCOPE, K1, "run-3", "h")
+    ledger.record(SCOPE, K1, Outcome(Status.FAILED, "gave up", attempts=3), "run-3")
+    entry = ledger.get(SCOPE, K1)
+    assert entry.attempts == 6
+    assert entry.provider_id == "bk_9"  # a later record without an id keeps the known one
+    assert (entry.status, entry.run_id, entry.payload_hash) == ("failed", "run-3", "h")
+
+
+@pytest.mark.parametrize("status", [Status.INVALID, Status.SKIPPED])
+def test_invalid_and_skipped_rows_are_not_recorded(ledger, status):
+    ledger.record(SCOPE, K1, Outcome(status, "not sent"), "run-1")
+    assert ledger.get(SCOPE, K1) is None
+    ledger.record(SCOPE, K2, Outcome(Status.CREATED, provider_id="x"), "run-1")
+    ledger.record(SCOPE, K2, Outcome(status, "already created"), "run-2")
+    assert ledger.get(SCOPE, K2).status == "created"  # an earlier state is left as it was
+
+
+def test_long_messages_are_cut(ledger):
+    ledger.record(SCOPE, K1, Outcome(Status.REJECTED, "x" * 5000), "run-1")
+    assert len(ledger.get(SCOPE, K1).message) == 2000
+
+
+def test_another_process_sees_committed_rows(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(path) as first:
+        first.mark_sending(SCOPE, K1, "run-1", "h")
+        # a second connection, as a second process would open it, while the first is still open
+        with Ledger(path) as second:
+            assert second.get(SCOPE, K1).status == SENDING
+            assert second.ledger_id == first.ledger_id
+        first.record(SCOPE, K1, Outcome(Status.CREATED, provider_id="bk_1", attempts=1), "run-1")
+        with Ledger(path) as third:
+            assert third.get(SCOPE, K1).provider_id == "bk_1"
+
+
+def test_a_killed_writer_loses_nothing_it_committed(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    script = textwrap.dedent(f"""
+        import os
+        from pathlib import Path
+        from flows.ledger import Ledger
+        from flows.outcomes import Outcome, Status
+        led = Ledger(Path({str(path)!r}))
+        led.mark_sending("jicoo", '["B1"]', "run-1", "h")
+        led.record("jicoo", '["B1"]', Outcome(Status.CREATED, provider_id="bk_1", attempts=1), "run-1")
+        led.mark_sending("jicoo", '["B2"]', "run-1", "h")
+        os._exit(9)  # no close, no clean shutdown
+    """)
+    subprocess.run([sys.executable, "-c", script], check=False, timeout=60)
+    with Ledger(path) as led:
+        assert led.get(SCOPE, K1).provider_id == "bk_1"
+        assert led.get(SCOPE, K2).status == SENDING
+
+
+def test_wal_mode_is_on(ledger):
+    with closing(sqlite3.connect(ledger.path)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_ledger_id_is_stable(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(path) as led:
+        first = led.ledger_id
+    with Ledger(path) as led:
+        assert led.ledger_id == first
+    assert len(first) == 16 and int(first, 16) >= 0
+    with Ledger(tmp_path / "other.sqlite") as other:
+        assert other.ledger_id != first
+
+
+def test_runs_are_recorded(ledger):
+    ledger.start_run("run-1", input="bookings.xlsx", mapping="mappings/jicoo.yaml", provider="jicoo")
+    ledger.end_run("run-1", results="out/r.xlsx", counts={"created": 3})
+    row = ledger._db.execute("SELECT input, provider, results, counts, ended_at FROM runs").fetchone()
+    assert row[:4] == ("bookings.xlsx", "jicoo", "out/r.xlsx", '{"created": 3}') and row[4]
+
+
+@pytest.mark.parametrize(("url", "where"), [
+    ("sqlite:///{tmp}/a/b/ledger.sqlite", "a/b/ledger.sqlite"),  # folders are created
+    ("{tmp}/plain.sqlite", "plain.sqlite"),
+])
+def test_ledger_urls(tmp_path, url, where):
+    with open_ledger(url.format(tmp=tmp_path)) as led:
+        assert led.path == tmp_path / where
+        assert led.path.exists()
+
+
+def test_default_ledger_url(monkeypatch, tmp_path):
+    monkeypatch.delenv("BOOKING_IMPORTER_LEDGER", raising=False)
+    assert default_ledger_url() == "sqlite:///booking-ledger.sqlite"
+    monkeypatch.setenv("BOOKING_IMPORTER_LEDGER", f"sqlite:///{tmp_path / 'env.sqlite'}")
+    with open_ledger() as led:
+        assert led.path == tmp_path / "env.sqlite"
+
+
+@pytest.mark.parametrize(("url", "fragment"), [
+    ("postgresql://db/ledger", "ledger URL 'postgresql://db/ledger' is not supported; use sqlite:///"),
+    ("sqlite://relative.db", "is not supported"),
+])
+def test_bad_url(url, fragment):
+    with pytest.raises(LedgerError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        open_ledger(url)
+
+
+def test_corrupt_file(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    path.write_bytes(b"this is not a database, just some bytes\n" * 200)
+    with pytest.raises(LedgerError) as info:
+        Ledger(path)
+    assert f"cannot use the ledger at {path}: file is not a database" in str(info.value)
+    assert "remove the damaged file" in str(info.value)
+
+
+def test_folder_in_the_way(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(LedgerError, match="cannot create the ledger's folder"):
+        Ledger(tmp_path / "afile" / "sub" / "ledger.sqlite")
+
+
+def test_a_folder_is_not_a_ledger(tmp_path):
+    with pytest.raises(LedgerError, match="cannot use the ledger"):
+        Ledger(tmp_path)
+
+
+def test_payload_hash_ignores_key_order_and_keeps_values_private():
+    a = payload_hash({"name": "Ann", "email": "ann@example.com"})
+    assert a == payload_hash({"email": "ann@example.com", "name": "Ann"})
+    assert a != payload_hash({"email": "ann@example.com", "name": "Anne"})
+    assert len(a) == 64 and "Ann" not in a
+
+
+def test_key_text_is_json():
+    assert Ledger.key_text(("Leeds", "B1")) == '["Leeds", "B1"]'
+    assert Ledger.key_text(["東京"]) == '["東京"]'
