@@ -92,8 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "sample_data/, write the results workbooks under out/demo/ and print the summaries.")
     p.add_argument("--out-dir", type=Path, default=Path("out/demo"), help="where workbooks and the demo ledger go (default out/demo)")
 
-    sub.add_parser("transforms", help="list the transforms a mapping file can use, with examples")
-    sub.add_parser("schema", help="print the JSON Schema of mapping files")
+    sub.add_parser("transforms", help="list the transforms a mapping file can use, with examples",
+                   description="List every named transform a mapping file's `transforms:` can use, with its "
+                               "parameter and In/Out examples.")
+    sub.add_parser("schema", help="print the JSON Schema of mapping files",
+                   description="Print the JSON Schema of mapping files (mappings/mapping.schema.json is generated "
+                               "from it with `make schema`); point your editor's YAML support at it.")
     return parser
 
 
@@ -151,8 +155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .report import Progress, print_summary
 
-    if not args.sheet.exists():  # fail before paying for Prefect's start-up
-        raise UsageError(f"{args.sheet} does not exist")
     from .engine import prepare
 
     prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before Prefect starts

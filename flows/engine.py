@@ -287,7 +287,12 @@ class ImportRun:
                     return
             phash = payload_hash(row.payload)
             self.ledger.mark_sending(scope, key, self.run_id, phash)
-            outcome = await self._send_row(row)
+            try:
+                outcome = await self._send_row(row)
+            except asyncio.CancelledError:  # Ctrl-C or a cancelled flow: the request may have left
+                self.outcomes[row.index] = Outcome(Status.UNKNOWN, "the run was interrupted while this row was being "
+                                                                   "sent; the next run checks it before resending")
+                raise
             if outcome.status is Status.SKIPPED:  # stopped before the request left
                 self.ledger.record(scope, key, Outcome(Status.FAILED, outcome.message), self.run_id)
             self._settle(row, outcome, record=True, phash=phash)

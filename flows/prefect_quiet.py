@@ -16,6 +16,17 @@ __all__ = ["quiet_prefect"]
 _NOISY = ("prefect", "prefect.server", "prefect.client", "prefect.events", "uvicorn", "uvicorn.error", "httpx", "docket")
 
 
+class _DropInterruptNoise(logging.Filter):
+    """Ctrl-C makes Prefect log 'Crash detected!' for the flow and each running task; the run's
+    own summary already says it was interrupted, and the flow's state in the UI says Crashed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "cancelled by the runtime environment" not in record.getMessage()
+
+
+_FILTER = _DropInterruptNoise()
+
+
 @contextmanager
 def quiet_prefect() -> Iterator[None]:
     level = os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING").upper()
@@ -25,8 +36,13 @@ def quiet_prefect() -> Iterator[None]:
         saved[name] = logger.level
         logger.setLevel(max(logging.getLevelName(level) if isinstance(logging.getLevelName(level), int) else logging.WARNING,
                             logging.WARNING))
+    run_loggers = [logging.getLogger("prefect.flow_runs"), logging.getLogger("prefect.task_runs")]
+    for logger in run_loggers:
+        logger.addFilter(_FILTER)
     try:
         yield
     finally:
+        for logger in run_loggers:
+            logger.removeFilter(_FILTER)
         for name, lvl in saved.items():
             logging.getLogger(name).setLevel(lvl)

@@ -1,0 +1,131 @@
+"""The Prefect shell: the ``import_sheet`` flow and the ``run`` command against a real (temporary)
+Prefect server, including a run killed with SIGKILL and one interrupted with Ctrl-C."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flows.results import read_results
+from flows.sandbox import Faults
+
+from .conftest import MAPPINGS, ROOT, SAMPLES
+
+pytestmark = pytest.mark.prefect
+
+SHEET = SAMPLES / "jicoo" / "bookings.xlsx"
+MAPPING = MAPPINGS / "jicoo.yaml"
+
+
+@pytest.fixture(scope="module")
+def prefect_api():
+    """One temporary Prefect server for the module (starting one takes several seconds)."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+def cli(args, env_extra, **popen) -> subprocess.Popen:
+    env = {**os.environ, **env_extra}
+    return subprocess.Popen([sys.executable, "-m", "flows", *map(str, args)], cwd=popen.pop("cwd", ROOT), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def wait_for(predicate, timeout=60.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_flow_imports_the_sample_and_leaves_a_summary_artifact(prefect_api, jicoo_sim, jicoo_env, ledger_url, tmp_path):
+    from prefect.client.orchestration import get_client
+
+    from flows.import_sheet import import_sheet
+
+    out = tmp_path / "flow.xlsx"
+    result = asyncio.run(import_sheet(sheet=str(SHEET), mapping=str(MAPPING), out=str(out), ledger=ledger_url, rate=0,
+                                      chunk_size=20))
+    assert result["counts"]["created"] == 54
+    assert Path(result["results"]) == out
+    df, _ = read_results(out)
+    assert (df["_status"] == "created").sum() == 54
+
+    async def latest_summary():
+        # a raw filter request: prefect 3.8.8's client sends nulls that its server (fastapi 0.154) rejects
+        async with get_client() as client:
+            response = await client._client.post("/artifacts/filter", json={
+                "artifacts": {"key": {"any_": ["jicoo-import-summary"]}}, "limit": 5, "sort": "CREATED_DESC"})
+            response.raise_for_status()
+            return response.json()
+
+    artifacts = asyncio.run(latest_summary())
+    assert artifacts and artifacts[0]["type"] == "table"
+    table = json.loads(artifacts[0]["data"]) if isinstance(artifacts[0]["data"], str) else artifacts[0]["data"]
+    assert {"status": "created", "rows": 54} in table
+
+
+def test_run_command_prints_only_progress_and_summary(prefect_api, jicoo_sim, jicoo_env, tmp_path):
+    p = cli(["run", SHEET, "-m", MAPPING, "--ledger", tmp_path / "l.sqlite", "-o", tmp_path / "r.xlsx", "--rate", "0"],
+            {"PREFECT_API_URL": prefect_api}, cwd=tmp_path)
+    out, err = p.communicate(timeout=180)
+    assert p.returncode == 1, err  # 5 invalid rows and one slot conflict
+    assert "created   54" in out and f"results: {tmp_path / 'r.xlsx'}" in out
+    noise = [line for line in err.splitlines() if "rows settled" not in line and line.strip()]
+    assert noise == [], "Prefect printed more than the progress: " + "\n".join(noise)
+
+
+def test_a_run_killed_with_sigkill_loses_nothing_and_the_rerun_duplicates_nothing(prefect_api, jicoo_sim, jicoo_env, tmp_path):
+    jicoo_sim.faults = Faults(latency_ms=40)
+    ledger = tmp_path / "l.sqlite"
+    args = ["run", SHEET, "-m", MAPPING, "--ledger", ledger, "--rate", "0", "--concurrency", "4", "-q"]
+    p = cli([*args, "-o", tmp_path / "killed.xlsx"], {"PREFECT_API_URL": prefect_api}, cwd=tmp_path)
+    try:
+        assert wait_for(lambda: len(jicoo_sim.bookings) >= 15, timeout=120), "the run never got going"
+    finally:
+        p.kill()
+        p.communicate(timeout=30)
+    assert p.returncode == -signal.SIGKILL
+    booked_before = len(jicoo_sim.bookings)
+    assert booked_before < 54, "the run should have been killed mid-way"
+
+    jicoo_sim.faults = Faults()
+    p = cli([*args, "-o", tmp_path / "rerun.xlsx"], {"PREFECT_API_URL": prefect_api}, cwd=tmp_path)
+    out, err = p.communicate(timeout=180)
+    assert p.returncode == 1, err
+    df, _ = read_results(tmp_path / "rerun.xlsx")
+    counts = df["_status"].value_counts().to_dict()
+    assert counts.get("created", 0) + counts.get("skipped", 0) == 54, counts
+    assert counts.get("skipped", 0) >= booked_before - 4  # at most the in-flight rows were unsure
+    assert counts.get("unknown", 0) == 0 and counts.get("failed", 0) == 0
+    slots = [(b["eventTypeId"], b["startedAt"]) for b in jicoo_sim.bookings]
+    assert len(jicoo_sim.bookings) == 54 and len(set(slots)) == 54
+    assert set(df.loc[df["_status"].isin(["created", "skipped"]), "_provider_id"]) == {b["uid"] for b in jicoo_sim.bookings}
+
+
+def test_ctrl_c_still_writes_the_results_workbook(prefect_api, jicoo_sim, jicoo_env, tmp_path):
+    jicoo_sim.faults = Faults(latency_ms=40)
+    out_path = tmp_path / "interrupted.xlsx"
+    p = cli(["run", SHEET, "-m", MAPPING, "--ledger", tmp_path / "l.sqlite", "--rate", "0", "--concurrency", "2",
+             "-o", out_path], {"PREFECT_API_URL": prefect_api}, cwd=tmp_path)
+    assert wait_for(lambda: len(jicoo_sim.bookings) >= 10, timeout=120)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "Crash detected" not in err
+    df, summary = read_results(out_path)
+    counts = df["_status"].value_counts().to_dict()
+    assert counts["created"] >= 10 and counts.get("skipped", 0) > 0
+    assert summary["interrupted"] == "yes"
+    assert len(df) == 60
