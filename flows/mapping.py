@@ -30,7 +30,7 @@ from pydantic import (
 
 from .errors import ConfigError, InputError
 from .outcomes import Action, Rule
-from .transforms import REGISTRY, TransformProblem, build_transform, closest, is_iana_zone, parse_date, parse_time, to_text, zone_problem
+from .transforms import REGISTRY, LookupTable, TransformProblem, build_transform, closest, is_iana_zone, parse_date, parse_time, to_text, zone_problem
 from .yamlfile import load_yaml
 
 __all__ = [
@@ -161,7 +161,57 @@ class NoAuth(_Strict):
     kind: Literal["none"]
 
 
-AuthSpec = Annotated[Union[ApiKeyHeader, ApiKeyBody, NoAuth], Field(discriminator="kind")]
+class OAuth2ClientCredentials(_Strict):
+    """OAuth2 client credentials: a token from token_url, sent as `Authorization: Bearer`."""
+
+    kind: Literal["oauth2_client_credentials"]
+    token_url: str = Field(description="Absolute token URL; <PROVIDER>_TOKEN_URL in the environment overrides it.")
+    client_id: EnvName
+    client_secret: EnvName
+    scope: str | None = Field(None, description="Space-separated scopes to ask for, if the provider wants them.")
+    headers: dict[str, EnvName] = Field(default_factory=dict, description="Extra headers on every call, each from an environment variable, e.g. Customer-Id: BIGCHANGE_CUSTOMER_ID.")
+    refresh_margin_seconds: float = Field(60.0, ge=0, description="Refresh the token this long before it expires.")
+
+    @field_validator("token_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError(f"{v!r} is not an http(s) URL")
+        return v
+
+
+class JwtLogin(_Strict):
+    """A login call that returns a JWT, sent in a header on every call."""
+
+    kind: Literal["jwt_login"]
+    path: str = Field("/createjwt", description="Login path after base_url.")
+    username: EnvName
+    password: EnvName
+    token_field: str = Field("token", description="Field of the login response holding the token.")
+    header: str = Field("x-access-token", description="Header that carries the token.")
+    refresh_margin_seconds: float = Field(60.0, ge=0, description="Log in again this long before the token's exp.")
+
+
+AuthSpec = Annotated[Union[ApiKeyHeader, ApiKeyBody, NoAuth, OAuth2ClientCredentials, JwtLogin], Field(discriminator="kind")]
+
+
+class Paging(_Strict):
+    page_param: str = Field(description="Query parameter with the page number, e.g. pageNumber.")
+    size_param: str = Field(description="Query parameter with the page size, e.g. pageSize.")
+    size: int = Field(100, ge=1, le=10000, description="Items per page to ask for.")
+    first_page: int = Field(1, description="Number of the first page.")
+    max_pages: int = Field(1000, ge=1, description="Safety stop.")
+
+
+class LookupSpec(_Strict):
+    """A provider list fetched once per run that turns names from the sheet into provider ids."""
+
+    path: str = Field(description="List endpoint after base_url, e.g. /jobTypes.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Extra query parameters.")
+    items: str = Field("", description="Dotted path of the list in the response; empty when the body is the list.")
+    match: str = Field(description="Item field compared with the sheet value (after trimming and case-folding).")
+    value: str = Field(description="Item field sent to the provider, e.g. id.")
+    paging: Paging | None = None
 
 
 class Connection(_Strict):
@@ -195,6 +245,7 @@ class RequestSpec(_Strict):
     provider_id: str | None = Field(None, description="Dotted path of the provider's id in the success response, e.g. uid or data.id.")
     responses: dict[int, ResponseRule] = Field(default_factory=dict, description="Overrides of the default status table, by HTTP status.")
     readback: str | None = Field(None, description="Named check that finds a row at the provider after an unknown outcome, e.g. jicoo.find_booking.")
+    handler: str | None = Field(None, description="Named code that sends a row when one request is not enough (lookups of slots, a second call), e.g. bigchange.create_and_schedule.")
 
     @field_validator("path")
     @classmethod
@@ -236,6 +287,7 @@ class MappingFile(_Strict):
     connection: Connection
     request: RequestSpec
     retry: RetrySpec = RetrySpec()
+    lookups: dict[str, LookupSpec] = Field(default_factory=dict, description="Provider lists fetched once per run, used by the remote_lookup transform.")
     fields: dict[str, FieldSpec] = Field(min_length=1, description="Payload fields by path (a.b, a[0].b), in order.")
 
     @field_validator("fields")
@@ -319,13 +371,21 @@ def load_mapping(path: Path | str) -> MappingFile:
     return mapping
 
 
-_UNION_TAGS = {"api_key_header", "api_key_body", "none", "function-after[_one_source(), FieldSpec]"}
+_UNION_TAGS = {"api_key_header", "api_key_body", "none", "oauth2_client_credentials", "jwt_login",
+               "function-after[_one_source(), FieldSpec]"}
 
 
 def _check_contract(mapping: MappingFile, path: Path, locator) -> None:
     from .providers import resolve
 
-    for attr in ("contract", "readback"):
+    for path_name, spec in mapping.fields.items():
+        for i, t in enumerate(spec.transforms):
+            if isinstance(t, dict) and "remote_lookup" in t and t["remote_lookup"] not in mapping.lookups:
+                line = locator.line(("fields", path_name, "transforms", i))
+                known = ", ".join(mapping.lookups) or "none declared"
+                raise ConfigError(f"{path.name}, line {line}: fields.{path_name}: remote_lookup {t['remote_lookup']!r} "
+                                  f"is not declared under lookups: ({known})")
+    for attr in ("contract", "readback", "handler"):
         ref = getattr(mapping.request, attr)
         if ref is None:
             continue
@@ -542,22 +602,29 @@ class _CompiledField:
     required: bool
     send_null: bool
     const: bool
+    #: every list-item prefix of the path: ('Contacts', 0) and ('Contacts', 0, 'Phones', 1) for Contacts[0].Phones[1].X
+    items: tuple[tuple[str | int, ...], ...] = ()
+    remote: bool = False  # uses remote_lookup
 
 
 class RowMapper:
     """Turns rows of cells into payloads. Build with :func:`compile_mapping`."""
 
-    def __init__(self, mapping: MappingFile, columns: list[str], source: str = "the sheet") -> None:
+    def __init__(self, mapping: MappingFile, columns: list[str], source: str = "the sheet",
+                 tables: "dict[str, LookupTable] | None" = None) -> None:
         self.mapping = mapping
+        self.tables = tables
         self.index = _resolve_columns(mapping, columns, source)
         self.key_indexes = [self.index[c] for c in mapping.key]
         self.fields = [self._compile(path, spec) for path, spec in mapping.fields.items()]
         self.flat = all(len(f.parts) == 1 for f in self.fields)
+        #: payload paths whose value needs a provider list (left as names while offline)
+        self.unresolved = {f.path for f in self.fields if f.remote} if tables is None else set()
         #: payload path (top-level name or full path) -> sheet columns, for contract errors
         self.columns_for: dict[str, list[str]] = {p: s.columns() for p, s in mapping.fields.items()}
 
     def _compile(self, path: str, spec: FieldSpec) -> _CompiledField:
-        fns = [build_transform(t)[1] for t in spec.transforms]
+        fns = [build_transform(t, self.tables)[1] for t in spec.transforms]
         post = _chain(fns)
         if spec.column is not None:
             i = self.index[spec.column]
@@ -596,8 +663,11 @@ class RowMapper:
                 return post(value)
 
             blame = None
-        return _CompiledField(path, split_path(path), get, blame, spec.required, spec.when_empty == "null",
-                              spec.const is not None and spec.column is None and spec.template is None and spec.datetime is None)
+        parts = split_path(path)
+        items = tuple(parts[:i + 1] for i, p in enumerate(parts) if isinstance(p, int))
+        remote = any(isinstance(t, dict) and "remote_lookup" in t for t in spec.transforms)
+        return _CompiledField(path, parts, get, blame, spec.required, spec.when_empty == "null",
+                              "const" in spec.model_fields_set, items, remote)
 
     def key_of(self, row: list) -> tuple[str, ...]:
         return tuple((to_text(row[i]) or "").strip() for i in self.key_indexes)
@@ -606,6 +676,8 @@ class RowMapper:
         payload: dict[str, Any] = {}
         problems: list[Problem] = []
         flat = self.flat
+        if not flat:
+            return self._map_nested(row)
         for f in self.fields:
             try:
                 value = f.get(row)
@@ -626,14 +698,42 @@ class RowMapper:
                 if not f.send_null:
                     continue
                 value = None
-            if flat:
-                payload[f.path] = value
-            else:
-                set_path(payload, f.parts, value)
-        if not flat:
-            payload = _prune(payload)
+            payload[f.path] = value
         return MappedRow(payload, problems)
 
+    def _map_nested(self, row: list) -> MappedRow:
+        """Like the flat case, but a list item is kept only when a column gave one of its fields a
+        value: a Phones item built from an empty phone column disappears with its constant PhoneType."""
+        problems: list[Problem] = []
+        values: list[tuple[_CompiledField, Any]] = []
+        filled: set[tuple] = set()
+        for f in self.fields:
+            try:
+                value = f.get(row)
+            except TransformProblem as exc:
+                problem = Problem(getattr(exc, "column", f.blame) if isinstance(exc, _ColumnProblem) else f.blame, str(exc))
+                if problem not in problems:
+                    problems.append(problem)
+                continue
+            if value is None or value == "":
+                if f.required:
+                    problems.append(Problem(f.blame, "is empty; a value is required"))
+                    continue
+                if not f.send_null:
+                    continue
+                value = None
+            elif not f.const:
+                filled.update(f.items)
+            values.append((f, value))
+        payload: dict[str, Any] = {}
+        for f, value in values:
+            if f.items and not f.items[-1] in filled:
+                continue
+            set_path(payload, f.parts, value)
+        return MappedRow(_prune(payload), problems)
 
-def compile_mapping(mapping: MappingFile, columns: list[str], source: str = "the sheet") -> RowMapper:
-    return RowMapper(mapping, columns, source)
+
+def compile_mapping(mapping: MappingFile, columns: list[str], source: str = "the sheet",
+                    tables: "dict[str, LookupTable] | None" = None) -> RowMapper:
+    """``tables``: lookup tables fetched from the provider (None offline: remote_lookup leaves names)."""
+    return RowMapper(mapping, columns, source, tables)

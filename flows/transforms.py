@@ -32,6 +32,7 @@ __all__ = [
     "is_iana_zone",
     "closest",
     "to_text",
+    "LookupTable",
 ]
 
 Value = Any
@@ -235,6 +236,57 @@ def _lookup(table: dict[str, Any]) -> Fn:
 _MISSING = object()
 
 
+class LookupTable:
+    """Names -> provider values fetched from a provider list (see the mapping's ``lookups:``)."""
+
+    def __init__(self, name: str, pairs: list[tuple[str, Any]]) -> None:
+        self.name = name
+        self.names: list[str] = []
+        self.by_name: dict[str, list[Any]] = {}
+        for label, value in pairs:
+            if label is None:
+                continue
+            label = str(label)
+            folded = label.strip().casefold()
+            if folded not in self.by_name:
+                self.names.append(label.strip())
+            values = self.by_name.setdefault(folded, [])
+            if value not in values:
+                values.append(value)
+
+    def resolve(self, text: str) -> Any:
+        hits = self.by_name.get(text.strip().casefold())
+        if not hits:
+            near = closest(text, self.names)
+            hint = f"; closest: {', '.join(near)}" if near else ""
+            raise TransformProblem(f"{text!r} is not in the provider's {self.name} list{hint}")
+        if len(hits) > 1:
+            raise TransformProblem(f"{text!r} matches {len(hits)} entries of the provider's {self.name} list "
+                                   f"({', '.join(map(str, hits[:5]))}); make the name unique at the provider or use the id")
+        return hits[0]
+
+
+@_register("remote_lookup", "Translate a name to a provider id with a list fetched from the provider once per run "
+           "(declared under lookups:); matching ignores case and surrounding spaces; an unknown or ambiguous name "
+           "makes the row invalid and names the closest known names. Offline commands (validate, render) leave the name as it is.",
+           [("'Boiler Service' with job_types", "1042"),
+            ("'Boiler Servise' with job_types", "problem: is not in the provider's job_types list; closest: Boiler Service")],
+           param="the name of a lookup declared under lookups:")
+def _remote_lookup(name: str, tables: dict[str, LookupTable] | None = None) -> Fn:
+    if not isinstance(name, str) or not name:
+        raise ValueError("remote_lookup needs the name of a lookup declared under lookups:")
+    if tables is None:  # offline: nothing to resolve against
+        return lambda v: v
+    table = tables[name]
+
+    def remote_lookup(v: Value) -> Value:
+        if v is None:
+            return v
+        return table.resolve(to_text(v))
+
+    return remote_lookup
+
+
 # --- dates, times, zones -------------------------------------------------------------------
 
 _ZONES: frozenset[str] | None = None
@@ -311,8 +363,10 @@ def parse_time(v: Value, fmts: tuple[str, ...]) -> dt.time:
     raise TransformProblem(f"{text!r} is not a time in the form {_example(fmts[0])}")
 
 
-def build_transform(spec: Any) -> tuple[str, Fn]:
-    """Turn ``'trim'`` or ``{'max_length': 64}`` into (name, function). Raises ValueError."""
+def build_transform(spec: Any, tables: "dict[str, LookupTable] | None" = None) -> tuple[str, Fn]:
+    """Turn ``'trim'`` or ``{'max_length': 64}`` into (name, function). Raises ValueError.
+
+    ``tables`` are the run's fetched lookup tables, for ``remote_lookup`` (None when offline)."""
     if isinstance(spec, str):
         name, args = spec, ()
     elif isinstance(spec, dict) and len(spec) == 1:
@@ -330,6 +384,8 @@ def build_transform(spec: Any) -> tuple[str, Fn]:
     if not doc.param and args:
         raise ValueError(f"transform {name!r} takes no parameter; write it as a bare name")
     try:
+        if name == "remote_lookup":
+            return name, doc.factory(*args, tables=tables)
         return name, doc.factory(*args)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"transform {name!r}: {exc}") from None

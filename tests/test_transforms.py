@@ -10,7 +10,7 @@ import datetime as dt
 import pytest
 import yaml
 
-from flows.transforms import REGISTRY, TransformProblem, build_transform, closest, is_iana_zone, to_text
+from flows.transforms import LookupTable, REGISTRY, TransformProblem, build_transform, closest, is_iana_zone, to_text
 
 #: parameters for documented examples that do not spell out "with ..." (the docs show only In/Out)
 EXAMPLE_PARAMS = {
@@ -33,8 +33,12 @@ def _doc_examples():
             yield pytest.param(name, given, expected, id=f"{name}-{i}")
 
 
+#: what the remote_lookup examples resolve against (normally fetched from the provider per run)
+EXAMPLE_TABLES = {"job_types": LookupTable("job_types", [("Boiler Service", 1042), ("Gas Safety Check", 1043)])}
+
+
 def run(spec, value):
-    return build_transform(spec)[1](value)
+    return build_transform(spec, EXAMPLE_TABLES)[1](value)
 
 
 def problem(spec, value) -> str:
