@@ -157,7 +157,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from .engine import prepare
 
-    prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before Prefect starts
+    from .auth import build_auth
+
+    plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before Prefect starts
+    build_auth(plan.mapping.connection.auth, plan.mapping.provider)  # so does a missing secret
     progress = Progress(enabled=not args.quiet)
     result, run = _run_flow(args, progress)
     if run is None:

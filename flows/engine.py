@@ -8,6 +8,7 @@ benchmark drive it directly. Nothing here raises for a bad row: every row ends w
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import os
 import re
@@ -25,13 +26,15 @@ from .auth import Auth, build_auth
 from .errors import ConfigError
 from .ledger import SENDING, Entry, Ledger, open_ledger, payload_hash
 from .mapping import MappingFile, Problem, RowMapper, compile_mapping, load_mapping
+from .transforms import LookupTable
 from .outcomes import DONE_STATUSES, Action, Outcome, Status
 from .providers import resolve
 from .redact import mask_payload, redact_text
 from .sheets import Sheet, read_sheet
 from .submit import CallResult, ReadbackError, Sender, encode_form, response_messages
 
-__all__ = ["PreparedRow", "Plan", "prepare", "RunOptions", "ImportRun", "chunked", "count_statuses", "UNSET"]
+__all__ = ["PreparedRow", "Plan", "prepare", "map_rows", "RunOptions", "ImportRun", "RowContext", "chunked",
+           "count_statuses", "UNSET"]
 
 
 @dataclass
@@ -104,14 +107,23 @@ def _contract_problem(err: dict, mapper: RowMapper) -> Problem:
 
 def prepare(sheet_path: Path | str, mapping_path: Path | str, *, sheet_name: str | None = None,
             mapping: MappingFile | None = None) -> Plan:
-    """Read the sheet, map every row and validate it. No network. Raises only for whole-run problems."""
+    """Read the sheet, map every row and validate it. No network. Raises only for whole-run problems.
+
+    Fields that need a provider list (``remote_lookup``) keep their names here; a run resolves
+    them once it is logged in (:meth:`ImportRun.resolve_lookups`) and maps the rows again."""
     mapping_path = Path(mapping_path)
     mapping = mapping or load_mapping(mapping_path)
     src = mapping.source
     sheet = read_sheet(sheet_path, sheet=sheet_name or src.sheet, encoding=src.encoding, delimiter=src.delimiter)
-    mapper = compile_mapping(mapping, sheet.columns, source=Path(sheet_path).name)
+    return map_rows(mapping, mapping_path, sheet)
+
+
+def map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet, tables: dict | None = None) -> Plan:
+    """Map and validate every row of an already read sheet (``tables``: fetched lookup lists)."""
+    mapper = compile_mapping(mapping, sheet.columns, source=Path(sheet.path).name, tables=tables)
     contract: type[BaseModel] | None = resolve(mapping.request.contract) if mapping.request.contract else None
     validate = contract.model_validate if contract is not None else None
+    unresolved = {re.sub(r"\[\d+\]", "", p) for p in mapper.unresolved}
     rows: list[PreparedRow] = []
     key_of, map_row = mapper.key_of, mapper.map_row
     for i, (cells, line) in enumerate(zip(sheet.rows, sheet.line_numbers)):
@@ -121,14 +133,25 @@ def prepare(sheet_path: Path | str, mapping_path: Path | str, *, sheet_name: str
         for col, k in zip(mapping.key, key):
             if not k:
                 problems.append(Problem(col, "is empty; it identifies the row across runs, so it is required"))
-        if not problems and validate is not None:
+        if validate is not None:
             try:
                 validate(mapped.payload)
             except ValidationError as exc:
-                problems = [_contract_problem(e, mapper) for e in exc.errors()]
+                seen = {c for p in problems if p.column for c in p.column.split(" + ")}
+                for err in exc.errors():
+                    if unresolved and _under(err["loc"], unresolved):
+                        continue  # a name not yet looked up: checked when the run fetches the provider's list
+                    problem = _contract_problem(err, mapper)
+                    if problem.column is None or not seen.intersection(problem.column.split(" + ")):
+                        problems.append(problem)
         rows.append(PreparedRow(i, line, key, None if problems else mapped.payload, problems))
     _mark_duplicate_keys(rows, mapping)
     return Plan(mapping, mapping_path, sheet, mapper, rows)
+
+
+def _under(loc: tuple, paths: set[str]) -> bool:
+    names = [str(p) for p in loc if not isinstance(p, int)]
+    return any(".".join(names[:n]) in paths for n in range(1, len(names) + 1))
 
 
 def _mark_duplicate_keys(rows: list[PreparedRow], mapping: MappingFile) -> None:
@@ -190,6 +213,8 @@ class ImportRun:
         self.concurrency = options.concurrency or m.connection.concurrency
         self.rate = m.connection.rate if options.rate is UNSET else options.rate
         self.readback = resolve(m.request.readback) if m.request.readback else None
+        self.handler = resolve(m.request.handler) if m.request.handler else None
+        self.lookup_sizes: dict[str, int] = {}
         self.ledger: Ledger = open_ledger(options.ledger_url)
         self.outcomes: list[Outcome | None] = [None] * len(plan.rows)
         for r in plan.rows:
@@ -242,7 +267,30 @@ class ImportRun:
         self._sender = self.sender()
         await self._sender.__aenter__()
         self._semaphore = asyncio.Semaphore(self.concurrency)
+        if self.plan.mapping.lookups:
+            try:
+                await self.resolve_lookups()
+            except BaseException:
+                await self._sender.__aexit__(None, None, None)
+                raise
         return self
+
+    async def resolve_lookups(self) -> dict[str, LookupTable]:
+        """Fetch each provider list the mapping declares (once per run), then map the rows again so
+        names resolve to ids; an unknown or ambiguous name makes its row invalid before anything is sent."""
+        tables = {name: await fetch_lookup(self._sender, name, spec) for name, spec in self.plan.mapping.lookups.items()}
+        plan = self.plan
+        self.plan = map_rows(plan.mapping, plan.mapping_path, plan.sheet, tables)
+        self.lookup_sizes = {name: len(t.names) for name, t in tables.items()}
+        for r in self.plan.rows:
+            if self.outcomes[r.index] is not None and self.outcomes[r.index].status is Status.INVALID:
+                self.outcomes[r.index] = None
+                self.done -= 1
+            if r.payload is None:
+                self.outcomes[r.index] = Outcome(Status.INVALID, "; ".join(str(p) for p in r.problems),
+                                                 column_messages=_by_column(r.problems))
+                self.done += 1
+        return tables
 
     async def __aexit__(self, *exc: Any) -> None:
         if exc and exc[0] is not None and issubclass(exc[0], (asyncio.CancelledError, KeyboardInterrupt)):
@@ -280,15 +328,18 @@ class ImportRun:
         entry = self._entries.get(key)
         self._in_flight.add(row.index)
         try:
-            if entry is not None and entry.status in (SENDING, Status.UNKNOWN.value):
+            resumable = self.handler is not None and entry is not None and entry.stage and entry.provider_id
+            if entry is not None and entry.status in (SENDING, Status.UNKNOWN.value) and not resumable:
                 settled = await self._check_earlier(row, entry)
-                if settled is not None:
+                if isinstance(settled, str):  # found at the provider; a multi-step handler finishes it
+                    entry = dataclasses.replace(entry, provider_id=settled, stage="found")
+                elif settled is not None:
                     self._settle(row, settled, record=False)
                     return
             phash = payload_hash(row.payload)
             self.ledger.mark_sending(scope, key, self.run_id, phash)
             try:
-                outcome = await self._send_row(row)
+                outcome = await self._send_row(row, entry)
             except asyncio.CancelledError:  # Ctrl-C or a cancelled flow: the request may have left
                 self.outcomes[row.index] = Outcome(Status.UNKNOWN, "the run was interrupted while this row was being "
                                                                    "sent; the next run checks it before resending")
@@ -299,8 +350,9 @@ class ImportRun:
         finally:
             self._in_flight.discard(row.index)
 
-    async def _check_earlier(self, row: PreparedRow, entry: Entry) -> Outcome | None:
-        """A row an earlier run may have sent. None means: confirmed absent, send it."""
+    async def _check_earlier(self, row: PreparedRow, entry: Entry) -> Outcome | str | None:
+        """A row an earlier run may have sent. None: confirmed absent, send it; an Outcome: settled;
+        a provider id (text): found, and the mapping's handler should finish it (e.g. schedule it)."""
         scope, key = self.plan.mapping.scope, Ledger.key_text(row.key)
         if self.readback is None:
             if self.options.resend_unknown:
@@ -313,6 +365,8 @@ class ImportRun:
         except ReadbackError as exc:
             return Outcome(Status.UNKNOWN, f"run {entry.run_id} may have booked this row and the check failed ({exc}); "
                                            f"it stays unknown until it can be checked")
+        if found and self.handler is not None:
+            return str(found)
         if found:
             done = Outcome(Status.CREATED, "found at the provider after an earlier uncertain send", provider_id=found)
             self.ledger.record(scope, key, done, self.run_id)
@@ -320,7 +374,13 @@ class ImportRun:
                            provider_id=found)
         return None
 
-    async def _send_row(self, row: PreparedRow) -> Outcome:
+    async def _send_row(self, row: PreparedRow, entry: Entry | None = None) -> Outcome:
+        if self.handler is not None:
+            return await self.handler(RowContext(self, row, entry))
+        return await self.send_default(row)
+
+    async def send_default(self, row: PreparedRow) -> Outcome:
+        """The request the mapping describes, as one call."""
         m = self.plan.mapping
         req = m.request
         payload = row.payload or {}
@@ -356,7 +416,7 @@ class ImportRun:
         per_column: dict[str, list[str]] = {}
         parts = []
         for fld, msg in pairs:
-            col = _column_for(fld, self.plan.mapper) if fld else None
+            col = _column_for(fld, self.plan.mapper) if fld else _column_mentioned(msg, self.plan.mapper)
             msg = redact_text(msg, secrets)
             if col:
                 per_column.setdefault(col, []).append(msg)
@@ -437,6 +497,73 @@ class ImportRun:
         self.ledger.close()
 
 
+@dataclass
+class RowContext:
+    """What a provider handler (``request.handler``) gets for one row.
+
+    A handler sends the row with :meth:`call` (retries, rate limit, auth and the stop rule
+    included), turns answers into outcomes with :meth:`outcome_from`, and records part-way
+    progress with :meth:`checkpoint` so a rerun resumes instead of repeating a step.
+    ``entry`` is the ledger's record from an earlier run (``provider_id`` and ``stage`` set when
+    that run got part-way), or None.
+    """
+
+    run: "ImportRun"
+    row: PreparedRow
+    entry: Entry | None
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.row.payload or {}
+
+    @property
+    def mapping(self) -> MappingFile:
+        return self.run.plan.mapping
+
+    @property
+    def sender(self) -> Sender:
+        assert self.run._sender is not None
+        return self.run._sender
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> CallResult:
+        return await self.sender.call(method, path, **kwargs)
+
+    def outcome_from(self, result: CallResult) -> Outcome:
+        return self.run.outcome_from(result)
+
+    def checkpoint(self, provider_id: str | None, stage: str) -> None:
+        self.run.ledger.checkpoint(self.mapping.scope, Ledger.key_text(self.row.key), self.run.run_id,
+                                   provider_id=provider_id, stage=stage)
+
+    async def send_default(self) -> Outcome:
+        return await self.run.send_default(self.row)
+
+
+async def fetch_lookup(sender: Sender, name: str, spec: Any) -> LookupTable:
+    """Every item of a provider list (all pages), as a name -> value table."""
+    pairs: list[tuple[str, Any]] = []
+    paging = spec.paging
+    page = paging.first_page if paging else None
+    for _ in range(paging.max_pages if paging else 1):
+        params = dict(spec.params)
+        if paging:
+            params.update({paging.page_param: page, paging.size_param: paging.size})
+        try:
+            data = await sender.get_json(spec.path, params=params)
+        except ReadbackError as exc:
+            raise ConfigError(f"could not fetch the provider's {name} list from {spec.path} ({exc}); "
+                              f"the names in the sheet cannot be checked, so nothing was sent") from None
+        items = _dig(data, spec.items) if spec.items else data
+        if not isinstance(items, list):
+            raise ConfigError(f"the provider's {name} list at {spec.path} has no list at {spec.items or 'the top level'!r}; "
+                              f"check lookups.{name}.items in the mapping")
+        pairs.extend((_dig(i, spec.match), _dig(i, spec.value)) for i in items if isinstance(i, dict))
+        if not paging or len(items) < paging.size:
+            break
+        page += 1
+    return LookupTable(name, pairs)
+
+
 def default_results_path(sheet_path: Path) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("out") / f"{Path(sheet_path).stem}.results-{stamp}.xlsx"
@@ -489,6 +616,25 @@ def _column_for(field_name: str, mapper: RowMapper) -> str | None:
         if cols and (norm == want or norm.rsplit(".", 1)[-1] == want):
             return " + ".join(cols)
     return None
+
+
+def _column_mentioned(message: str, mapper: RowMapper) -> str | None:
+    """The column of the payload field a free-text message names ("bookingReference field is Missing")."""
+    words = set(re.findall(r"[A-Za-z_][\w\[\]]*", message.casefold()))
+    best: tuple[int, str] | None = None
+    for path, cols in mapper.columns_for.items():
+        if not cols:
+            continue
+        norm = re.sub(r"\[\d+\]", "", path)
+        for candidate in {norm.casefold(), norm.rsplit(".", 1)[-1].casefold(), _bracketed(norm).casefold()}:
+            if len(candidate) >= 3 and candidate in words and (best is None or len(candidate) > best[0]):
+                best = (len(candidate), " + ".join(cols))
+    return best[1] if best else None
+
+
+def _bracketed(path: str) -> str:
+    head, *rest = path.split(".")
+    return head + "".join(f"[{p}]" for p in rest)
 
 
 def _messages_text(result: CallResult, mapper: RowMapper, secrets: list[str]) -> str:

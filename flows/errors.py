@@ -5,6 +5,7 @@
     ├── ConfigError               a mapping file or setting is wrong   -> exit 2
     │   └── MissingSecretError    an environment variable is not set   -> exit 2
     ├── InputError                the sheet cannot be read or lacks columns -> exit 2
+    ├── CredentialsError          the provider refused the login before anything was sent -> exit 2
     └── LedgerError               the ledger database cannot be used   -> exit 2
 
 Row-level problems are *not* exceptions: they are values (``flows.outcomes.Outcome``,
@@ -20,6 +21,7 @@ __all__ = [
     "MissingSecretError",
     "InputError",
     "LedgerError",
+    "CredentialsError",
 ]
 
 
@@ -50,6 +52,10 @@ class MissingSecretError(ConfigError):
 
 class InputError(ImporterError):
     """The input sheet cannot be read, or does not have what the mapping needs."""
+
+
+class CredentialsError(ImporterError):
+    """The provider refused the credentials (or could not be reached) at login, before any row was sent."""
 
 
 class LedgerError(ImporterError):

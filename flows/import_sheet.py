@@ -23,6 +23,7 @@ from prefect.artifacts import acreate_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from .engine import UNSET, ImportRun, Plan, RunOptions, chunked, prepare  # noqa: E402
+from .errors import ImporterError  # noqa: E402
 
 __all__ = ["import_sheet", "Hooks", "hooks"]
 
@@ -40,6 +41,19 @@ hooks: contextvars.ContextVar[Hooks] = contextvars.ContextVar("booking_importer_
 
 #: chunk tasks in flight at once: two keep the request pipe full across chunk boundaries
 CHUNKS_IN_FLIGHT = 2
+
+
+class _Entered:
+    """``async with`` for a run that is already entered (so its login errors could be told apart)."""
+
+    def __init__(self, run: ImportRun) -> None:
+        self.run = run
+
+    async def __aenter__(self) -> ImportRun:
+        return self.run
+
+    async def __aexit__(self, *exc) -> None:
+        await self.run.__aexit__(*exc)
 
 
 @task(name="prepare-rows", cache_policy=NO_CACHE, persist_result=False)
@@ -80,7 +94,12 @@ async def import_sheet(
         h.on_run(run)
     written = False
     try:
-        async with run:
+        try:
+            await run.__aenter__()  # logs in and fetches lookups: a refusal here means nothing was sent
+        except ImporterError:
+            written = True  # no workbook: the CLI reports the one-line error, exit 2
+            raise
+        async with _Entered(run):
             chunks = chunked(run.pending(), chunk_size)
             if run.options.progress:
                 run.options.progress(run)

@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS rows (
     payload_hash TEXT,
     run_id       TEXT,
     updated_at   TEXT NOT NULL,
+    stage        TEXT,
     PRIMARY KEY (scope, row_key)
 );
 CREATE TABLE IF NOT EXISTS runs (
@@ -89,6 +90,10 @@ class Entry:
     payload_hash: str | None
     run_id: str | None
     updated_at: str
+    stage: str | None = None  # multi-step providers: how far the row got
+
+
+_COLUMNS = "scope,row_key,status,provider_id,http_status,message,attempts,payload_hash,run_id,updated_at,stage"
 
 
 class Ledger:
@@ -107,6 +112,9 @@ class Ledger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
             self._db.executescript(_SCHEMA)
+            have = {r[1] for r in self._db.execute("PRAGMA table_info(rows)")}
+            if "stage" not in have:  # ledgers written before multi-step providers
+                self._db.execute("ALTER TABLE rows ADD COLUMN stage TEXT")
             row = self._db.execute("SELECT value FROM meta WHERE name='ledger_id'").fetchone()
             if row is None:
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('ledger_id', lower(hex(randomblob(8))))")
@@ -141,7 +149,7 @@ class Ledger:
                 chunk = keys[start:start + 500]
                 marks = ",".join("?" * len(chunk))
                 for r in self._db.execute(
-                    f"SELECT scope,row_key,status,provider_id,http_status,message,attempts,payload_hash,run_id,updated_at "
+                    f"SELECT {_COLUMNS} "
                     f"FROM rows WHERE scope=? AND row_key IN ({marks})", [scope, *chunk]
                 ):
                     out[r[1]] = Entry(*r)
@@ -151,7 +159,7 @@ class Ledger:
         return self.get_many(scope, [key]).get(key)
 
     def all(self, scope: str | None = None) -> list[Entry]:
-        sql = "SELECT scope,row_key,status,provider_id,http_status,message,attempts,payload_hash,run_id,updated_at FROM rows"
+        sql = f"SELECT {_COLUMNS} FROM rows"
         args: list = []
         if scope:
             sql += " WHERE scope=?"
@@ -177,13 +185,23 @@ class Ledger:
             return
         with self._lock:
             self._db.execute(
-                "INSERT INTO rows (scope,row_key,status,provider_id,http_status,message,attempts,payload_hash,run_id,updated_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(scope,row_key) DO UPDATE SET status=excluded.status, "
+                "INSERT INTO rows (scope,row_key,status,provider_id,http_status,message,attempts,payload_hash,run_id,updated_at,stage) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(scope,row_key) DO UPDATE SET status=excluded.status, "
                 "provider_id=COALESCE(excluded.provider_id, rows.provider_id), http_status=excluded.http_status, "
                 "message=excluded.message, attempts=rows.attempts + excluded.attempts, "
-                "payload_hash=COALESCE(excluded.payload_hash, rows.payload_hash), run_id=excluded.run_id, updated_at=excluded.updated_at",
+                "payload_hash=COALESCE(excluded.payload_hash, rows.payload_hash), run_id=excluded.run_id, "
+                "updated_at=excluded.updated_at, stage=COALESCE(excluded.stage, rows.stage)",
                 (scope, key, outcome.status.value, outcome.provider_id, outcome.http_status, outcome.message[:2000],
-                 outcome.attempts, phash, run_id, _now()),
+                 outcome.attempts, phash, run_id, _now(), outcome.stage),
+            )
+
+    def checkpoint(self, scope: str, key: str, run_id: str, *, provider_id: str | None, stage: str) -> None:
+        """A multi-step row got part-way (e.g. the job exists, not yet scheduled): keep its id and stage now,
+        so a run killed before the next step resumes from here instead of creating it again."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE rows SET provider_id=COALESCE(?, provider_id), stage=?, run_id=?, updated_at=? WHERE scope=? AND row_key=?",
+                (provider_id, stage, run_id, _now(), scope, key),
             )
 
     def start_run(self, run_id: str, *, input: str, mapping: str, provider: str) -> None:

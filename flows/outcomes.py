@@ -122,6 +122,8 @@ class Outcome:
     attempts: int = 0
     #: sheet column -> messages, for per-cell reporting (invalid and rejected rows)
     column_messages: dict[str, list[str]] = field(default_factory=dict)
+    #: for multi-step providers: how far the row got (e.g. "created" before "scheduled"); kept in the ledger
+    stage: str | None = None
 
     @property
     def ok(self) -> bool:

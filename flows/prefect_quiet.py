@@ -21,7 +21,21 @@ class _DropInterruptNoise(logging.Filter):
     own summary already says it was interrupted, and the flow's state in the UI says Crashed."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "cancelled by the runtime environment" not in record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            from .errors import ImporterError
+
+            if isinstance(record.exc_info[1], ImporterError):  # the CLI prints it as one readable line
+                return False
+        message = record.getMessage()
+        if "cancelled by the runtime environment" in message:
+            return False
+        return not ("Finished in state Failed" in message and _importer_error_named(message))
+
+
+def _importer_error_named(message: str) -> bool:
+    from . import errors
+
+    return any(name in message for name in errors.__all__)
 
 
 _FILTER = _DropInterruptNoise()

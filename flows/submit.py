@@ -33,6 +33,7 @@ import aiohttp
 import httpx
 
 from .auth import Auth
+from .errors import CredentialsError
 from .outcomes import Action, Rule, rule_for
 
 __all__ = ["Sender", "CallResult", "RateLimiter", "classify_error", "retry_after_seconds", "ReadbackError", "make_transport"]
@@ -233,6 +234,11 @@ class Sender:
             attempt += 1
             await self.limiter.wait()
             if self.stopped:
+                return CallResult(Action.STOP, None, attempt - 1, self.stopped)
+            try:
+                await self.auth.ensure_fresh(self.client)
+            except CredentialsError as exc:
+                self.stopped = f"{exc}; fix the credentials, then rerun"
                 return CallResult(Action.STOP, None, attempt - 1, self.stopped)
             headers = self.auth.headers()
             body_extra = self.auth.body_fields()
