@@ -193,6 +193,9 @@ class Sender:
         #: set when credentials were refused: nothing more is sent this run
         self.stopped: str | None = None
         self.requests_sent = 0
+        #: rows in a row that could not connect at all; past the limit the run stops (rows left are skipped)
+        self._unreachable = 0
+        self.unreachable_limit = max(10, 2 * concurrency)
 
     async def __aenter__(self) -> "Sender":
         self._client = httpx.AsyncClient(base_url=self.base_url, transport=self._transport, timeout=self._timeout,
@@ -250,12 +253,17 @@ class Sender:
             try:
                 self.requests_sent += 1
                 response = await self.client.request(method, path, **kwargs)
+                self._unreachable = 0
             except (httpx.HTTPError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 action, message = classify_error(exc)
                 if action is Action.RETRY or (idempotent and action is Action.UNKNOWN):
                     if attempt < self.attempts:
                         await self._sleep(self._backoff(attempt))
                         continue
+                    self._unreachable += 1
+                    if self._unreachable >= self.unreachable_limit and not self.stopped:
+                        self.stopped = (f"{self.base_url} could not be reached for {self._unreachable} rows in a row "
+                                        f"({message}); check the network and the base URL, then rerun")
                     return CallResult(Action.FAIL, None, attempt, f"{message}; gave up after {attempt} attempts")
                 return CallResult(Action.UNKNOWN, None, attempt,
                                   f"{message}: the provider may have booked it; check before resending")

@@ -143,3 +143,19 @@ def test_secret_never_reaches_results_or_ledger(jicoo_sim, jicoo_env, ledger_url
         blob = b"".join(z.read(n) for n in z.namelist())
     assert jicoo_env["JICOO_API_KEY"].encode() not in blob
     assert jicoo_env["JICOO_API_KEY"].encode() not in Path(ledger_url.removeprefix("sqlite:///")).read_bytes()
+
+
+def test_an_unreachable_provider_stops_the_run_instead_of_retrying_every_row(ledger_url, tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("JICOO_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setenv("JICOO_API_KEY", "sk_test_sandbox")
+    mapping = mapping_variant(tmp_path, retry__attempts=2, retry__backoff_seconds=0.01)
+    run = run_import(mapping=mapping, ledger_url=ledger_url, concurrency=2, rate=None)
+    counts = statuses(run)
+    assert counts["failed"] < 20 and counts["skipped"] > 30, counts
+    skipped = [o for o in run.outcomes if o.status is Status.SKIPPED]
+    assert all("could not be reached" in o.message for o in skipped)
