@@ -46,6 +46,9 @@ def read_secret(name: str, purpose: str, env: Mapping[str, str] | None = None) -
 class Auth:
     """Base: no credentials."""
 
+    #: why the last :meth:`refresh` could not log in again (shown when the run stops), or None
+    refusal: str | None = None
+
     def headers(self) -> dict[str, str]:
         return {}
 
@@ -98,6 +101,7 @@ class TokenAuth(Auth):
         self._token: str | None = None
         self._expires_at: float | None = None
         self._margin = margin
+        self._renew_margin = margin
         self._clock = clock
         self._lock = asyncio.Lock()
         self.logins = 0
@@ -122,6 +126,9 @@ class TokenAuth(Auth):
         token, lifetime = await self.fetch_token(client)
         self._token = token
         self._expires_at = self._clock() + lifetime if lifetime else None
+        # renew `margin` early, but not before half the lifetime: a token that lives shorter than the
+        # margin (a 60 s token, the default 60 s margin) would otherwise mean a login before every request
+        self._renew_margin = min(self._margin, lifetime / 2) if lifetime else self._margin
         self.logins += 1
 
     async def login(self, client: httpx.AsyncClient) -> None:
@@ -129,10 +136,10 @@ class TokenAuth(Auth):
             await self._login(client)
 
     async def ensure_fresh(self, client: httpx.AsyncClient) -> None:
-        if self._expires_at is None or self._clock() < self._expires_at - self._margin:
+        if self._expires_at is None or self._clock() < self._expires_at - self._renew_margin:
             return
         async with self._lock:
-            if self._expires_at is not None and self._clock() >= self._expires_at - self._margin:
+            if self._expires_at is not None and self._clock() >= self._expires_at - self._renew_margin:
                 await self._login(client)
 
     async def refresh(self, client: httpx.AsyncClient) -> bool:
@@ -142,7 +149,8 @@ class TokenAuth(Auth):
                 return True
             try:
                 await self._login(client)
-            except CredentialsError:
+            except CredentialsError as exc:
+                self.refusal = str(exc)
                 return False
         return True
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import inspect
 import os
 import re
 import time
@@ -17,6 +18,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import Any, Callable, Iterable, Mapping
 
 import httpx
@@ -25,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from .auth import Auth, build_auth
 from .errors import ConfigError
 from .ledger import SENDING, Entry, Ledger, open_ledger, payload_hash
-from .mapping import MappingFile, Problem, RowMapper, compile_mapping, load_mapping
+from .mapping import MappingFile, Problem, RowMapper, RunValue, compile_mapping, load_mapping
 from .transforms import LookupTable
 from .outcomes import DONE_STATUSES, Action, Outcome, Status
 from .providers import resolve
@@ -91,6 +93,8 @@ def _contract_problem(err: dict, mapper: RowMapper) -> Problem:
                 break
         if columns:
             break
+    if not columns and path:  # a rule on an object (bookingFields: "exactly one of username or email_address")
+        columns = _columns_under(path, str(err["msg"]), mapper)
     template = _PYDANTIC_MESSAGES.get(err["type"])
     if template:
         try:
@@ -103,6 +107,15 @@ def _contract_problem(err: dict, mapper: RowMapper) -> Problem:
     if column is None:
         msg = f"{path} {msg}"
     return Problem(column, msg)
+
+
+def _columns_under(prefix: str, message: str, mapper: RowMapper) -> list[str]:
+    """Columns of the fields inside object ``prefix`` that ``message`` names (all of them when it names none)."""
+    inside = {p: cols for p, cols in mapper.columns_for.items()
+              if cols and re.sub(r"\[\d+\]", "", p).startswith(prefix + ".")}
+    words = set(re.findall(r"\w+", message.casefold()))
+    named = [cols for p, cols in inside.items() if p.rsplit(".", 1)[-1].casefold() in words]
+    return list(dict.fromkeys(c for cols in (named or list(inside.values())) for c in cols))
 
 
 def prepare(sheet_path: Path | str, mapping_path: Path | str, *, sheet_name: str | None = None,
@@ -124,6 +137,7 @@ def map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet, tables: dic
     contract: type[BaseModel] | None = resolve(mapping.request.contract) if mapping.request.contract else None
     validate = contract.model_validate if contract is not None else None
     unresolved = {re.sub(r"\[\d+\]", "", p) for p in mapper.unresolved}
+    hidden = sorted({mapper.index[c] for c in mapping.sensitive_columns()})  # sheet positions of sensitive columns
     rows: list[PreparedRow] = []
     key_of, map_row = mapper.key_of, mapper.map_row
     for i, (cells, line) in enumerate(zip(sheet.rows, sheet.line_numbers)):
@@ -139,11 +153,14 @@ def map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet, tables: dic
             except ValidationError as exc:
                 seen = {c for p in problems if p.column for c in p.column.split(" + ")}
                 for err in exc.errors():
-                    if unresolved and _under(err["loc"], unresolved):
+                    if unresolved and err["type"] != "missing" and _under(err["loc"], unresolved):
                         continue  # a name not yet looked up: checked when the run fetches the provider's list
                     problem = _contract_problem(err, mapper)
                     if problem.column is None or not seen.intersection(problem.column.split(" + ")):
                         problems.append(problem)
+        if problems and hidden:  # a message quoting a password must not carry it into results or logs
+            values = [str(cells[j]) for j in hidden if cells[j] not in (None, "")]
+            problems[:] = [Problem(p.column, redact_text(p.message, values)) for p in problems]
         rows.append(PreparedRow(i, line, key, None if problems else mapped.payload, problems))
     _mark_duplicate_keys(rows, mapping)
     return Plan(mapping, mapping_path, sheet, mapper, rows)
@@ -186,6 +203,13 @@ class RunOptions:
     resend_unknown: bool = False
     progress: Callable[["ImportRun"], None] | None = None
     chunk_size: int = 500
+    #: address of a callback receiver serving this run (flows.callbacks); <PROVIDER>_CALLBACK_URL wins
+    callback_url: str | None = None
+    #: rows settled before anything is sent, by row index (a rerun carries these over from the results
+    #: workbook, or refuses them); never sent, and kept when the rows are mapped again after lookups
+    settled: Mapping[int, Outcome] | None = None
+    #: extra Summary entries, computed when the workbook is written (a rerun: what changed)
+    describe: Callable[["ImportRun"], Mapping[str, object]] | None = None
 
 
 def chunked(items: list, size: int) -> list[list]:
@@ -209,18 +233,31 @@ class ImportRun:
         self.base_url = (env.get(f"{m.env_prefix}_BASE_URL") or m.connection.base_url).rstrip("/")
         if not re.match(r"^https?://", self.base_url):
             raise ConfigError(f"{m.env_prefix}_BASE_URL={self.base_url!r} is not an http(s) URL")
+        if (httpx.URL(self.base_url).host or "").endswith(".invalid"):  # RFC 2606: a placeholder, never a real host
+            raise ConfigError(f"the base URL {self.base_url} is a placeholder: {m.provider} addresses differ per "
+                              f"customer, so set {m.env_prefix}_BASE_URL to yours (e.g. in a .env file)")
         self.auth: Auth = build_auth(m.connection.auth, m.provider, env)
         self.concurrency = options.concurrency or m.connection.concurrency
         self.rate = m.connection.rate if options.rate is UNSET else options.rate
         self.readback = resolve(m.request.readback) if m.request.readback else None
+        self._readback_takes_entry = self.readback is not None and "entry" in inspect.signature(self.readback).parameters
         self.handler = resolve(m.request.handler) if m.request.handler else None
         self.lookup_sizes: dict[str, int] = {}
+        #: shared by every row's handler for the length of the run (RowContext.run_state)
+        self.handler_state: dict[str, Any] = {}
+        self.run_values, self._callback_token = self._make_run_values(env)
+        self.callbacks_confirmed = 0  # accepted rows settled by the provider's callback while this run waited
         self.ledger: Ledger = open_ledger(options.ledger_url)
+        if self._callback_token:
+            self.ledger.add_callback_token(self._callback_token, run_id=self.run_id, scope=m.scope, provider=m.provider)
         self.outcomes: list[Outcome | None] = [None] * len(plan.rows)
         for r in plan.rows:
             if r.payload is None:
                 self.outcomes[r.index] = Outcome(Status.INVALID, "; ".join(str(p) for p in r.problems),
                                                  column_messages=_by_column(r.problems))
+        self.settled: dict[int, Outcome] = dict(options.settled or {})
+        for i, outcome in self.settled.items():
+            self.outcomes[i] = outcome
         self.started = dt.datetime.now().astimezone()
         self.ended: dt.datetime | None = None
         self.done = sum(o is not None for o in self.outcomes)
@@ -231,6 +268,66 @@ class ImportRun:
         self._semaphore: asyncio.Semaphore | None = None
         self.results_path: Path | None = None
         self.ledger.start_run(self.run_id, input=str(plan.sheet.path), mapping=str(plan.mapping_path), provider=m.provider)
+
+    # -- run values (``run_value:`` fields) and callbacks ----------------------------------------------
+
+    def _make_run_values(self, env: Mapping[str, str]) -> tuple[dict[str, str | None], str | None]:
+        """The values ``run_value:`` fields get in this run, and the callback token (None when not used)."""
+        m = self.plan.mapping
+        wanted = m.run_value_paths()
+        if "callback_url" not in wanted.values():
+            return {}, None
+        var = f"{m.env_prefix}_CALLBACK_URL"
+        base = (env.get(var) or self.options.callback_url or "").strip().rstrip("/")
+        if not base:
+            paths = [p for p, name in wanted.items() if name == "callback_url"]
+            if any(m.fields[p].required for p in paths):
+                raise ConfigError(f"fields.{paths[0]} needs this run's callback address: set {var} to the public URL "
+                                  f"of `booking-import callbacks`, or run with --wait-callbacks SECONDS to receive "
+                                  f"the callbacks in-process")
+            return {"callback_url": None}, None
+        if not re.match(r"^https?://[^\s/]+", base):
+            raise ConfigError(f"{var}={base!r} is not an http(s) URL")
+        token = token_urlsafe(24)
+        return {"callback_url": f"{base}/{m.provider}/{token}"}, token
+
+    def with_run_values(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The payload as sent: ``run_value`` placeholders replaced by this run's values (left out when None)."""
+        return _fill_run_values(payload, self.run_values) if self.run_values else payload
+
+    def refresh_from_ledger(self) -> int:
+        """Rows this run left ``accepted`` (or ``unknown``) that the ledger now records as settled (a callback
+        came): take that outcome. Returns how many changed."""
+        waiting = [r for r in self.plan.rows
+                   if (o := self.outcomes[r.index]) is not None and o.status in (Status.ACCEPTED, Status.UNKNOWN)]
+        if not waiting:
+            return 0
+        scope = self.plan.mapping.scope
+        self.ledger.match_waiting_callbacks(scope)
+        entries = self.ledger.get_many(scope, [Ledger.key_text(r.key) for r in waiting])
+        changed = 0
+        for r in waiting:
+            entry, old = entries.get(Ledger.key_text(r.key)), self.outcomes[r.index]
+            if (entry is None or entry.status in (old.status.value, SENDING) or entry.run_id != self.run_id
+                    or entry.status not in Status._value2member_map_):
+                continue
+            self.outcomes[r.index] = Outcome(Status(entry.status), entry.message or "", provider_id=entry.provider_id or old.provider_id,
+                                             http_status=old.http_status, attempts=old.attempts)
+            changed += 1
+        return changed
+
+    async def await_callbacks(self, seconds: float, poll: float = 0.1) -> int:
+        """Wait up to ``seconds`` for the provider's callbacks (received by flows.callbacks into the ledger) to
+        settle this run's accepted rows; stops early once none is left waiting. Returns how many were settled."""
+        deadline = time.monotonic() + seconds
+        changed = 0
+        while True:
+            changed += self.refresh_from_ledger()
+            if time.monotonic() >= deadline or not any(o is not None and o.status is Status.ACCEPTED for o in self.outcomes):
+                break
+            await asyncio.sleep(poll)
+        self.callbacks_confirmed += changed
+        return changed
 
     # -- the rows to send, after the ledger has had its say -------------------------------------------
 
@@ -283,6 +380,8 @@ class ImportRun:
         self.plan = map_rows(plan.mapping, plan.mapping_path, plan.sheet, tables)
         self.lookup_sizes = {name: len(t.names) for name, t in tables.items()}
         for r in self.plan.rows:
+            if r.index in self.settled:
+                continue
             if self.outcomes[r.index] is not None and self.outcomes[r.index].status is Status.INVALID:
                 self.outcomes[r.index] = None
                 self.done -= 1
@@ -355,13 +454,16 @@ class ImportRun:
         a provider id (text): found, and the mapping's handler should finish it (e.g. schedule it)."""
         scope, key = self.plan.mapping.scope, Ledger.key_text(row.key)
         if self.readback is None:
-            if self.options.resend_unknown:
-                return None
+            if self.options.resend_unknown or (self.plan.mapping.request.idempotent and self.handler is None):
+                return None  # the operator checked; or the mapping says a resend cannot book twice (a PUT upsert)
             return Outcome(Status.UNKNOWN, f"run {entry.run_id} may have booked this row ({entry.status}) and "
                                            f"{self.plan.mapping.provider} offers no way to check; check with the provider, "
                                            f"then rerun with --resend-unknown if it is not there")
         try:
-            found = await self.readback(self._sender, row.payload)
+            if self._readback_takes_entry:  # e.g. to search around the time the earlier run sent it
+                found = await self.readback(self._sender, row.payload, entry=entry)
+            else:
+                found = await self.readback(self._sender, row.payload)
         except ReadbackError as exc:
             return Outcome(Status.UNKNOWN, f"run {entry.run_id} may have booked this row and the check failed ({exc}); "
                                            f"it stays unknown until it can be checked")
@@ -383,7 +485,7 @@ class ImportRun:
         """The request the mapping describes, as one call."""
         m = self.plan.mapping
         req = m.request
-        payload = row.payload or {}
+        payload = self.with_run_values(row.payload or {})
         try:
             path = req.path.format_map(_PathValues(payload))
         except KeyError as exc:
@@ -396,7 +498,7 @@ class ImportRun:
 
     def outcome_from(self, result: CallResult) -> Outcome:
         req = self.plan.mapping.request
-        secrets = self.auth.secrets()
+        secrets = [*self.auth.secrets(), *([self._callback_token] if self._callback_token else [])]
         base = dict(http_status=result.status_code, attempts=result.attempts)
         if result.action is Action.SUCCESS:
             status = Status.ACCEPTED if req.success == "accepted" else Status.CREATED
@@ -405,7 +507,11 @@ class ImportRun:
         if result.action is Action.STOP and result.response is None:
             return Outcome(Status.SKIPPED, f"not sent: the run stopped early: {result.message}", **base)
         if result.action in (Action.STOP, Action.FAIL):
-            return Outcome(Status.FAILED, redact_text(result.message, secrets), **base)
+            msg = result.message
+            details = _messages_text(result, self.plan.mapper, secrets) if result.response is not None else ""
+            if details:  # e.g. an RFC 7807 detail saying which id was not found or which permission is missing
+                msg = f"{msg} ({details})"
+            return Outcome(Status.FAILED, redact_text(msg, secrets), **base)
         if result.action is Action.UNKNOWN:
             msg = result.message
             if result.response is not None:
@@ -430,12 +536,22 @@ class ImportRun:
     # -- bookkeeping ---------------------------------------------------------------------------------------
 
     def _settle(self, row: PreparedRow, outcome: Outcome, *, record: bool, phash: str | None = None) -> None:
+        hidden = self._sensitive_values(row)
+        if hidden and outcome.message:  # a provider that echoes a password must not put it in the results or ledger
+            outcome = dataclasses.replace(outcome, message=redact_text(outcome.message, hidden), column_messages={
+                c: [redact_text(m, hidden) for m in ms] for c, ms in outcome.column_messages.items()})
         if record:
             self.ledger.record(self.plan.mapping.scope, Ledger.key_text(row.key), outcome, self.run_id, phash)
         self.outcomes[row.index] = outcome
         self.done += 1
         if self.options.progress is not None:
             self.options.progress(self)
+
+    def _sensitive_values(self, row: PreparedRow) -> list[str]:
+        paths = self.plan.mapping.sensitive_paths()
+        if not paths or not row.payload:
+            return []
+        return [str(v) for p in paths if (v := _dig(row.payload, re.sub(r"\[(\d+)\]", r".\1", p))) not in (None, "")]
 
     def mark_interrupted(self) -> None:
         """Ctrl-C or a cancelled flow: rows in flight become unknown, the rest are left 'not sent'."""
@@ -479,6 +595,12 @@ class ImportRun:
         if sheet.encoding:
             info["csv encoding"] = sheet.encoding
             info["csv delimiter"] = {"\t": "tab"}.get(sheet.delimiter or "", sheet.delimiter or "")
+        if "callback_url" in self.run_values:  # the token is a credential: never shown
+            url = self.run_values["callback_url"]
+            info["callback URL"] = redact_text(url, [self._callback_token or ""]) if url else "none (no callbacks this run)"
+            info["confirmed by callback"] = self.callbacks_confirmed
+        if self.options.describe is not None:
+            info.update(self.options.describe(self))
         return info
 
     def write_results(self, path: Path | None = None) -> Path:
@@ -514,7 +636,7 @@ class RowContext:
 
     @property
     def payload(self) -> dict[str, Any]:
-        return self.row.payload or {}
+        return self.run.with_run_values(self.row.payload or {})
 
     @property
     def mapping(self) -> MappingFile:
@@ -537,6 +659,18 @@ class RowContext:
 
     async def send_default(self) -> Outcome:
         return await self.run.send_default(self.row)
+
+    @property
+    def run_state(self) -> dict[str, Any]:
+        """A dict every row's handler shares for the length of the run, e.g. the slots other rows are booking."""
+        return self.run.handler_state
+
+    def request_path(self, payload: dict[str, Any] | None = None) -> str | None:
+        """The mapping's ``request.path`` with its ``{placeholders}`` filled from the payload; None when one is empty."""
+        try:
+            return self.mapping.request.path.format_map(_PathValues(self.payload if payload is None else payload))
+        except KeyError:
+            return None
 
 
 async def fetch_lookup(sender: Sender, name: str, spec: Any) -> LookupTable:
@@ -601,6 +735,22 @@ def _dig(data: Any, path: str | None) -> Any:
     return cur
 
 
+def _fill_run_values(value: Any, values: Mapping[str, str | None]) -> Any:
+    """A copy of a payload with each RunValue placeholder replaced; a placeholder whose value is None is left out."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            v = _fill_run_values(v, values)
+            if not isinstance(v, RunValue):
+                out[k] = v
+        return out
+    if isinstance(value, list):
+        return [v for v in (_fill_run_values(v, values) for v in value) if not isinstance(v, RunValue)]
+    if isinstance(value, RunValue) and values.get(value.name) is not None:
+        return values[value.name]
+    return value
+
+
 def _by_column(problems: list[Problem]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for p in problems:
@@ -610,31 +760,69 @@ def _by_column(problems: list[Problem]) -> dict[str, list[str]]:
 
 
 def _column_for(field_name: str, mapper: RowMapper) -> str | None:
-    want = field_name.casefold()
-    for path, cols in mapper.columns_for.items():
-        norm = re.sub(r"\[\d+\]", "", path).casefold()
-        if cols and (norm == want or norm.rsplit(".", 1)[-1] == want):
-            return " + ".join(cols)
-    return None
-
-
-def _column_mentioned(message: str, mapper: RowMapper) -> str | None:
-    """The column of the payload field a free-text message names ("bookingReference field is Missing")."""
-    words = set(re.findall(r"[A-Za-z_][\w\[\]]*", message.casefold()))
-    best: tuple[int, str] | None = None
+    """The sheet column of the payload field a provider names: case-insensitive ("OrderNumber"), list indexes
+    and a JSON-path "$." ignored; the full path wins over a last-segment match. None when the name fits
+    several columns (customFields[0].value: list items are renumbered once empty ones are dropped)."""
+    want = re.sub(r"\[\d+\]", "", field_name.strip().removeprefix("$.")).casefold()
+    full: dict[str, None] = {}
+    last: dict[str, None] = {}
     for path, cols in mapper.columns_for.items():
         if not cols:
             continue
+        norm = re.sub(r"\[\d+\]", "", path).casefold()
+        if norm == want:
+            full[" + ".join(cols)] = None
+        elif norm.rsplit(".", 1)[-1] == want:
+            last[" + ".join(cols)] = None
+    found = full or last
+    return next(iter(found)) if len(found) == 1 else None
+
+
+def _column_mentioned(message: str, mapper: RowMapper) -> str | None:
+    """The sheet column(s) of the payload fields a free-text message names.
+
+    Names are compared with case, spaces and ``_ . [ ] -`` ignored, so "bookingReference field is
+    Missing or Empty.", "Booking Reference is empty", "bookingFields[username] field ..." and
+    "bookingFields.username ..." all find their field; a field's full path beats a sheet column's
+    name, which beats a last path segment shared by several fields (then it names none). Where
+    names overlap the longest wins; a message naming several fields ("username or email_address")
+    gets all their columns, joined with " + ".
+    """
+    tokens = re.findall(r"[^\W_]+", message.casefold())
+    if not tokens:
+        return None
+    names: dict[str, str | None] = {}  # squashed name -> column text (None: ambiguous)
+    tiers: list[dict[str, set[str]]] = [{}, {}, {}]
+    for path, cols in mapper.columns_for.items():
+        if not cols:
+            continue
+        col = " + ".join(cols)
         norm = re.sub(r"\[\d+\]", "", path)
-        for candidate in {norm.casefold(), norm.rsplit(".", 1)[-1].casefold(), _bracketed(norm).casefold()}:
-            if len(candidate) >= 3 and candidate in words and (best is None or len(candidate) > best[0]):
-                best = (len(candidate), " + ".join(cols))
-    return best[1] if best else None
-
-
-def _bracketed(path: str) -> str:
-    head, *rest = path.split(".")
-    return head + "".join(f"[{p}]" for p in rest)
+        for tier, candidates in zip(tiers, ([norm], cols, [norm.rsplit(".", 1)[-1]])):
+            for candidate in candidates:
+                key = "".join(re.findall(r"[^\W_]+", candidate.casefold()))
+                if len(key) >= 3:
+                    tier.setdefault(key, set()).add(col)
+    for tier in tiers:
+        for key, cols in tier.items():
+            if key not in names:
+                names[key] = next(iter(cols)) if len(cols) == 1 else None
+    longest = max(len(k) for k in names) if names else 0
+    spans: list[tuple[int, int, int, str | None]] = []  # (-length, start, end, column)
+    for i in range(len(tokens)):
+        key = ""
+        for j in range(i, len(tokens)):
+            key += tokens[j]
+            if len(key) > longest:
+                break
+            if key in names:
+                spans.append((-len(key), i, j + 1, names[key]))
+    taken: list[tuple[int, int, str | None]] = []
+    for _, start, end, col in sorted(spans):
+        if all(end <= s or start >= e for s, e, _ in taken):
+            taken.append((start, end, col))
+    found = dict.fromkeys(c for _, _, c in sorted(taken) if c is not None)
+    return " + ".join(found) if found else None
 
 
 def _messages_text(result: CallResult, mapper: RowMapper, secrets: list[str]) -> str:

@@ -8,6 +8,10 @@
     ├── CredentialsError          the provider refused the login before anything was sent -> exit 2
     └── LedgerError               the ledger database cannot be used   -> exit 2
 
+    InboxRunFailed                an inbox run finished, but rows failed or are unknown, or a file
+                                  had no mapping or could not be imported: raised last, after the
+                                  files are archived and reported, so the Prefect flow run fails
+
 Row-level problems are *not* exceptions: they are values (``flows.outcomes.Outcome``,
 ``flows.mapping.Problem``) so that one bad row never stops the good ones. Transient
 HTTP failures are handled inside the sender and end as a row outcome as well.
@@ -22,6 +26,7 @@ __all__ = [
     "InputError",
     "LedgerError",
     "CredentialsError",
+    "InboxRunFailed",
 ]
 
 
@@ -60,3 +65,7 @@ class CredentialsError(ImporterError):
 
 class LedgerError(ImporterError):
     """The ledger database cannot be opened or written."""
+
+
+class InboxRunFailed(Exception):
+    """An inbox run needs a person (see flows/inbox.py); the message lists what, file by file."""

@@ -9,6 +9,7 @@ scheduled as it is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +23,10 @@ from prefect import flow, task  # noqa: E402
 from prefect.artifacts import acreate_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
+from .callbacks import receiving  # noqa: E402
 from .engine import UNSET, ImportRun, Plan, RunOptions, chunked, prepare  # noqa: E402
-from .errors import ImporterError  # noqa: E402
+from .errors import ImporterError, UsageError  # noqa: E402
+from .rerun import Rerun, load_rerun  # noqa: E402
 
 __all__ = ["import_sheet", "Hooks", "hooks"]
 
@@ -61,6 +64,11 @@ def prepare_rows(sheet: str, mapping: str, sheet_name: str | None) -> Plan:
     return prepare(sheet, mapping, sheet_name=sheet_name)
 
 
+@task(name="read-results-workbook", cache_policy=NO_CACHE, persist_result=False)
+def read_rerun(results: str, mapping: str | None, ledger: str | None, out: str | None) -> Rerun:
+    return load_rerun(results, mapping=mapping, ledger_url=ledger, out=out)
+
+
 @task(name="send-chunk", cache_policy=NO_CACHE, persist_result=False, task_run_name="send-chunk-{number}")
 async def send_chunk(run: ImportRun, chunks: list, number: int) -> dict[str, int]:
     return await run.send(chunks[number])
@@ -74,7 +82,7 @@ def write_results(run: ImportRun) -> str:
 @flow(name="import_sheet", persist_result=False, log_prints=False)
 async def import_sheet(
     sheet: str,
-    mapping: str,
+    mapping: str | None = None,
     out: str | None = None,
     concurrency: int | None = None,
     rate: float | None = None,
@@ -82,14 +90,38 @@ async def import_sheet(
     ledger: str | None = None,
     chunk_size: int = 500,
     resend_unknown: bool = False,
+    wait_callbacks: float = 0.0,
+    callback_port: int = 0,
+    rerun: bool = False,
 ) -> dict:
-    """Import one sheet: every row ends created, accepted, skipped, invalid, rejected, failed or unknown."""
+    """Import one sheet: every row ends created, accepted, skipped, invalid, rejected, failed or unknown.
+
+    ``wait_callbacks``: for a mapping with a ``run_value: callback_url`` field, receive the provider's
+    callbacks in-process (flows.callbacks, on 127.0.0.1:``callback_port``) and wait up to this many
+    seconds after sending for accepted rows to be confirmed, before writing the results.
+
+    ``rerun``: ``sheet`` is a results workbook (possibly edited): its mapping and ledger are the ones
+    it was written with unless given, and rows are carried over, refused or sent as flows.rerun says."""
     h = hooks.get()
-    plan = prepare_rows(sheet, mapping, sheet_name)
+    again = read_rerun(sheet, mapping, ledger, out) if rerun else None
+    if again is not None:
+        plan, ledger, out = again.plan, again.ledger_url, str(again.out)
+    elif mapping is None:
+        raise UsageError("import_sheet needs a mapping (only a rerun of a results workbook remembers its own)")
+    else:
+        plan = prepare_rows(sheet, mapping, sheet_name)
+    receiver = contextlib.ExitStack()
+    wait = wait_callbacks if "callback_url" in plan.mapping.run_value_paths().values() else 0.0
+    callback_url = receiver.enter_context(receiving(ledger, port=callback_port)) if wait > 0 else None
     options = RunOptions(concurrency=concurrency, rate=UNSET if rate is None else (rate or None), ledger_url=ledger,
                          out=Path(out) if out else None, transport=h.transport, resend_unknown=resend_unknown,
-                         progress=h.progress, chunk_size=chunk_size)
-    run = ImportRun(plan, options)
+                         progress=h.progress, chunk_size=chunk_size, callback_url=callback_url,
+                         settled=again.settled if again else None, describe=again.describe if again else None)
+    try:
+        run = ImportRun(plan, options)
+    except BaseException:
+        receiver.close()
+        raise
     if h.on_run:
         h.on_run(run)
     written = False
@@ -110,6 +142,8 @@ async def import_sheet(
                     return await send_chunk(run, chunks, n)
 
             await asyncio.gather(*(one(n) for n in range(len(chunks))))
+            if wait > 0:  # accepted rows become created as the provider's callbacks arrive
+                await run.await_callbacks(wait)
         path = write_results(run)
         written = True
     finally:
@@ -117,10 +151,11 @@ async def import_sheet(
             run.mark_interrupted()
             run.write_results()
         run.close()
+        receiver.close()
     counts = run.counts()
     await acreate_table_artifact(
-        key=f"{plan.mapping.provider.replace('_', '-')}-import-summary",
+        key=f"{plan.mapping.provider.replace('_', '-')}-{'rerun' if rerun else 'import'}-summary",
         table=[{"status": s, "rows": n} for s, n in counts.items()],
-        description=f"**{Path(sheet).name}** with `{Path(mapping).name}`: {run.total} rows. Results: `{path}`",
+        description=f"**{Path(sheet).name}** with `{plan.mapping_path.name}`: {run.total} rows. Results: `{path}`",
     )
     return {"counts": counts, "results": path, "run_id": run.run_id, "summary": run.summary()}

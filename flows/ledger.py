@@ -8,6 +8,10 @@ killed at any moment leaves every row it touched either settled or marked ``send
 before anything is resent.
 
 The ledger never stores a payload, only its SHA-256, so passwords and personal data stay out.
+
+Providers that answer later (Systems X Bridge's ``return_url``) post callbacks to
+flows/callbacks.py: ``callback_tokens`` holds the SHA-256 of each run's callback token, and
+``callbacks`` each callback received (secrets removed), linked to the row it settled.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from typing import Iterable
 from .errors import LedgerError
 from .outcomes import Outcome, Status
 
-__all__ = ["Ledger", "Entry", "SENDING", "payload_hash", "default_ledger_url", "open_ledger"]
+__all__ = ["Ledger", "Entry", "CallbackToken", "SENDING", "payload_hash", "default_ledger_url", "open_ledger"]
 
 SENDING = "sending"
 _SCHEMA = """
@@ -53,6 +57,28 @@ CREATE TABLE IF NOT EXISTS runs (
     counts      TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- provider callbacks (flows/callbacks.py): a run's callback address carries a token; only its hash is kept
+CREATE TABLE IF NOT EXISTS callback_tokens (
+    token_hash  TEXT PRIMARY KEY,
+    run_id      TEXT NOT NULL,
+    scope       TEXT NOT NULL,
+    provider    TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS callbacks (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at  TEXT NOT NULL,
+    run_id       TEXT NOT NULL,
+    scope        TEXT NOT NULL,
+    provider_id  TEXT NOT NULL,
+    reference    TEXT,
+    match_key    TEXT,
+    status       TEXT NOT NULL,
+    message      TEXT,
+    row_key      TEXT,
+    body         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rows_by_provider_id ON rows (scope, provider_id);
 """
 
 
@@ -165,7 +191,7 @@ class Ledger:
             sql += " WHERE scope=?"
             args.append(scope)
         with self._lock:
-            return [Entry(*r) for r in self._db.execute(sql + " ORDER BY updated_at", args)]
+            return [Entry(*r) for r in self._db.execute(sql + " ORDER BY updated_at, rowid", args)]
 
     # --- writes (each commits at once) -------------------------------------------------------------
 
@@ -213,6 +239,107 @@ class Ledger:
         with self._lock:
             self._db.execute("UPDATE runs SET ended_at=?, results=?, counts=? WHERE run_id=?",
                              (_now(), results, json.dumps(counts), run_id))
+
+    def run_info(self, run_id: str) -> dict[str, str | None] | None:
+        """What the ``runs`` table remembers of a run (input, mapping, provider, results, ...), or None."""
+        with self._lock:
+            r = self._db.execute("SELECT run_id,started_at,ended_at,input,mapping,provider,results,counts FROM runs "
+                                 "WHERE run_id=?", (run_id,)).fetchone()
+        if r is None:
+            return None
+        return dict(zip(("run_id", "started_at", "ended_at", "input", "mapping", "provider", "results", "counts"), r))
+
+    # --- provider callbacks (flows/callbacks.py) ----------------------------------------------------
+
+    def add_callback_token(self, token: str, *, run_id: str, scope: str, provider: str) -> None:
+        """Remember a run's callback token (its SHA-256 only: the ledger never holds the token itself)."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO callback_tokens VALUES (?,?,?,?,?)",
+                             (_token_hash(token), run_id, scope, provider, _now()))
+
+    def callback_token(self, token: str) -> CallbackToken | None:
+        """The run a callback token belongs to, or None for a token no run issued."""
+        with self._lock:
+            r = self._db.execute("SELECT run_id, scope, provider FROM callback_tokens WHERE token_hash=?",
+                                 (_token_hash(token),)).fetchone()
+        return CallbackToken(*r) if r else None
+
+    def record_callback(self, *, run_id: str, scope: str, provider_id: str, status: str, message: str, body: str,
+                        reference: str | None = None, match_key: Iterable[str] = ()) -> str | None:
+        """Store a callback (``body``: JSON with secrets already removed) and settle its row.
+
+        The row is the one whose provider id the callback names; failing that, the one ``unknown`` row
+        whose key holds every value of ``match_key`` (case-insensitive). An ``accepted`` or ``unknown``
+        row takes ``status``; a row settled otherwise is left alone. Returns the row key, or None when
+        no row matches yet (kept, and tried again by :meth:`match_waiting_callbacks`)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.execute(
+                    "INSERT INTO callbacks (received_at,run_id,scope,provider_id,reference,match_key,status,message,body) "
+                    "VALUES (?,?,?,?,?,?,?,?,?)",
+                    (_now(), run_id, scope, provider_id, reference, json.dumps(list(match_key), ensure_ascii=False),
+                     status, message[:2000], body))
+                key = self._settle_callback(cur.lastrowid, scope, provider_id, list(match_key), status, message)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return key
+
+    def match_waiting_callbacks(self, scope: str | None = None) -> int:
+        """Settle rows for callbacks that arrived before their row could be matched (e.g. while it was still
+        being sent). Returns how many callbacks found their row."""
+        with self._lock:
+            sql = "SELECT id, scope, provider_id, match_key, status, message FROM callbacks WHERE row_key IS NULL"
+            waiting = self._db.execute(sql + (" AND scope=?" if scope else ""), [scope] if scope else []).fetchall()
+            matched = 0
+            for cid, sc, pid, mkey, status, message in waiting:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    matched += self._settle_callback(cid, sc, pid, json.loads(mkey or "[]"), status, message) is not None
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+        return matched
+
+    def callbacks(self, scope: str | None = None) -> list[dict]:
+        """Every stored callback, oldest first (what was kept of it: never a password or key)."""
+        with self._lock:
+            cur = self._db.execute("SELECT * FROM callbacks" + (" WHERE scope=?" if scope else "") + " ORDER BY id",
+                                   [scope] if scope else [])
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def _settle_callback(self, cid: int, scope: str, provider_id: str, match_key: list[str], status: str,
+                         message: str) -> str | None:
+        row = self._db.execute("SELECT row_key, status FROM rows WHERE scope=? AND provider_id=? ORDER BY updated_at DESC",
+                               (scope, provider_id)).fetchone()
+        if row is None and match_key:
+            want = {str(v).strip().casefold() for v in match_key}
+            found = [r for r in self._db.execute("SELECT row_key, status FROM rows WHERE scope=? AND status='unknown'", (scope,))
+                     if want <= {str(v).strip().casefold() for v in json.loads(r[0])}]
+            row = found[0] if len(found) == 1 else None
+        if row is None:
+            return None
+        key, current = row
+        if current in (Status.ACCEPTED.value, Status.UNKNOWN.value):
+            self._db.execute("UPDATE rows SET status=?, provider_id=?, message=?, updated_at=? WHERE scope=? AND row_key=?",
+                             (status, provider_id, message[:2000], _now(), scope, key))
+        self._db.execute("UPDATE callbacks SET row_key=? WHERE id=?", (key, cid))
+        return key
+
+
+@dataclass(frozen=True)
+class CallbackToken:
+    run_id: str
+    scope: str
+    provider: str
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def open_ledger(url: str | None = None) -> Ledger:

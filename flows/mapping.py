@@ -39,6 +39,7 @@ __all__ = [
     "load_mapping",
     "compile_mapping",
     "RowMapper",
+    "RunValue",
     "Problem",
     "MappedRow",
     "set_path",
@@ -101,13 +102,31 @@ class DateTimeSource(_Strict):
         return self
 
 
+class RunValue(str):
+    """Stands in a payload for a ``run_value`` until the run fills it in (render shows ``{callback_url}``).
+
+    The payload hash covers the placeholder, not the per-run value, so a rerun sees the same payload.
+    """
+
+    def __new__(cls, name: str) -> "RunValue":
+        return super().__new__(cls, "{" + name + "}")
+
+    @property
+    def name(self) -> str:
+        return self[1:-1]
+
+    def __getnewargs__(self) -> tuple[str]:
+        return (self.name,)
+
+
 class FieldSpec(_Strict):
-    """One payload field. Exactly one of column / const / template / datetime."""
+    """One payload field. Exactly one of column / const / template / datetime / run_value."""
 
     column: str | None = Field(None, description="Sheet column the value comes from (header text).")
     const: Any = Field(None, description="A fixed value for every row.")
     template: str | None = Field(None, description="Text with {Column Name} placeholders, e.g. '{First name} {Last name}'.")
     datetime: DateTimeSource | None = Field(None, description="A date and time in local time, converted to UTC.")
+    run_value: Literal["callback_url"] | None = Field(None, description="A value the run supplies when it starts, the same for every row: callback_url (this run's return address with an unguessable token, served by `booking-import callbacks`; set <PROVIDER>_CALLBACK_URL or run with --wait-callbacks). No transforms.")
     transforms: list[TransformRef] = Field(default_factory=list, description="Named transforms applied in order.")
     required: bool = Field(False, description="An empty value makes the row invalid.")
     when_empty: Literal["omit", "null"] = Field("omit", description="What to send when the value is empty: leave the field out, or send null (e.g. to clear it).")
@@ -116,14 +135,16 @@ class FieldSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> "FieldSpec":
-        given = [k for k in ("column", "const", "template", "datetime") if k in self.model_fields_set]
+        given = [k for k in ("column", "const", "template", "datetime", "run_value") if k in self.model_fields_set]
         if len(given) != 1:
             raise ValueError(
-                "give exactly one of column, const, template or datetime"
+                "give exactly one of column, const, template, datetime or run_value"
                 + (f" (found {', '.join(given)})" if given else "")
             )
         if self.template is not None and not _PLACEHOLDER.search(self.template):
             raise ValueError("a template needs at least one {Column Name} placeholder; use const for fixed text")
+        if self.run_value is not None and self.transforms:
+            raise ValueError("a run_value is used as the run supplies it: remove its transforms")
         return self
 
     def columns(self) -> list[str]:
@@ -318,6 +339,10 @@ class MappingFile(_Strict):
 
     def sensitive_paths(self) -> set[str]:
         return {p for p, f in self.fields.items() if f.sensitive}
+
+    def run_value_paths(self) -> dict[str, str]:
+        """Payload path -> run value name (``run_value:`` fields), e.g. {'return_url': 'callback_url'}."""
+        return {p: f.run_value for p, f in self.fields.items() if f.run_value is not None}
 
     def sensitive_columns(self) -> set[str]:
         return {c for f in self.fields.values() if f.sensitive for c in f.columns()}
@@ -620,6 +645,8 @@ class RowMapper:
         self.flat = all(len(f.parts) == 1 for f in self.fields)
         #: payload paths whose value needs a provider list (left as names while offline)
         self.unresolved = {f.path for f in self.fields if f.remote} if tables is None else set()
+        #: run_value fields hold a placeholder until sending: the contract does not judge them
+        self.unresolved |= set(mapping.run_value_paths())
         #: payload path (top-level name or full path) -> sheet columns, for contract errors
         self.columns_for: dict[str, list[str]] = {p: s.columns() for p, s in mapping.fields.items()}
 
@@ -656,6 +683,13 @@ class RowMapper:
 
             def get(row: list, dget=dget, post=post) -> Any:
                 return post(dget(row))
+        elif spec.run_value is not None:
+            placeholder = RunValue(spec.run_value)  # the run fills it in just before sending
+
+            def get(row: list, placeholder=placeholder) -> Any:
+                return placeholder
+
+            blame = None
         else:
             value = spec.const
 
@@ -667,7 +701,7 @@ class RowMapper:
         items = tuple(parts[:i + 1] for i, p in enumerate(parts) if isinstance(p, int))
         remote = any(isinstance(t, dict) and "remote_lookup" in t for t in spec.transforms)
         return _CompiledField(path, parts, get, blame, spec.required, spec.when_empty == "null",
-                              "const" in spec.model_fields_set, items, remote)
+                              bool({"const", "run_value"} & spec.model_fields_set), items, remote)
 
     def key_of(self, row: list) -> tuple[str, ...]:
         return tuple((to_text(row[i]) or "").strip() for i in self.key_indexes)
@@ -722,6 +756,8 @@ class RowMapper:
                 if not f.send_null:
                     continue
                 value = None
+                if not f.const:  # an explicit null (when_empty: null, "clear it") keeps its list item
+                    filled.update(f.items)
             elif not f.const:
                 filled.update(f.items)
             values.append((f, value))

@@ -67,6 +67,11 @@ def summary_lines(run: Any) -> list[str]:
     for status, n in counts.items():
         if n:
             lines.append(f"  {status:<{width}}  {n}")
+    waiting = counts.get("accepted", 0)
+    if "callback_url" in getattr(run, "run_values", {}) and (waiting or run.callbacks_confirmed):  # e.g. Systems X Bridge
+        lines.append(f"callbacks: {run.callbacks_confirmed} row(s) went accepted -> created as the provider's callbacks "
+                     f"arrived" + (f"; {waiting} still accepted: later callbacks are recorded by `booking-import "
+                                   f"callbacks`, then `booking-import status` refreshes the workbook" if waiting else ""))
     if run.results_path:
         lines.append(f"results: {run.results_path}")
     not_ok = sum(n for s, n in counts.items() if s not in ("created", "accepted", "skipped"))

@@ -200,7 +200,11 @@ class Sender:
     async def __aenter__(self) -> "Sender":
         self._client = httpx.AsyncClient(base_url=self.base_url, transport=self._transport, timeout=self._timeout,
                                          headers={"User-Agent": "booking-importer/0.1", "Accept": "application/json"})
-        await self.auth.login(self._client)
+        try:
+            await self.auth.login(self._client)
+        except BaseException:  # a refused login: nothing else will close the client
+            await self._client.aclose()
+            raise
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -286,8 +290,9 @@ class Sender:
                     refreshed = True
                     attempt -= 1
                     continue
-                self.stopped = rule.message
-                return CallResult(Action.STOP, response, attempt, rule.message)
+                refusal = self.auth.refusal  # e.g. the password was changed mid-run: say so, naming the variables
+                self.stopped = f"{rule.message}; logging in again was refused too: {refusal}" if refusal else rule.message
+                return CallResult(Action.STOP, response, attempt, self.stopped)
             if rule.action is Action.UNKNOWN and idempotent and attempt < self.attempts:
                 await self._sleep(self._backoff(attempt))
                 continue

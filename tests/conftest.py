@@ -17,6 +17,13 @@ MAPPINGS = ROOT / "mappings"
 SAMPLES = ROOT / "sample_data"
 
 
+@pytest.fixture(autouse=True)
+def _work_in_tmp(tmp_path, monkeypatch):
+    """Every test runs in its own folder, so default outputs (out/, the default ledger) never land in
+    the checkout or leak from one test into another."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def jicoo_sim() -> Iterator[Any]:
     """A fresh Jicoo simulator on 127.0.0.1; ``sim.url`` is its base URL."""

@@ -58,10 +58,10 @@ CASES = [
          ["line {line}, connection.concurency: unknown key"], at=("concurency: 8",)),
     # --- field sources ---------------------------------------------------------------------------------
     Case("field with column and const", edit("    column: Guest Name\n", "    column: Guest Name\n    const: Ann\n"),
-         ["line {line}, fields.name: give exactly one of column, const, template or datetime (found column, const)"],
+         ["line {line}, fields.name: give exactly one of column, const, template, datetime or run_value (found column, const)"],
          at=("  name:",)),
     Case("field with no source", edit("    column: Guest Name\n", ""),
-         ["line {line}, fields.name: give exactly one of column, const, template or datetime"],
+         ["line {line}, fields.name: give exactly one of column, const, template, datetime or run_value"],
          at=("  name:",), not_in_message=("found",)),
     Case("field that is not a mapping", edit("  phoneNumber:\n    column: Phone\n    transforms: [trim, {max_length: 32}]\n",
                                              "  phoneNumber: Phone\n"),
@@ -132,7 +132,7 @@ CASES = [
          ["jicoo.yaml, line {line}: request.contract: provider 'jicoo' has no 'Nope' "
           "(it offers: CreateBooking, find_booking)"], at=("contract: jicoo.Nope",)),
     Case("contract of an unknown provider", edit("jicoo.CreateBooking", "nope.X"),
-         ["jicoo.yaml, line {line}: request.contract: no provider module 'nope' (known: jicoo)"], at=("contract: nope.X",)),
+         ["jicoo.yaml, line {line}: request.contract: no provider module 'nope' (known: jicoo,"], at=("contract: nope.X",)),
     Case("contract without a provider", edit("jicoo.CreateBooking", "CreateBooking"),
          ["request.contract: 'CreateBooking' is not of the form <provider>.<Name>, e.g. jicoo.CreateBooking"]),
     Case("readback that does not exist", edit("jicoo.find_booking", "jicoo.find_bookings"),

@@ -89,7 +89,7 @@ def fault_middleware(
     requests: collections.Counter[str] | None = None,
     *,
     error_body: ErrorBody = default_error_body,
-    exempt_prefix: str = SANDBOX_PREFIX,
+    exempt_prefix: str | tuple[str, ...] = SANDBOX_PREFIX,
 ) -> Middleware:
     """Middleware that counts requests per route and applies ``injector``'s faults.
 
@@ -155,10 +155,15 @@ def create_app(
     routes: Iterable[web.AbstractRouteDef] = (),
     middlewares: Iterable[Middleware] = (),
     error_body: ErrorBody = default_error_body,
+    exempt_prefix: str | tuple[str, ...] = SANDBOX_PREFIX,
 ) -> web.Application:
-    """An application with the fault middleware first, then the provider's ``middlewares``."""
+    """An application with the fault middleware first, then the provider's ``middlewares``.
+
+    Paths starting with ``exempt_prefix`` (one prefix or a tuple) are neither faulted nor counted:
+    the control routes, and e.g. a token endpoint whose faults would stop a run instead of testing rows."""
     app = web.Application(
-        middlewares=[fault_middleware(injector, requests, error_body=error_body), *middlewares]
+        middlewares=[fault_middleware(injector, requests, error_body=error_body, exempt_prefix=exempt_prefix),
+                     *middlewares]
     )
     app.add_routes(list(routes))
 
