@@ -1,0 +1,196 @@
+"""Callbacks: a small receiver for providers that report a row's final result later.
+
+Systems X Bridge answers a booking with 200 ``{"hash"}`` (the row is ``accepted``) and POSTs the
+result to the request's ``return_url`` when the import is done. A mapping asks for that address
+with a ``run_value: callback_url`` field. Each run then makes an unguessable token and sends
+``<base>/<provider>/<token>``, where ``<base>`` is ``<PROVIDER>_CALLBACK_URL`` (the public address
+that reaches this receiver) or, with ``--wait-callbacks``, the in-process receiver's own address.
+The ledger keeps only the token's SHA-256 (table ``callback_tokens``).
+
+The receiver (``booking-import callbacks``, or :func:`receiving` inside a run):
+
+==========================================  ==========================================================
+request                                     answer
+==========================================  ==========================================================
+POST …/<provider>/<token of a run>          200 ``{"status": "recorded", "matched": bool}``: stored (secrets
+                                            removed) and its row settled: ``created``, or ``rejected`` when
+                                            the provider says it failed; a row not known yet is matched later
+the same, body not a readable callback      400, nothing stored
+anything else: unknown or wrong token,      404, nothing stored
+other provider, other path or method
+==========================================  ==========================================================
+
+Any path prefix is accepted before ``<provider>/<token>`` so a proxy may forward
+``https://hooks.example.com/booking/systemsx_bridge/<token>`` unchanged. Bodies may be JSON or
+form-encoded (bracket keys become nested objects). What is stored drops every key that names a
+secret (``api_key``, ``password``, ``token``…) and masks the token wherever it appears (the
+callback echoes ``returnUrl``). Nothing here logs a body; ``on_event`` gets one line per call.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import re
+import time
+import urllib.parse
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+from aiohttp import web
+
+from .ledger import Ledger, open_ledger
+from .outcomes import Status
+from .redact import redact_text
+
+__all__ = ["Callback", "CallbackReceiver", "receiving", "scrub", "decode_form", "DEFAULT_PORT"]
+
+#: port of ``booking-import callbacks`` unless --port says otherwise
+DEFAULT_PORT = 8081
+_SECRET_KEY = re.compile(r"api[_-]?key|password|passwd|secret|token|authori[sz]ation|^pass$|^pin$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Callback:
+    """What a provider's callback says about one row (from ``<provider>.read_callback``)."""
+
+    provider_id: str  # the id the provider gave the row (Bridge: hash)
+    status: Status  # created, or rejected when the provider says the row failed
+    message: str
+    reference: str | None = None  # the provider's echo of the row's reference, for people
+    match_key: tuple[str, ...] = ()  # values of the row's key, to find a row whose provider id was never learned
+
+
+def scrub(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """A copy without any key that names a secret (api_key, password, token…) and with ``secrets`` masked in text."""
+    secrets = [s for s in secrets if s]
+    if isinstance(value, dict):
+        return {k: scrub(v, secrets) for k, v in value.items() if not _SECRET_KEY.search(str(k))}
+    if isinstance(value, list):
+        return [scrub(v, secrets) for v in value]
+    if isinstance(value, str):
+        return redact_text(value, secrets)
+    return value
+
+
+def decode_form(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Form fields with bracket keys -> nested objects (the inverse of flows.submit.encode_form)::
+
+        [("a[b][c]", "1"), ("x", "2")] -> {"a": {"b": {"c": "1"}}, "x": "2"}
+
+    ``a[]`` appends (keys "0", "1"…); a key that is both a value and an object keeps the object.
+    """
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        m = re.fullmatch(r"([^\[\]]+)((?:\[[^\[\]]*\])*)", key)
+        parts = [m.group(1), *re.findall(r"\[([^\[\]]*)\]", m.group(2))] if m else [key]
+        cur = out
+        for i, part in enumerate(parts):
+            if part == "":
+                part = str(len(cur))
+            if i == len(parts) - 1:
+                if not isinstance(cur.get(part), dict):
+                    cur[part] = value
+            else:
+                nxt = cur.get(part)
+                if not isinstance(nxt, dict):
+                    nxt = cur[part] = {}
+                cur = nxt
+    return out
+
+
+async def _read_body(request: web.Request) -> Any:
+    raw = await request.read()
+    text = raw.decode("utf-8")
+    if request.content_type == "application/json" or text.lstrip()[:1] in ("{", "["):
+        return json.loads(text)
+    return decode_form(urllib.parse.parse_qsl(text, keep_blank_values=True))
+
+
+class CallbackReceiver:
+    """The receiver's state: a ledger connection of its own, counts, and the aiohttp application.
+
+    ``match_wait``: seconds to keep trying when a callback's row is not in the ledger yet (it can
+    arrive before the run has recorded the answer to its request); it stays stored either way.
+    """
+
+    def __init__(self, ledger_url: str | None = None, *, match_wait: float = 2.0,
+                 on_event: Callable[[str], None] | None = None, max_body: int = 256 * 1024) -> None:
+        self.ledger: Ledger = open_ledger(ledger_url)
+        self.match_wait = match_wait
+        self.on_event = on_event
+        self.max_body = max_body
+        #: recorded, matched, refused, unreadable
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=self.max_body)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    def _event(self, text: str) -> None:
+        if self.on_event is not None:
+            self.on_event(text)
+
+    def _refuse(self, why: str) -> web.Response:
+        self.counts["refused"] += 1
+        self._event(f"refused a call: {why}")
+        return web.json_response({"error": "not found"}, status=404)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        parts = [p for p in request.path.split("/") if p]
+        if request.method != "POST" or len(parts) < 2:
+            return self._refuse(f"{request.method} to a path that is not a callback address")
+        provider, token = parts[-2], parts[-1]
+        owner = self.ledger.callback_token(token)
+        if owner is None or owner.provider != provider:
+            return self._refuse("unknown callback token")
+        from .providers import resolve
+
+        try:
+            body = await _read_body(request)
+            callback: Callback = resolve(f"{provider}.read_callback")(body)
+        except (ValueError, UnicodeDecodeError, LookupError) as exc:
+            self.counts["unreadable"] += 1
+            self._event(f"{provider}: unreadable callback for run {owner.run_id} ({type(exc).__name__})")
+            return web.json_response({"error": "not a callback this receiver can read"}, status=400)
+        kept = json.dumps(scrub(body, [token]), ensure_ascii=False, sort_keys=True)
+        key = self.ledger.record_callback(run_id=owner.run_id, scope=owner.scope, provider_id=callback.provider_id,
+                                          status=callback.status.value, message=callback.message, body=kept,
+                                          reference=callback.reference, match_key=callback.match_key)
+        self.counts["recorded"] += 1
+        deadline = time.monotonic() + self.match_wait
+        while key is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            if self.ledger.match_waiting_callbacks(owner.scope):
+                key = self._row_of(owner.scope, callback.provider_id)
+        if key is not None:
+            self.counts["matched"] += 1
+            self._event(f"{provider}: {callback.provider_id} -> row {' / '.join(json.loads(key))}: {callback.status.value}")
+        else:
+            self._event(f"{provider}: {callback.provider_id} kept; no row matches it yet (`booking-import status` retries)")
+        return web.json_response({"status": "recorded", "matched": key is not None})
+
+    def _row_of(self, scope: str, provider_id: str) -> str | None:
+        for c in reversed(self.ledger.callbacks(scope)):
+            if c["provider_id"] == provider_id:
+                return c["row_key"]
+        return None
+
+
+@contextmanager
+def receiving(ledger_url: str | None = None, *, port: int = 0,
+              on_event: Callable[[str], None] | None = None) -> Iterator[str]:
+    """A receiver on 127.0.0.1 in a background thread for the length of the block; yields its base URL."""
+    from .sandbox.server import SimulatorServer
+
+    receiver = CallbackReceiver(ledger_url, on_event=on_event)
+    try:
+        with SimulatorServer(receiver, port=port) as url:
+            yield url
+    finally:
+        receiver.close()
