@@ -1,0 +1,253 @@
+"""Inbox file claims: which run imports which file, kept in the ledger's SQLite database.
+
+One record per file *content* (SHA-256 of the bytes), in a ``files`` table beside the ledger's
+``rows`` and ``runs``, so the same bytes under another name are recognised as a duplicate and two
+runs never import one file at once:
+
+=========  ==================================================================================
+state      meaning
+=========  ==================================================================================
+claimed    a run is importing it; ``owner`` (run id), ``host``, ``pid`` and ``lease_until``
+           (epoch seconds) say who, and the owner renews the lease while it works
+done       imported; ``results``, ``archived_to`` and ``counts`` say where and how it went
+released   a run gave it back (a whole-file problem, e.g. refused credentials): the next run
+           may claim it again
+=========  ==================================================================================
+
+Every change is one SQL statement that only one process can win (an INSERT on the primary key,
+or an UPDATE guarded by the owner it expects: compare-and-swap), so the claim is exact whether
+the competitors are threads, processes or Prefect workers on one machine. A claim is *stale* when
+its lease ran out (the owner stopped renewing: killed, crashed, machine gone) or, on the same
+host, when the owner's process no longer exists; a later run takes a stale claim over and the
+import resumes from the ledger's rows (rows already booked are skipped, rows left ``sending``
+are checked with the provider).
+
+Several machines need one database all of them can lock. SQLite in WAL mode works only for
+processes on one host (WAL needs shared memory, and network file systems break SQLite's locks),
+so the ledger path must be local to the machine that serves the inbox.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .errors import LedgerError
+
+__all__ = ["FileClaims", "FileRecord", "Heartbeat", "file_hash", "CLAIMED", "DONE", "RELEASED"]
+
+CLAIMED, DONE, RELEASED = "claimed", "done", "released"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    content_hash TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    owner        TEXT,
+    host         TEXT,
+    pid          INTEGER,
+    lease_until  REAL,
+    claimed_at   REAL,
+    claims       INTEGER NOT NULL DEFAULT 1,
+    finished_at  REAL,
+    mapping      TEXT,
+    results      TEXT,
+    archived_to  TEXT,
+    counts       TEXT,
+    message      TEXT
+);
+"""
+_COLUMNS = ("content_hash,name,state,owner,host,pid,lease_until,claimed_at,claims,finished_at,mapping,results,"
+            "archived_to,counts,message")
+
+
+def file_hash(path: Path, block: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    content_hash: str
+    name: str
+    state: str
+    owner: str | None
+    host: str | None
+    pid: int | None
+    lease_until: float | None
+    claimed_at: float | None
+    claims: int
+    finished_at: float | None
+    mapping: str | None
+    results: str | None
+    archived_to: str | None
+    counts: str | None
+    message: str | None
+
+    @property
+    def count_map(self) -> dict[str, int]:
+        return json.loads(self.counts) if self.counts else {}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return True
+    return True
+
+
+class FileClaims:
+    """Claims on inbox files, in the ``files`` table of the ledger database at ``path``."""
+
+    def __init__(self, path: Path, *, owner: str, lease_seconds: float = 120.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.owner = owner
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.lease_seconds = float(lease_seconds)
+        self.clock = clock
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"cannot use the ledger at {self.path} for inbox claims: {exc}") from None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "FileClaims":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def get(self, content_hash: str) -> FileRecord | None:
+        with self._lock:
+            row = self._db.execute(f"SELECT {_COLUMNS} FROM files WHERE content_hash=?", (content_hash,)).fetchone()
+        return FileRecord(*row) if row else None
+
+    def all(self) -> list[FileRecord]:
+        with self._lock:
+            return [FileRecord(*r) for r in self._db.execute(f"SELECT {_COLUMNS} FROM files ORDER BY claimed_at")]
+
+    def is_stale(self, record: FileRecord) -> bool:
+        """A claim nobody is working on: its lease ran out, or its process on this host is gone."""
+        if record.state != CLAIMED:
+            return False
+        if record.lease_until is None or record.lease_until < self.clock():
+            return True
+        return record.host == self.host and record.pid is not None and record.pid != self.pid \
+            and not _pid_alive(record.pid)
+
+    # --- claiming --------------------------------------------------------------------------------
+
+    def claim(self, content_hash: str, name: str, mapping: str | None = None) -> tuple[bool, FileRecord]:
+        """Try to take the file. Returns (won, the record as it now stands).
+
+        Wins when nobody has the content yet, when the last claim was released, or when it is
+        stale (then the import resumes from the ledger). Loses to a live claim and to ``done``."""
+        now = self.clock()
+        lease = now + self.lease_seconds
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO files (content_hash,name,state,owner,host,pid,lease_until,claimed_at,mapping) "
+                "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(content_hash) DO NOTHING",
+                (content_hash, name, CLAIMED, self.owner, self.host, self.pid, lease, now, mapping))
+            row = self._db.execute(f"SELECT {_COLUMNS} FROM files WHERE content_hash=?", (content_hash,)).fetchone()
+        record = FileRecord(*row)
+        if record.state == CLAIMED and record.owner == self.owner:
+            return True, record
+        if record.state == RELEASED or self.is_stale(record):
+            # compare-and-swap on the owner and lease we just read: of several takers, one wins
+            with self._lock:
+                cur = self._db.execute(
+                    "UPDATE files SET state=?, owner=?, host=?, pid=?, lease_until=?, claimed_at=?, claims=claims+1, "
+                    "name=?, mapping=COALESCE(?, mapping) WHERE content_hash=? AND state=? AND owner IS ? "
+                    "AND lease_until IS ?",
+                    (CLAIMED, self.owner, self.host, self.pid, lease, now, name, mapping, content_hash,
+                     record.state, record.owner, record.lease_until))
+            won = cur.rowcount == 1
+            return won, self.get(content_hash) or record
+        return False, record
+
+    def renew(self, content_hash: str) -> bool:
+        """Extend the lease; False when the claim is no longer ours (taken over or finished)."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE files SET lease_until=? WHERE content_hash=? AND owner=? AND state=?",
+                (self.clock() + self.lease_seconds, content_hash, self.owner, CLAIMED))
+        return cur.rowcount == 1
+
+    def finish(self, content_hash: str, *, results: str | None, archived_to: str | None,
+               counts: dict[str, int], message: str = "") -> bool:
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE files SET state=?, finished_at=?, results=?, archived_to=?, counts=?, message=?, lease_until=NULL "
+                "WHERE content_hash=? AND owner=? AND state=?",
+                (DONE, self.clock(), results, archived_to, json.dumps(counts), message, content_hash, self.owner, CLAIMED))
+        return cur.rowcount == 1
+
+    def release(self, content_hash: str, message: str) -> bool:
+        """Give the file back (it stays in the inbox; the next run may claim it again)."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE files SET state=?, message=?, lease_until=NULL WHERE content_hash=? AND owner=? AND state=?",
+                (RELEASED, message[:2000], content_hash, self.owner, CLAIMED))
+        return cur.rowcount == 1
+
+
+class Heartbeat:
+    """Renews a claim from a thread every ``lease/6`` seconds while a file is imported.
+
+    A thread, not an asyncio task, so a long synchronous step (reading a big sheet, writing the
+    workbook) cannot starve it. When the claim is found taken over, ``on_lost`` is called once."""
+
+    def __init__(self, claims: FileClaims, content_hash: str, on_lost: Callable[[], None] | None = None,
+                 every: float | None = None) -> None:
+        self.claims = claims
+        self.content_hash = content_hash
+        self.on_lost = on_lost
+        self.every = every if every is not None else max(claims.lease_seconds / 6, 0.05)
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"claim-heartbeat-{content_hash[:8]}", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                ok = self.claims.renew(self.content_hash)
+            except sqlite3.Error:
+                continue  # busy for longer than the timeout: try again on the next beat
+            if not ok:
+                self.lost = True
+                if self.on_lost is not None:
+                    self.on_lost()
+                return
