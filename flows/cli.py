@@ -28,7 +28,10 @@ EPILOG = """exit codes:
   130 interrupted with Ctrl-C: the results workbook holds what was done
 
 Secrets come from the environment (or a .env file in the current folder), never from files
-you commit: JICOO_API_KEY for Jicoo. <PROVIDER>_BASE_URL overrides a provider's URL."""
+you commit: JICOO_API_KEY for Jicoo, SYSTEMSX_API_KEY for Systems X Bridge, SERVICEMOBILITY_USERNAME,
+SERVICEMOBILITY_PASSWORD and SERVICEMOBILITY_BASE_URL (required) for ServiceMobility. <PROVIDER>_BASE_URL
+overrides a provider's URL; <PROVIDER>_CALLBACK_URL is where a provider that confirms later
+(Systems X Bridge) reaches `booking-import callbacks`."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resend rows an earlier run left unknown when the provider offers no way to check them")
     p.add_argument("--chunk-size", type=_positive_int, default=500, help="rows per Prefect task (default 500)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--wait-callbacks", type=_seconds, default=0.0, metavar="SECONDS",
+                   help="for providers that confirm later (Systems X Bridge): receive their callbacks in this process "
+                        "and wait up to SECONDS after sending for accepted rows to become created (default 0: "
+                        "callbacks go to `booking-import callbacks` at <PROVIDER>_CALLBACK_URL)")
+    p.add_argument("--callback-port", type=int, default=0, metavar="N",
+                   help="port on 127.0.0.1 for the in-process receiver of --wait-callbacks (default 0: a free one)")
 
     p = sub.add_parser("validate", help="check a sheet against a mapping without sending anything",
                        description="Read the sheet, map and validate every row, and write the results workbook with "
@@ -75,6 +84,86 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Invalid rows are listed on stderr.")
     _sheet_args(p, out=False)
     p.add_argument("--limit", "-n", type=_positive_int, default=None, help="at most this many payloads")
+
+    p = sub.add_parser("status", help="refresh a results workbook from the ledger (e.g. accepted rows now created)",
+                       description="Read a results workbook written by `run`, look up each row in the ledger and "
+                                   "write the workbook again with the rows whose state changed since, e.g. rows "
+                                   "Systems X Bridge accepted and has since confirmed by callback (accepted -> "
+                                   "created). Other rows, the input columns and the Summary's run details are kept; "
+                                   "the Summary says when it was refreshed. Nothing is sent.",
+                       epilog="exit codes: 0 every row is created, accepted or skipped; 1 some are not; 2 the "
+                              "workbook, mapping or ledger cannot be read")
+    p.add_argument("results", type=Path, help="a results workbook written by `booking-import run`")
+    p.add_argument("--out", "-o", type=Path, help="write the refreshed workbook here (default: replace RESULTS)")
+    p.add_argument("--ledger", help="ledger database (default: the one named in the workbook's Summary)")
+    p.add_argument("--mapping", "-m", type=Path, help="the run's mapping file (default: the one named in the Summary)")
+
+    p = sub.add_parser("callbacks", help="receive providers' callbacks (Systems X Bridge return_url) into the ledger",
+                       description="Serve the callback receiver until Ctrl-C. A provider that confirms bookings "
+                                   "later (Systems X Bridge) POSTs to the return_url each run sends: "
+                                   "<PROVIDER>_CALLBACK_URL/<provider>/<unguessable token of that run>. The receiver "
+                                   "checks the token against the ledger (404 and nothing stored otherwise), stores "
+                                   "the callback without api_key or password, and marks its row created. Callbacks "
+                                   "for runs that finished long ago count too; `booking-import status` then "
+                                   "refreshes their results workbooks.",
+                       epilog="Set SYSTEMSX_BRIDGE_CALLBACK_URL, for the runs, to the public https address that "
+                              "forwards to this receiver (a reverse proxy or tunnel); any path prefix before "
+                              "/<provider>/<token> is accepted. It listens on 127.0.0.1 unless --host says otherwise.")
+    p.add_argument("--port", type=int, default=8081, help="port to listen on (default 8081; 0 picks a free one)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; use 0.0.0.0 only behind a proxy that adds https)")
+    p.add_argument("--ledger", help="ledger database the runs used (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
+
+    p = sub.add_parser("rerun", help="run a results workbook again: fixed rows are sent, booked rows are not",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+                       description="Read a results workbook (edited in Excel or not: values fixed in red rows, rows "
+                                   "deleted, columns moved, notes columns added) and run it again with the mapping "
+                                   "and ledger of the run that wrote it. Rows the ledger records as created or accepted "
+                                   "are carried over, never sent; invalid, rejected, failed and skipped rows are "
+                                   "checked again with their edited values and sent (a skipped row the ledger shows as "
+                                   "created stays skipped); unknown rows are checked with the provider first and sent "
+                                   "only when confirmed absent. A booked row whose key was edited is refused (invalid, "
+                                   "with a message), and a workbook from another ledger is refused with exit 2. The new "
+                                   "workbook holds every row, in order, with its latest status; its Summary says what "
+                                   "changed.")
+    p.add_argument("results", type=Path, help="a results workbook written by `run` or `rerun`")
+    p.add_argument("--out", "-o", type=Path, help="the new workbook (default: beside RESULTS, <sheet>.rerun-<time>.xlsx)")
+    p.add_argument("--mapping", "-m", type=Path, help="the mapping file, if it moved (default: the one the run used)")
+    p.add_argument("--ledger", help="ledger database (default: the one named in the workbook's Summary)")
+    p.add_argument("--concurrency", "-c", type=_positive_int, help="requests in flight at once (default: the mapping's)")
+    p.add_argument("--rate", "-r", type=_rate, help="requests per second, never exceeded; 0 for no limit (default: the mapping's)")
+    p.add_argument("--resend-unknown", action="store_true",
+                   help="resend unknown rows the provider offers no way to check (check with the provider first)")
+    p.add_argument("--chunk-size", type=_positive_int, default=500, help="rows per Prefect task (default 500)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("serve", help="serve the nightly inbox import (a Prefect deployment on a schedule)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Serve the Prefect deployment import_inbox/NAME until Ctrl-C: on the cron schedule, "
+                                   "or when started from the Prefect UI, it imports every new sheet in the inbox once "
+                                   "(mapping from the file's folder, inbox/jicoo/... -> MAPPINGS/jicoo.yaml, or from "
+                                   "inbox/routes.yaml), moves it to archive/YYYY-MM-DD/ with its results workbook, "
+                                   "leaves a table artifact, and fails the flow run when rows failed or are unknown or "
+                                   "a file has no mapping. Several workers may serve the same inbox: each file is "
+                                   "claimed by one run, in the ledger.",
+                       epilog="Schedules need a real Prefect server: start one with `prefect server start`, then "
+                              "`prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api`. Without one, serve "
+                              "exits 2. --notify gets the run's summary as JSON: a command on its stdin, or an "
+                              "http(s) URL by POST; env:NAME reads either from the worker's environment.")
+    p.add_argument("--inbox", type=Path, required=True, help="the folder sheets are dropped into")
+    p.add_argument("--cron", default="0 2 * * *", help='when to run (default "0 2 * * *": 02:00 every night)')
+    p.add_argument("--timezone", help="IANA time zone of the cron, e.g. Europe/London (default UTC)")
+    p.add_argument("--name", default="nightly-inbox", help="deployment name (default nightly-inbox); workers serving "
+                                                           "the same inbox use the same name")
+    p.add_argument("--mappings", type=Path, default=Path("mappings"), help="folder of mapping files (default ./mappings)")
+    p.add_argument("--archive", type=Path, help="where imported files go (default INBOX/archive)")
+    p.add_argument("--ledger", help="ledger database (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
+    p.add_argument("--notify", help="command or http(s) webhook URL that gets each run's summary JSON")
+    p.add_argument("--settle-seconds", type=_seconds_value, default=2.0,
+                   help="a file must keep its size and time this long to be imported (default 2)")
+    p.add_argument("--lease-seconds", type=_seconds_value, default=120.0,
+                   help="a claim not renewed for this long is taken over by the next run (default 120)")
+    p.add_argument("--limit", type=_positive_int, help="flow runs this worker runs at once (default: no limit)")
 
     p = sub.add_parser("sandbox", help="serve a provider simulator on loopback for trying things out",
                        description="Serve a faithful provider simulator on 127.0.0.1 until Ctrl-C, with optional faults.")
@@ -101,7 +190,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("run", "validate", "render", "sandbox", "demo", "transforms", "schema")
+COMMANDS = ("run", "rerun", "serve", "validate", "render", "status", "callbacks", "sandbox", "demo", "transforms", "schema")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _seconds_value(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -171,7 +280,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if all(o is not None and o.ok for o in run.outcomes) else EXIT_ROWS
 
 
-def _run_flow(args: argparse.Namespace, progress: Any) -> tuple[dict | None, Any]:
+def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = None) -> tuple[dict | None, Any]:
     from .import_sheet import Hooks, hooks, import_sheet
     from .prefect_quiet import quiet_prefect
 
@@ -180,10 +289,11 @@ def _run_flow(args: argparse.Namespace, progress: Any) -> tuple[dict | None, Any
     result = None
     try:
         with quiet_prefect(), progress:
-            result = asyncio.run(import_sheet(
+            result = asyncio.run(import_sheet(**kwargs) if kwargs is not None else import_sheet(
                 sheet=str(args.sheet), mapping=str(args.mapping), out=str(args.out) if args.out else None,
                 concurrency=args.concurrency, rate=args.rate, sheet_name=args.sheet_name, ledger=args.ledger,
                 chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
+                wait_callbacks=args.wait_callbacks, callback_port=args.callback_port,
             ))
     except KeyboardInterrupt:
         run = holder.get("run")
@@ -193,6 +303,35 @@ def _run_flow(args: argparse.Namespace, progress: Any) -> tuple[dict | None, Any
     finally:
         hooks.reset(token)
     return result, holder.get("run")
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from .auth import build_auth
+    from .report import Progress, print_summary
+    from .rerun import load_rerun, summary_lines
+
+    again = load_rerun(args.results, mapping=args.mapping, ledger_url=args.ledger, out=args.out)  # exit 2 before Prefect
+    build_auth(again.plan.mapping.connection.auth, again.plan.mapping.provider)  # so does a missing secret
+    progress = Progress(enabled=not args.quiet)
+    result, run = _run_flow(args, progress, dict(
+        sheet=str(args.results), mapping=str(args.mapping) if args.mapping else None, out=str(again.out), ledger=again.ledger_url,
+        concurrency=args.concurrency, rate=args.rate, chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
+        rerun=True))
+    if run is None:
+        return EXIT_INPUT
+    print_summary(run, sys.stdout)
+    print("\n".join(summary_lines(again, run)))
+    if run.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if all(o is not None and o.ok for o in run.outcomes) else EXIT_ROWS
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .nightly import serve_inbox
+
+    return serve_inbox(inbox=args.inbox, cron=args.cron, timezone=args.timezone, name=args.name, mappings=args.mappings,
+                       archive=args.archive, ledger=args.ledger, notify=args.notify,
+                       settle_seconds=args.settle_seconds, lease_seconds=args.lease_seconds, limit=args.limit)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -222,6 +361,45 @@ def cmd_render(args: argparse.Namespace) -> int:
 def _secret_values(mapping: Any) -> list[str]:
     names = [getattr(mapping.connection.auth, "secret", None)]
     return [os.environ[n] for n in names if n and os.environ.get(n)]
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import refresh_results
+
+    report = refresh_results(args.results, out=args.out, ledger_url=args.ledger, mapping=args.mapping)
+    changes = ", ".join(f"{old} -> {new}: {n}" for (old, new), n in sorted(report.changed.items())) or "none"
+    print(f"{report.rows} rows; changed since the run: {changes}")
+    counts: dict[str, int] = {}
+    for o in report.outcomes:
+        counts[o.status.value] = counts.get(o.status.value, 0) + 1
+    for status, n in counts.items():
+        print(f"  {status:<8}  {n}")
+    print(f"results: {report.path}")
+    return EXIT_OK if report.ok else EXIT_ROWS
+
+
+def cmd_callbacks(args: argparse.Namespace) -> int:
+    from .callbacks import CallbackReceiver
+    from .sandbox.server import serve_forever
+
+    def event(line: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
+
+    receiver = CallbackReceiver(args.ledger, on_event=event)
+
+    def ready(url: str) -> None:
+        print(f"callback receiver listening on {url}, recording into {receiver.ledger.path} (Ctrl-C to stop).\n"
+              f"Runs send <PROVIDER>_CALLBACK_URL/<provider>/<token>: set e.g. SYSTEMSX_BRIDGE_CALLBACK_URL to the "
+              f"public https address that forwards to {url}.", flush=True)
+
+    try:
+        serve_forever(receiver, host=args.host, port=args.port, on_ready=ready)
+    finally:
+        receiver.close()
+    counts = receiver.counts
+    print(f"stopped: {counts['recorded']} callbacks recorded ({counts['matched']} matched to rows), "
+          f"{counts['refused']} refused, {counts['unreadable']} unreadable")
+    return EXIT_OK
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -275,8 +453,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "run": cmd_run,
+    "rerun": cmd_rerun,
+    "serve": cmd_serve,
     "validate": cmd_validate,
     "render": cmd_render,
+    "status": cmd_status,
+    "callbacks": cmd_callbacks,
     "sandbox": cmd_sandbox,
     "demo": cmd_demo,
     "transforms": cmd_transforms,

@@ -24,9 +24,16 @@ class Demo:
     provider: str
     sheet: str
     mapping: str
+    #: run a callback receiver in-process and wait up to this long for accepted rows to be confirmed
+    wait_callbacks: float = 0.0
 
 
-DEMOS = (Demo("jicoo", "sample_data/jicoo/bookings.xlsx", "mappings/jicoo.yaml"),)
+DEMOS = (Demo("jicoo", "sample_data/jicoo/bookings.xlsx", "mappings/jicoo.yaml"),
+         Demo("bigchange", "sample_data/bigchange/jobs.xlsx", "mappings/bigchange.yaml"),
+         Demo("systemsx_bridge", "sample_data/systemsx_bridge/bookings.csv", "mappings/systemsx_bridge.yaml",
+              wait_callbacks=10.0),
+         Demo("servicemobility", "sample_data/servicemobility/workorders.xlsx", "mappings/servicemobility_workorders.yaml"),
+         Demo("servicemobility", "sample_data/servicemobility/followups.xlsx", "mappings/servicemobility_followups.yaml"))
 
 
 def project_root() -> Path:
@@ -45,6 +52,21 @@ def sandbox_env(provider: str, url: str) -> dict[str, str]:
         from .sandbox import DEFAULT_API_KEY
 
         return {"JICOO_BASE_URL": f"{url}/v1", "JICOO_API_KEY": DEFAULT_API_KEY}
+    if provider == "bigchange":
+        from .sandbox import bigchange as bc
+
+        return {"BIGCHANGE_BASE_URL": f"{url}/v1", "BIGCHANGE_TOKEN_URL": f"{url}{bc.TOKEN_PATH}",
+                "BIGCHANGE_CLIENT_ID": bc.DEFAULT_CLIENT_ID, "BIGCHANGE_CLIENT_SECRET": bc.DEFAULT_CLIENT_SECRET,
+                "BIGCHANGE_CUSTOMER_ID": bc.DEFAULT_CUSTOMER_ID}
+    if provider == "systemsx_bridge":  # the issue names the key SYSTEMSX_API_KEY; URLs follow the provider id
+        from .sandbox import DEFAULT_BRIDGE_API_KEY
+
+        return {"SYSTEMSX_BRIDGE_BASE_URL": url, "SYSTEMSX_API_KEY": DEFAULT_BRIDGE_API_KEY}
+    if provider == "servicemobility":  # the tenant's root URL: /createjwt and /seiapi/... hang off it
+        from .sandbox import servicemobility as sm
+
+        return {"SERVICEMOBILITY_BASE_URL": url, "SERVICEMOBILITY_USERNAME": sm.DEFAULT_USERNAME,
+                "SERVICEMOBILITY_PASSWORD": sm.DEFAULT_PASSWORD}
     raise UsageError(f"no sandbox settings for {provider!r}")
 
 
@@ -85,8 +107,8 @@ def run_demo(out_dir: Path, demos: tuple[Demo, ...] = DEMOS, stream=sys.stdout) 
                 try:
                     with quiet_prefect(), progress:
                         asyncio.run(import_sheet(sheet=str(root / demo.sheet), mapping=str(root / demo.mapping),
-                                                 out=str(out_dir / f"{demo.provider}-results-run{attempt}.xlsx"),
-                                                 ledger=str(ledger)))
+                                                 out=str(out_dir / f"{Path(demo.mapping).stem}-results-run{attempt}.xlsx"),
+                                                 ledger=str(ledger), wait_callbacks=demo.wait_callbacks))
                 finally:
                     hooks.reset(token)
                 run = holder["run"]

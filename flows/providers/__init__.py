@@ -13,7 +13,7 @@ from typing import Any
 __all__ = ["resolve", "PROVIDER_IDS"]
 
 #: one id names a provider's mapping, module, sample folder, env-var prefix and simulator
-PROVIDER_IDS = ("jicoo",)
+PROVIDER_IDS = ("jicoo", "bigchange", "systemsx_bridge", "servicemobility")
 
 
 def resolve(ref: str) -> Any:

@@ -10,8 +10,11 @@
 from __future__ import annotations
 
 from .faults import FAULT_KINDS, FaultInjector, Faults
+from .bigchange import BigChangeSimulator
 from .jicoo import DEFAULT_API_KEY, DEFAULT_EVENT_TYPES, EventType, JicooSimulator
 from .server import SimulatorServer, create_app, fault_middleware, json_response, read_json, serve_forever
+from .servicemobility import ServiceMobilitySimulator
+from .systemsx_bridge import DEFAULT_BRIDGE_API_KEY, BridgeSimulator
 
 __all__ = [
     "Faults",
@@ -27,8 +30,13 @@ __all__ = [
     "EventType",
     "DEFAULT_EVENT_TYPES",
     "DEFAULT_API_KEY",
+    "BigChangeSimulator",
+    "BridgeSimulator",
+    "DEFAULT_BRIDGE_API_KEY",
+    "ServiceMobilitySimulator",
     "SIMULATORS",
 ]
 
 #: provider id -> simulator class (each takes ``faults=`` and has ``.app()``)
-SIMULATORS: dict[str, type] = {"jicoo": JicooSimulator}
+SIMULATORS: dict[str, type] = {"jicoo": JicooSimulator, "bigchange": BigChangeSimulator,
+                               "systemsx_bridge": BridgeSimulator, "servicemobility": ServiceMobilitySimulator}
