@@ -101,8 +101,9 @@ def run_demo(out_dir: Path, demos: tuple[Demo, ...] = DEMOS, stream=sys.stdout) 
         with SimulatorServer(sim) as url, _environ(sandbox_env(demo.provider, url)):
             print(f"== {demo.provider}: importing {demo.sheet} into the simulator at {url}", file=stream)
             for attempt, label in ((1, "first run"), (2, "same sheet again: nothing is booked twice")):
+                print(f"-- {label}", file=stream, flush=True)
                 holder: dict = {}
-                progress = Progress(enabled=True)
+                progress = Progress(enabled=sys.stderr.isatty())  # a bar on a terminal; no per-10% lines in logs
                 token = hooks.set(Hooks(progress=progress.update, on_run=lambda r: holder.setdefault("run", r)))
                 try:
                     with quiet_prefect(), progress:
@@ -112,11 +113,11 @@ def run_demo(out_dir: Path, demos: tuple[Demo, ...] = DEMOS, stream=sys.stdout) 
                 finally:
                     hooks.reset(token)
                 run = holder["run"]
-                print(f"-- {label}", file=stream)
                 print_summary(run, stream)
                 if attempt == 1:
                     worst = max(worst, 0 if all(o.ok for o in run.outcomes) else 1)
             print(f"   the simulator now holds {len(sim.bookings)} bookings", file=stream)
-    print("\nThe first run's red rows are the sample's deliberate mistakes (bad e-mail, unknown event type, "
-          "impossible date, bad time zone, missing name) and its one double-booked slot.", file=stream)
+    print(f"\nResults workbooks are in {out_dir}/. The rows that need attention in each first run are the "
+          "sample's deliberate mistakes (bad e-mails, unknown names, impossible dates, a double-booked slot, "
+          "windows with no free slot...): each sample_data/<provider>/make_sample.py lists them.", file=stream)
     return 0

@@ -129,3 +129,16 @@ def test_ctrl_c_still_writes_the_results_workbook(prefect_api, jicoo_sim, jicoo_
     assert counts["created"] >= 10 and counts.get("skipped", 0) > 0
     assert summary["interrupted"] == "yes"
     assert len(df) == 60
+
+
+def test_demo_imports_a_sample_twice_and_books_nothing_twice(prefect_api, tmp_path):
+    import io
+
+    from flows.demo import DEMOS, run_demo
+
+    out = io.StringIO()
+    assert run_demo(tmp_path / "demo", demos=DEMOS[:1], stream=out) == 0
+    text = out.getvalue()
+    assert "created   54" in text and "skipped   54" in text
+    assert "the simulator now holds 54 bookings" in text
+    assert (tmp_path / "demo" / "jicoo-results-run1.xlsx").exists()
