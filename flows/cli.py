@@ -159,9 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--archive", type=Path, help="where imported files go (default INBOX/archive)")
     p.add_argument("--ledger", help="ledger database (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
     p.add_argument("--notify", help="command or http(s) webhook URL that gets each run's summary JSON")
-    p.add_argument("--settle-seconds", type=_seconds_value, default=2.0,
+    p.add_argument("--settle-seconds", type=_seconds, default=2.0,
                    help="a file must keep its size and time this long to be imported (default 2)")
-    p.add_argument("--lease-seconds", type=_seconds_value, default=120.0,
+    p.add_argument("--lease-seconds", type=_seconds, default=120.0,
                    help="a claim not renewed for this long is taken over by the next run (default 120)")
     p.add_argument("--limit", type=_positive_int, help="flow runs this worker runs at once (default: no limit)")
 
@@ -194,16 +194,6 @@ COMMANDS = ("run", "rerun", "serve", "validate", "render", "status", "callbacks"
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
-
-
-def _seconds_value(text: str) -> float:
     try:
         value = float(text)
     except ValueError:

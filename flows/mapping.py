@@ -706,22 +706,15 @@ class RowMapper:
     def key_of(self, row: list) -> tuple[str, ...]:
         return tuple((to_text(row[i]) or "").strip() for i in self.key_indexes)
 
-    def map_row(self, row: list) -> MappedRow:
-        payload: dict[str, Any] = {}
-        problems: list[Problem] = []
-        flat = self.flat
-        if not flat:
-            return self._map_nested(row)
+    def _values(self, row: list, problems: list[Problem]) -> list[tuple[_CompiledField, Any]]:
+        """(field, value) for every field that yields something to send (a value, or an explicit null);
+        each field's problem is added to ``problems`` once."""
+        out: list[tuple[_CompiledField, Any]] = []
         for f in self.fields:
             try:
                 value = f.get(row)
-            except _ColumnProblem as exc:
-                problem = Problem(exc.column, str(exc))
-                if problem not in problems:
-                    problems.append(problem)
-                continue
             except TransformProblem as exc:
-                problem = Problem(f.blame, str(exc))
+                problem = Problem(exc.column if isinstance(exc, _ColumnProblem) else f.blame, str(exc))
                 if problem not in problems:
                     problems.append(problem)
                 continue
@@ -732,38 +725,24 @@ class RowMapper:
                 if not f.send_null:
                     continue
                 value = None
-            payload[f.path] = value
-        return MappedRow(payload, problems)
+            out.append((f, value))
+        return out
 
-    def _map_nested(self, row: list) -> MappedRow:
-        """Like the flat case, but a list item is kept only when a column gave one of its fields a
-        value: a Phones item built from an empty phone column disappears with its constant PhoneType."""
+    def map_row(self, row: list) -> MappedRow:
         problems: list[Problem] = []
-        values: list[tuple[_CompiledField, Any]] = []
+        values = self._values(row, problems)
+        if self.flat:
+            return MappedRow({f.path: value for f, value in values}, problems)
+        # nested: a list item is kept only when a column gave one of its fields a value (or an explicit
+        # null, "clear it"), so a Phones item built from an empty phone column disappears with its
+        # constant PhoneType
         filled: set[tuple] = set()
-        for f in self.fields:
-            try:
-                value = f.get(row)
-            except TransformProblem as exc:
-                problem = Problem(getattr(exc, "column", f.blame) if isinstance(exc, _ColumnProblem) else f.blame, str(exc))
-                if problem not in problems:
-                    problems.append(problem)
-                continue
-            if value is None or value == "":
-                if f.required:
-                    problems.append(Problem(f.blame, "is empty; a value is required"))
-                    continue
-                if not f.send_null:
-                    continue
-                value = None
-                if not f.const:  # an explicit null (when_empty: null, "clear it") keeps its list item
-                    filled.update(f.items)
-            elif not f.const:
+        for f, _ in values:
+            if not f.const:
                 filled.update(f.items)
-            values.append((f, value))
         payload: dict[str, Any] = {}
         for f, value in values:
-            if f.items and not f.items[-1] in filled:
+            if f.items and f.items[-1] not in filled:
                 continue
             set_path(payload, f.parts, value)
         return MappedRow(_prune(payload), problems)

@@ -46,7 +46,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .faults import FaultInjector, Faults
+from .faults import FaultInjector, Faults, FaultKnobs
 from .server import SANDBOX_PREFIX, create_app, json_response, read_json
 
 __all__ = [
@@ -268,7 +268,7 @@ class _Errors:
 # --- the simulator -----------------------------------------------------------------------------------
 
 
-class BigChangeSimulator:
+class BigChangeSimulator(FaultKnobs):
     """In-memory BigChange: reference data, jobs, OAuth2 clients and tokens, fault knobs.
 
     State is only changed on the server's event loop (and by the few methods documented as safe
@@ -332,18 +332,6 @@ class BigChangeSimulator:
     def bookings(self) -> list[dict[str, Any]]:
         """The jobs, under the name the demo counts."""
         return self.jobs
-
-    @property
-    def faults(self) -> Faults:
-        return self.injector.faults
-
-    @faults.setter
-    def faults(self, value: Faults) -> None:
-        self.injector.configure(value)
-
-    @property
-    def fault_counts(self) -> collections.Counter[str]:
-        return self.injector.counts
 
     def expire_tokens(self) -> None:
         """Revoke every token issued so far (safe from another thread): the next /v1 call with one is a 401."""

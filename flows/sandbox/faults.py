@@ -42,6 +42,7 @@ __all__ = [
     "TIMEOUT_AFTER_STORE",
     "DROP_AFTER_STORE",
     "FAULT_KINDS",
+    "FaultKnobs",
 ]
 
 #: counter keys, one per kind of fault that fired
@@ -210,3 +211,23 @@ class FaultInjector:
             if x < edge:
                 return kind
         return None
+
+
+class FaultKnobs:
+    """Mixin for simulators: ``sim.faults`` reads and replaces the knobs (thread-safe via the injector),
+    ``sim.fault_counts`` says how often each kind fired. The simulator sets ``self.injector``."""
+
+    injector: FaultInjector
+
+    @property
+    def faults(self) -> Faults:
+        return self.injector.faults
+
+    @faults.setter
+    def faults(self, value: Faults) -> None:
+        self.injector.configure(value)
+
+    @property
+    def fault_counts(self) -> "collections.Counter[str]":
+        """Fault kind (``rate_limited``, ``unavailable``, ...) -> how many times it fired."""
+        return self.injector.counts

@@ -38,7 +38,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .faults import FaultInjector, Faults
+from .faults import FaultInjector, Faults, FaultKnobs
 from .server import SANDBOX_PREFIX, create_app, json_response, read_json
 
 __all__ = [
@@ -178,7 +178,7 @@ def _validation_error(problems: _Problems) -> web.Response:
 # --- the simulator ------------------------------------------------------------------------
 
 
-class JicooSimulator:
+class JicooSimulator(FaultKnobs):
     """In-memory Jicoo: bookings, event types, API keys and fault knobs.
 
     State is only changed on the server's event loop; tests may read :attr:`bookings`,
@@ -220,19 +220,6 @@ class JicooSimulator:
     def bookings(self) -> list[dict[str, Any]]:
         """Every stored booking (open and cancelled), oldest first."""
         return list(self._bookings.values())
-
-    @property
-    def faults(self) -> Faults:
-        return self.injector.faults
-
-    @faults.setter
-    def faults(self, value: Faults) -> None:
-        self.injector.configure(value)
-
-    @property
-    def fault_counts(self) -> collections.Counter[str]:
-        """Fault kind (``rate_limited``, ``unavailable``, ...) -> how many times it fired."""
-        return self.injector.counts
 
     def reset(self) -> None:
         """Forget all bookings and counts, and restore the faults given to the constructor."""

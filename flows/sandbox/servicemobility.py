@@ -54,7 +54,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from .faults import FaultInjector, Faults
+from .faults import FaultInjector, Faults, FaultKnobs
 from .server import SANDBOX_PREFIX, create_app, json_response, read_json
 
 __all__ = [
@@ -185,7 +185,7 @@ _EXCLUDED = re.compile(r"unavail|not ?avail|exclu|busy", re.IGNORECASE)
 # --- the simulator -----------------------------------------------------------------------------------
 
 
-class ServiceMobilitySimulator:
+class ServiceMobilitySimulator(FaultKnobs):
     """In-memory ServiceMobility: logins, a technician calendar, work orders, follow-ups, fault knobs.
 
     State changes only on the server's event loop; tests may read :attr:`work_orders`,
@@ -272,18 +272,6 @@ class ServiceMobilitySimulator:
     def bookings(self) -> list[dict[str, Any]]:
         """What clients stored: upserted work orders (once each, however often they were PUT) and follow-ups."""
         return [self._work_orders[n] for n in self.put_counts] + self.followups
-
-    @property
-    def faults(self) -> Faults:
-        return self.injector.faults
-
-    @faults.setter
-    def faults(self, value: Faults) -> None:
-        self.injector.configure(value)
-
-    @property
-    def fault_counts(self) -> collections.Counter[str]:
-        return self.injector.counts
 
     def slots(self, *, free: bool | None = None) -> list[dict[str, Any]]:
         """The calendar, earliest first: each slot as OpenSlots offers it plus ``BookedBy``."""

@@ -45,7 +45,7 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import web
 
-from .faults import FaultInjector, Faults
+from .faults import FaultInjector, Faults, FaultKnobs
 from .server import create_app, json_response, read_json
 
 __all__ = ["BridgeSimulator", "Job", "Received", "DEFAULT_BRIDGE_API_KEY", "BOOKING_PATH"]
@@ -111,7 +111,7 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ("" if value is None else str(value).strip())
 
 
-class BridgeSimulator:
+class BridgeSimulator(FaultKnobs):
     """In-memory Systems X Bridge: queued jobs, API keys, callbacks and fault knobs."""
 
     provider = "systemsx_bridge"
@@ -149,18 +149,6 @@ class BridgeSimulator:
     def bookings(self) -> list[dict[str, Any]]:
         """Every queued job, oldest first, without credentials (the demo counts these)."""
         return [j.public() for j in self.jobs]
-
-    @property
-    def faults(self) -> Faults:
-        return self.injector.faults
-
-    @faults.setter
-    def faults(self, value: Faults) -> None:
-        self.injector.configure(value)
-
-    @property
-    def fault_counts(self) -> collections.Counter[str]:
-        return self.injector.counts
 
     def reset(self) -> None:
         self._clear()
