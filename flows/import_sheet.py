@@ -59,19 +59,30 @@ class _Entered:
         await self.run.__aexit__(*exc)
 
 
+class Opaque:
+    """Hands a big value (a plan of 100,000 rows, the chunks) to or from a task without Prefect walking
+    it: Prefect visits every dataclass, list and dict in task parameters and results, which cost 40 s
+    for a 10,000-row run before values travelled in this plain box (bench/RESULTS.md)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+
 @task(name="prepare-rows", cache_policy=NO_CACHE, persist_result=False)
-def prepare_rows(sheet: str, mapping: str, sheet_name: str | None) -> Plan:
-    return prepare(sheet, mapping, sheet_name=sheet_name)
+def prepare_rows(sheet: str, mapping: str, sheet_name: str | None) -> Opaque:
+    return Opaque(prepare(sheet, mapping, sheet_name=sheet_name))
 
 
 @task(name="read-results-workbook", cache_policy=NO_CACHE, persist_result=False)
-def read_rerun(results: str, mapping: str | None, ledger: str | None, out: str | None) -> Rerun:
-    return load_rerun(results, mapping=mapping, ledger_url=ledger, out=out)
+def read_rerun(results: str, mapping: str | None, ledger: str | None, out: str | None) -> Opaque:
+    return Opaque(load_rerun(results, mapping=mapping, ledger_url=ledger, out=out))
 
 
 @task(name="send-chunk", cache_policy=NO_CACHE, persist_result=False, task_run_name="send-chunk-{number}")
-async def send_chunk(run: ImportRun, chunks: list, number: int) -> dict[str, int]:
-    return await run.send(chunks[number])
+async def send_chunk(run: ImportRun, chunks: Opaque, number: int) -> dict[str, int]:
+    return await run.send(chunks.value[number])
 
 
 @task(name="write-results", cache_policy=NO_CACHE, persist_result=False)
@@ -103,13 +114,13 @@ async def import_sheet(
     ``rerun``: ``sheet`` is a results workbook (possibly edited): its mapping and ledger are the ones
     it was written with unless given, and rows are carried over, refused or sent as flows.rerun says."""
     h = hooks.get()
-    again = read_rerun(sheet, mapping, ledger, out) if rerun else None
+    again: Rerun | None = read_rerun(sheet, mapping, ledger, out).value if rerun else None
     if again is not None:
         plan, ledger, out = again.plan, again.ledger_url, str(again.out)
     elif mapping is None:
         raise UsageError("import_sheet needs a mapping (only a rerun of a results workbook remembers its own)")
     else:
-        plan = prepare_rows(sheet, mapping, sheet_name)
+        plan: Plan = prepare_rows(sheet, mapping, sheet_name).value
     receiver = contextlib.ExitStack()
     wait = wait_callbacks if "callback_url" in plan.mapping.run_value_paths().values() else 0.0
     callback_url = receiver.enter_context(receiving(ledger, port=callback_port)) if wait > 0 else None
@@ -132,7 +143,7 @@ async def import_sheet(
             written = True  # no workbook: the CLI reports the one-line error, exit 2
             raise
         async with _Entered(run):
-            chunks = chunked(run.pending(), chunk_size)
+            chunks = Opaque(chunked(run.pending(), chunk_size))
             if run.options.progress:
                 run.options.progress(run)
             window = asyncio.Semaphore(CHUNKS_IN_FLIGHT)
@@ -141,7 +152,7 @@ async def import_sheet(
                 async with window:
                     return await send_chunk(run, chunks, n)
 
-            await asyncio.gather(*(one(n) for n in range(len(chunks))))
+            await asyncio.gather(*(one(n) for n in range(len(chunks.value))))
             if wait > 0:  # accepted rows become created as the provider's callbacks arrive
                 await run.await_callbacks(wait)
         path = write_results(run)
