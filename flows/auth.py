@@ -64,8 +64,12 @@ class Auth:
     async def ensure_fresh(self, client: httpx.AsyncClient) -> None:
         """Called before every request: renew a token that is about to expire (token kinds)."""
 
-    async def refresh(self, client: httpx.AsyncClient) -> bool:
-        """Called after a 401; True when new credentials were obtained and the request may be tried once more."""
+    #: counts logins; a request remembers it so that many 401s for one stale token cause one new login
+    generation = 0
+
+    async def refresh(self, client: httpx.AsyncClient, generation: int | None = None) -> bool:
+        """Called after a 401 for a request sent with credentials of ``generation``; True when newer
+        credentials exist (obtained now, or meanwhile by another request) and it may be tried once more."""
         return False
 
 
@@ -130,6 +134,7 @@ class TokenAuth(Auth):
         # margin (a 60 s token, the default 60 s margin) would otherwise mean a login before every request
         self._renew_margin = min(self._margin, lifetime / 2) if lifetime else self._margin
         self.logins += 1
+        self.generation += 1
 
     async def login(self, client: httpx.AsyncClient) -> None:
         async with self._lock:
@@ -142,10 +147,10 @@ class TokenAuth(Auth):
             if self._expires_at is not None and self._clock() >= self._expires_at - self._renew_margin:
                 await self._login(client)
 
-    async def refresh(self, client: httpx.AsyncClient) -> bool:
-        stale = self._token
+    async def refresh(self, client: httpx.AsyncClient, generation: int | None = None) -> bool:
+        seen = self.generation if generation is None else generation
         async with self._lock:
-            if self._token != stale:  # another request renewed it meanwhile
+            if self.generation != seen:  # another request renewed it after this one was sent
                 return True
             try:
                 await self._login(client)

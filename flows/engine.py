@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from .auth import Auth, build_auth
 from .errors import ConfigError
-from .ledger import SENDING, Entry, Ledger, open_ledger, payload_hash
+from .ledger import SENDING, Entry, GroupCommit, Ledger, open_ledger, payload_hash
 from .mapping import MappingFile, Problem, RowMapper, RunValue, compile_mapping, load_mapping
 from .transforms import LookupTable
 from .outcomes import DONE_STATUSES, Action, Outcome, Status
@@ -364,6 +364,7 @@ class ImportRun:
         self._sender = self.sender()
         await self._sender.__aenter__()
         self._semaphore = asyncio.Semaphore(self.concurrency)
+        self._writer = GroupCommit(self.ledger)
         if self.plan.mapping.lookups:
             try:
                 await self.resolve_lookups()
@@ -436,16 +437,19 @@ class ImportRun:
                     self._settle(row, settled, record=False)
                     return
             phash = payload_hash(row.payload)
-            self.ledger.mark_sending(scope, key, self.run_id, phash)
+            await self._writer.mark_sending(scope, key, self.run_id, phash)
             try:
                 outcome = await self._send_row(row, entry)
             except asyncio.CancelledError:  # Ctrl-C or a cancelled flow: the request may have left
                 self.outcomes[row.index] = Outcome(Status.UNKNOWN, "the run was interrupted while this row was being "
                                                                    "sent; the next run checks it before resending")
                 raise
+            outcome = self._masked(row, outcome)
             if outcome.status is Status.SKIPPED:  # stopped before the request left
-                self.ledger.record(scope, key, Outcome(Status.FAILED, outcome.message), self.run_id)
-            self._settle(row, outcome, record=True, phash=phash)
+                await self._writer.record(scope, key, Outcome(Status.FAILED, outcome.message), self.run_id)
+            else:
+                await self._writer.record(scope, key, outcome, self.run_id, phash)
+            self._settle(row, outcome, record=False)
         finally:
             self._in_flight.discard(row.index)
 
@@ -535,11 +539,15 @@ class ImportRun:
 
     # -- bookkeeping ---------------------------------------------------------------------------------------
 
-    def _settle(self, row: PreparedRow, outcome: Outcome, *, record: bool, phash: str | None = None) -> None:
+    def _masked(self, row: PreparedRow, outcome: Outcome) -> Outcome:
         hidden = self._sensitive_values(row)
         if hidden and outcome.message:  # a provider that echoes a password must not put it in the results or ledger
             outcome = dataclasses.replace(outcome, message=redact_text(outcome.message, hidden), column_messages={
                 c: [redact_text(m, hidden) for m in ms] for c, ms in outcome.column_messages.items()})
+        return outcome
+
+    def _settle(self, row: PreparedRow, outcome: Outcome, *, record: bool, phash: str | None = None) -> None:
+        outcome = self._masked(row, outcome)
         if record:
             self.ledger.record(self.plan.mapping.scope, Ledger.key_text(row.key), outcome, self.run_id, phash)
         self.outcomes[row.index] = outcome

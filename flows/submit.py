@@ -26,6 +26,7 @@ import email.utils
 import json
 import random
 import time
+from urllib.parse import urlencode
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -149,6 +150,10 @@ class CallResult:
             return None
 
 
+#: headers describing a body aiohttp has already decoded (httpx would decode it again)
+_DECODED = {b"content-encoding", b"content-length", b"transfer-encoding"}
+
+
 def make_transport(concurrency: int) -> httpx.AsyncBaseTransport:
     """The default transport: aiohttp under the httpx API (httpx's own pool slows sharply above ~20 in flight)."""
     from httpx_aiohttp import AiohttpTransport
@@ -188,18 +193,35 @@ class Sender:
         self.rules = rules or {}
         self._sleep = sleep
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout, pool=max(connect_timeout, timeout))
-        self._transport = transport if transport is not None else make_transport(concurrency)
+        self._given_transport = transport
+        self._concurrency = concurrency
+        self._transport: httpx.AsyncBaseTransport | None = transport
+        #: the default path: rows go straight to one aiohttp session (see _send_direct)
+        self._session: aiohttp.ClientSession | None = None
         self._client: httpx.AsyncClient | None = None
         #: set when credentials were refused: nothing more is sent this run
         self.stopped: str | None = None
         self.requests_sent = 0
+        self._urls: dict[str, httpx.URL] = {}
+        self._base_headers = {"User-Agent": "booking-importer/0.1", "Accept": "application/json"}
+        self._timeout_ext = self._timeout.as_dict()
         #: rows in a row that could not connect at all; past the limit the run stops (rows left are skipped)
         self._unreachable = 0
         self.unreachable_limit = max(10, 2 * concurrency)
 
     async def __aenter__(self) -> "Sender":
+        if self._given_transport is None:
+            from httpx_aiohttp import AiohttpTransport
+
+            n = max(self._concurrency, 1)
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=n, keepalive_timeout=5.0))
+            self._transport = AiohttpTransport(client=self._session)  # logins share the session's pool
+            t = self._timeout
+            self._aiohttp_timeout = aiohttp.ClientTimeout(sock_connect=t.connect, sock_read=t.read, connect=t.pool)
+        # the client serves logins and shares the transport (one connection pool per run); rows go
+        # through _send
         self._client = httpx.AsyncClient(base_url=self.base_url, transport=self._transport, timeout=self._timeout,
-                                         headers={"User-Agent": "booking-importer/0.1", "Accept": "application/json"})
+                                         headers=self._base_headers)
         try:
             await self.auth.login(self._client)
         except BaseException:  # a refused login: nothing else will close the client
@@ -210,11 +232,62 @@ class Sender:
     async def __aexit__(self, *exc: Any) -> None:
         if self._client is not None:
             await self._client.aclose()
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
 
     @property
     def client(self) -> httpx.AsyncClient:
         assert self._client is not None, "use Sender as an async context manager"
         return self._client
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        """One request straight through the transport, body read, connection released.
+
+        The client's own send path (auth flows, redirects, cookies, event hooks, merging) costs more
+        per row than the transport itself and none of it applies: credentials are ours, redirects
+        are a mapping error, providers use no cookies. Timeouts travel in the request as httpx's
+        transports expect them."""
+        request.extensions["timeout"] = self._timeout_ext
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    async def _send_direct(self, method: str, url: httpx.URL, kwargs: dict[str, Any]) -> httpx.Response:
+        """The default path: the request on the run's aiohttp session, the answer as an httpx.Response.
+
+        Building httpx requests and reading responses through the httpx-aiohttp transport cost
+        more per row than aiohttp's own work (bench/RESULTS.md); this path encodes the body as
+        httpx would and hands the rest of the code the same httpx.Response. aiohttp's errors
+        arrive as themselves, which classify_error reads directly."""
+        headers = dict(kwargs["headers"])
+        if "json" in kwargs:
+            content = json.dumps(kwargs["json"], ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+            headers["Content-Type"] = "application/json"
+        elif "data" in kwargs:
+            content = urlencode(kwargs["data"], doseq=True).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        else:
+            content = None
+        params = {k: v for k, v in (kwargs.get("params") or {}).items() if v is not None} or None
+        async with self._session.request(method, str(url), data=content, headers=headers, params=params,
+                                         allow_redirects=False, timeout=self._aiohttp_timeout) as r:
+            body = await r.read()
+            raw = [(k, v) for k, v in r.raw_headers if k.lower() not in _DECODED]
+        return httpx.Response(r.status, headers=raw, content=body)
+
+    def _url(self, path: str) -> httpx.URL:
+        """The absolute URL for a path, parsed once per distinct path (httpx would parse and merge
+        the base URL again for every request)."""
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = self.client._merge_url(path)
+            if len(self._urls) > 10_000:  # per-row paths (PUT /WorkOrder/{n}): don't grow without end
+                self._urls.clear()
+        return url
 
     def _backoff(self, attempt: int) -> float:
         cap = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
@@ -247,16 +320,19 @@ class Sender:
             except CredentialsError as exc:
                 self.stopped = f"{exc}; fix the credentials, then rerun"
                 return CallResult(Action.STOP, None, attempt - 1, self.stopped)
-            headers = self.auth.headers()
+            generation = self.auth.generation
             body_extra = self.auth.body_fields()
-            kwargs: dict[str, Any] = {"headers": headers, "params": params}
+            kwargs: dict[str, Any] = {"headers": {**self._base_headers, **self.auth.headers()}, "params": params}
             if form is not None:
                 kwargs["data"] = {**body_extra, **form}
             elif json_body is not None:
                 kwargs["json"] = {**body_extra, **json_body} if isinstance(json_body, dict) else json_body
             try:
                 self.requests_sent += 1
-                response = await self.client.request(method, path, **kwargs)
+                if self._session is not None:
+                    response = await self._send_direct(method, self._url(path), kwargs)
+                else:
+                    response = await self._send(httpx.Request(method, self._url(path), **kwargs))
                 self._unreachable = 0
             except (httpx.HTTPError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 action, message = classify_error(exc)
@@ -286,7 +362,7 @@ class Sender:
                                       f"retry.max_retry_after_seconds ({self.max_retry_after:g} s)")
                 return CallResult(Action.FAIL, response, attempt, f"{rule.message}; gave up after {attempt} attempts")
             if rule.action is Action.STOP:
-                if not refreshed and await self.auth.refresh(self.client):
+                if not refreshed and await self.auth.refresh(self.client, generation):
                     refreshed = True
                     attempt -= 1
                     continue

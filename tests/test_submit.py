@@ -317,7 +317,7 @@ def test_a_refreshable_login_is_tried_once_more():
     class Token(HeaderKey):
         refreshed = 0
 
-        async def refresh(self, client):
+        async def refresh(self, client, generation=None):
             Token.refreshed += 1
             self._key = "new-token"
             return True
