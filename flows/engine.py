@@ -32,7 +32,7 @@ from .transforms import LookupTable
 from .outcomes import DONE_STATUSES, Action, Outcome, Status
 from .providers import resolve
 from .redact import mask_payload, redact_text
-from .sheets import Sheet, read_sheet
+from .sheets import Sheet, paused_gc, read_sheet
 from .submit import CallResult, ReadbackError, Sender, encode_form, response_messages
 
 __all__ = ["PreparedRow", "Plan", "prepare", "map_rows", "RunOptions", "ImportRun", "RowContext", "chunked",
@@ -133,6 +133,11 @@ def prepare(sheet_path: Path | str, mapping_path: Path | str, *, sheet_name: str
 
 def map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet, tables: dict | None = None) -> Plan:
     """Map and validate every row of an already read sheet (``tables``: fetched lookup lists)."""
+    with paused_gc():  # a payload dict per row: the cyclic collector would rescan them all, again and again
+        return _map_rows(mapping, mapping_path, sheet, tables)
+
+
+def _map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet, tables: dict | None) -> Plan:
     mapper = compile_mapping(mapping, sheet.columns, source=Path(sheet.path).name, tables=tables)
     contract: type[BaseModel] | None = resolve(mapping.request.contract) if mapping.request.contract else None
     validate = contract.model_validate if contract is not None else None

@@ -656,11 +656,15 @@ class RowMapper:
         if spec.column is not None:
             i = self.index[spec.column]
 
-            def get(row: list, i=i, post=post) -> Any:
+            chain = tuple(fns)  # inlined rather than through _chain: this runs for every cell mapped
+
+            def get(row: list, i=i, chain=chain) -> Any:
                 v = row[i]
-                if isinstance(v, str) and (not v or v.isspace()):
+                if v.__class__ is str and (not v or v.isspace()):
                     v = None
-                return post(v)
+                for fn in chain:
+                    v = fn(v)
+                return v
 
             blame = spec.column
         elif spec.template is not None:

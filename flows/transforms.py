@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import difflib
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -88,9 +89,8 @@ def closest(value: str, choices: list[str] | tuple[str, ...] | set[str], n: int 
            [("'  Ann Lee '", "'Ann Lee'"), ("'   '", "(empty)")])
 def _trim() -> Fn:
     def trim(v: Value) -> Value:
-        if isinstance(v, str):
-            v = v.strip().strip("\u00a0").strip()
-            return v or None
+        if v.__class__ is str:
+            return v.strip() or None  # str.strip() also removes non-breaking and other Unicode spaces
         return v
 
     return trim
@@ -337,6 +337,7 @@ def _example(fmt: str) -> str:
     return dt.datetime(2026, 12, 31, 17, 45).strftime(fmt)
 
 
+@functools.lru_cache(maxsize=65536)  # sheets repeat dates and times; strptime costs ~8 µs a call
 def parse_date(v: Value, fmt: str) -> dt.date:
     if isinstance(v, dt.datetime):
         return v.date()
@@ -349,6 +350,7 @@ def parse_date(v: Value, fmt: str) -> dt.date:
         raise TransformProblem(f"{text!r} is not a date in the form {_example(fmt)}") from None
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_time(v: Value, fmts: tuple[str, ...]) -> dt.time:
     if isinstance(v, dt.time):
         return v
