@@ -1,4 +1,4 @@
-"""Inbox file claims: which run imports which file, kept in the ledger's SQLite database.
+"""Inbox file claims: which run imports which file, kept in the ledger's database (SQLite or PostgreSQL).
 
 One record per file *content* (SHA-256 of the bytes), in a ``files`` table beside the ledger's
 ``rows`` and ``runs``, so the same bytes under another name are recognised as a duplicate and two
@@ -16,15 +16,18 @@ released   a run gave it back (a whole-file problem, e.g. refused credentials): 
 
 Every change is one SQL statement that only one process can win (an INSERT on the primary key,
 or an UPDATE guarded by the owner it expects: compare-and-swap), so the claim is exact whether
-the competitors are threads, processes or Prefect workers on one machine. A claim is *stale* when
-its lease ran out (the owner stopped renewing: killed, crashed, machine gone) or, on the same
-host, when the owner's process no longer exists; a later run takes a stale claim over and the
-import resumes from the ledger's rows (rows already booked are skipped, rows left ``sending``
-are checked with the provider).
+the competitors are threads, processes, or Prefect workers on one or several machines. A claim is
+*stale* when its lease ran out (the owner stopped renewing: killed, crashed, machine gone) or, when
+it was made on this same host, when the owner's process no longer exists (a pid means nothing on
+another machine); a later run takes a stale claim over and the import resumes from the ledger's
+rows (rows already booked are skipped, rows left ``sending`` are checked with the provider).
 
 Several machines need one database all of them can lock. SQLite in WAL mode works only for
 processes on one host (WAL needs shared memory, and network file systems break SQLite's locks),
-so the ledger path must be local to the machine that serves the inbox.
+so a SQLite ledger must be local to the machine that serves the inbox; workers on several machines
+share a PostgreSQL ledger (``postgresql://`` URL), where the same statements are just as exact
+(PostgreSQL re-checks an UPDATE's guard on the row it locked). Leases are in each worker's clock:
+keep the machines' clocks in sync (NTP), well within the lease.
 """
 from __future__ import annotations
 
@@ -32,7 +35,6 @@ import hashlib
 import json
 import os
 import socket
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import LedgerError
+from .ledger import Database, is_postgres_url
 
 __all__ = ["FileClaims", "FileRecord", "Heartbeat", "file_hash", "CLAIMED", "DONE", "RELEASED"]
 
@@ -112,21 +115,26 @@ def _pid_alive(pid: int) -> bool:
 
 
 class FileClaims:
-    """Claims on inbox files, in the ``files`` table of the ledger database at ``path``."""
+    """Claims on inbox files, in the ``files`` table of the ledger database at ``path`` (a SQLite file,
+    or a ``postgresql://`` URL such as ``Ledger.path``)."""
 
-    def __init__(self, path: Path, *, owner: str, lease_seconds: float = 120.0,
+    def __init__(self, path: Path | str, *, owner: str, lease_seconds: float = 120.0,
                  clock: Callable[[], float] = time.time) -> None:
-        self.path = Path(path)
+        self.path: Path | str = path if is_postgres_url(path) else Path(path)
         self.owner = owner
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.lease_seconds = float(lease_seconds)
         self.clock = clock
+        self._db = db = Database(self.path, what="the ledger for inbox claims")
+        self.path = db.path
+        self.errors = db.errors
         try:
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
+            if not db.postgres:
+                db.execute("PRAGMA journal_mode=WAL")
+            db.create(_SCHEMA)
+        except db.errors as exc:
+            db.close()
             raise LedgerError(f"cannot use the ledger at {self.path} for inbox claims: {exc}") from None
         self._lock = threading.Lock()
 
@@ -151,7 +159,7 @@ class FileClaims:
             return [FileRecord(*r) for r in self._db.execute(f"SELECT {_COLUMNS} FROM files ORDER BY claimed_at")]
 
     def is_stale(self, record: FileRecord) -> bool:
-        """A claim nobody is working on: its lease ran out, or its process on this host is gone."""
+        """A claim nobody is working on: its lease ran out, or it was made on this host and its process is gone."""
         if record.state != CLAIMED:
             return False
         if record.lease_until is None or record.lease_until < self.clock():
@@ -169,25 +177,28 @@ class FileClaims:
         now = self.clock()
         lease = now + self.lease_seconds
         with self._lock:
-            self._db.execute(
+            # exactly one INSERT of a content hash succeeds; RETURNING says whether it was ours
+            row = self._db.execute(
                 "INSERT INTO files (content_hash,name,state,owner,host,pid,lease_until,claimed_at,mapping) "
-                "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(content_hash) DO NOTHING",
-                (content_hash, name, CLAIMED, self.owner, self.host, self.pid, lease, now, mapping))
-            row = self._db.execute(f"SELECT {_COLUMNS} FROM files WHERE content_hash=?", (content_hash,)).fetchone()
+                f"VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(content_hash) DO NOTHING RETURNING {_COLUMNS}",
+                (content_hash, name, CLAIMED, self.owner, self.host, self.pid, lease, now, mapping)).fetchone()
+            if row is None:
+                row = self._db.execute(f"SELECT {_COLUMNS} FROM files WHERE content_hash=?", (content_hash,)).fetchone()
         record = FileRecord(*row)
         if record.state == CLAIMED and record.owner == self.owner:
             return True, record
         if record.state == RELEASED or self.is_stale(record):
             # compare-and-swap on the owner and lease we just read: of several takers, one wins
             with self._lock:
-                cur = self._db.execute(
+                taken = self._db.execute(
                     "UPDATE files SET state=?, owner=?, host=?, pid=?, lease_until=?, claimed_at=?, claims=claims+1, "
                     "name=?, mapping=COALESCE(?, mapping) WHERE content_hash=? AND state=? AND owner IS ? "
-                    "AND lease_until IS ?",
+                    f"AND lease_until IS ? RETURNING {_COLUMNS}",
                     (CLAIMED, self.owner, self.host, self.pid, lease, now, name, mapping, content_hash,
-                     record.state, record.owner, record.lease_until))
-            won = cur.rowcount == 1
-            return won, self.get(content_hash) or record
+                     record.state, record.owner, record.lease_until)).fetchone()
+            if taken is not None:
+                return True, FileRecord(*taken)
+            return False, self.get(content_hash) or record
         return False, record
 
     def renew(self, content_hash: str) -> bool:
@@ -244,7 +255,7 @@ class Heartbeat:
         while not self._stop.wait(self.every):
             try:
                 ok = self.claims.renew(self.content_hash)
-            except sqlite3.Error:
+            except self.claims.errors:
                 continue  # busy for longer than the timeout: try again on the next beat
             if not ok:
                 self.lost = True

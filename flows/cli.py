@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sheet_args(p)
     p.add_argument("--concurrency", "-c", type=_positive_int, help="requests in flight at once (default: the mapping's)")
     p.add_argument("--rate", "-r", type=_rate, help="requests per second, never exceeded; 0 for no limit (default: the mapping's)")
-    p.add_argument("--ledger", help="ledger database: a path or sqlite:///path (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
+    p.add_argument("--ledger", help="ledger database: a path, sqlite:///path, or postgresql://user@host/db to share it between machines (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
     p.add_argument("--resend-unknown", action="store_true",
                    help="resend rows an earlier run left unknown when the provider offers no way to check them")
     p.add_argument("--chunk-size", type=_positive_int, default=500, help="rows per Prefect task (default 500)")

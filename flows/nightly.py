@@ -122,11 +122,13 @@ def serve_inbox(*, inbox: Path, cron: str = DEFAULT_CRON, timezone: str | None =
         schedule = Cron(cron, timezone=timezone)
     except ValueError as exc:
         raise UsageError(f"--cron {cron!r}: {exc}; e.g. \"0 2 * * *\" is 02:00 every night") from None
-    if ledger is None or "://" not in ledger:  # the flow runs in a subprocess: paths must not depend on its folder
-        from .ledger import default_ledger_url
+    from .ledger import default_ledger_url, is_postgres_url
 
-        raw = ledger or default_ledger_url()
+    raw = ledger or default_ledger_url()
+    if not is_postgres_url(raw):  # the flow runs in a subprocess: file paths must not depend on its folder
         ledger = str(Path(raw.removeprefix("sqlite:///")).resolve())
+    else:
+        ledger = raw
     url = check_prefect_server()
     print(f"serving import_inbox/{name} from {url}: {config.inbox} every {cron!r}"
           f"{f' ({timezone})' if timezone else ''}; archive {config.archive}; ledger {ledger}", flush=True)

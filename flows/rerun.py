@@ -198,10 +198,11 @@ def _ledger_file(url: str) -> Path | None:
 
 def _open_checked_ledger(path: Path, ledger_url: str | None, summary: dict[str, str]) -> Ledger:
     """The ledger to rerun against: --ledger, else the one the Summary names; refuses a foreign one."""
-    from .ledger import default_ledger_url
+    from .ledger import default_ledger_url, is_postgres_url
 
     written_with = summary.get("ledger", "")
-    url = ledger_url or (written_with if written_with and Path(written_with).is_file() else None) or default_ledger_url()
+    known = written_with and (is_postgres_url(written_with) or Path(written_with).is_file())
+    url = ledger_url or (written_with if known else None) or default_ledger_url()
     file = _ledger_file(url)
     wanted = summary.get("ledger id", "")
     if file is not None and not file.is_file() and wanted:  # (no ledger id: `validate` wrote it, nothing was sent)

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import InputError
-from .ledger import SENDING, Ledger, open_ledger
+from .ledger import SENDING, Ledger, open_ledger, is_postgres_url
 from .mapping import load_mapping
 from .outcomes import Outcome, Status
 from .results import RESULT_COLUMNS, read_results, write_results
@@ -58,7 +58,8 @@ def refresh_results(results: Path | str, *, out: Path | str | None = None, ledge
                          f"was not found; give it with --mapping")
     m = load_mapping(mapping_path)
     ledger_path = ledger_url or summary.get("ledger") or ""
-    if not Path(ledger_path.removeprefix("sqlite:///")).is_file():  # never create an empty ledger by mistake
+    if not is_postgres_url(ledger_path) and not Path(ledger_path.removeprefix("sqlite:///")).is_file():
+        # never create an empty ledger file by mistake
         which = "given" if ledger_url else "the run used"
         raise InputError(f"{results}: the ledger {which} ({ledger_path or 'not named in the Summary'}) was not "
                          f"found; give the run's ledger with --ledger")

@@ -159,7 +159,7 @@ def test_default_ledger_url(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize(("url", "fragment"), [
-    ("postgresql://db/ledger", "ledger URL 'postgresql://db/ledger' is not supported; use sqlite:///"),
+    ("mysql://db/ledger", "ledger URL 'mysql://db/ledger' is not supported; use sqlite:///"),
     ("sqlite://relative.db", "is not supported"),
 ])
 def test_bad_url(url, fragment):
