@@ -370,6 +370,7 @@ class ImportRun:
         await self._sender.__aenter__()
         self._semaphore = asyncio.Semaphore(self.concurrency)
         self._writer = GroupCommit(self.ledger)
+        self._unconfirmed: list[asyncio.Future] = []
         if self.plan.mapping.lookups:
             try:
                 await self.resolve_lookups()
@@ -415,7 +416,14 @@ class ImportRun:
                     await self._process(row)
 
         await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(rows)))))
+        await self.confirm_writes()
         return count_statuses(self.outcomes[r.index] for r in rows)
+
+    async def confirm_writes(self) -> None:
+        """Wait until every queued ledger record is committed (raises if one could not be)."""
+        pending, self._unconfirmed = self._unconfirmed, []
+        if pending:
+            await asyncio.gather(*pending)
 
     async def send_all(self) -> None:
         """Everything pending, in chunks (the Prefect flow does the same with a task per chunk)."""
@@ -451,9 +459,11 @@ class ImportRun:
                 raise
             outcome = self._masked(row, outcome)
             if outcome.status is Status.SKIPPED:  # stopped before the request left
-                await self._writer.record(scope, key, Outcome(Status.FAILED, outcome.message), self.run_id)
+                queued = self._writer.record_soon(scope, key, Outcome(Status.FAILED, outcome.message), self.run_id)
             else:
-                await self._writer.record(scope, key, outcome, self.run_id, phash)
+                queued = self._writer.record_soon(scope, key, outcome, self.run_id, phash)
+            if queued is not None:  # committed with this worker's next write; confirmed at the chunk's end
+                self._unconfirmed.append(queued)
             self._settle(row, outcome, record=False)
         finally:
             self._in_flight.discard(row.index)

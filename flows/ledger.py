@@ -519,7 +519,10 @@ class GroupCommit:
     committing them one transaction each cost a third of the engine's time per row. Here the first
     write of a burst schedules a flush on the next turn of the event loop, the others join it, and
     every caller resumes only once its statement is committed, so "committed before the request
-    leaves" and "recorded before the row counts as done" hold exactly as before."""
+    leaves" holds exactly as before. A settled row's record may instead be queued (record_soon) to
+    share the transaction of the same worker's next "sending" mark: if the process dies before that
+    commit, the row is simply still "sending" in the ledger and the next run checks it with the
+    provider, as for a request in flight."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
@@ -535,14 +538,25 @@ class GroupCommit:
         if statement is not None:
             await self._write(statement)
 
-    async def _write(self, statement: tuple[str, tuple]) -> None:
+    def record_soon(self, scope: str, key: str, outcome: Outcome, run_id: str,
+                    phash: str | None = None) -> asyncio.Future | None:
+        """Queue a settled row without waiting: it commits with the next write of the burst (typically
+        the same worker's "sending" mark for its next row, so one transaction serves both). Await the
+        future (the engine does at the end of each chunk) to know it is durable."""
+        statement = Ledger._record_sql(scope, key, outcome, run_id, phash)
+        return self._enqueue(statement) if statement is not None else None
+
+    def _enqueue(self, statement: tuple[str, tuple]) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._pending.append((statement, done))
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
-        await done
+        return done
+
+    async def _write(self, statement: tuple[str, tuple]) -> None:
+        await self._enqueue(statement)
 
     def _flush(self) -> None:
         batch, self._pending, self._scheduled = self._pending, [], False
