@@ -260,7 +260,7 @@ def read_results_summary(cfg: dict) -> dict:
 
     results, summary = read_results(cfg["path"])
     return {"rows": len(results), "statuses": {str(k): int(v) for k, v in results["_status"].value_counts().items()},
-            "duration": float(summary["duration (s)"]), "summary": summary}
+            "duration": float(summary.get("sending (s)") or summary["duration (s)"]), "summary": summary}
 
 
 KINDS["read-results"] = read_results_summary

@@ -370,6 +370,8 @@ class ImportRun:
         await self._sender.__aenter__()
         self._semaphore = asyncio.Semaphore(self.concurrency)
         self._writer = GroupCommit(self.ledger)
+        self.sending_started = self.sending_ended = None
+        self.rows_sent = 0
         self._unconfirmed: list[asyncio.Future] = []
         if self.plan.mapping.lookups:
             try:
@@ -415,8 +417,12 @@ class ImportRun:
                 async with self._semaphore:
                     await self._process(row)
 
+        if self.sending_started is None:
+            self.sending_started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(rows)))))
         await self.confirm_writes()
+        self.sending_ended = time.perf_counter()
+        self.rows_sent += len(rows)
         return count_statuses(self.outcomes[r.index] for r in rows)
 
     async def confirm_writes(self) -> None:
@@ -607,6 +613,8 @@ class ImportRun:
             "started": self.started.isoformat(timespec="seconds"),
             "ended": ended.isoformat(timespec="seconds"),
             "duration (s)": round((ended - self.started).total_seconds(), 3),
+            "sending (s)": round(self._sending_seconds(), 3),
+            "rows sent per second": round(self.rows_sent / self._sending_seconds()) if self._sending_seconds() else 0,
             "rows": self.total,
             "concurrency": self.concurrency,
             "rate limit (req/s)": self.rate if self.rate else "none",
@@ -625,6 +633,12 @@ class ImportRun:
         if self.options.describe is not None:
             info.update(self.options.describe(self))
         return info
+
+    def _sending_seconds(self) -> float:
+        """From the first row handed to the sender to the last settled and committed (not reading,
+        checking, logging in or writing the workbook)."""
+        started, ended = getattr(self, "sending_started", None), getattr(self, "sending_ended", None)
+        return (ended - started) if started is not None and ended is not None else 0.0
 
     def write_results(self, path: Path | None = None) -> Path:
         from .results import write_results
