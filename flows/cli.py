@@ -261,7 +261,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before Prefect starts
     build_auth(plan.mapping.connection.auth, plan.mapping.provider)  # so does a missing secret
     progress = Progress(enabled=not args.quiet)
-    result, run = _run_flow(args, progress)
+    result, run = _run_flow(args, progress, plan=plan)
     if run is None:
         return EXIT_INPUT
     print_summary(run, sys.stdout)
@@ -270,12 +270,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if all(o is not None and o.ok for o in run.outcomes) else EXIT_ROWS
 
 
-def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = None) -> tuple[dict | None, Any]:
+def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = None, plan: Any = None) -> tuple[dict | None, Any]:
     from .import_sheet import Hooks, hooks, import_sheet
     from .prefect_quiet import quiet_prefect
 
     holder: dict[str, Any] = {}
-    token = hooks.set(Hooks(progress=progress.update, on_run=lambda r: holder.setdefault("run", r)))
+    token = hooks.set(Hooks(progress=progress.update, on_run=lambda r: holder.setdefault("run", r), plan=plan))
     result = None
     try:
         with quiet_prefect(), progress:

@@ -38,6 +38,9 @@ class Hooks:
     progress: Callable[[ImportRun], None] | None = None
     on_run: Callable[[ImportRun], None] | None = None  # called once the run exists (CLI keeps it for Ctrl-C)
     transport: object | None = None  # tests may inject an httpx transport
+    #: a plan the caller already prepared from the same sheet, mapping and worksheet (the CLI checks the
+    #: input before Prefect starts); the prepare task then hands it on instead of reading the sheet again
+    plan: Plan | None = None
 
 
 hooks: contextvars.ContextVar[Hooks] = contextvars.ContextVar("booking_importer_hooks", default=Hooks())
@@ -71,7 +74,9 @@ class Opaque:
 
 
 @task(name="prepare-rows", cache_policy=NO_CACHE, persist_result=False)
-def prepare_rows(sheet: str, mapping: str, sheet_name: str | None) -> Opaque:
+def prepare_rows(sheet: str, mapping: str, sheet_name: str | None, ready: Opaque | None = None) -> Opaque:
+    if ready is not None and ready.value is not None:
+        return ready
     return Opaque(prepare(sheet, mapping, sheet_name=sheet_name))
 
 
@@ -120,7 +125,8 @@ async def import_sheet(
     elif mapping is None:
         raise UsageError("import_sheet needs a mapping (only a rerun of a results workbook remembers its own)")
     else:
-        plan: Plan = prepare_rows(sheet, mapping, sheet_name).value
+        given = h.plan if h.plan is not None and Path(h.plan.sheet.path) == Path(sheet) else None
+        plan: Plan = prepare_rows(sheet, mapping, sheet_name, Opaque(given)).value
     receiver = contextlib.ExitStack()
     wait = wait_callbacks if "callback_url" in plan.mapping.run_value_paths().values() else 0.0
     callback_url = receiver.enter_context(receiving(ledger, port=callback_port)) if wait > 0 else None
