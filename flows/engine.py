@@ -247,6 +247,8 @@ class ImportRun:
         self.readback = resolve(m.request.readback) if m.request.readback else None
         self._readback_takes_entry = self.readback is not None and "entry" in inspect.signature(self.readback).parameters
         self.handler = resolve(m.request.handler) if m.request.handler else None
+        #: sensitive field paths as _dig reads them (a[0].b -> a.0.b), worked out once, not per row
+        self._sensitive_dig_paths = [re.sub(r"\[(\d+)\]", r".\1", p) for p in m.sensitive_paths()]
         self.lookup_sizes: dict[str, int] = {}
         #: shared by every row's handler for the length of the run (RowContext.run_state)
         self.handler_state: dict[str, Any] = {}
@@ -350,7 +352,7 @@ class ImportRun:
                     note = "; the row's values differ from what was sent then: change it at the provider, not by rerunning"
                 self._settle(r, Outcome(Status.SKIPPED, f"already {entry.status} by run {entry.run_id} "
                                                         f"(provider id {entry.provider_id or 'not given'}){note}",
-                                        provider_id=entry.provider_id, http_status=entry.http_status), record=False)
+                                        provider_id=entry.provider_id, http_status=entry.http_status))
             else:
                 out.append(r)
         return out
@@ -441,7 +443,7 @@ class ImportRun:
         sender = self._sender
         assert sender is not None
         if sender.stopped:
-            self._settle(row, Outcome(Status.SKIPPED, f"not sent: the run stopped early: {sender.stopped}"), record=False)
+            self._settle(row, Outcome(Status.SKIPPED, f"not sent: the run stopped early: {sender.stopped}"))
             return
         scope, key = self.plan.mapping.scope, Ledger.key_text(row.key)
         entry = self._entries.get(key)
@@ -453,7 +455,7 @@ class ImportRun:
                 if isinstance(settled, str):  # found at the provider; a multi-step handler finishes it
                     entry = dataclasses.replace(entry, provider_id=settled, stage="found")
                 elif settled is not None:
-                    self._settle(row, settled, record=False)
+                    self._settle(row, settled)
                     return
             phash = payload_hash(row.payload)
             await self._writer.mark_sending(scope, key, self.run_id, phash)
@@ -470,7 +472,7 @@ class ImportRun:
                 queued = self._writer.record_soon(scope, key, outcome, self.run_id, phash)
             if queued is not None:  # committed with this worker's next write; confirmed at the chunk's end
                 self._unconfirmed.append(queued)
-            self._settle(row, outcome, record=False)
+            self._settle(row, outcome)
         finally:
             self._in_flight.discard(row.index)
 
@@ -567,20 +569,19 @@ class ImportRun:
                 c: [redact_text(m, hidden) for m in ms] for c, ms in outcome.column_messages.items()})
         return outcome
 
-    def _settle(self, row: PreparedRow, outcome: Outcome, *, record: bool, phash: str | None = None) -> None:
+    def _settle(self, row: PreparedRow, outcome: Outcome) -> None:
+        """The row's outcome in this run (the ledger is written by the caller, where the row needs it)."""
         outcome = self._masked(row, outcome)
-        if record:
-            self.ledger.record(self.plan.mapping.scope, Ledger.key_text(row.key), outcome, self.run_id, phash)
         self.outcomes[row.index] = outcome
         self.done += 1
         if self.options.progress is not None:
             self.options.progress(self)
 
     def _sensitive_values(self, row: PreparedRow) -> list[str]:
-        paths = self.plan.mapping.sensitive_paths()
+        paths = self._sensitive_dig_paths
         if not paths or not row.payload:
             return []
-        return [str(v) for p in paths if (v := _dig(row.payload, re.sub(r"\[(\d+)\]", r".\1", p))) not in (None, "")]
+        return [str(v) for p in paths if (v := _dig(row.payload, p)) not in (None, "")]
 
     def mark_interrupted(self) -> None:
         """Ctrl-C or a cancelled flow: rows in flight become unknown, the rest are left 'not sent'."""

@@ -37,7 +37,7 @@ from .auth import Auth
 from .errors import CredentialsError
 from .outcomes import Action, Rule, rule_for
 
-__all__ = ["Sender", "CallResult", "RateLimiter", "classify_error", "retry_after_seconds", "ReadbackError", "make_transport"]
+__all__ = ["Sender", "CallResult", "RateLimiter", "classify_error", "retry_after_seconds", "ReadbackError"]
 
 
 class ReadbackError(Exception):
@@ -152,13 +152,6 @@ class CallResult:
 
 #: headers describing a body aiohttp has already decoded (httpx would decode it again)
 _DECODED = {b"content-encoding", b"content-length", b"transfer-encoding"}
-
-
-def make_transport(concurrency: int) -> httpx.AsyncBaseTransport:
-    """The default transport: aiohttp under the httpx API (httpx's own pool slows sharply above ~20 in flight)."""
-    from httpx_aiohttp import AiohttpTransport
-
-    return AiohttpTransport(limits=httpx.Limits(max_connections=max(concurrency, 1), max_keepalive_connections=max(concurrency, 1)))
 
 
 class Sender:

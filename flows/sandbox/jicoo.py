@@ -428,9 +428,7 @@ class JicooSimulator(FaultKnobs):
             found = [b for b in found if b["status"] == status]
         if sort == "desc":
             found.reverse()
-        first = (page - 1) * per_page
-        data = found[first : first + per_page]
-        return _page(data, len(found), page)
+        return _page(found, page, per_page)
 
     async def _get_booking(self, request: web.Request) -> web.Response:
         booking = self._bookings.get(request.match_info["uid"])
@@ -465,10 +463,7 @@ class JicooSimulator(FaultKnobs):
         per_page = _int_param(request.query, "perPage", 10, 1, 100, p)
         if p.details:
             return _validation_error(p)
-        items = self._event_types_json
-        first = (page - 1) * per_page
-        data = items[first : first + per_page]
-        return _page(data, len(items), page)
+        return _page(self._event_types_json, page, per_page)
 
     async def _get_event_type(self, request: web.Request) -> web.Response:
         et = self.event_types.get(request.match_info["uid"])
@@ -497,9 +492,11 @@ class JicooSimulator(FaultKnobs):
         return json_response({"faults": self.faults.to_dict(), "bookings": 0})
 
 
-def _page(data: list[Any], total: int, page: int) -> web.Response:
-    """A list answer: ``{"data", "totalCount", "count", "currentPage"}``."""
-    return json_response({"data": data, "totalCount": total, "count": len(data), "currentPage": page})
+def _page(items: list[Any], page: int, per_page: int) -> web.Response:
+    """One page of ``items`` as a list answer: ``{"data", "totalCount", "count", "currentPage"}``."""
+    first = (page - 1) * per_page
+    data = items[first : first + per_page]
+    return json_response({"data": data, "totalCount": len(items), "count": len(data), "currentPage": page})
 
 
 def _int_param(
