@@ -28,16 +28,18 @@ import random
 import time
 from urllib.parse import urlencode
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import aiohttp
 import httpx
+import orjson
+import yarl
 
 from .auth import Auth
 from .errors import CredentialsError
 from .outcomes import Action, Rule, rule_for
 
-__all__ = ["Sender", "CallResult", "RateLimiter", "classify_error", "retry_after_seconds", "ReadbackError"]
+__all__ = ["Sender", "CallResult", "Reply", "RateLimiter", "classify_error", "retry_after_seconds", "ReadbackError"]
 
 
 class ReadbackError(Exception):
@@ -130,10 +132,50 @@ class RateLimiter:
 # --- results ------------------------------------------------------------------------------------------
 
 
+def _json_bytes(value: Any) -> bytes:
+    """A JSON body, compact and UTF-8, as httpx writes one; orjson where it can (several times faster)."""
+    try:
+        return orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError):  # e.g. an integer beyond 64 bits: the standard encoder says why
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+class Reply:
+    """A provider's answer as the rest of the code reads it: ``status_code``, ``headers`` (looked up
+    without regard to case), ``content``, ``text`` and ``json()``, the parts of httpx.Response it
+    uses. The default send path builds this from aiohttp's response: an httpx.Response cost more a
+    row than the request itself (bench/RESULTS.md). Requests through an injected httpx transport
+    (tests) hand back httpx.Response, which reads the same."""
+
+    __slots__ = ("status_code", "headers", "content", "charset")
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes, charset: str | None = None) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self.charset = charset
+
+    @property
+    def text(self) -> str:
+        try:
+            return self.content.decode(self.charset or "utf-8", errors="replace")
+        except LookupError:  # a charset Python does not know
+            return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        try:
+            return orjson.loads(self.content)
+        except orjson.JSONDecodeError:  # e.g. a UTF-16 body or a NaN literal, which the standard parser reads
+            return json.loads(self.content)
+
+    def __repr__(self) -> str:
+        return f"<Reply [{self.status_code}]>"
+
+
 @dataclass
 class CallResult:
     action: Action
-    response: httpx.Response | None
+    response: httpx.Response | Reply | None
     attempts: int
     message: str = ""
 
@@ -148,10 +190,6 @@ class CallResult:
             return self.response.json()
         except (ValueError, UnicodeDecodeError):
             return None
-
-
-#: headers describing a body aiohttp has already decoded (httpx would decode it again)
-_DECODED = {b"content-encoding", b"content-length", b"transfer-encoding"}
 
 
 class Sender:
@@ -196,6 +234,7 @@ class Sender:
         self.stopped: str | None = None
         self.requests_sent = 0
         self._urls: dict[str, httpx.URL] = {}
+        self._session_urls: dict[str, yarl.URL] = {}
         self._base_headers = {"User-Agent": "booking-importer/0.1", "Accept": "application/json"}
         self._timeout_ext = self._timeout.as_dict()
         #: rows in a row that could not connect at all; past the limit the run stops (rows left are skipped)
@@ -249,16 +288,15 @@ class Sender:
             await response.aclose()
         return response
 
-    async def _send_direct(self, method: str, url: httpx.URL, kwargs: dict[str, Any]) -> httpx.Response:
-        """The default path: the request on the run's aiohttp session, the answer as an httpx.Response.
+    async def _send_direct(self, method: str, path: str, kwargs: dict[str, Any]) -> Reply:
+        """The default path: the request on the run's aiohttp session, the answer as a :class:`Reply`.
 
         Building httpx requests and reading responses through the httpx-aiohttp transport cost
         more per row than aiohttp's own work (bench/RESULTS.md); this path encodes the body as
-        httpx would and hands the rest of the code the same httpx.Response. aiohttp's errors
-        arrive as themselves, which classify_error reads directly."""
-        headers = dict(kwargs["headers"])
+        httpx would. aiohttp's errors arrive as themselves, which classify_error reads directly."""
+        headers = kwargs["headers"]
         if "json" in kwargs:
-            content = json.dumps(kwargs["json"], ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+            content = _json_bytes(kwargs["json"])
             headers["Content-Type"] = "application/json"
         elif "data" in kwargs:
             content = urlencode(kwargs["data"], doseq=True).encode()
@@ -266,11 +304,15 @@ class Sender:
         else:
             content = None
         params = {k: v for k, v in (kwargs.get("params") or {}).items() if v is not None} or None
-        async with self._session.request(method, str(url), data=content, headers=headers, params=params,
+        url = self._session_urls.get(path)
+        if url is None:
+            url = self._session_urls[path] = yarl.URL(str(self._url(path)))
+            if len(self._session_urls) > 10_000:  # per-row paths: don't grow without end
+                self._session_urls.clear()
+        async with self._session.request(method, url, data=content, headers=headers, params=params,
                                          allow_redirects=False, timeout=self._aiohttp_timeout) as r:
             body = await r.read()
-            raw = [(k, v) for k, v in r.raw_headers if k.lower() not in _DECODED]
-        return httpx.Response(r.status, headers=raw, content=body)
+        return Reply(r.status, r.headers, body, r.charset)
 
     def _url(self, path: str) -> httpx.URL:
         """The absolute URL for a path, parsed once per distinct path (httpx would parse and merge
@@ -323,7 +365,7 @@ class Sender:
             try:
                 self.requests_sent += 1
                 if self._session is not None:
-                    response = await self._send_direct(method, self._url(path), kwargs)
+                    response = await self._send_direct(method, path, kwargs)
                 else:
                     response = await self._send(httpx.Request(method, self._url(path), **kwargs))
                 self._unreachable = 0

@@ -545,3 +545,79 @@ FORMS = [
 @pytest.mark.parametrize(("payload", "form"), FORMS)
 def test_encode_form(payload, form):
     assert encode_form(payload) == form
+
+
+# --- the default path: the run's aiohttp session, answers as Reply -------------------------------------
+
+def _serve_and_call(handler, *calls: tuple[str, str, dict]) -> tuple[list[CallResult], list[dict]]:
+    """A real aiohttp server on 127.0.0.1 answering with ``handler``; the Sender's default path calls it."""
+    from aiohttp import web
+
+    seen: list[dict] = []
+
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        seen.append({"method": request.method, "path": request.path_qs, "headers": dict(request.headers),
+                     "body": await request.read()})
+        return handler(request)
+
+    async def go() -> list[CallResult]:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", endpoint)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        try:
+            sender = Sender(base_url=f"http://127.0.0.1:{port}/v1", auth=HeaderKey("X-Jicoo-Api-Key", KEY),
+                            concurrency=2, rate=None, timeout=5, connect_timeout=2, attempts=2, backoff=0.01,
+                            max_backoff=0.01, max_retry_after=1)
+            async with sender:
+                return [await sender.call(method, path, **kwargs) for method, path, kwargs in calls]
+        finally:
+            await runner.cleanup()
+
+    return asyncio.run(go()), seen
+
+
+def test_the_default_path_sends_compact_utf8_json_and_reads_the_answer():
+    from aiohttp import web
+
+    results, seen = _serve_and_call(
+        lambda r: web.Response(status=201, text=json.dumps({"uid": "bk_é1", **BOOKING}, ensure_ascii=False),
+                               content_type="application/json"),
+        ("POST", "/bookings", {"json_body": {**BOOKING, "name": "Zoë"}}))
+    (result,) = results
+    assert result.action is Action.SUCCESS and result.status_code == 201
+    assert result.json()["uid"] == "bk_é1" and "bk_é1" in result.response.text
+    assert result.response.headers.get("content-type", "").startswith("application/json")  # any case
+    assert seen[0]["path"] == "/v1/bookings" and seen[0]["headers"]["X-Jicoo-Api-Key"] == KEY
+    assert seen[0]["headers"]["Content-Type"] == "application/json"
+    assert seen[0]["body"] == json.dumps({**BOOKING, "name": "Zoë"}, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_the_default_path_reads_other_charsets_and_retry_after():
+    from aiohttp import web
+
+    answers = iter([
+        web.Response(status=429, headers={"retry-after": "0"}, text="slow down"),
+        web.Response(status=400, body='{"error": {"message": "Grüße"}}'.encode("utf-16"),
+                     headers={"Content-Type": "application/json"}),
+        web.Response(status=422, body="café fermé".encode("latin-1"), headers={"Content-Type": "text/plain; charset=latin-1"}),
+    ])
+    results, seen = _serve_and_call(lambda r: next(answers),
+                                    ("POST", "/bookings", {"json_body": BOOKING}),
+                                    ("POST", "/bookings", {"json_body": BOOKING}))
+    first, second = results
+    assert len(seen) == 3  # the 429 was retried after Retry-After (read whatever its case)
+    assert first.action is Action.REJECT and first.attempts == 2
+    assert first.json() == {"error": {"message": "Grüße"}}  # a UTF-16 body: the standard parser reads it
+    assert second.action is Action.REJECT and second.json() is None and second.response.text == "café fermé"
+
+
+def test_a_number_beyond_64_bits_is_still_sent():
+    from aiohttp import web
+
+    results, seen = _serve_and_call(lambda r: web.json_response({}, status=201),
+                                    ("POST", "/bookings", {"json_body": {"n": 2 ** 70}}))
+    assert results[0].action is Action.SUCCESS and json.loads(seen[0]["body"]) == {"n": 2 ** 70}
