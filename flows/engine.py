@@ -17,6 +17,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from secrets import token_urlsafe
 from typing import Any, Callable, Iterable, Mapping
@@ -50,6 +51,11 @@ class PreparedRow:
     @property
     def key_text(self) -> str:
         return " / ".join(self.key)
+
+    @cached_property
+    def ledger_key(self) -> str:
+        """The key as the ledger stores it (worked out once: a run reads it several times a row)."""
+        return Ledger.key_text(self.key)
 
 
 @dataclass
@@ -311,10 +317,10 @@ class ImportRun:
             return 0
         scope = self.plan.mapping.scope
         self.ledger.match_waiting_callbacks(scope)
-        entries = self.ledger.get_many(scope, [Ledger.key_text(r.key) for r in waiting])
+        entries = self.ledger.get_many(scope, [r.ledger_key for r in waiting])
         changed = 0
         for r in waiting:
-            entry, old = entries.get(Ledger.key_text(r.key)), self.outcomes[r.index]
+            entry, old = entries.get(r.ledger_key), self.outcomes[r.index]
             if (entry is None or entry.status in (old.status.value, SENDING) or entry.run_id != self.run_id
                     or entry.status not in Status._value2member_map_):
                 continue
@@ -342,10 +348,10 @@ class ImportRun:
         """Valid rows not yet settled in this run, minus those the ledger says are done (skipped here)."""
         scope = self.plan.mapping.scope
         todo = [r for r in self.plan.rows if r.payload is not None and self.outcomes[r.index] is None]
-        self._entries = self.ledger.get_many(scope, [Ledger.key_text(r.key) for r in todo])
+        self._entries = self.ledger.get_many(scope, [r.ledger_key for r in todo])
         out = []
         for r in todo:
-            entry = self._entries.get(Ledger.key_text(r.key))
+            entry = self._entries.get(r.ledger_key)
             if entry is not None and entry.status in {s.value for s in DONE_STATUSES}:
                 note = ""
                 if entry.payload_hash and entry.payload_hash != payload_hash(r.payload):
@@ -374,7 +380,6 @@ class ImportRun:
         self._writer = GroupCommit(self.ledger)
         self.sending_started = self.sending_ended = None
         self.rows_sent = 0
-        self._unconfirmed: list[asyncio.Future] = []
         if self.plan.mapping.lookups:
             try:
                 await self.resolve_lookups()
@@ -429,9 +434,7 @@ class ImportRun:
 
     async def confirm_writes(self) -> None:
         """Wait until every queued ledger record is committed (raises if one could not be)."""
-        pending, self._unconfirmed = self._unconfirmed, []
-        if pending:
-            await asyncio.gather(*pending)
+        await self._writer.confirm()
 
     async def send_all(self) -> None:
         """Everything pending, in chunks (the Prefect flow does the same with a task per chunk)."""
@@ -445,7 +448,7 @@ class ImportRun:
         if sender.stopped:
             self._settle(row, Outcome(Status.SKIPPED, f"not sent: the run stopped early: {sender.stopped}"))
             return
-        scope, key = self.plan.mapping.scope, Ledger.key_text(row.key)
+        scope, key = self.plan.mapping.scope, row.ledger_key
         entry = self._entries.get(key)
         self._in_flight.add(row.index)
         try:
@@ -466,12 +469,11 @@ class ImportRun:
                                                                    "sent; the next run checks it before resending")
                 raise
             outcome = self._masked(row, outcome)
+            # committed with the next write of the burst; confirmed at the chunk's end
             if outcome.status is Status.SKIPPED:  # stopped before the request left
-                queued = self._writer.record_soon(scope, key, Outcome(Status.FAILED, outcome.message), self.run_id)
+                self._writer.record_soon(scope, key, Outcome(Status.FAILED, outcome.message), self.run_id)
             else:
-                queued = self._writer.record_soon(scope, key, outcome, self.run_id, phash)
-            if queued is not None:  # committed with this worker's next write; confirmed at the chunk's end
-                self._unconfirmed.append(queued)
+                self._writer.record_soon(scope, key, outcome, self.run_id, phash)
             self._settle(row, outcome)
         finally:
             self._in_flight.discard(row.index)
@@ -479,7 +481,7 @@ class ImportRun:
     async def _check_earlier(self, row: PreparedRow, entry: Entry) -> Outcome | str | None:
         """A row an earlier run may have sent. None: confirmed absent, send it; an Outcome: settled;
         a provider id (text): found, and the mapping's handler should finish it (e.g. schedule it)."""
-        scope, key = self.plan.mapping.scope, Ledger.key_text(row.key)
+        scope, key = self.plan.mapping.scope, row.ledger_key
         if self.readback is None:
             if self.options.resend_unknown or (self.plan.mapping.request.idempotent and self.handler is None):
                 return None  # the operator checked; or the mapping says a resend cannot book twice (a PUT upsert)
@@ -654,6 +656,9 @@ class ImportRun:
         return self.results_path
 
     def close(self) -> None:
+        writer = getattr(self, "_writer", None)
+        if writer is not None:  # records still queued (a run interrupted mid-burst) are written, not dropped
+            writer.flush_now()
         self.ledger.close()
 
 
@@ -692,7 +697,7 @@ class RowContext:
         return self.run.outcome_from(result)
 
     def checkpoint(self, provider_id: str | None, stage: str) -> None:
-        self.run.ledger.checkpoint(self.mapping.scope, Ledger.key_text(self.row.key), self.run.run_id,
+        self.run.ledger.checkpoint(self.mapping.scope, self.row.ledger_key, self.run.run_id,
                                    provider_id=provider_id, stage=stage)
 
     async def send_default(self) -> Outcome:

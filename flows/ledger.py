@@ -34,7 +34,7 @@ import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import LedgerError
@@ -201,6 +201,13 @@ class Database:
             return self.raw.execute(sql, tuple(params))
         return self.raw.execute(_pg_sql(sql), tuple(params))
 
+    def executemany(self, sql: str, rows: list[tuple]) -> None:
+        if not self.postgres:
+            self.raw.executemany(sql, rows)
+            return
+        with self.raw.cursor() as cur:
+            cur.executemany(_pg_sql(sql), rows)
+
     def create(self, ddl: str, *extra_pg: str) -> None:
         """Create tables (``CREATE ... IF NOT EXISTS``), safely against other processes doing the same."""
         if not self.postgres:
@@ -251,6 +258,17 @@ class Entry:
     stage: str | None = None  # multi-step providers: how far the row got
 
 
+_SENDING_SQL = (
+    "INSERT INTO rows (scope,row_key,status,payload_hash,run_id,updated_at,attempts) VALUES (?,?,?,?,?,?,0) "
+    "ON CONFLICT(scope,row_key) DO UPDATE SET status=excluded.status, payload_hash=excluded.payload_hash, "
+    "run_id=excluded.run_id, updated_at=excluded.updated_at")
+_RECORD_SQL = (
+    "INSERT INTO rows (scope,row_key,status,provider_id,http_status,message,attempts,payload_hash,run_id,updated_at,stage) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(scope,row_key) DO UPDATE SET status=excluded.status, "
+    "provider_id=COALESCE(excluded.provider_id, rows.provider_id), http_status=excluded.http_status, "
+    "message=excluded.message, attempts=rows.attempts + excluded.attempts, "
+    "payload_hash=COALESCE(excluded.payload_hash, rows.payload_hash), run_id=excluded.run_id, "
+    "updated_at=excluded.updated_at, stage=COALESCE(excluded.stage, rows.stage)")
 _COLUMNS = "scope,row_key,status,provider_id,http_status,message,attempts,payload_hash,run_id,updated_at,stage"
 
 
@@ -333,24 +351,16 @@ class Ledger:
     # --- writes (each commits at once) -------------------------------------------------------------
 
     @staticmethod
-    def _sending_sql(scope: str, key: str, run_id: str, phash: str) -> tuple[str, tuple]:
-        return ("INSERT INTO rows (scope,row_key,status,payload_hash,run_id,updated_at,attempts) VALUES (?,?,?,?,?,?,0) "
-                "ON CONFLICT(scope,row_key) DO UPDATE SET status=excluded.status, payload_hash=excluded.payload_hash, "
-                "run_id=excluded.run_id, updated_at=excluded.updated_at",
-                (scope, key, SENDING, phash, run_id, _now()))
+    def _sending_sql(scope: str, key: str, run_id: str, phash: str, now: str | None = None) -> tuple[str, tuple]:
+        return (_SENDING_SQL, (scope, key, SENDING, phash, run_id, now or _now()))
 
     @staticmethod
-    def _record_sql(scope: str, key: str, outcome: Outcome, run_id: str, phash: str | None) -> tuple[str, tuple] | None:
+    def _record_sql(scope: str, key: str, outcome: Outcome, run_id: str, phash: str | None,
+                    now: str | None = None) -> tuple[str, tuple] | None:
         if outcome.status in (Status.INVALID, Status.SKIPPED):
             return None
-        return ("INSERT INTO rows (scope,row_key,status,provider_id,http_status,message,attempts,payload_hash,run_id,updated_at,stage) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(scope,row_key) DO UPDATE SET status=excluded.status, "
-                "provider_id=COALESCE(excluded.provider_id, rows.provider_id), http_status=excluded.http_status, "
-                "message=excluded.message, attempts=rows.attempts + excluded.attempts, "
-                "payload_hash=COALESCE(excluded.payload_hash, rows.payload_hash), run_id=excluded.run_id, "
-                "updated_at=excluded.updated_at, stage=COALESCE(excluded.stage, rows.stage)",
-                (scope, key, outcome.status.value, outcome.provider_id, outcome.http_status, outcome.message[:2000],
-                 outcome.attempts, phash, run_id, _now(), outcome.stage))
+        return (_RECORD_SQL, (scope, key, outcome.status.value, outcome.provider_id, outcome.http_status,
+                              outcome.message[:2000], outcome.attempts, phash, run_id, now or _now(), outcome.stage))
 
     def mark_sending(self, scope: str, key: str, run_id: str, phash: str) -> None:
         """Record that a request for this row is about to leave. Committed before it does."""
@@ -363,7 +373,8 @@ class Ledger:
             self.write_many([statement])
 
     def write_many(self, statements: list[tuple[str, tuple]]) -> None:
-        """Run the statements in one committed transaction (all or nothing)."""
+        """Run the statements in one committed transaction (all or nothing). Runs of the same SQL
+        go to the driver together (executemany)."""
         if not statements:
             return
         with self._lock:
@@ -372,8 +383,16 @@ class Ledger:
                 return
             self._db.begin()
             try:
-                for sql, params in statements:
-                    self._db.execute(sql, params)
+                start = 0
+                while start < len(statements):
+                    sql, end = statements[start][0], start + 1
+                    while end < len(statements) and statements[end][0] is sql:
+                        end += 1
+                    if end - start == 1:
+                        self._db.execute(sql, statements[start][1])
+                    else:
+                        self._db.executemany(sql, [params for _, params in statements[start:end]])
+                    start = end
             except BaseException:
                 self._db.rollback()
                 raise
@@ -517,57 +536,90 @@ class GroupCommit:
 
     With several requests in flight, their "about to send" and "settled" records arrive together;
     committing them one transaction each cost a third of the engine's time per row. Here the first
-    write of a burst schedules a flush on the next turn of the event loop, the others join it, and
-    every caller resumes only once its statement is committed, so "committed before the request
-    leaves" holds exactly as before. A settled row's record may instead be queued (record_soon) to
-    share the transaction of the same worker's next "sending" mark: if the process dies before that
-    commit, the row is simply still "sending" in the ledger and the next run checks it with the
-    provider, as for a request in flight."""
+    write of a burst schedules a flush two turns of the event loop later, the others join it, and
+    every caller resumes only once the batch holding its statement is committed, so "committed
+    before the request leaves" holds exactly as before. A batch shares one future and one
+    timestamp (its records' ``updated_at``): per-row futures and clock reads were most of what the
+    ledger cost a row (bench/RESULTS.md).
 
-    def __init__(self, ledger: Ledger) -> None:
+    A settled row's record may instead be queued (record_soon) to share the transaction of the next
+    "sending" mark: if the process dies before that commit, the row is simply still "sending" in
+    the ledger and the next run checks it with the provider, as for a request in flight.
+    :meth:`confirm` waits until everything queued is committed."""
+
+    def __init__(self, ledger: Ledger, turns: int = 2) -> None:
         self.ledger = ledger
-        self._pending: list[tuple[tuple[str, tuple], asyncio.Future]] = []
-        self._scheduled = False
+        #: turns of the event loop a batch stays open: 2 lets the answers of one more poll for I/O join
+        #: it, which halved the transactions at concurrency 8 and cost a few microseconds of waiting
+        self.turns = max(1, turns)
+        self._turns_left = 0
+        self._pending: list[tuple[Callable[..., tuple[str, tuple] | None], tuple]] = []
+        self._batch: asyncio.Future | None = None
+        self._error: BaseException | None = None
         self.transactions = 0
 
-    async def mark_sending(self, scope: str, key: str, run_id: str, phash: str) -> None:
-        await self._write(Ledger._sending_sql(scope, key, run_id, phash))
+    def mark_sending(self, scope: str, key: str, run_id: str, phash: str) -> asyncio.Future:
+        """Await the result: it resolves once the mark is committed."""
+        return self._enqueue(Ledger._sending_sql, (scope, key, run_id, phash))
 
     async def record(self, scope: str, key: str, outcome: Outcome, run_id: str, phash: str | None = None) -> None:
-        statement = Ledger._record_sql(scope, key, outcome, run_id, phash)
-        if statement is not None:
-            await self._write(statement)
+        if outcome.status not in (Status.INVALID, Status.SKIPPED):
+            await self._enqueue(Ledger._record_sql, (scope, key, outcome, run_id, phash))
 
-    def record_soon(self, scope: str, key: str, outcome: Outcome, run_id: str,
-                    phash: str | None = None) -> asyncio.Future | None:
+    def record_soon(self, scope: str, key: str, outcome: Outcome, run_id: str, phash: str | None = None) -> None:
         """Queue a settled row without waiting: it commits with the next write of the burst (typically
-        the same worker's "sending" mark for its next row, so one transaction serves both). Await the
-        future (the engine does at the end of each chunk) to know it is durable."""
-        statement = Ledger._record_sql(scope, key, outcome, run_id, phash)
-        return self._enqueue(statement) if statement is not None else None
+        the same worker's "sending" mark for its next row, so one transaction serves both)."""
+        if outcome.status not in (Status.INVALID, Status.SKIPPED):
+            self._enqueue(Ledger._record_sql, (scope, key, outcome, run_id, phash))
 
-    def _enqueue(self, statement: tuple[str, tuple]) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        self._pending.append((statement, done))
-        if not self._scheduled:
-            self._scheduled = True
+    async def confirm(self) -> None:
+        """Wait until every queued record is committed; raises if a batch could not be."""
+        if self._batch is not None:
+            try:
+                await asyncio.shield(self._batch)
+            except Exception:  # noqa: BLE001 - kept in self._error, raised below
+                pass
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _enqueue(self, make: Callable[..., tuple[str, tuple] | None], args: tuple) -> asyncio.Future:
+        self._pending.append((make, args))
+        if self._batch is None:
+            loop = asyncio.get_running_loop()
+            self._batch = loop.create_future()
+            self._turns_left = self.turns - 1
             loop.call_soon(self._flush)
-        return done
+        return self._batch
 
-    async def _write(self, statement: tuple[str, tuple]) -> None:
-        await self._enqueue(statement)
+    def flush_now(self) -> None:
+        """Write what is queued at once, outside the event loop's turns (a run closing after Ctrl-C must
+        not leave settled rows unwritten)."""
+        self._turns_left = 0
+        try:
+            self._flush()
+        except RuntimeError:  # the batch's waiters belong to an event loop already closed
+            pass
 
     def _flush(self) -> None:
-        batch, self._pending, self._scheduled = self._pending, [], False
-        try:
-            self.ledger.write_many([statement for statement, _ in batch])
-            self.transactions += 1
-        except BaseException as exc:  # noqa: BLE001 - every waiter hears about it
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(exc)
+        if not self._pending and self._batch is None:  # flushed already (flush_now)
             return
-        for _, done in batch:
-            if not done.done():
-                done.set_result(None)
+        if self._turns_left > 0:  # let one more round of answers join this transaction
+            self._turns_left -= 1
+            asyncio.get_running_loop().call_soon(self._flush)
+            return
+        batch, self._pending = self._pending, []
+        done, self._batch = self._batch, None
+        now = _now()
+        try:
+            statements = [make(*args, now=now) for make, args in batch]
+            self.ledger.write_many([st for st in statements if st is not None])
+            self.transactions += 1
+        except BaseException as exc:  # noqa: BLE001 - every waiter hears about it, and confirm()
+            self._error = exc
+            if done is not None and not done.done():
+                done.set_exception(exc)
+                done.exception()  # retrieved here: a queued record may have no waiter but confirm()
+            return
+        if done is not None and not done.done():
+            done.set_result(None)

@@ -297,12 +297,12 @@ def load_rerun(results: Path | str, *, mapping: Path | str | None = None, ledger
                              f"{mapping_file.provider}; give a {summary['provider']} mapping with --mapping")
         plan = map_rows(mapping_file, mapping_path, read.sheet)
         scope = mapping_file.scope
-        entries = ledger.get_many(scope, [Ledger.key_text(r.key) for r in plan.rows if all(r.key)])
+        entries = ledger.get_many(scope, [r.ledger_key for r in plan.rows if all(r.key)])
         settled: dict[int, Outcome] = {}
         carried: dict[str, int] = {}  # provider id -> the row carrying it over
         for r in plan.rows:
             was, pid = read.status[r.index], read.provider_id[r.index]
-            entry = entries.get(Ledger.key_text(r.key)) if all(r.key) else None
+            entry = entries.get(r.ledger_key) if all(r.key) else None
             if was and was not in _STATUS_WORDS:
                 settled[r.index] = Outcome(Status.INVALID, f"_status {was!r} is not a status this tool writes: put back "
                                                            f"the word the run wrote (or clear it to import the row as new)",
@@ -315,7 +315,7 @@ def load_rerun(results: Path | str, *, mapping: Path | str | None = None, ledger
                 continue
             restored = bool(pid) and was != Status.SKIPPED.value and entry is not None and entry.provider_id == pid
             if (was in _DONE or restored) and entry is not None and entry.status in _DONE:
-                booking = entry.provider_id or pid or Ledger.key_text(r.key)
+                booking = entry.provider_id or pid or r.ledger_key
                 if booking in carried:  # a booked row copied and pasted: the copy must not count (or go) twice
                     settled[r.index] = Outcome(Status.INVALID, f"a copy of row {carried[booking]} (the same booking, "
                                                                f"{entry.provider_id or r.key_text}): delete one of them",

@@ -1,6 +1,7 @@
 """The ledger: each row's state survives the process, and bad ledgers fail with a readable error."""
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from contextlib import closing
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flows.errors import LedgerError
-from flows.ledger import SENDING, Ledger, default_ledger_url, open_ledger, payload_hash
+from flows.ledger import SENDING, GroupCommit, Ledger, default_ledger_url, open_ledger, payload_hash
 from flows.outcomes import Outcome, Status
 
 SCOPE = "jicoo"
@@ -197,3 +198,82 @@ def test_payload_hash_ignores_key_order_and_keeps_values_private():
 def test_key_text_is_json():
     assert Ledger.key_text(("Leeds", "B1")) == '["Leeds", "B1"]'
     assert Ledger.key_text(["東京"]) == '["東京"]'
+
+
+# --- grouped writes while a run sends (GroupCommit) ---------------------------------------------------
+
+def test_group_commit_commits_each_mark_before_its_caller_goes_on(ledger):
+    group = GroupCommit(ledger)
+
+    async def main() -> None:
+        async def one(i: int) -> None:
+            key = Ledger.key_text([f"G{i}"])
+            await group.mark_sending(SCOPE, key, "run-g", "h")
+            assert ledger.get(SCOPE, key).status == SENDING  # committed before the "request" leaves
+            await asyncio.sleep(0)
+            group.record_soon(SCOPE, key, Outcome(Status.CREATED, provider_id=f"p{i}", attempts=1), "run-g")
+        await asyncio.gather(*(one(i) for i in range(50)))
+        await group.confirm()
+
+    asyncio.run(main())
+    entries = ledger.all(SCOPE)
+    assert len(entries) == 50 and {e.status for e in entries} == {"created"}
+    assert {e.provider_id for e in entries} == {f"p{i}" for i in range(50)}
+    assert group.transactions <= 3  # the 50 marks together, then the 50 records
+    assert len({e.updated_at for e in entries}) == 1  # a batch has one timestamp
+
+
+def test_a_batch_stays_open_for_one_more_turn_of_the_event_loop(ledger):
+    group = GroupCommit(ledger)
+
+    async def main() -> None:
+        first = group.mark_sending(SCOPE, K1, "run-1", "h")
+        await asyncio.sleep(0)  # one turn later: still the same batch
+        second = group.mark_sending(SCOPE, K2, "run-1", "h")
+        assert first is second
+        await second
+
+    asyncio.run(main())
+    assert group.transactions == 1
+    assert ledger.get(SCOPE, K1).status == ledger.get(SCOPE, K2).status == SENDING
+
+
+def test_queued_records_are_written_when_the_run_closes(ledger):
+    group = GroupCommit(ledger)
+
+    async def main() -> None:
+        group.record_soon(SCOPE, K1, Outcome(Status.CREATED, provider_id="bk_1", attempts=1), "run-1", "h")
+        group.record_soon(SCOPE, K2, Outcome(Status.INVALID, "bad"), "run-1")  # never recorded
+        assert ledger.get(SCOPE, K1) is None  # queued, not yet written
+        group.flush_now()  # as ImportRun.close() does after an interrupted run
+
+    asyncio.run(main())
+    assert ledger.get(SCOPE, K1).provider_id == "bk_1" and ledger.get(SCOPE, K2) is None
+
+
+def test_a_failed_batch_reaches_every_waiter_and_confirm(ledger, monkeypatch):
+    group = GroupCommit(ledger)
+
+    def broken(statements):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(ledger, "write_many", broken)
+
+    async def main() -> list:
+        waits = [group.mark_sending(SCOPE, Ledger.key_text([f"F{i}"]), "run-1", "h") for i in range(3)]
+        results = await asyncio.gather(*waits, return_exceptions=True)
+        with pytest.raises(sqlite3.OperationalError):
+            await group.confirm()
+        return results
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, sqlite3.OperationalError) for r in results)
+
+
+def test_write_many_keeps_the_order_of_mixed_statements(ledger):
+    created = Outcome(Status.CREATED, provider_id="bk_1", attempts=1)
+    ledger.write_many([Ledger._sending_sql(SCOPE, K1, "run-1", "h"), Ledger._sending_sql(SCOPE, K2, "run-1", "h"),
+                       Ledger._record_sql(SCOPE, K1, created, "run-1", "h"), Ledger._sending_sql(SCOPE, K1, "run-2", "h2")])
+    one, two = ledger.get(SCOPE, K1), ledger.get(SCOPE, K2)
+    assert (one.status, one.run_id, one.provider_id, one.payload_hash) == (SENDING, "run-2", "bk_1", "h2")
+    assert two.status == SENDING
