@@ -17,6 +17,9 @@ from typing import Any, Sequence
 
 from .errors import ImporterError, UsageError
 
+CHUNK_HELP = ("rows per Prefect task (default: 500, or a tenth of the rows when that is more, so a run has at most "
+              "10 tasks: each task run costs the send phase some CPU)")
+
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 EXIT_OK, EXIT_ROWS, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -65,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ledger", help="ledger database: a path, sqlite:///path, or postgresql://user@host/db to share it between machines (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
     p.add_argument("--resend-unknown", action="store_true",
                    help="resend rows an earlier run left unknown when the provider offers no way to check them")
-    p.add_argument("--chunk-size", type=_positive_int, default=500, help="rows per Prefect task (default 500)")
+    p.add_argument("--chunk-size", type=_positive_int, help=CHUNK_HELP)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--wait-callbacks", type=_seconds, default=0.0, metavar="SECONDS",
                    help="for providers that confirm later (Systems X Bridge): receive their callbacks in this process "
@@ -134,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", "-r", type=_rate, help="requests per second, never exceeded; 0 for no limit (default: the mapping's)")
     p.add_argument("--resend-unknown", action="store_true",
                    help="resend unknown rows the provider offers no way to check (check with the provider first)")
-    p.add_argument("--chunk-size", type=_positive_int, default=500, help="rows per Prefect task (default 500)")
+    p.add_argument("--chunk-size", type=_positive_int, help=CHUNK_HELP)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     p = sub.add_parser("serve", help="serve the nightly inbox import (a Prefect deployment on a schedule)",

@@ -37,7 +37,7 @@ from .sheets import Sheet, paused_gc, read_sheet
 from .submit import CallResult, ReadbackError, Sender, encode_form, response_messages
 
 __all__ = ["PreparedRow", "Plan", "prepare", "map_rows", "RunOptions", "ImportRun", "RowContext", "chunked",
-           "count_statuses", "UNSET"]
+           "count_statuses", "UNSET", "chunk_size_for"]
 
 
 @dataclass
@@ -213,7 +213,7 @@ class RunOptions:
     transport: httpx.AsyncBaseTransport | None = None
     resend_unknown: bool = False
     progress: Callable[["ImportRun"], None] | None = None
-    chunk_size: int = 500
+    chunk_size: int | None = None  # rows per chunk (a Prefect task each); None: chunk_size_for()
     #: address of a callback receiver serving this run (flows.callbacks); <PROVIDER>_CALLBACK_URL wins
     callback_url: str | None = None
     #: rows settled before anything is sent, by row index (a rerun carries these over from the results
@@ -223,7 +223,21 @@ class RunOptions:
     describe: Callable[["ImportRun"], Mapping[str, object]] | None = None
 
 
-def chunked(items: list, size: int) -> list[list]:
+#: a chunk of rows is a Prefect task: at least this many rows, and at most MAX_CHUNKS chunks a run unless told
+MIN_CHUNK_ROWS = 500
+MAX_CHUNKS = 10
+
+
+def chunk_size_for(rows: int, given: int | None = None) -> int:
+    """Rows per chunk: ``given``, else 500 or a tenth of the rows, whichever is more. Each task run cost the
+    send phase about 20-25 ms of CPU (Prefect's events and its server recording them), so chunks of a
+    fixed 500 rows made a 10,000-row run a quarter slower than one task did (bench/RESULTS.md)."""
+    return given if given else max(MIN_CHUNK_ROWS, -(-rows // MAX_CHUNKS))
+
+
+def chunked(items: list, size: int | None = None) -> list[list]:
+    """``items`` in chunks of ``size`` (None: :func:`chunk_size_for`)."""
+    size = chunk_size_for(len(items), size)
     return [items[i:i + size] for i in range(0, len(items), size)] or []
 
 

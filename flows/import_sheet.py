@@ -104,7 +104,7 @@ async def import_sheet(
     rate: float | None = None,
     sheet_name: str | None = None,
     ledger: str | None = None,
-    chunk_size: int = 500,
+    chunk_size: int | None = None,
     resend_unknown: bool = False,
     wait_callbacks: float = 0.0,
     callback_port: int = 0,

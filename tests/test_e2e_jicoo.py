@@ -159,3 +159,19 @@ def test_an_unreachable_provider_stops_the_run_instead_of_retrying_every_row(led
     assert counts["failed"] < 20 and counts["skipped"] > 30, counts
     skipped = [o for o in run.outcomes if o.status is Status.SKIPPED]
     assert all("could not be reached" in o.message for o in skipped)
+
+
+@pytest.mark.parametrize("rows, given, sizes", [
+    (60, None, [60]),  # a small sheet: one task
+    (1_200, None, [500, 500, 200]),  # at least 500 rows a task
+    (10_000, None, [1_000] * 10),  # a big one: at most 10 tasks, each a Prefect task run the send phase pays for
+    (10_001, None, [1_001] * 9 + [992]),
+    (1_200, 250, [250] * 4 + [200]),  # --chunk-size
+    (0, None, []),
+])
+def test_rows_are_sent_in_chunks_of_500_or_a_tenth_of_the_sheet(rows, given, sizes):
+    from flows.engine import chunk_size_for, chunked
+
+    chunks = chunked(list(range(rows)), given)
+    assert [len(c) for c in chunks] == sizes and [i for c in chunks for i in c] == list(range(rows))
+    assert chunk_size_for(rows, given) == (given or max(500, sizes[0] if sizes else 0))
