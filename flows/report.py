@@ -9,14 +9,22 @@ __all__ = ["Progress", "print_summary", "summary_lines"]
 
 
 class Progress:
-    """A rich progress bar on a terminal; on a pipe or in a log, a line every 10 %."""
+    """A rich progress bar on a terminal; on a pipe or in a log, a line every 10 %.
 
-    def __init__(self, enabled: bool = True, stream: IO[str] | None = None) -> None:
+    ``update`` is called once a row settles; the bar is redrawn at most every ``interval`` seconds
+    (and always for the last row): counting the statuses reads every row, so redrawing for each one
+    made a run's bookkeeping grow with the square of its rows."""
+
+    def __init__(self, enabled: bool = True, stream: IO[str] | None = None, interval: float = 0.1,
+                 clock: Any = time.monotonic) -> None:
         self.stream = stream or sys.stderr
         self.enabled = enabled
+        self.interval = interval
+        self._clock = clock
         self._bar: Any = None
         self._task: Any = None
         self._last_decile = -1
+        self._last_drawn = float("-inf")
         self._tty = self.stream.isatty()
 
     def __enter__(self) -> "Progress":
@@ -40,6 +48,10 @@ class Progress:
             return
         done, total = run.done, run.total
         if self._bar is not None:
+            now = self._clock()
+            if done < total and now - self._last_drawn < self.interval:
+                return
+            self._last_drawn = now
             counts = _short_counts(run)
             if self._task is None:
                 self._task = self._bar.add_task("importing", total=total, counts=counts)
