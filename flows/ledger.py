@@ -612,8 +612,8 @@ class GroupCommit:
         done, self._batch = self._batch, None
         now = _now()
         try:
-            statements = [make(*args, now=now) for make, args in batch]
-            self.ledger.write_many([st for st in statements if st is not None])
+            statements = [st for make, args in batch if (st := make(*args, now=now)) is not None]
+            self.ledger.write_many(_records_first(statements))
             self.transactions += 1
         except BaseException as exc:  # noqa: BLE001 - every waiter hears about it, and confirm()
             self._error = exc
@@ -623,3 +623,15 @@ class GroupCommit:
             return
         if done is not None and not done.done():
             done.set_result(None)
+
+
+def _records_first(statements: list[tuple[str, tuple]]) -> list[tuple[str, tuple]]:
+    """Settled records before "sending" marks, so each kind reaches the database in one executemany,
+    unless a row has both in the batch (then the order they were queued in is kept)."""
+    records = [st for st in statements if st[0] is _RECORD_SQL]
+    if not records or len(records) == len(statements):
+        return statements
+    marks = [st for st in statements if st[0] is not _RECORD_SQL]
+    if {p[:2] for _, p in records} & {p[:2] for _, p in marks}:  # (scope, key)
+        return statements
+    return records + marks

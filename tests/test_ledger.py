@@ -277,3 +277,22 @@ def test_write_many_keeps_the_order_of_mixed_statements(ledger):
     one, two = ledger.get(SCOPE, K1), ledger.get(SCOPE, K2)
     assert (one.status, one.run_id, one.provider_id, one.payload_hash) == (SENDING, "run-2", "bk_1", "h2")
     assert two.status == SENDING
+
+
+@pytest.mark.parametrize("order, final", [("record, then mark", SENDING), ("mark, then record", "created")])
+def test_a_row_with_a_record_and_a_mark_in_one_batch_keeps_their_order(ledger, order, final):
+    group = GroupCommit(ledger)
+    created = Outcome(Status.CREATED, provider_id="bk_1", attempts=1)
+
+    async def main() -> None:
+        group.record_soon(SCOPE, K2, created, "run-1", "h")  # another row's record: grouped with its kind
+        if order == "record, then mark":
+            group.record_soon(SCOPE, K1, created, "run-1", "h")
+            waiting = group.mark_sending(SCOPE, K1, "run-2", "h2")
+        else:
+            waiting = group.mark_sending(SCOPE, K1, "run-1", "h")
+            group.record_soon(SCOPE, K1, created, "run-1", "h")
+        await waiting
+
+    asyncio.run(main())
+    assert ledger.get(SCOPE, K1).status == final and ledger.get(SCOPE, K2).status == "created"
