@@ -451,10 +451,10 @@ class ImportRun:
         await self._writer.confirm()
 
     async def send_all(self) -> None:
-        """Everything pending, in chunks (the Prefect flow does the same with a task per chunk)."""
+        """Everything pending, as one stream of requests (chunks are for the Prefect flow, which makes each
+        a task; sending them one after another here would drain the requests in flight at every border)."""
         async with self:
-            for chunk in chunked(self.pending(), self.options.chunk_size):
-                await self.send(chunk)
+            await self.send(self.pending())
 
     async def _process(self, row: PreparedRow) -> None:
         sender = self._sender

@@ -341,7 +341,7 @@ def _rel_to(config: InboxConfig, path: str | Path | None) -> str | None:
 
 async def import_file(job: ImportJob) -> dict[str, Any]:
     """The default importer: the engine, without Prefect (the flow uses ``import_sheet`` instead)."""
-    from .engine import UNSET, ImportRun, RunOptions, chunked, prepare
+    from .engine import UNSET, ImportRun, RunOptions, prepare
 
     plan = prepare(job.sheet, job.mapping)
     options = RunOptions(concurrency=job.concurrency, rate=UNSET if job.rate is None else (job.rate or None),
@@ -355,8 +355,7 @@ async def import_file(job: ImportJob) -> dict[str, Any]:
     written = False
     try:
         try:
-            for chunk in chunked(run.pending(), options.chunk_size):
-                await run.send(chunk)
+            await run.send(run.pending())
         except BaseException as exc:
             await run.__aexit__(type(exc), exc, exc.__traceback__)  # cancelled: rows in flight become unknown
             raise
