@@ -223,19 +223,22 @@ def test_group_commit_commits_each_mark_before_its_caller_goes_on(ledger):
     assert len({e.updated_at for e in entries}) == 1  # a batch has one timestamp
 
 
-def test_a_batch_stays_open_for_one_more_turn_of_the_event_loop(ledger):
+def test_a_batch_stays_open_for_two_more_turns_of_the_event_loop(ledger):
     group = GroupCommit(ledger)
+    K3 = Ledger.key_text(["B3"])
 
     async def main() -> None:
         first = group.mark_sending(SCOPE, K1, "run-1", "h")
         await asyncio.sleep(0)  # one turn later: still the same batch
         second = group.mark_sending(SCOPE, K2, "run-1", "h")
-        assert first is second
-        await second
+        await asyncio.sleep(0)  # and two
+        third = group.mark_sending(SCOPE, K3, "run-1", "h")
+        assert first is second is third and not first.done()
+        await third
 
     asyncio.run(main())
     assert group.transactions == 1
-    assert ledger.get(SCOPE, K1).status == ledger.get(SCOPE, K2).status == SENDING
+    assert {ledger.get(SCOPE, k).status for k in (K1, K2, Ledger.key_text(["B3"]))} == {SENDING}
 
 
 def test_queued_records_are_written_when_the_run_closes(ledger):
