@@ -529,10 +529,12 @@ class ImportRun:
         m = self.plan.mapping
         req = m.request
         payload = self.with_run_values(row.payload or {})
-        try:
-            path = req.path.format_map(_PathValues(payload))
-        except KeyError as exc:
-            return Outcome(Status.INVALID, f"the request path needs {exc.args[0]}, which is empty")
+        path = req.path
+        if "{" in path:  # PUT /WorkOrder/{number}: filled from the row
+            try:
+                path = path.format_map(_PathValues(payload))
+            except KeyError as exc:
+                return Outcome(Status.INVALID, f"the request path needs {exc.args[0]}, which is empty")
         if req.body == "form":
             result = await self._sender.call(req.method, path, form=encode_form(payload), idempotent=req.idempotent)
         else:
@@ -541,12 +543,13 @@ class ImportRun:
 
     def outcome_from(self, result: CallResult) -> Outcome:
         req = self.plan.mapping.request
-        secrets = [*self.auth.secrets(), *([self._callback_token] if self._callback_token else [])]
-        base = dict(http_status=result.status_code, attempts=result.attempts)
         if result.action is Action.SUCCESS:
             status = Status.ACCEPTED if req.success == "accepted" else Status.CREATED
             pid = _dig(result.json(), req.provider_id) if req.provider_id else None
-            return Outcome(status, "", provider_id=None if pid is None else str(pid), **base)
+            return Outcome(status, "", provider_id=None if pid is None else str(pid), http_status=result.status_code,
+                           attempts=result.attempts)
+        secrets = [*self.auth.secrets(), *([self._callback_token] if self._callback_token else [])]
+        base = dict(http_status=result.status_code, attempts=result.attempts)
         if result.action is Action.STOP and result.response is None:
             return Outcome(Status.SKIPPED, f"not sent: the run stopped early: {result.message}", **base)
         if result.action in (Action.STOP, Action.FAIL):
