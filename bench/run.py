@@ -680,8 +680,9 @@ def findings(scenarios: list[Scenario], sheet: list[SheetRow] | None) -> list[st
                             "minutes apart; differences under about 15 % are noise here)."))
             out.append(f"- `booking-import run` at 0 ms, concurrency {sc.concurrency}: {e2e.seconds:.1f} s end to end, "
                        f"{send.seconds:.1f} s of it sending; the other {e2e.seconds - send.seconds:.1f} s are process "
-                       f"start and imports, reading and checking the sheet (before the flow and again in it), "
-                       f"Prefect's temporary server start-up and shutdown, and writing the results workbook.{extra}")
+                       f"start and imports, reading and checking the sheet (once, before the flow, which is handed the "
+                       f"checked rows), Prefect's temporary server start-up and shutdown, and writing the results "
+                       f"workbook.{extra}")
     for sc in scenarios:
         if not sc.latency_ms or not sc.ceiling:
             continue

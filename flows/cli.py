@@ -17,8 +17,8 @@ from typing import Any, Sequence
 
 from .errors import ImporterError, UsageError
 
-CHUNK_HELP = ("rows per Prefect task (default: 500, or a tenth of the rows when that is more, so a run has at most "
-              "10 tasks: each task run costs the send phase some CPU)")
+CHUNK_HELP = ("rows per Prefect task (default: 500, or a fifth of the rows when that is more, so a run has at most "
+              "5 tasks: each task run costs the send phase some CPU)")
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 

@@ -225,13 +225,14 @@ class RunOptions:
 
 #: a chunk of rows is a Prefect task: at least this many rows, and at most MAX_CHUNKS chunks a run unless told
 MIN_CHUNK_ROWS = 500
-MAX_CHUNKS = 10
+MAX_CHUNKS = 5
 
 
 def chunk_size_for(rows: int, given: int | None = None) -> int:
-    """Rows per chunk: ``given``, else 500 or a tenth of the rows, whichever is more. Each task run cost the
-    send phase about 20-25 ms of CPU (Prefect's events and its server recording them), so chunks of a
-    fixed 500 rows made a 10,000-row run a quarter slower than one task did (bench/RESULTS.md)."""
+    """Rows per chunk: ``given``, else 500 or a fifth of the rows, whichever is more. Each task run cost the
+    send phase 25-45 ms on 2 CPUs (Prefect's events, and its server recording them while the rows are
+    sent): a 10,000-row run sent in 2.4 s as 20 tasks, ~1.9 s as 10, ~1.7 s as 5 and ~1.6 s as one
+    (bench/RESULTS.md). Five still shows a long run's progress in the Prefect UI."""
     return given if given else max(MIN_CHUNK_ROWS, -(-rows // MAX_CHUNKS))
 
 

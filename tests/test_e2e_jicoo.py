@@ -164,12 +164,12 @@ def test_an_unreachable_provider_stops_the_run_instead_of_retrying_every_row(led
 @pytest.mark.parametrize("rows, given, sizes", [
     (60, None, [60]),  # a small sheet: one task
     (1_200, None, [500, 500, 200]),  # at least 500 rows a task
-    (10_000, None, [1_000] * 10),  # a big one: at most 10 tasks, each a Prefect task run the send phase pays for
-    (10_001, None, [1_001] * 9 + [992]),
+    (10_000, None, [2_000] * 5),  # a big one: at most 5 tasks, each a Prefect task run the send phase pays for
+    (10_001, None, [2_001] * 4 + [1_997]),
     (1_200, 250, [250] * 4 + [200]),  # --chunk-size
     (0, None, []),
 ])
-def test_rows_are_sent_in_chunks_of_500_or_a_tenth_of_the_sheet(rows, given, sizes):
+def test_rows_are_sent_in_chunks_of_500_or_a_fifth_of_the_sheet(rows, given, sizes):
     from flows.engine import chunk_size_for, chunked
 
     chunks = chunked(list(range(rows)), given)
