@@ -133,8 +133,9 @@ def run_measured(cmd: list[str], *, timeout: float, env: dict[str, str] | None =
 class Simulator:
     """``python -m flows sandbox jicoo --port 0 --latency-ms L`` in its own process, on 127.0.0.1."""
 
-    def __init__(self, latency_ms: float) -> None:
+    def __init__(self, latency_ms: float, jitter_ms: float = 0.0) -> None:
         self.latency_ms = latency_ms
+        self.jitter_ms = jitter_ms
         self.url = ""
         self._dir = Path(tempfile.mkdtemp(prefix="bench-sim-"))
         self._proc: subprocess.Popen | None = None
@@ -142,7 +143,8 @@ class Simulator:
     def __enter__(self) -> "Simulator":
         log = (self._dir / "out").open("wb")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "flows", "sandbox", "jicoo", "--port", "0", "--latency-ms", str(self.latency_ms)],
+            [sys.executable, "-m", "flows", "sandbox", "jicoo", "--port", "0", "--latency-ms", str(self.latency_ms),
+             "--latency-jitter-ms", str(self.jitter_ms)],
             stdout=log, stderr=subprocess.STDOUT, cwd=self._dir, start_new_session=True)
         log.close()
         deadline = time.monotonic() + 60
@@ -247,6 +249,11 @@ class Scenario:
     concurrency: int
     rows: int
     results: list[SendRow] = field(default_factory=list)
+    jitter_ms: float = 0.0  # each request's latency uniform in latency ± jitter (the mean stays latency)
+
+    @property
+    def latency_text(self) -> str:
+        return f"{self.latency_ms:g} ± {self.jitter_ms:g} ms" if self.jitter_ms else f"{self.latency_ms:g} ms"
 
     @property
     def ceiling(self) -> float | None:
@@ -263,7 +270,7 @@ def _send_timeout(rows: int, latency_ms: float, concurrency: int) -> float:
 
 
 def run_send_contender(kind: str, label: str, sc: Scenario, inputs: dict[str, Path], log, **extra: Any) -> SendRow:
-    with Simulator(sc.latency_ms) as sim:
+    with Simulator(sc.latency_ms, sc.jitter_ms) as sim:
         cfg = {"kind": kind, "url": sim.url, "api_key": API_KEY, "concurrency": sc.concurrency,
                "payloads": str(inputs["payloads"]), "sheet": str(inputs["csv"]), **extra}
         cpu0 = sim.cpu_now()
@@ -286,7 +293,7 @@ def run_command(sc: Scenario, inputs: dict[str, Path], log, profile: Path | None
     base = [str(exe)] if exe.is_file() else [sys.executable, "-m", "flows"]
     if profile is not None:
         base = [sys.executable, str(HERE / "sampler.py"), str(profile), "-m", "flows"]
-    with Simulator(sc.latency_ms) as sim, tempfile.TemporaryDirectory(prefix="bench-cmd-") as tmp:
+    with Simulator(sc.latency_ms, sc.jitter_ms) as sim, tempfile.TemporaryDirectory(prefix="bench-cmd-") as tmp:
         out = Path(tmp) / "results.xlsx"
         cmd = base + ["run", str(inputs["csv"]), "-m", str(MAPPING), "--rate", "0", "-c", str(sc.concurrency),
                       "--ledger", str(Path(tmp) / "ledger.sqlite"), "-q", "-o", str(out)]
@@ -330,15 +337,15 @@ def warm_prefect(inputs: dict[str, Path], log) -> None:
 
 
 def send_scenario(latency_ms: float, concurrency: int, inputs: dict[str, Path], rows: int, *, diagnostics: bool,
-                  command: bool, log) -> Scenario:
+                  command: bool, log, jitter_ms: float = 0.0, informative_httpx: bool = True) -> Scenario:
     """One table. At 0 ms the bare aiohttp loop runs before and after every contender, and each
     contender is compared with the mean of its two neighbours (the machine's load drifts); at 50 ms
     the ceiling is the yardstick and the bare loop runs once."""
-    sc = Scenario(latency_ms, concurrency, rows)
+    sc = Scenario(latency_ms, concurrency, rows, jitter_ms=jitter_ms)
     ceiling = f", ceiling {sc.ceiling:.0f} rows/s" if sc.ceiling else ""
-    log(f"\nsend: {rows} rows, {latency_ms:g} ms latency, concurrency {concurrency}{ceiling}")
+    log(f"\nsend: {rows} rows, {sc.latency_text} latency, concurrency {concurrency}{ceiling}")
     plan: list[tuple[str, str, dict, str]] = []  # (kind, label, extra, role)
-    if latency_ms == 0 or concurrency > 8:  # at 50 ms / 8 it would only measure the latency again
+    if informative_httpx and (latency_ms == 0 or concurrency > 8):  # at 50 ms / 8 it would only measure the latency again
         plan.append(("httpx-aiohttp", "bare httpx + AiohttpTransport", {}, "informative"))
     if diagnostics and latency_ms == 0:
         plan.append(("sender", "engine's Sender only (diagnostic)", {}, "informative"))
@@ -499,7 +506,7 @@ def _fmt_ratio(x: float | None) -> str:
 
 def send_markdown(sc: Scenario) -> str:
     lines = []
-    head = f"### Send: {sc.rows:,} rows, {sc.latency_ms:g} ms simulated latency, concurrency {sc.concurrency}"
+    head = f"### Send: {sc.rows:,} rows, {sc.latency_text} simulated latency, concurrency {sc.concurrency}"
     if sc.ceiling:
         head += f" (ceiling {sc.concurrency}/{sc.latency_ms / 1000:g} s = {sc.ceiling:,.0f} rows/s)"
     lines += [head, ""]
@@ -693,7 +700,7 @@ def findings(scenarios: list[Scenario], sheet: list[SheetRow] | None) -> list[st
                 parts.append(f"{r.contender} {r.rate / sc.ceiling:.2f} of the ceiling "
                              f"({cycle - sc.latency_ms:.1f} ms a request beyond the {sc.latency_ms:g} ms)")
         if parts:
-            out.append(f"- {sc.latency_ms:g} ms, concurrency {sc.concurrency}: " + "; ".join(parts) + ".")
+            out.append(f"- {sc.latency_text}, concurrency {sc.concurrency}: " + "; ".join(parts) + ".")
     if sheet:
         bare = next(r for r in sheet if r.contender.startswith("bare"))
         rs = next((r for r in sheet if r.contender.startswith("flows.sheets")), None)
@@ -775,6 +782,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="smaller inputs, no diagnostic contenders, no profiles")
     ap.add_argument("--concurrency", default="8,64", help="comma-separated concurrencies (default 8,64: the mapping's and a wide one)")
     ap.add_argument("--latency", default="0,50", help="comma-separated simulated latencies in ms (default 0,50)")
+    ap.add_argument("--jitter", type=float, default=None,
+                    help="also send at the largest latency and concurrency with each request's latency varied by up "
+                         "to this many ms either way (default 5; --quick 0, which skips it)")
     ap.add_argument("--repeat", type=int, default=3, help="best of N for the sheet scenario (default 3)")
     ap.add_argument("--only", choices=["send", "sheet"], help="run one part only")
     ap.add_argument("--no-command", action="store_true", help="skip `booking-import run` (saves Prefect start-ups)")
@@ -787,6 +797,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.xlsx_rows = args.xlsx_rows or (20_000 if args.quick else 100_000)
     args.profile = args.profile or ("never" if args.quick else "auto")
     args.diagnostics = not (args.quick or args.no_diagnostics)
+    args.jitter = args.jitter if args.jitter is not None else (0.0 if args.quick else 5.0)
     args.concurrency = [int(x) for x in str(args.concurrency).split(",") if x]
     args.latency = [float(x) for x in str(args.latency).split(",") if x]
     if args.rows < 1 or args.xlsx_rows < 1 or args.repeat < 1 or not args.concurrency or min(args.concurrency) < 1:
@@ -856,6 +867,13 @@ def _main(args: argparse.Namespace, meta: dict, log, t_start: float) -> int:
                 scenarios.append(send_scenario(latency, conc, inputs, args.rows,
                                                diagnostics=args.diagnostics and conc == min(args.concurrency),
                                                command=not args.no_command, log=log))
+        if args.jitter and args.latency and max(args.latency) > 0:
+            # the same mean latency, varied per request as on a real network: with a constant latency every
+            # request of a wide concurrency comes back at once, and the simulator's own work on each wave
+            # adds to every request's latency (bench/README.md)
+            scenarios.append(send_scenario(max(args.latency), max(args.concurrency), inputs, args.rows,
+                                           diagnostics=False, command=not args.no_command, log=log,
+                                           jitter_ms=args.jitter, informative_httpx=False))
     if args.only in (None, "sheet"):
         sheet = sheet_scenario(inputs, args.xlsx_rows, args.repeat, log)
     profiles = profile_runs(scenarios, sheet, inputs, args.profile, log) if args.profile != "never" else []

@@ -173,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("provider", nargs="?", default="jicoo", help="provider id (default jicoo)")
     p.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080; 0 picks a free one)")
     p.add_argument("--latency-ms", type=float, default=0, help="added latency per request")
+    p.add_argument("--latency-jitter-ms", type=float, default=0,
+                   help="each request's latency varies by up to this much either way, as on a real network")
     p.add_argument("--rate-limit", type=float, default=None, help="requests per second above which it answers 429")
     p.add_argument("--unavailable-rate", type=float, default=0, help="share of writes answered 503 (nothing stored)")
     p.add_argument("--error-after-store-rate", type=float, default=0, help="share answered 500 after storing")
@@ -402,7 +404,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if sim_cls is None:
         raise UsageError(f"no simulator for {args.provider!r}; known: {', '.join(SIMULATORS)}")
     try:
-        faults = Faults(latency_ms=args.latency_ms, rate_limit=args.rate_limit, unavailable_rate=args.unavailable_rate,
+        faults = Faults(latency_ms=args.latency_ms, latency_jitter_ms=args.latency_jitter_ms, rate_limit=args.rate_limit, unavailable_rate=args.unavailable_rate,
                         error_after_store_rate=args.error_after_store_rate,
                         timeout_after_store_rate=args.timeout_after_store_rate, drop_after_store_rate=args.drop_after_store_rate)
     except ValueError as exc:

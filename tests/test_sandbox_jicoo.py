@@ -454,3 +454,24 @@ def test_make_sample_regenerates_identical_csv(tmp_path: Path) -> None:
     )
     assert "60 rows" in done.stdout
     assert (tmp_path / "bookings.csv").read_bytes() == (SAMPLE_DIR / "bookings.csv").read_bytes()
+
+
+def test_the_sandbox_command_serves_the_fault_knobs_it_was_given(tmp_path) -> None:
+    import re
+
+    log = (tmp_path / "out").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "flows", "sandbox", "jicoo", "--port", "0", "--latency-ms", "5",
+                             "--latency-jitter-ms", "2"], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        url = None
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            found = re.search(r"http://127\.0\.0\.1:\d+", (tmp_path / "out").read_text(errors="replace"))
+            url = found.group(0) if found else time.sleep(0.05)
+        assert url, (tmp_path / "out").read_text()
+        faults = httpx.get(f"{url}/_sandbox/state", timeout=10).json()["faults"]
+        assert faults["latency_ms"] == 5 and faults["latency_jitter_ms"] == 2
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
