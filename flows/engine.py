@@ -213,7 +213,6 @@ class RunOptions:
     transport: httpx.AsyncBaseTransport | None = None
     resend_unknown: bool = False
     progress: Callable[["ImportRun"], None] | None = None
-    chunk_size: int | None = None  # rows per chunk (a Prefect task each); None: chunk_size_for()
     #: address of a callback receiver serving this run (flows.callbacks); <PROVIDER>_CALLBACK_URL wins
     callback_url: str | None = None
     #: rows settled before anything is sent, by row index (a rerun carries these over from the results

@@ -132,7 +132,7 @@ async def import_sheet(
     callback_url = receiver.enter_context(receiving(ledger, port=callback_port)) if wait > 0 else None
     options = RunOptions(concurrency=concurrency, rate=UNSET if rate is None else (rate or None), ledger_url=ledger,
                          out=Path(out) if out else None, transport=h.transport, resend_unknown=resend_unknown,
-                         progress=h.progress, chunk_size=chunk_size, callback_url=callback_url,
+                         progress=h.progress, callback_url=callback_url,
                          settled=again.settled if again else None, describe=again.describe if again else None)
     try:
         run = ImportRun(plan, options)
