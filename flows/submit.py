@@ -233,8 +233,7 @@ class Sender:
         #: set when credentials were refused: nothing more is sent this run
         self.stopped: str | None = None
         self.requests_sent = 0
-        self._urls: dict[str, httpx.URL] = {}
-        self._session_urls: dict[str, yarl.URL] = {}
+        self._urls: dict[str, tuple[httpx.URL, yarl.URL]] = {}
         self._base_headers = {"User-Agent": "booking-importer/0.1", "Accept": "application/json"}
         self._timeout_ext = self._timeout.as_dict()
         #: rows in a row that could not connect at all; past the limit the run stops (rows left are skipped)
@@ -304,25 +303,21 @@ class Sender:
         else:
             content = None
         params = {k: v for k, v in (kwargs.get("params") or {}).items() if v is not None} or None
-        url = self._session_urls.get(path)
-        if url is None:
-            url = self._session_urls[path] = yarl.URL(str(self._url(path)))
-            if len(self._session_urls) > 10_000:  # per-row paths: don't grow without end
-                self._session_urls.clear()
-        async with self._session.request(method, url, data=content, headers=headers, params=params,
+        async with self._session.request(method, self._urls_for(path)[1], data=content, headers=headers, params=params,
                                          allow_redirects=False, timeout=self._aiohttp_timeout) as r:
             body = await r.read()
         return Reply(r.status, r.headers, body, r.charset)
 
-    def _url(self, path: str) -> httpx.URL:
-        """The absolute URL for a path, parsed once per distinct path (httpx would parse and merge
-        the base URL again for every request)."""
-        url = self._urls.get(path)
-        if url is None:
-            url = self._urls[path] = self.client._merge_url(path)
+    def _urls_for(self, path: str) -> tuple[httpx.URL, yarl.URL]:
+        """The absolute URL for a path, as httpx and as aiohttp take it, parsed once per distinct path
+        (both would parse and merge the base URL again for every request)."""
+        urls = self._urls.get(path)
+        if urls is None:
+            url = self.client._merge_url(path)
+            urls = self._urls[path] = (url, yarl.URL(str(url)))
             if len(self._urls) > 10_000:  # per-row paths (PUT /WorkOrder/{n}): don't grow without end
                 self._urls.clear()
-        return url
+        return urls
 
     def _backoff(self, attempt: int) -> float:
         cap = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
@@ -367,7 +362,7 @@ class Sender:
                 if self._session is not None:
                     response = await self._send_direct(method, path, kwargs)
                 else:
-                    response = await self._send(httpx.Request(method, self._url(path), **kwargs))
+                    response = await self._send(httpx.Request(method, self._urls_for(path)[0], **kwargs))
                 self._unreachable = 0
             except (httpx.HTTPError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 action, message = classify_error(exc)
