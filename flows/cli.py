@@ -404,8 +404,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if sim_cls is None:
         raise UsageError(f"no simulator for {args.provider!r}; known: {', '.join(SIMULATORS)}")
     try:
-        faults = Faults(latency_ms=args.latency_ms, latency_jitter_ms=args.latency_jitter_ms, rate_limit=args.rate_limit, unavailable_rate=args.unavailable_rate,
-                        error_after_store_rate=args.error_after_store_rate,
+        faults = Faults(latency_ms=args.latency_ms, latency_jitter_ms=args.latency_jitter_ms, rate_limit=args.rate_limit,
+                        unavailable_rate=args.unavailable_rate, error_after_store_rate=args.error_after_store_rate,
                         timeout_after_store_rate=args.timeout_after_store_rate, drop_after_store_rate=args.drop_after_store_rate)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
