@@ -258,6 +258,9 @@ class Entry:
     stage: str | None = None  # multi-step providers: how far the row got
 
 
+#: outcomes that leave the ledger as it was: an invalid row was never sent; a skipped one was settled by an
+#: earlier run or never left
+_NOT_RECORDED = frozenset({Status.INVALID, Status.SKIPPED})
 _SENDING_SQL = (
     "INSERT INTO rows (scope,row_key,status,payload_hash,run_id,updated_at,attempts) VALUES (?,?,?,?,?,?,0) "
     "ON CONFLICT(scope,row_key) DO UPDATE SET status=excluded.status, payload_hash=excluded.payload_hash, "
@@ -357,7 +360,7 @@ class Ledger:
     @staticmethod
     def _record_sql(scope: str, key: str, outcome: Outcome, run_id: str, phash: str | None,
                     now: str | None = None) -> tuple[str, tuple] | None:
-        if outcome.status in (Status.INVALID, Status.SKIPPED):
+        if outcome.status in _NOT_RECORDED:
             return None
         return (_RECORD_SQL, (scope, key, outcome.status.value, outcome.provider_id, outcome.http_status,
                               outcome.message[:2000], outcome.attempts, phash, run_id, now or _now(), outcome.stage))
@@ -564,13 +567,13 @@ class GroupCommit:
         return self._enqueue(Ledger._sending_sql, (scope, key, run_id, phash))
 
     async def record(self, scope: str, key: str, outcome: Outcome, run_id: str, phash: str | None = None) -> None:
-        if outcome.status not in (Status.INVALID, Status.SKIPPED):
+        if outcome.status not in _NOT_RECORDED:
             await self._enqueue(Ledger._record_sql, (scope, key, outcome, run_id, phash))
 
     def record_soon(self, scope: str, key: str, outcome: Outcome, run_id: str, phash: str | None = None) -> None:
         """Queue a settled row without waiting: it commits with the next write of the burst (typically
         the same worker's "sending" mark for its next row, so one transaction serves both)."""
-        if outcome.status not in (Status.INVALID, Status.SKIPPED):
+        if outcome.status not in _NOT_RECORDED:
             self._enqueue(Ledger._record_sql, (scope, key, outcome, run_id, phash))
 
     async def confirm(self) -> None:
