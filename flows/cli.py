@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .errors import ImporterError, UsageError
 
@@ -198,34 +198,23 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = ("run", "rerun", "serve", "validate", "render", "status", "callbacks", "sandbox", "demo", "transforms", "schema")
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
+def _number(convert: Callable[[str], Any], what: str, least: float, bound: str) -> Callable[[str], Any]:
+    """An argparse type: ``convert`` the text, refuse it when it is not ``what`` or below ``least``."""
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be {bound}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 (no limit) or more")
-    return value
+_seconds = _number(float, "a number of seconds", 0, "0 or more")
+_positive_int = _number(int, "a whole number", 1, "1 or more")
+_rate = _number(float, "a number", 0, "0 (no limit) or more")
 
 
 def _load_dotenv() -> None:
