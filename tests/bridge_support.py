@@ -12,7 +12,7 @@ import pytest
 
 from flows.engine import ImportRun, RunOptions, prepare
 
-from .conftest import MAPPINGS, SAMPLES
+from .conftest import MAPPINGS, SAMPLES, served, use_sandbox
 
 SHEET = SAMPLES / "systemsx_bridge" / "bookings.csv"
 MAPPING = MAPPINGS / "systemsx_bridge.yaml"
@@ -24,21 +24,15 @@ INVALID_REFS = {"TUI-70310", "PO-48191120", "MSC-51200871", "CUN-20001"}
 @pytest.fixture
 def bridge() -> Iterator[Any]:
     """A Bridge simulator on 127.0.0.1 whose callbacks wait for ``release_callbacks()``; ``.url`` is its base."""
-    from flows.sandbox import BridgeSimulator, SimulatorServer
+    from flows.sandbox import BridgeSimulator
 
-    sim = BridgeSimulator(callback_delay=None, seed=4)
-    with SimulatorServer(sim) as url:
-        sim.url = url
+    with served(BridgeSimulator(callback_delay=None, seed=4)) as sim:
         yield sim
 
 
 @pytest.fixture
 def bridge_env(bridge, monkeypatch) -> dict[str, str]:
-    from flows.demo import sandbox_env
-
-    env = sandbox_env("systemsx_bridge", bridge.url)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
+    env = use_sandbox("systemsx_bridge", bridge.url, monkeypatch)
     monkeypatch.delenv("SYSTEMSX_BRIDGE_CALLBACK_URL", raising=False)
     return env
 

@@ -1,6 +1,7 @@
 """Shared fixtures: provider simulators on loopback, a throwaway ledger, mapping variants."""
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,26 +25,40 @@ def _work_in_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
+@contextlib.contextmanager
+def served(sim: Any) -> Iterator[Any]:
+    """``with served(sim) as sim:``, a simulator on 127.0.0.1 for the block; ``sim.url`` is its base URL."""
+    from flows.sandbox import SimulatorServer
+
+    with SimulatorServer(sim) as url:
+        sim.url = url
+        yield sim
+
+
+def use_sandbox(provider: str, url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point ``provider`` at a simulator at ``url``: its base URL and secrets, set in os.environ for the
+    test (CLI and flow tests read them there) and returned."""
+    from flows.demo import sandbox_env
+
+    env = sandbox_env(provider, url)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env
+
+
 @pytest.fixture
 def jicoo_sim() -> Iterator[Any]:
     """A fresh Jicoo simulator on 127.0.0.1; ``sim.url`` is its base URL."""
-    from flows.sandbox import JicooSimulator, SimulatorServer
+    from flows.sandbox import JicooSimulator
 
-    sim = JicooSimulator()
-    with SimulatorServer(sim) as url:
-        sim.url = url
+    with served(JicooSimulator()) as sim:
         yield sim
 
 
 @pytest.fixture
 def jicoo_env(jicoo_sim, monkeypatch) -> dict[str, str]:
     """Environment pointing Jicoo at the simulator (also set in os.environ for CLI/flow tests)."""
-    from flows.demo import sandbox_env
-
-    env = sandbox_env("jicoo", jicoo_sim.url)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return env
+    return use_sandbox("jicoo", jicoo_sim.url, monkeypatch)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from flows.sandbox import BigChangeSimulator, Faults, SimulatorServer
 from flows.submit import CallResult
 from flows.transforms import LookupTable
 
-from .conftest import MAPPINGS, SAMPLES, mapping_variant
+from .conftest import MAPPINGS, SAMPLES, mapping_variant, served
 
 SHEET = SAMPLES / "bigchange" / "jobs.xlsx"
 MAPPING = MAPPINGS / "bigchange.yaml"
@@ -39,9 +39,7 @@ SAM_PATEL = 301
 
 @pytest.fixture
 def sim():
-    sim = BigChangeSimulator()
-    with SimulatorServer(sim) as url:
-        sim.url = url
+    with served(BigChangeSimulator()) as sim:
         yield sim
 
 

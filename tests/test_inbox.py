@@ -23,9 +23,9 @@ from flows.claims import CLAIMED, DONE, FileClaims, file_hash
 from flows.errors import ConfigError
 from flows.inbox import InboxConfig, load_routes, mapping_for, process_inbox, run_inbox, send_notification
 from flows.results import read_results
-from flows.sandbox import Faults, SimulatorServer
+from flows.sandbox import Faults
 
-from .conftest import MAPPINGS, ROOT, SAMPLES
+from .conftest import MAPPINGS, ROOT, SAMPLES, served, use_sandbox
 
 DAY = dt.date(2026, 11, 21)
 COLUMNS = ["Booking Ref", "Event Type", "Date", "Start Time", "Time Zone", "Guest Name", "Email", "Phone", "Company",
@@ -59,12 +59,8 @@ def bigchange(monkeypatch):
 
     if "bigchange" not in SIMULATORS or not (MAPPINGS / "bigchange.yaml").is_file():
         pytest.skip("no BigChange simulator yet")
-    from flows.demo import sandbox_env
-
-    sim = SIMULATORS["bigchange"]()
-    with SimulatorServer(sim) as url:
-        for k, v in sandbox_env("bigchange", url).items():
-            monkeypatch.setenv(k, v)
+    with served(SIMULATORS["bigchange"]()) as sim:
+        use_sandbox("bigchange", sim.url, monkeypatch)
         yield sim
 
 

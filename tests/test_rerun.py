@@ -19,7 +19,7 @@ from flows.rerun import default_rerun_path, load_rerun
 from flows.results import read_results
 from flows.sandbox import Faults
 
-from .conftest import MAPPINGS, SAMPLES, mapping_variant
+from .conftest import MAPPINGS, SAMPLES, mapping_variant, use_sandbox
 
 SHEET = SAMPLES / "jicoo" / "bookings.xlsx"
 MAPPING = MAPPINGS / "jicoo.yaml"
@@ -270,12 +270,9 @@ def test_bridge_unknown_rows_stay_unknown_until_resend_unknown(tmp_path, ledger_
     sims = pytest.importorskip("flows.sandbox")
     if "systemsx_bridge" not in sims.SIMULATORS or not (MAPPINGS / "systemsx_bridge.yaml").is_file():
         pytest.skip("no Systems X Bridge simulator yet")
-    from flows.demo import sandbox_env
-
     sim = sims.SIMULATORS["systemsx_bridge"](faults=Faults(drop_after_store_rate=0.3, seed=2))
     with sims.SimulatorServer(sim) as url:
-        for k, v in sandbox_env("systemsx_bridge", url).items():
-            monkeypatch.setenv(k, v)
+        use_sandbox("systemsx_bridge", url, monkeypatch)
         monkeypatch.setenv("SYSTEMSX_BRIDGE_CALLBACK_URL", "http://127.0.0.1:9/callbacks")  # nobody listens: rows stay accepted
         sheet = SAMPLES / "systemsx_bridge" / "bookings.csv"
         mapping = mapping_variant(tmp_path, "systemsx_bridge.yaml", retry__backoff_seconds=0.01)
@@ -300,12 +297,9 @@ def test_bigchange_rerun_finds_unknown_jobs_and_creates_none_twice(tmp_path, led
     sims = pytest.importorskip("flows.sandbox")
     if "bigchange" not in sims.SIMULATORS or not (MAPPINGS / "bigchange.yaml").is_file():
         pytest.skip("no BigChange simulator yet")
-    from flows.demo import sandbox_env
-
     sim = sims.SIMULATORS["bigchange"](faults=Faults(drop_after_store_rate=0.3, seed=11))
     with sims.SimulatorServer(sim) as url:
-        for k, v in sandbox_env("bigchange", url).items():
-            monkeypatch.setenv(k, v)
+        use_sandbox("bigchange", url, monkeypatch)
         mapping = mapping_variant(tmp_path, "bigchange.yaml", retry__backoff_seconds=0.01,
                                   retry__max_backoff_seconds=0.05, connection__timeout_seconds=0.3)
         first = first_run(tmp_path / "r1.xlsx", ledger_url, sheet=SAMPLES / "bigchange" / "jobs.xlsx", mapping=mapping)
