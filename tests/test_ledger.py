@@ -202,7 +202,8 @@ def test_key_text_is_json():
 
 # --- grouped writes while a run sends (GroupCommit) ---------------------------------------------------
 
-def test_group_commit_commits_each_mark_before_its_caller_goes_on(ledger):
+def group_commit_contract(ledger: Ledger) -> None:
+    """What GroupCommit promises on any backend (tests/test_ledger_postgres.py runs it on PostgreSQL)."""
     group = GroupCommit(ledger)
 
     async def main() -> None:
@@ -211,7 +212,11 @@ def test_group_commit_commits_each_mark_before_its_caller_goes_on(ledger):
             await group.mark_sending(SCOPE, key, "run-g", "h")
             assert ledger.get(SCOPE, key).status == SENDING  # committed before the "request" leaves
             await asyncio.sleep(0)
-            group.record_soon(SCOPE, key, Outcome(Status.CREATED, provider_id=f"p{i}", attempts=1), "run-g")
+            settled = Outcome(Status.CREATED, provider_id=f"p{i}", attempts=1)
+            if i % 2:
+                await group.record(SCOPE, key, settled, "run-g")  # waits for its commit
+            else:
+                group.record_soon(SCOPE, key, settled, "run-g")  # committed by the batch, or by confirm()
         await asyncio.gather(*(one(i) for i in range(50)))
         await group.confirm()
 
@@ -221,6 +226,10 @@ def test_group_commit_commits_each_mark_before_its_caller_goes_on(ledger):
     assert {e.provider_id for e in entries} == {f"p{i}" for i in range(50)}
     assert group.transactions <= 3  # the 50 marks together, then the 50 records
     assert len({e.updated_at for e in entries}) == 1  # a batch has one timestamp
+
+
+def test_group_commit_commits_each_mark_before_its_caller_goes_on(ledger):
+    group_commit_contract(ledger)
 
 
 def test_a_batch_stays_open_for_two_more_turns_of_the_event_loop(ledger):

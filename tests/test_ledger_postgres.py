@@ -15,10 +15,11 @@ import pytest
 
 from flows.claims import FileClaims
 from flows.errors import LedgerError
-from flows.ledger import SENDING, CallbackToken, GroupCommit, Ledger, open_ledger, payload_hash
+from flows.ledger import SENDING, CallbackToken, Ledger, open_ledger, payload_hash
 from flows.outcomes import Outcome, Status
 
 from .pg_support import pg_server, pg_url, race_for_claim  # noqa: F401 - fixtures
+from .test_ledger import group_commit_contract
 
 SCOPE = "jicoo"
 K1 = Ledger.key_text(["B1"])
@@ -85,20 +86,7 @@ def test_checkpoint_keeps_the_stage(ledger):
 
 
 def test_group_commit_writes_every_row_in_few_transactions(ledger):
-    group = GroupCommit(ledger)
-
-    async def main() -> None:
-        async def one(i: int) -> None:
-            key = Ledger.key_text([f"G{i}"])
-            await group.mark_sending(SCOPE, key, "run-g", "h")
-            assert ledger.get(SCOPE, key).status == SENDING  # committed before the "request" leaves
-            await group.record(SCOPE, key, Outcome(Status.CREATED, provider_id=f"p{i}", attempts=1), "run-g")
-        await asyncio.gather(*(one(i) for i in range(50)))
-
-    asyncio.run(main())
-    entries = ledger.all(SCOPE)
-    assert len(entries) == 50 and {e.status for e in entries} == {"created"}
-    assert group.transactions <= 4
+    group_commit_contract(ledger)
 
 
 def test_a_failed_batch_writes_nothing(ledger):
