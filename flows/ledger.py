@@ -91,7 +91,12 @@ CREATE TABLE IF NOT EXISTS callbacks (
     row_key      TEXT,
     body         TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS rows_by_provider_id ON rows (scope, provider_id);
+-- a callback names its row by provider id (Bridge: the hash of an accepted import). Only accepted rows are
+-- indexed: every other row would pay for it on each write and never be looked up (a row a callback settled is
+-- found again through its callback). Ledgers before this had every row indexed:
+DROP INDEX IF EXISTS rows_by_provider_id;
+CREATE INDEX IF NOT EXISTS accepted_rows_by_provider_id ON rows (scope, provider_id) WHERE status = 'accepted';
+CREATE INDEX IF NOT EXISTS callbacks_by_provider_id ON callbacks (scope, provider_id);
 """
 
 
@@ -498,10 +503,20 @@ class Ledger:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r)) for r in cur.fetchall()]
 
+    def _row_by_provider_id(self, scope: str, provider_id: str) -> tuple[str, str] | None:
+        """(row key, status) of the row with this provider id: an accepted row, else the row an earlier
+        callback naming the id settled (the provider sent it again). Both lookups are indexed."""
+        row = self._db.execute("SELECT row_key, status FROM rows WHERE scope=? AND provider_id=? AND status='accepted' "
+                               "ORDER BY updated_at DESC", (scope, provider_id)).fetchone()
+        if row is not None:
+            return row
+        return self._db.execute(
+            "SELECT r.row_key, r.status FROM callbacks c JOIN rows r ON r.scope=c.scope AND r.row_key=c.row_key "
+            "WHERE c.scope=? AND c.provider_id=? AND c.row_key IS NOT NULL ORDER BY c.id DESC", (scope, provider_id)).fetchone()
+
     def _settle_callback(self, cid: int, scope: str, provider_id: str, match_key: list[str], status: str,
                          message: str) -> str | None:
-        row = self._db.execute("SELECT row_key, status FROM rows WHERE scope=? AND provider_id=? ORDER BY updated_at DESC",
-                               (scope, provider_id)).fetchone()
+        row = self._row_by_provider_id(scope, provider_id)
         if row is None and match_key:
             want = {str(v).strip().casefold() for v in match_key}
             found = [r for r in self._db.execute("SELECT row_key, status FROM rows WHERE scope=? AND status='unknown'", (scope,))

@@ -200,6 +200,52 @@ def test_key_text_is_json():
     assert Ledger.key_text(["東京"]) == '["東京"]'
 
 
+# --- callbacks find their row by provider id -----------------------------------------------------------
+
+def callback_lookup_contract(ledger: Ledger) -> None:
+    """How a callback finds its row, on any backend (tests/test_ledger_postgres.py runs it on PostgreSQL):
+    by the provider id of an accepted row; a second callback for the same id (a provider resending it)
+    by the first one's row; a row that was never accepted is not found by its id."""
+    bridge, k1, k2 = "bridge", Ledger.key_text(["po", "PO-1"]), Ledger.key_text(["po", "PO-2"])
+    ledger.record(bridge, k1, Outcome(Status.ACCEPTED, provider_id="HASH1"), "r1")
+    ledger.record(bridge, k2, Outcome(Status.CREATED, provider_id="HASH2"), "r1")  # e.g. a synchronous answer
+    assert ledger.record_callback(run_id="r1", scope=bridge, provider_id="HASH1", status="created", message="done",
+                                  body="{}") == k1
+    assert ledger.get(bridge, k1).status == "created"
+    # sent again by the provider, saying something else: linked to the same row, which stays as the first settled it
+    assert ledger.record_callback(run_id="r1", scope=bridge, provider_id="HASH1", status="rejected", message="again",
+                                  body="{}") == k1
+    assert (ledger.get(bridge, k1).status, ledger.get(bridge, k1).message) == ("created", "done")
+    assert ledger.record_callback(run_id="r1", scope=bridge, provider_id="HASH2", status="rejected", message="no",
+                                  body="{}") is None
+    assert ledger.get(bridge, k2).status == "created"
+    assert ledger.record_callback(run_id="r1", scope="elsewhere", provider_id="HASH1", status="created", message="",
+                                  body="{}") is None
+    assert [c["row_key"] for c in ledger.callbacks(bridge)] == [k1, k1, None]
+
+
+def test_a_callback_finds_its_row_by_the_provider_id(ledger):
+    callback_lookup_contract(ledger)
+
+
+def test_only_accepted_rows_are_indexed_by_provider_id(tmp_path):
+    """Rows that no callback will look up (every created Jicoo booking) do not pay for an index on each write;
+    a ledger written before keeps working and loses its old index."""
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(path) as ledger:
+        ledger._db.execute("CREATE INDEX rows_by_provider_id ON rows (scope, provider_id)")  # as ledgers had it
+        ledger.record(SCOPE, K1, Outcome(Status.CREATED, provider_id="uid-1"), "r1")
+        ledger.record("bridge", K2, Outcome(Status.ACCEPTED, provider_id="HASH1"), "r1")
+    with Ledger(path) as ledger:
+        indexes = {r[0]: r[1] for r in ledger._db.execute("SELECT name, sql FROM sqlite_master WHERE type='index'")}
+        assert "rows_by_provider_id" not in indexes
+        assert "WHERE status = 'accepted'" in indexes["accepted_rows_by_provider_id"]
+        assert ledger._db.execute("SELECT count(*) FROM rows INDEXED BY accepted_rows_by_provider_id "
+                                  "WHERE status='accepted'").fetchone()[0] == 1
+        assert ledger.record_callback(run_id="r1", scope="bridge", provider_id="HASH1", status="created",
+                                      message="", body="{}") == K2
+
+
 # --- grouped writes while a run sends (GroupCommit) ---------------------------------------------------
 
 def group_commit_contract(ledger: Ledger) -> None:

@@ -19,7 +19,7 @@ from flows.ledger import SENDING, CallbackToken, Ledger, open_ledger, payload_ha
 from flows.outcomes import Outcome, Status
 
 from .pg_support import pg_server, pg_url, race_for_claim  # noqa: F401 - fixtures
-from .test_ledger import group_commit_contract
+from .test_ledger import callback_lookup_contract, group_commit_contract
 
 SCOPE = "jicoo"
 K1 = Ledger.key_text(["B1"])
@@ -176,6 +176,10 @@ def test_callbacks_tables(ledger):
     stored = ledger.callbacks("bridge")
     assert [c["provider_id"] for c in stored] == ["bx-1", "bx-2"] and [c["row_key"] for c in stored] == [key, key2]
     assert stored[0]["id"] < stored[1]["id"] and ledger.callbacks("elsewhere") == []
+
+
+def test_a_callback_finds_its_row_by_the_provider_id(ledger):
+    callback_lookup_contract(ledger)
 
 
 # --- inbox claims -------------------------------------------------------------------------------------
