@@ -278,22 +278,25 @@ def test_group_commit_commits_each_mark_before_its_caller_goes_on(ledger):
     group_commit_contract(ledger)
 
 
-def test_a_batch_stays_open_for_two_more_turns_of_the_event_loop(ledger):
+def test_a_batch_stays_open_for_a_few_turns_of_the_event_loop(ledger):
     group = GroupCommit(ledger)
-    K3 = Ledger.key_text(["B3"])
+    keys = [Ledger.key_text([f"T{i}"]) for i in range(group.turns)]
 
     async def main() -> None:
-        first = group.mark_sending(SCOPE, K1, "run-1", "h")
-        await asyncio.sleep(0)  # one turn later: still the same batch
-        second = group.mark_sending(SCOPE, K2, "run-1", "h")
-        await asyncio.sleep(0)  # and two
-        third = group.mark_sending(SCOPE, K3, "run-1", "h")
-        assert first is second is third and not first.done()
-        await third
+        batches = []
+        for i, key in enumerate(keys):  # one mark on each turn: all in the first one's batch
+            if i:
+                await asyncio.sleep(0)
+            batches.append(group.mark_sending(SCOPE, key, "run-1", "h"))
+        assert all(b is batches[0] for b in batches) and not batches[0].done()
+        await batches[0]
+        later = group.mark_sending(SCOPE, Ledger.key_text(["later"]), "run-1", "h")
+        assert later is not batches[0]
+        await later
 
     asyncio.run(main())
-    assert group.transactions == 1
-    assert {ledger.get(SCOPE, k).status for k in (K1, K2, Ledger.key_text(["B3"]))} == {SENDING}
+    assert group.turns > 1 and group.transactions == 2
+    assert {ledger.get(SCOPE, k).status for k in keys} == {SENDING}
 
 
 def test_queued_records_are_written_when_the_run_closes(ledger):
