@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from .auth import Auth, build_auth
 from .errors import ConfigError
+from .heap import long_lived_frozen
 from .ledger import SENDING, Entry, GroupCommit, Ledger, open_ledger, payload_hash
 from .mapping import MappingFile, Problem, RowMapper, RunValue, compile_mapping, load_mapping
 from .transforms import LookupTable
@@ -440,8 +441,9 @@ class ImportRun:
 
         if self.sending_started is None:
             self.sending_started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(rows)))))
-        await self.confirm_writes()
+        with long_lived_frozen():  # the garbage collector walks only what the send creates (flows/heap.py)
+            await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(rows)))))
+            await self.confirm_writes()
         self.sending_ended = time.perf_counter()
         self.rows_sent += len(rows)
         return count_statuses(self.outcomes[r.index] for r in rows)
