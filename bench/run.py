@@ -554,6 +554,9 @@ def send_markdown(sc: Scenario) -> str:
         elif r.target:
             if sc.ceiling:
                 verdict = ("met" if frac >= TARGET_CEILING else "**missed**") + f" (≥ {TARGET_CEILING} of ceiling)"
+                bare = [b.rate / sc.ceiling for b in sc.results if b.is_baseline]
+                if frac < TARGET_CEILING and bare and max(bare) < TARGET_CEILING:
+                    verdict += f"; so did the bare loop ({max(bare):.2f}): the limit is the test server (bench/README.md)"
             else:
                 verdict = ("met" if r.ratio and r.ratio >= TARGET_SEND_RATIO else "**missed**") + \
                           f" (≥ {TARGET_SEND_RATIO}x)"
