@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import pytest
 import yaml
@@ -81,3 +82,12 @@ def mapping_variant(tmp_path: Path, base: str = "jicoo.yaml", **changes: Any) ->
     out = tmp_path / f"variant-{base}"
     out.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return out
+
+
+def in_threads(target: Callable[..., Any], args: Iterable[tuple]) -> None:
+    """Run ``target(*a)`` for each ``a`` in ``args``, each in its own thread, all at once; wait for them all."""
+    threads = [threading.Thread(target=target, args=a) for a in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()

@@ -3,10 +3,10 @@ gets it back afterwards: full collections during a send walk only what the send 
 from __future__ import annotations
 
 import gc
-import threading
 
 from flows.heap import long_lived_frozen
 
+from .conftest import in_threads
 from .test_e2e_jicoo import run_import
 
 
@@ -41,11 +41,7 @@ def test_the_last_of_several_senders_thaws():
         except AssertionError as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=sender) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(sender, [()] * 4)
     assert errors == [] and gc.get_freeze_count() == 0
 
 

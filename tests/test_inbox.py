@@ -25,7 +25,7 @@ from flows.inbox import InboxConfig, load_routes, mapping_for, process_inbox, ru
 from flows.results import read_results
 from flows.sandbox import Faults
 
-from .conftest import MAPPINGS, ROOT, SAMPLES, served, use_sandbox
+from .conftest import MAPPINGS, ROOT, SAMPLES, in_threads, served, use_sandbox
 
 DAY = dt.date(2026, 11, 21)
 COLUMNS = ["Booking Ref", "Event Type", "Date", "Start Time", "Time Zone", "Guest Name", "Email", "Phone", "Company",
@@ -233,11 +233,7 @@ def test_only_one_of_many_racing_claims_wins(tmp_path):
             if c.claim("same-content", "f.csv")[0]:
                 winners.append(i)
 
-    threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(race, [(i,) for i in range(8)])
     assert len(winners) == 1
 
 

@@ -18,6 +18,7 @@ from flows.errors import LedgerError
 from flows.ledger import SENDING, CallbackToken, Ledger, open_ledger, payload_hash
 from flows.outcomes import Outcome, Status
 
+from .conftest import in_threads
 from .pg_support import pg_server, pg_url, race_for_claim  # noqa: F401 - fixtures
 from .test_ledger import callback_lookup_contract, group_commit_contract
 
@@ -128,11 +129,7 @@ def test_many_connections_open_a_new_database_at_once(pg_url):
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
-    threads = [threading.Thread(target=open_one) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(open_one, [()] * 8)
     assert not errors and len(ids) == 8 and len(set(ids)) == 1
 
 
@@ -243,11 +240,7 @@ def test_only_one_of_many_threads_and_processes_racing_wins(pg_url):
             time.sleep(max(0.0, start_at - time.time()))
             results.put((f"t{i}", c.claim("same-content", "f.csv")[0]))
 
-    threads = [threading.Thread(target=thread_race, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(thread_race, [(i,) for i in range(8)])
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
@@ -272,11 +265,7 @@ def test_only_one_of_many_racing_takeovers_wins(pg_url):
         if c.claim("h", "f.csv")[0]:
             won.append(c.owner)
 
-    threads = [threading.Thread(target=take, args=(c,)) for c in takers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(take, [(c,) for c in takers])
     assert len(won) == 1 and takers[0].get("h").owner == won[0] and takers[0].get("h").claims == 2
     for c in [old, *takers]:
         c.close()
