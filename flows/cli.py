@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import ImporterError, UsageError
+from .heap import imports_paused, thaw
 
 CHUNK_HELP = ("rows per Prefect task (default: 500, or a fifth of the rows when that is more, so a run has at most "
               "5 tasks: each task run costs the send phase some CPU)")
@@ -240,17 +241,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        thaw()  # what run/rerun froze while loading pandas and Prefect (flows/heap.py)
 
 
 # --- commands ---------------------------------------------------------------------------------------
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .report import Progress, print_summary
-
-    from .engine import prepare
-
-    from .auth import build_auth
+    with imports_paused():
+        from .auth import build_auth
+        from .engine import prepare
+        from .report import Progress, print_summary
 
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before Prefect starts
     build_auth(plan.mapping.connection.auth, plan.mapping.provider)  # so does a missing secret
@@ -265,8 +267,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = None, plan: Any = None) -> tuple[dict | None, Any]:
-    from .import_sheet import Hooks, hooks, import_sheet
-    from .prefect_quiet import quiet_prefect
+    with imports_paused():
+        from .import_sheet import Hooks, hooks, import_sheet
+        from .prefect_env import ephemeral_server
+        from .prefect_quiet import quiet_prefect
+
+        if ephemeral_server():  # Prefect loads its server's modules here as the flow starts; load them now
+            import prefect.server.api.server  # noqa: F401
 
     holder: dict[str, Any] = {}
     token = hooks.set(Hooks(progress=progress.update, on_run=lambda r: holder.setdefault("run", r), plan=plan))
@@ -290,9 +297,10 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from .auth import build_auth
-    from .report import Progress, print_summary
-    from .rerun import load_rerun, summary_lines
+    with imports_paused():
+        from .auth import build_auth
+        from .report import Progress, print_summary
+        from .rerun import load_rerun, summary_lines
 
     again = load_rerun(args.results, mapping=args.mapping, ledger_url=args.ledger, out=args.out)  # exit 2 before Prefect
     build_auth(again.plan.mapping.connection.auth, again.plan.mapping.provider)  # so does a missing secret

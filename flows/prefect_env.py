@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["apply_defaults", "DEFAULTS"]
+__all__ = ["apply_defaults", "DEFAULTS", "ephemeral_server"]
 
 DEFAULTS = {
     # no telemetry calls: offline machines would print errors for them
@@ -26,3 +26,11 @@ DEFAULTS = {
 def apply_defaults() -> None:
     for name, value in DEFAULTS.items():
         os.environ.setdefault(name, value)
+
+
+def ephemeral_server() -> bool:
+    """Whether a flow started now would run against a temporary local server (no PREFECT_API_URL set in the
+    environment or the Prefect profile), as Prefect's own client decides it."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    return not PREFECT_API_URL.value() and bool(PREFECT_SERVER_EPHEMERAL_ENABLED.value())

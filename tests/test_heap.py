@@ -1,13 +1,17 @@
 """While rows are sent, the garbage collector leaves alone what was alive before (flows/heap.py), and
-gets it back afterwards: full collections during a send walk only what the send creates."""
+gets it back afterwards: full collections during a send walk only what the send creates. The same
+for the big imports at a command's start."""
 from __future__ import annotations
 
 import gc
 
-from flows.heap import long_lived_frozen
+import pytest
+
+from flows.cli import main
+from flows.heap import imports_paused, long_lived_frozen, thaw
 
 from .conftest import in_threads
-from .test_e2e_jicoo import run_import
+from .test_e2e_jicoo import MAPPING, SHEET, run_import
 
 
 def test_what_exists_when_sending_starts_is_frozen_until_it_ends():
@@ -60,3 +64,49 @@ def test_an_exception_while_sending_still_thaws():
     except KeyboardInterrupt:
         pass
     assert gc.get_freeze_count() == 0
+
+
+# --- start-up: big imports without the collector walking them -------------------------------------------
+
+def test_imports_load_with_collection_paused_and_are_frozen_until_thawed():
+    assert gc.isenabled()
+    with imports_paused():
+        assert not gc.isenabled()
+        loaded = [{"module": i} for i in range(1000)]
+    assert gc.isenabled() and gc.get_freeze_count() >= len(loaded)
+    with long_lived_frozen():  # a send after start-up
+        pass
+    assert gc.get_freeze_count() == 0  # its end gives everything back
+    with imports_paused():
+        pass
+    thaw()
+    assert gc.get_freeze_count() == 0
+
+
+def test_collection_stays_off_if_it_was_off():
+    gc.disable()
+    try:
+        with imports_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        thaw()
+
+
+def test_thaw_waits_for_a_send_in_progress():
+    with long_lived_frozen():
+        thaw()
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize("has_key", [True, False], ids=["run", "missing-secret"])
+def test_a_command_leaves_nothing_frozen(jicoo_sim, jicoo_env, monkeypatch, tmp_path, has_key):
+    """booking-import run in-process: whether it sends or stops with exit 2 after loading pandas."""
+    if not has_key:
+        monkeypatch.delenv("JICOO_API_KEY")
+    code = main(["run", str(SHEET), "-m", str(MAPPING), "-q", "-o", str(tmp_path / "r.xlsx"),
+                 "--ledger", str(tmp_path / "l.sqlite")])
+    assert code == (1 if has_key else 2)  # the sample has invalid rows
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
