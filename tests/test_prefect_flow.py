@@ -126,7 +126,10 @@ def test_ctrl_c_still_writes_the_results_workbook(prefect_api, jicoo_sim, jicoo_
     assert "Traceback" not in err and "Crash detected" not in err
     df, summary = read_results(out_path)
     counts = df["_status"].value_counts().to_dict()
-    assert counts["created"] >= 10 and counts.get("skipped", 0) > 0
+    # a row booked whose answer had not been read when Ctrl-C came is unknown (the next run checks it): at most
+    # the two in flight; every booking the simulator holds is a created or an unknown row, none is lost
+    assert counts.get("unknown", 0) <= 2 and counts["created"] >= 10 - 2 and counts.get("skipped", 0) > 0
+    assert counts["created"] + counts.get("unknown", 0) >= len(jicoo_sim.bookings)
     assert summary["interrupted"] == "yes"
     assert len(df) == 60
 
