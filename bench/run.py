@@ -354,16 +354,17 @@ def send_scenario(latency_ms: float, concurrency: int, inputs: dict[str, Path], 
     sc = Scenario(latency_ms, concurrency, rows, jitter_ms=jitter_ms)
     ceiling = f", ceiling {sc.ceiling:.0f} rows/s" if sc.ceiling else ""
     log(f"\nsend: {rows} rows, {sc.latency_text} latency, concurrency {concurrency}{ceiling}")
-    plan: list[tuple[str, str, dict, str]] = []  # (kind, label, extra, role)
+    plan: list[tuple[str, str, dict, str, int]] = []  # (kind, label, extra, role, round: 0 when it runs once)
     if informative_httpx and (latency_ms == 0 or concurrency > 8):  # at 50 ms / 8 it would only measure the latency again
-        plan.append(("httpx-aiohttp", "bare httpx + AiohttpTransport", {}, "informative"))
+        plan.append(("httpx-aiohttp", "bare httpx + AiohttpTransport", {}, "informative", 0))
     if diagnostics and latency_ms == 0:
-        plan.append(("sender", "engine's Sender only (diagnostic)", {}, "informative"))
-        plan.append(("engine", "engine, :memory: ledger (diagnostic)", {"ledger": "memory"}, "informative"))
-    for n in range(1, (rounds if latency_ms == 0 else 1) + 1):
-        plan.append(("engine", "engine: ImportRun.send_all()", {"round": n}, "target"))
+        plan.append(("sender", "engine's Sender only (diagnostic)", {}, "informative", 0))
+        plan.append(("engine", "engine, :memory: ledger (diagnostic)", {"ledger": "memory"}, "informative", 0))
+    several = rounds if latency_ms == 0 and rounds > 1 else 0
+    for n in range(1, several + 1) if several else [0]:
+        plan.append(("engine", "engine: ImportRun.send_all()", {}, "target", n))
         if command:
-            plan.append(("command", "", {"round": n}, "target"))
+            plan.append(("command", "", {}, "target", n))
 
     def baseline() -> SendRow:
         r = run_send_contender("aiohttp", "bare aiohttp", sc, inputs, log)
@@ -372,9 +373,7 @@ def send_scenario(latency_ms: float, concurrency: int, inputs: dict[str, Path], 
         return r
 
     before = baseline()
-    several = latency_ms == 0 and rounds > 1
-    for kind, label, extra, role in plan:
-        n = extra.pop("round", 0)
+    for kind, label, extra, role, n in plan:
         if kind == "command":
             got = run_command(sc, inputs, log)
         else:
@@ -382,7 +381,7 @@ def send_scenario(latency_ms: float, concurrency: int, inputs: dict[str, Path], 
             got[0].informative = role == "informative"
             got[0].target = role == "target"
         for r in got:
-            r.round = n if several else 0
+            r.round = n
         sc.results.extend(got)
         after = baseline() if latency_ms == 0 else before
         for r in got:
