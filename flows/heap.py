@@ -35,8 +35,7 @@ def long_lived_frozen() -> Iterator[None]:
     finally:
         with _lock:
             _senders -= 1
-            if _senders == 0:
-                gc.unfreeze()
+        thaw()
 
 
 @contextmanager
@@ -60,7 +59,8 @@ def imports_paused() -> Iterator[None]:
 
 
 def thaw() -> None:
-    """Give back what :func:`imports_paused` froze, unless a send is still going (its end thaws then)."""
+    """Give back everything frozen (by a send or :func:`imports_paused`), unless a send is still going: the
+    last one to end thaws then."""
     with _lock:
         if _senders == 0:
             gc.unfreeze()
