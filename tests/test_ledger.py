@@ -26,7 +26,8 @@ def ledger(tmp_path):
         yield led
 
 
-def test_mark_sending_then_record(ledger):
+def mark_then_record_contract(ledger: Ledger) -> None:
+    """A row marked "sending", then settled, on any backend (tests/test_ledger_postgres.py runs it on PostgreSQL)."""
     phash = payload_hash({"name": "Ann"})
     ledger.mark_sending(SCOPE, K1, "run-1", phash)
     entry = ledger.get(SCOPE, K1)
@@ -38,6 +39,10 @@ def test_mark_sending_then_record(ledger):
     assert (entry.status, entry.provider_id, entry.http_status, entry.attempts) == ("created", "bk_1", 201, 2)
     assert entry.payload_hash == phash and entry.scope == SCOPE and entry.key == K1
     assert entry.updated_at.endswith("+00:00")
+
+
+def test_mark_sending_then_record(ledger):
+    mark_then_record_contract(ledger)
 
 
 def test_get_many_and_scopes(ledger):

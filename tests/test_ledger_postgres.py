@@ -15,12 +15,12 @@ import pytest
 
 from flows.claims import FileClaims
 from flows.errors import LedgerError
-from flows.ledger import SENDING, CallbackToken, Ledger, open_ledger, payload_hash
+from flows.ledger import SENDING, CallbackToken, Ledger, open_ledger
 from flows.outcomes import Outcome, Status
 
 from .conftest import in_threads
 from .pg_support import pg_server, pg_url, race_for_claim  # noqa: F401 - fixtures
-from .test_ledger import callback_lookup_contract, group_commit_contract
+from .test_ledger import callback_lookup_contract, group_commit_contract, mark_then_record_contract
 
 SCOPE = "jicoo"
 K1 = Ledger.key_text(["B1"])
@@ -39,16 +39,7 @@ def test_it_is_really_postgres(ledger):
 
 
 def test_mark_sending_then_record(ledger):
-    phash = payload_hash({"name": "Ann"})
-    ledger.mark_sending(SCOPE, K1, "run-1", phash)
-    entry = ledger.get(SCOPE, K1)
-    assert (entry.status, entry.run_id, entry.payload_hash, entry.attempts) == (SENDING, "run-1", phash, 0)
-    assert entry.provider_id is None
-    ledger.record(SCOPE, K1, Outcome(Status.CREATED, provider_id="bk_1", http_status=201, attempts=2), "run-1", phash)
-    entry = ledger.get(SCOPE, K1)
-    assert (entry.status, entry.provider_id, entry.http_status, entry.attempts) == ("created", "bk_1", 201, 2)
-    assert entry.payload_hash == phash and entry.scope == SCOPE and entry.key == K1
-    assert entry.updated_at.endswith("+00:00")
+    mark_then_record_contract(ledger)
 
 
 def test_get_many_all_and_scopes(ledger):
