@@ -179,12 +179,13 @@ def test_two_runs_one_killed_mid_file_import_every_file_once(jicoo_sim, jicoo_en
     assert len(jicoo_sim.bookings) == 24 + rows_written and len(set(open_slots(jicoo_sim))) == 24 + rows_written
 
 
-def test_two_runs_at_once_import_each_file_exactly_once(jicoo_sim, jicoo_env, tmp_path):
+def two_workers_contract(jicoo_sim, tmp_path: Path, ledger: str) -> None:
+    """Two inbox workers at once on one ledger (tests/test_ledger_postgres.py runs it on PostgreSQL): each file is
+    imported by exactly one of them, every row booked once, and neither calls the other's file a duplicate."""
     inbox = tmp_path / "inbox"
     for n, hour in enumerate(("09:00", "10:00", "11:00", "12:00")):
         write_csv(inbox / "jicoo" / f"day{n}.csv", jicoo_rows(f"J{n}", 6, hour))
     jicoo_sim.faults = Faults(latency_ms=20)
-    ledger = str(tmp_path / "ledger.sqlite")
 
     async def both():
         configs = [InboxConfig(inbox=inbox, mappings=MAPPINGS, ledger_url=ledger, settle_seconds=0.05, rate=0, day=DAY)
@@ -199,9 +200,14 @@ def test_two_runs_at_once_import_each_file_exactly_once(jicoo_sim, jicoo_env, tm
     assert a.ok and b.ok
 
 
-def test_a_stale_claim_is_taken_over_and_a_live_one_is_not(tmp_path):
-    now = [1000.0]
-    db = tmp_path / "l.sqlite"
+def test_two_runs_at_once_import_each_file_exactly_once(jicoo_sim, jicoo_env, tmp_path):
+    two_workers_contract(jicoo_sim, tmp_path, str(tmp_path / "ledger.sqlite"))
+
+
+def stale_claim_contract(db: Path | str, start: float) -> None:
+    """Leases on any backend (tests/test_ledger_postgres.py runs it on PostgreSQL): a live claim holds, a lapsed
+    one is taken over, a finished one is a duplicate, a released one is claimable again."""
+    now = [start]
     a = FileClaims(db, owner="run-a", lease_seconds=60, clock=lambda: now[0])
     b = FileClaims(db, owner="run-b", lease_seconds=60, clock=lambda: now[0])
     assert a.claim("h1", "x.csv")[0]
@@ -219,6 +225,10 @@ def test_a_stale_claim_is_taken_over_and_a_live_one_is_not(tmp_path):
     assert b.claim("h2", "y.csv")[0] and b.release("h2", "credentials refused")
     assert a.claim("h2", "y.csv")[0]  # released: claimable again
     a.close(), b.close()
+
+
+def test_a_stale_claim_is_taken_over_and_a_live_one_is_not(tmp_path):
+    stale_claim_contract(tmp_path / "l.sqlite", 1000.0)
 
 
 def test_only_one_of_many_racing_claims_wins(tmp_path):

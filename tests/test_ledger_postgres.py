@@ -19,6 +19,7 @@ from flows.ledger import SENDING, CallbackToken, Ledger, open_ledger
 from flows.outcomes import Outcome, Status
 
 from .conftest import in_threads
+from .test_inbox import stale_claim_contract, two_workers_contract
 from .pg_support import pg_server, pg_url, race_for_claim  # noqa: F401 - fixtures
 from .test_ledger import callback_lookup_contract, group_commit_contract, mark_then_record_contract
 
@@ -184,24 +185,7 @@ def test_claims_on_postgres_are_the_ledgers_database(pg_url):
 
 
 def test_a_stale_claim_is_taken_over_and_a_live_one_is_not(pg_url):
-    now = [1_700_000_000.123]  # epoch seconds: must survive the database exactly (the takeover compares it)
-    a = FileClaims(pg_url, owner="run-a", lease_seconds=60, clock=lambda: now[0])
-    b = FileClaims(pg_url, owner="run-b", lease_seconds=60, clock=lambda: now[0])
-    assert a.claim("h1", "x.csv")[0]
-    won, record = b.claim("h1", "x.csv")
-    assert not won and record.owner == "run-a"
-    now[0] += 30
-    assert a.renew("h1")
-    now[0] += 61
-    assert b.is_stale(b.get("h1"))
-    won, record = b.claim("h1", "x.csv")
-    assert won and record.owner == "run-b" and record.claims == 2
-    assert not a.renew("h1") and not a.finish("h1", results=None, archived_to=None, counts={})
-    assert b.finish("h1", results="r.xlsx", archived_to="x.csv", counts={"created": 1})
-    assert not a.claim("h1", "copy.csv")[0]  # done: a duplicate from now on
-    assert b.claim("h2", "y.csv")[0] and b.release("h2", "credentials refused")
-    assert a.claim("h2", "y.csv")[0]  # released: claimable again
-    a.close(), b.close()
+    stale_claim_contract(pg_url, 1_700_000_000.123)  # epoch seconds: must survive the database exactly (the takeover compares it)
 
 
 def test_a_dead_pid_counts_only_for_claims_made_on_this_host(pg_url):
@@ -279,29 +263,8 @@ def test_jicoo_sample_twice_with_a_postgres_ledger_books_each_row_once(jicoo_sim
 
 
 def test_two_inbox_workers_sharing_a_postgres_ledger_import_each_file_exactly_once(jicoo_sim, jicoo_env, pg_url, tmp_path):
-    from flows.inbox import InboxConfig, process_inbox
-    from flows.sandbox import Faults
-
-    from .conftest import MAPPINGS
-    from .test_inbox import DAY, jicoo_rows, open_slots, write_csv
-
-    inbox = tmp_path / "inbox"
-    for n, hour in enumerate(("09:00", "10:00", "11:00", "12:00")):
-        write_csv(inbox / "jicoo" / f"day{n}.csv", jicoo_rows(f"J{n}", 6, hour))
-    jicoo_sim.faults = Faults(latency_ms=20)
     url = pg_url.replace("postgres@", "postgres:pw@")  # the inbox hands the claims the URL without it
-
-    async def both():
-        configs = [InboxConfig(inbox=inbox, mappings=MAPPINGS, ledger_url=url, settle_seconds=0.05, rate=0, day=DAY)
-                   for _ in range(2)]
-        return await asyncio.gather(*(process_inbox(c, owner=f"worker-{i}") for i, c in enumerate(configs)))
-
-    a, b = asyncio.run(both())
-    imported = Counter(f.file for r in (a, b) for f in r.files if f.state == "imported")
-    assert imported == {f"jicoo/day{n}.csv": 1 for n in range(4)}
-    assert all(f.state in ("imported", "busy") for r in (a, b) for f in r.files)
-    assert len(jicoo_sim.bookings) == 24 and len(set(open_slots(jicoo_sim))) == 24
-    assert a.ok and b.ok
+    two_workers_contract(jicoo_sim, tmp_path, url)
     with FileClaims(pg_url, owner="peek") as claims:
         assert sorted(r.state for r in claims.all()) == ["done"] * 4
 
