@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator

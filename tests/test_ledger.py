@@ -7,7 +7,6 @@ from contextlib import closing
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 

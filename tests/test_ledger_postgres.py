@@ -3,10 +3,8 @@ SQLite, for workers on several machines. Runs against a real, throwaway server (
 skipped, with the reason, where PostgreSQL is not installed."""
 from __future__ import annotations
 
-import asyncio
 import json
 import multiprocessing
-import os
 import threading
 import time
 from collections import Counter
