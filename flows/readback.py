@@ -73,7 +73,6 @@ class _Moved(Exception):
 
 async def _read_once(sender: Any, listing: Listing) -> list[dict[str, Any]]:
     seen: dict[Any, dict[str, Any]] = {}
-    items_read = 0
     total: int | None = None
     page = listing.first_page
     while True:
@@ -92,15 +91,22 @@ async def _read_once(sender: Any, listing: Listing) -> list[dict[str, Any]]:
                                     f"{listing.max_items} a check reads; cannot be sure")
         elif count != total:
             raise _Moved(f"the total moved from {total} to {count} while paging")
-        items_read += len(items)
+        new = 0
         for item in items:
-            seen[id(item) if _key(item) is None else _key(item)] = item
-        if items_read >= total:
-            if items_read > total:
-                raise _Moved(f"{items_read} items read for a total of {total}")
+            key = _key(item)
+            key = id(item) if key is None else key
+            if key not in seen:
+                seen[key] = item
+                new += 1
+        if len(seen) >= total:
+            if len(seen) > total:
+                raise _Moved(f"{len(seen)} items read for a total of {total}")
             return list(seen.values())
         if not items:
-            raise ReadbackError(f"{listing.path} page {page} was empty after {items_read} of {total} items; "
+            raise ReadbackError(f"{listing.path} page {page} was empty after {len(seen)} of {total} items; "
+                                f"cannot be sure the list was read whole")
+        if not new:
+            raise ReadbackError(f"{listing.path} page {page} repeated items already read (does it page as asked?); "
                                 f"cannot be sure the list was read whole")
         page += 1
 

@@ -110,9 +110,9 @@ def test_sample_sheet_creates_and_schedules_every_valid_row(sim, env, ledger_url
     assert acme["contactName"] == "Acme Ltd" and acme["typeName"] == "Boiler Service"
     assert jobs["BC-27006"]["resourceName"] == "Sam Patel"  # typed "sam  patel"
     assert jobs["BC-27002"]["typeName"] == "Boiler Service"  # typed "  boiler service "
-    assert jobs["BC-27025"]["plannedStartAt"] == "2027-03-28T15:00:00.000Z"  # 16:00 BST
-    assert jobs["BC-27021"]["plannedStartAt"] == "2027-03-27T10:30:00.000Z"  # 10:30 GMT
-    assert jobs["BC-27033"]["plannedStartAt"] == "2027-03-28T09:00:00.000Z"  # Sunday 10:00 BST
+    assert jobs["BC-27025"]["plannedStartAt"] == "2027-03-28T15:00:00+00:00"  # 16:00 BST
+    assert jobs["BC-27021"]["plannedStartAt"] == "2027-03-27T10:30:00+00:00"  # 10:30 GMT
+    assert jobs["BC-27033"]["plannedStartAt"] == "2027-03-28T09:00:00+00:00"  # Sunday 10:00 BST
     # an empty duration is left out: BigChange uses the job type's default
     assert "plannedDuration" not in _sent(sim, "BC-27012") and jobs["BC-27012"]["plannedDuration"] == 60
     # the schedule never reaches the create call

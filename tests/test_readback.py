@@ -213,6 +213,22 @@ def test_a_total_that_keeps_moving_or_a_short_list_is_unsure():
             read_back(url, payload("guest150@example.com"))
 
 
+def test_a_server_that_ignores_the_page_parameter_is_unsure_not_read_whole():
+    sim = JicooSimulator(event_types=[GROUP])
+
+    @web.middleware
+    async def always_page_1(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method == "GET" and request.path == "/v1/bookings":
+            query = {k: v for k, v in request.query.items() if k != "page"}
+            return await handler(request.clone(rel_url=request.rel_url.with_query(query)))
+        return await handler(request)
+
+    with serve(sim, always_page_1) as url:
+        book(url, [payload(f"guest{i:03d}@example.com") for i in range(1, 151)])
+        with pytest.raises(ReadbackError, match="repeated items"):
+            read_back(url, payload("guest150@example.com"))
+
+
 def test_two_bookings_of_one_guest_at_one_time_are_unsure():
     sim = JicooSimulator(event_types=[GROUP])
     with serve(sim) as url:
