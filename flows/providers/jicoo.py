@@ -71,6 +71,11 @@ async def find_booking(sender, payload: dict) -> str | None:
     created first) and returns the booking's uid, or None when the whole list has none. Raises
     ``ReadbackError`` when it cannot be sure (an error, a list that cannot be read whole, two matches,
     a booking at that time showing no e-mail); the row then stays ``unknown``.
+
+    Assumption [I]: list items carry the guest's ``email`` (the simulator's do). Jicoo's documented
+    booking object shows none; if the real list does not, a booking at the row's start and event
+    type cannot be told apart and the row stays unknown (safe, but manual). Jicoo's "Get Booking
+    Contacts" would settle it; its path is not in our notes (../shared/providers.md), so it is not guessed.
     """
     start = instant(payload.get("startedAt"))
     if start is None:
