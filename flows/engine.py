@@ -484,6 +484,8 @@ class ImportRun:
                 self.outcomes[row.index] = Outcome(Status.UNKNOWN, "the run was interrupted while this row was being "
                                                                    "sent; the next run checks it before resending")
                 raise
+            if outcome.status is Status.REJECTED and _is_conflict(outcome):
+                outcome = await self._confirm_conflict(row, entry, outcome)
             outcome = self._masked(row, outcome)
             # committed with the next write of the burst; confirmed at the chunk's end
             if outcome.status is Status.SKIPPED:  # stopped before the request left
@@ -520,6 +522,48 @@ class ImportRun:
             return Outcome(Status.SKIPPED, f"already created (found at the provider by a check after run {entry.run_id})",
                            provider_id=found)
         return None
+
+    async def _confirm_conflict(self, row: PreparedRow, entry: Entry | None, refused: Outcome) -> Outcome:
+        """A "conflict / already exists" answer to a row that may already be at the provider (an earlier run
+        left it unknown or sending, or this call was sent more than once) is checked, never taken as a
+        rejection: an analyst would move the slot and book the guest twice. Found: created, with the
+        provider's id. Not found or unsure: unknown, saying what to check. A fresh row's conflict (sent
+        once, nothing before it) stays a rejection, unless the check finds the row is ours after all."""
+        uncertain = entry is not None and entry.status in (SENDING, Status.UNKNOWN.value)
+        if not uncertain and refused.attempts <= 1:
+            return refused
+        where = f"run {entry.run_id}" if uncertain and entry is not None else "an earlier attempt of this run"
+        said = f"the provider answered {refused.http_status or 'a conflict'} ({refused.message})"
+        base = dict(http_status=refused.http_status, attempts=refused.attempts)
+        if self.readback is None:
+            if not uncertain:
+                return refused
+            return Outcome(Status.UNKNOWN, f"{said} to a row {where} may have booked, and "
+                                           f"{self.plan.mapping.provider} offers no way to check: look for it at the "
+                                           f"provider; if it is not there, fix the row or rerun with --resend-unknown",
+                           **base)
+        try:
+            if self._readback_takes_entry:
+                found = await self.readback(self._sender, row.payload, entry=entry)
+            else:
+                found = await self.readback(self._sender, row.payload)
+        except ReadbackError as exc:
+            if not uncertain:
+                return refused
+            return Outcome(Status.UNKNOWN, f"{said} to a row {where} may have booked, and the check could not be "
+                                           f"sure ({exc}): look for it at the provider before changing the row; the "
+                                           f"next run checks it again", **base)
+        if found:
+            if self.handler is not None:  # a multi-step row: the next run finishes it from the found id
+                return Outcome(Status.UNKNOWN, f"{said}; {found} found at the provider ({where} created it); the next "
+                                               f"run finishes it", provider_id=str(found), stage="found", **base)
+            return Outcome(Status.CREATED, f"{said}; the check found it at the provider: {where} had booked it",
+                           provider_id=str(found), **base)
+        if not uncertain:
+            return refused
+        return Outcome(Status.UNKNOWN, f"{said} to a row {where} may have booked, but the check did not find it: "
+                                       f"look at the provider (e.g. the slot's bookings) before changing the row; "
+                                       f"the next run checks it again", **base)
 
     async def _send_row(self, row: PreparedRow, entry: Entry | None = None) -> Outcome:
         if self.handler is not None:
@@ -811,6 +855,14 @@ def _fill_run_values(value: Any, values: Mapping[str, str | None]) -> Any:
     if isinstance(value, RunValue) and values.get(value.name) is not None:
         return values[value.name]
     return value
+
+
+_CONFLICT_WORDS = re.compile(r"\b(conflict|duplicate|already (exists|booked|taken|created))\b", re.IGNORECASE)
+
+
+def _is_conflict(outcome: Outcome) -> bool:
+    """A refusal that may mean "you sent this before": 409, or a refusal that says it is a duplicate."""
+    return outcome.http_status == 409 or bool(_CONFLICT_WORDS.search(outcome.message or ""))
 
 
 def _by_column(problems: list[Problem]) -> dict[str, list[str]]:

@@ -408,7 +408,8 @@ class Sender:
         """A read (safe to retry). Raises ReadbackError when no usable answer came."""
         result = await self.call("GET", path, params=params, idempotent=True, rules={})
         if result.action is not Action.SUCCESS:
-            raise ReadbackError(result.message or f"the provider answered {result.status_code}")
+            said = f"answered {result.status_code}" if result.status_code else "got no answer"
+            raise ReadbackError(f"GET {path} {said}: {result.message}" if result.message else f"GET {path} {said}")
         data = result.json()
         if data is None:
             raise ReadbackError("the provider's answer was not JSON")

@@ -110,9 +110,9 @@ def test_sample_sheet_creates_and_schedules_every_valid_row(sim, env, ledger_url
     assert acme["contactName"] == "Acme Ltd" and acme["typeName"] == "Boiler Service"
     assert jobs["BC-27006"]["resourceName"] == "Sam Patel"  # typed "sam  patel"
     assert jobs["BC-27002"]["typeName"] == "Boiler Service"  # typed "  boiler service "
-    assert jobs["BC-27025"]["plannedStartAt"] == "2027-03-28T15:00:00.000Z"  # 16:00 BST
-    assert jobs["BC-27021"]["plannedStartAt"] == "2027-03-27T10:30:00.000Z"  # 10:30 GMT
-    assert jobs["BC-27033"]["plannedStartAt"] == "2027-03-28T09:00:00.000Z"  # Sunday 10:00 BST
+    assert jobs["BC-27025"]["plannedStartAt"] == "2027-03-28T15:00:00+00:00"  # 16:00 BST
+    assert jobs["BC-27021"]["plannedStartAt"] == "2027-03-27T10:30:00+00:00"  # 10:30 GMT
+    assert jobs["BC-27033"]["plannedStartAt"] == "2027-03-28T09:00:00+00:00"  # Sunday 10:00 BST
     # an empty duration is left out: BigChange uses the job type's default
     assert "plannedDuration" not in _sent(sim, "BC-27012") and jobs["BC-27012"]["plannedDuration"] == 60
     # the schedule never reaches the create call
@@ -457,3 +457,65 @@ def test_a_token_shorter_lived_than_the_refresh_margin_is_not_renewed_before_eve
 
     asyncio.run(go())
     assert calls == [0.0, 31] and auth.headers()["Authorization"] == "Bearer t2"
+
+
+# --- the read-back (issue 11): every page, normalised references, unsure is unknown ---------------------
+
+
+def _with_sender(env, ledger_url, body):
+    """Run ``body(run)`` inside a logged-in run over the sample sheet (names resolved to ids)."""
+    run = ImportRun(prepare(SHEET, MAPPING), RunOptions(env=env, ledger_url=ledger_url, rate=None))
+
+    async def go():
+        async with run:
+            return await body(run)
+
+    try:
+        return asyncio.run(go())
+    finally:
+        run.close()
+
+
+def test_the_job_read_back_reads_every_page_and_compares_references_without_case_or_spacing(
+        sim, env, ledger_url, monkeypatch):
+    from flows.providers import bigchange
+
+    monkeypatch.setattr(bigchange, "PAGE_SIZE", 5)  # a provider answering 5 a page: 13 jobs are 3 pages
+
+    async def body(run):
+        row = dict(run.plan.valid[0].payload)
+        row.pop("schedule", None)
+        ids = []
+        for i in range(13):
+            created = await run._sender.call("POST", "/jobs", json_body={**row, "reference": f"  chk-{i:03d} "})
+            ids.append(str(created.json()["id"]))
+        found = await bigchange.find_job(run._sender, {**row, "reference": "CHK-012"})
+        missing = await bigchange.find_job(run._sender, {**row, "reference": "CHK-013"})
+        return ids, found, missing
+
+    ids, found, missing = _with_sender(env, ledger_url, body)
+    assert found == ids[12] and missing is None
+    assert sim.requests["GET /v1/jobs"] >= 6, "both checks read all three pages"
+
+
+def test_two_jobs_with_the_rows_reference_leave_it_unknown_and_unsent(sim, env, ledger_url, tmp_path):
+    sim.faults = Faults(drop_after_store_rate=0.3, seed=11)
+    mapping = fast(tmp_path, connection__timeout_seconds=0.3)
+    first = run_import(env, ledger_url, mapping=mapping)
+    unknown = sorted(ref for ref, o in by_ref(first).items() if o.status is Status.UNKNOWN)
+    assert unknown
+    sim.faults = Faults()
+    twice = unknown[0]
+    job = jobs_by_ref(sim)[twice][0]
+
+    async def body(run):  # someone else books the same reference again
+        await run._sender.call("POST", "/jobs", json_body={"typeId": job["typeId"], "contactId": job["contactId"],
+                                                           "reference": twice.lower(), "orderNumber": "PO-1"})
+    _with_sender(env, ledger_url, body)
+    posts = sim.requests["POST /v1/jobs"]
+    second = run_import(env, ledger_url, mapping=mapping)
+    o = by_ref(second)[twice]
+    assert o.status is Status.UNKNOWN and "2 jobs match this row" in o.message, o
+    assert sim.requests["POST /v1/jobs"] == posts + len(REJECTED), "nothing was created again"
+    for ref in unknown[1:]:
+        assert by_ref(second)[ref].status is Status.CREATED

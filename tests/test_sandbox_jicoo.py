@@ -113,8 +113,9 @@ def test_create_booking_returns_201_with_the_booking(jicoo: Jicoo) -> None:
         "john doe", "guest@example.com", "Asia/Tokyo", "zoom"
     )
     assert (b["company"], b["phoneNumber"]) == ("Acme", "07700 900123")
-    assert b["startedAt"] == "2027-03-16T02:00:00.000Z"
-    assert b["endedAt"] == "2027-03-16T02:30:00.000Z"
+    # answered at seconds, not the milliseconds we send (issue 11: a client must compare instants)
+    assert b["startedAt"] == "2027-03-16T02:00:00Z"
+    assert b["endedAt"] == "2027-03-16T02:30:00Z"
     assert b["hosts"] and b["createdAt"].endswith("Z") and b["updatedAt"].endswith("Z")
     assert jicoo.client.get(f"/v1/bookings/{b['uid']}").json() == {"data": b}
 
@@ -125,7 +126,7 @@ def test_endedAt_is_startedAt_plus_the_event_types_duration(jicoo: Jicoo, event_
     r = jicoo.client.post("/v1/bookings", json=body)
     assert r.status_code == 201
     b = r.json()
-    assert b["startedAt"] == "2027-01-05T09:30:00.000Z"  # millis optional on the way in
+    assert b["startedAt"] == "2027-01-05T09:30:00Z"  # millis optional on the way in, never on the way out
     assert utc(b["endedAt"]) - utc(b["startedAt"]) == timedelta(minutes=event_type.duration)
 
 
@@ -202,20 +203,61 @@ def test_a_cancelled_booking_frees_its_slot(jicoo: Jicoo) -> None:
 
 
 def _book_days(jicoo: Jicoo, days: int) -> list[str]:
-    starts = [f"2027-01-{d:02d}T10:00:00.000Z" for d in range(5, 5 + days)]
+    starts = [f"2027-01-{d:02d}T10:00:00Z" for d in range(5, 5 + days)]  # as the simulator answers them
     for i, start in enumerate(starts):
         r = jicoo.client.post("/v1/bookings", json=booking(startedAt=start, email=f"g{i}@example.com"))
         assert r.status_code == 201
     return starts
 
 
-def test_list_bookings_filters_by_the_startedAt_window(jicoo: Jicoo) -> None:
-    starts = _book_days(jicoo, 5)
+def test_list_bookings_filters_by_a_range_on_start_and_end(jicoo: Jicoo) -> None:
+    starts = _book_days(jicoo, 5)  # 30-minute consultations at 10:00 on five days
     r = jicoo.client.get("/v1/bookings", params={"startedAt": starts[1], "endedAt": starts[3]})
     assert r.status_code == 200
     page = r.json()
-    assert [b["startedAt"] for b in page["data"]] == starts[1:4]  # both ends included
-    assert (page["totalCount"], page["count"], page["currentPage"]) == (3, 3, 1)
+    # startedAt bounds a booking's start, endedAt its end: the 3rd day's booking ends after starts[3]
+    assert [utc(b["startedAt"]) for b in page["data"]] == [utc(s) for s in starts[1:3]]
+    assert (page["totalCount"], page["count"], page["currentPage"]) == (2, 2, 1)
+    # a zero-width window at a booking's start finds nothing: it ends later
+    zero = jicoo.client.get("/v1/bookings", params={"startedAt": starts[1], "endedAt": starts[1]}).json()
+    assert zero["totalCount"] == 0
+    later = jicoo.client.get("/v1/bookings", params={"startedAt": starts[1], "endedAt": "2027-01-08T10:30:00Z"}).json()
+    assert later["totalCount"] == 3  # ends included
+
+
+@pytest.mark.parametrize("mode, found", [
+    ("within", 0),  # startedAt bounds the start, endedAt the end (the default)
+    ("start", 1),  # startedAt..endedAt bounds the start only
+    ("overlap", 0),  # half-open overlap: a zero-width window overlaps nothing
+    ("text", 0),  # the stored text against the query's text: "...00Z" > "...00.000Z"
+])
+def test_the_list_filter_modes_answer_a_zero_width_window_differently(mode: str, found: int) -> None:
+    sim = JicooSimulator(list_filter=mode)
+    with SimulatorServer(sim) as url, httpx.Client(base_url=url, headers={"X-Jicoo-Api-Key": KEY}) as client:
+        assert client.post("/v1/bookings", json=booking()).status_code == 201
+        t = "2027-03-16T02:00:00.000Z"
+        assert client.get("/v1/bookings", params={"startedAt": t, "endedAt": t}).json()["totalCount"] == found
+        wide = client.get("/v1/bookings", params={"startedAt": "2027-03-16T01:00:00Z", "endedAt": "2027-03-17T02:00:00Z"})
+        assert wide.json()["totalCount"] == 1, "a window around the booking finds it in every mode"
+
+
+def test_timestamps_can_be_answered_in_the_bookings_own_offset() -> None:
+    sim = JicooSimulator(timestamps="offset")
+    with SimulatorServer(sim) as url, httpx.Client(base_url=url, headers={"X-Jicoo-Api-Key": KEY}) as client:
+        b = client.post("/v1/bookings", json=booking()).json()
+    assert (b["startedAt"], b["endedAt"]) == ("2027-03-16T11:00:00+09:00", "2027-03-16T11:30:00+09:00")
+
+
+def test_an_event_type_with_capacity_holds_that_many_guests_per_start() -> None:
+    from flows.sandbox import EventType
+
+    sim = JicooSimulator(event_types=[EventType("GRP", "Group workshop", 60, capacity=3)])
+    with SimulatorServer(sim) as url, httpx.Client(base_url=url, headers={"X-Jicoo-Api-Key": KEY}) as client:
+        codes = [client.post("/v1/bookings", json=booking(eventTypeId="GRP", email=f"g{i}@example.com")).status_code
+                 for i in range(4)]
+        assert codes == [201, 201, 201, 409]
+        first = client.get("/v1/bookings", params={"perPage": 2}).json()
+    assert (first["totalCount"], first["count"]) == (3, 2)
 
 
 def test_list_bookings_pages_sorts_and_filters_by_status(jicoo: Jicoo) -> None:

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..contracts import UtcDateTime
 from ..outcomes import Action, Outcome, Status
+from ..readback import Listing, read_all, the_one
 from ..submit import ReadbackError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -145,9 +146,11 @@ async def create_and_schedule(ctx: "RowContext") -> Outcome:
 async def find_job(sender: "Sender", payload: dict[str, Any], entry: "Entry | None" = None) -> str | None:
     """The id of the job an earlier, uncertain run created for this row, or None when BigChange has none.
 
-    Lists ``GET /jobs?contactId=…&createdAtFrom=…&createdAtTo=…`` (all pages) from a day before the
-    earlier run's ledger time (30 days back when unknown) and matches the row's ``reference``, its key.
-    Raises ``ReadbackError`` when the check cannot be made (the row then stays ``unknown``).
+    Lists ``GET /jobs?contactId=…&createdAtFrom=…&createdAtTo=…`` (every page, by ``totalCount``) from a
+    day before the earlier run's ledger time (30 days back when unknown) to a day from now, and matches
+    the row's ``reference`` (its key) and customer, compared without regard to case or spacing.
+    Raises ``ReadbackError`` when it cannot be sure (an error, a list not read whole, two jobs with the
+    reference, a job showing no reference); the row then stays ``unknown``.
     """
     reference = str(payload.get("reference") or "").strip()
     contact = payload.get("contactId")
@@ -155,19 +158,12 @@ async def find_job(sender: "Sender", payload: dict[str, Any], entry: "Entry | No
         raise ReadbackError("the row has no reference or customer to look for")
     now = dt.datetime.now(dt.timezone.utc)
     since = _ledger_time(entry.updated_at) - LOOKBACK if entry is not None and entry.updated_at else now - DEFAULT_WINDOW
-    params: dict[str, Any] = {"contactId": contact, "createdAtFrom": _iso(since), "createdAtTo": _iso(now + LOOKBACK),
-                              "pageSize": PAGE_SIZE}
-    for page in range(1, MAX_PAGES + 1):
-        data = await sender.get_json("/jobs", params={**params, "pageNumber": page})
-        items = data.get("items") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise ReadbackError("BigChange's job list has no items")
-        for item in items:
-            if isinstance(item, dict) and str(item.get("reference") or "").strip() == reference:
-                return str(item.get("id"))
-        if len(items) < PAGE_SIZE:
-            return None
-    raise ReadbackError(f"more than {MAX_PAGES * PAGE_SIZE} jobs for contact {contact} in the window")
+    window = {"contactId": contact, "createdAtFrom": _iso(since), "createdAtTo": _iso(now + LOOKBACK)}
+    items = await read_all(sender, Listing("/jobs", params=window, items="items", total="totalCount",
+                                           page="pageNumber", size="pageSize", page_size=PAGE_SIZE,
+                                           max_items=MAX_PAGES * PAGE_SIZE))
+    return the_one(items, id_field="id", same={"reference": reference, "contactId": contact},
+                   absent_is_other=("reference",), what="job")
 
 
 def _ledger_time(text: str) -> dt.datetime:

@@ -206,7 +206,9 @@ def _now() -> datetime:
 
 
 def _format(when: datetime) -> str:
-    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Times as BigChange's .NET API writes a DateTimeOffset [I]: seconds and an offset, never the
+    ``...000Z`` clients send (``2027-03-29T08:00:00+00:00``), so a client must compare instants."""
+    return when.astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
 def parse_instant(text: Any) -> datetime | None:

@@ -9,14 +9,21 @@ knob                       what the client sees
 latency_ms (+ jitter)      every request (reads too) waits ``latency_ms ± latency_jitter_ms``
 rate_limit                 above N requests/s (sliding 1 s window, all clients): **429** with
                            ``Retry-After`` (whole seconds, >= 1); nothing stored
+rate_limited_rate          **429** at random, *without* ``Retry-After`` (Jicoo's docs only say
+                           "we recommend an exponential backoff"); nothing stored
 unavailable_rate           **503** before anything is stored (safe to retry)
 error_after_store_rate     the booking *is* stored, then **500** (the dangerous case)
 timeout_after_store_rate   stored, then the answer waits ``stall_seconds`` (client times out)
 drop_after_store_rate      stored, then the TCP connection is aborted with no response
 =========================  ======================================================================
 
-One uniform draw per write request picks at most one of the four ``*_rate`` faults, so their
-rates must add up to at most 1. ``seed`` makes the draws reproducible. The after-store faults
+One uniform draw per write request picks at most one of the five write ``*_rate`` faults, so
+their rates must add up to at most 1. Reads (GET) meet one knob of their own:
+
+=========================  ======================================================================
+read_error_rate            a read is answered **500** (a list page lost mid-pagination)
+=========================  ======================================================================
+ ``seed`` makes the draws reproducible. The after-store faults
 fire only when the request really stored something (a 2xx answer); a 4xx stays a 4xx.
 
 >>> Faults.from_dict({"latency_ms": 5, "rate_limit": 50}).active
@@ -41,6 +48,7 @@ __all__ = [
     "ERROR_AFTER_STORE",
     "TIMEOUT_AFTER_STORE",
     "DROP_AFTER_STORE",
+    "READ_ERROR",
     "FAULT_KINDS",
     "FaultKnobs",
 ]
@@ -51,9 +59,11 @@ UNAVAILABLE = "unavailable"
 ERROR_AFTER_STORE = "error_after_store"
 TIMEOUT_AFTER_STORE = "timeout_after_store"
 DROP_AFTER_STORE = "drop_after_store"
-FAULT_KINDS = (RATE_LIMITED, UNAVAILABLE, ERROR_AFTER_STORE, TIMEOUT_AFTER_STORE, DROP_AFTER_STORE)
+READ_ERROR = "read_error"
+FAULT_KINDS = (RATE_LIMITED, UNAVAILABLE, ERROR_AFTER_STORE, TIMEOUT_AFTER_STORE, DROP_AFTER_STORE, READ_ERROR)
 
 _RATE_KNOBS = (
+    ("rate_limited_rate", RATE_LIMITED),
     ("unavailable_rate", UNAVAILABLE),
     ("error_after_store_rate", ERROR_AFTER_STORE),
     ("timeout_after_store_rate", TIMEOUT_AFTER_STORE),
@@ -72,6 +82,9 @@ class Faults:
     timeout_after_store_rate: float = 0
     stall_seconds: float = 30
     drop_after_store_rate: float = 0
+    rate_limited_rate: float = 0
+    #: share of reads (GET) answered 500
+    read_error_rate: float = 0
     #: requests per second (writes, all clients together); ``None`` = unlimited
     rate_limit: float | None = None
     seed: int | None = None
@@ -81,11 +94,11 @@ class Faults:
         for name in ("latency_ms", "latency_jitter_ms", "stall_seconds"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0")
-        for name, _ in _RATE_KNOBS:
+        for name in [n for n, _ in _RATE_KNOBS] + ["read_error_rate"]:
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be between 0 and 1")
         if sum(getattr(self, name) for name, _ in _RATE_KNOBS) > 1 + 1e-9:
-            problems.append("the four *_rate knobs must add up to at most 1")
+            problems.append("the write *_rate knobs must add up to at most 1")
         if self.rate_limit is not None and self.rate_limit <= 0:
             problems.append("rate_limit must be > 0 (or None for no limit)")
         if problems:
@@ -176,6 +189,12 @@ class FaultInjector:
         self._edges = tuple(edges)
         self.has_latency = faults.latency_ms > 0 or faults.latency_jitter_ms > 0
         self.has_write_faults = bool(self._edges) or limit is not None
+        self._read_rng = random.Random(None if faults.seed is None else faults.seed + 2)
+
+    def read_fails(self) -> bool:
+        """One draw per read request: True when ``read_error_rate`` says this one is answered 500."""
+        rate = self.faults.read_error_rate
+        return rate > 0 and self._read_rng.random() < rate
 
     def delay(self) -> float:
         """Seconds to wait before handling a request (latency ± jitter, never negative)."""

@@ -6,9 +6,24 @@ What it implements, from the Jicoo developer portal (see shared/providers.md, "4
 * ``POST /v1/bookings`` creates a booking: **201** with the booking object; **400** for a body
   that is not a JSON object or misses a required field; **422** for semantic problems;
   **409** when an open booking of the same event type already starts at the same instant;
-* ``GET /v1/bookings`` (``page``, ``perPage`` <= 100, ``status``, ``startedAt``/``endedAt``,
+* ``GET /v1/bookings`` (``page``, ``perPage`` <= 100, default 10, ``status``, ``startedAt``/``endedAt``,
   ``sort``, ``order``), ``GET /v1/bookings/{uid}``, ``POST /v1/bookings/{uid}/cancel``;
 * ``GET /v1/event_types`` and ``GET /v1/event_types/{uid}``.
+
+Where Jicoo's docs are silent, the simulator takes the *less convenient* reading, so that a client
+relying on a convenient one fails here before it fails in production [I]:
+
+* **the list's date filter is a range on start and end** (``list_filter="within"``, the default): a
+  booking is listed when it starts at or after ``startedAt`` and ends at or before ``endedAt``. So a
+  zero-width ``startedAt=T&endedAt=T`` finds nothing. ``"start"``: the booking's start lies in
+  ``[startedAt, endedAt]``; ``"overlap"``: the booking overlaps the range; ``"text"``: like
+  ``"within"``, but comparing the query's text with the stored text (a careless server);
+* **timestamps are answered as text in another precision than clients send**
+  (``timestamps="seconds"``, the default: ``2026-03-16T02:00:00Z``; ``"offset"``: seconds in the
+  booking's own time zone, ``2026-03-16T11:00:00+09:00``; ``"millis"``: ``...02:00:00.000Z``);
+* **lists are paged** with a small default page (10) and a ``totalCount``;
+* an event type's ``capacity`` (default 1) is how many open bookings one start can hold (a workshop
+  of 200 seats); a guest may be booked twice into the same start (nothing stops a duplicate).
 
 Jicoo does not document its error body; the simulator uses one shape for 400 and 422::
 
@@ -66,6 +81,8 @@ class EventType:
     name: str
     duration: int
     host_user_id: str = "usr_sandboxhost01"
+    #: open bookings one start can hold (1: one guest per slot, then 409)
+    capacity: int = 1
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -128,6 +145,23 @@ def format_utc(dt: datetime) -> str:
     if dt.utcoffset():
         dt = dt.astimezone(timezone.utc)
     return dt.isoformat(timespec="milliseconds")[:23] + "Z"
+
+
+#: how the simulator writes timestamps in its answers (``timestamps=``)
+TIMESTAMP_FORMATS = ("seconds", "millis", "offset")
+#: how ``GET /v1/bookings`` applies ``startedAt``/``endedAt`` (``list_filter=``)
+LIST_FILTERS = ("within", "start", "overlap", "text")
+
+
+def format_instant(dt: datetime, style: str = "seconds", zone: str | None = None) -> str:
+    """An instant as the simulator answers it: ``seconds`` ``2026-03-16T02:00:00Z``, ``millis``
+    ``2026-03-16T02:00:00.000Z``, ``offset`` ``2026-03-16T11:00:00+09:00`` (in ``zone``, else UTC)."""
+    if style == "millis":
+        return format_utc(dt)
+    if style == "offset":
+        local = dt.astimezone(zoneinfo.ZoneInfo(zone) if zone else timezone.utc)
+        return local.isoformat(timespec="seconds")
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @functools.cache
@@ -194,7 +228,17 @@ class JicooSimulator(FaultKnobs):
         event_types: Mapping[str, EventType] | Iterable[EventType] = DEFAULT_EVENT_TYPES,
         *,
         seed: int | None = None,
+        timestamps: str = "seconds",
+        list_filter: str = "within",
     ) -> None:
+        if timestamps not in TIMESTAMP_FORMATS:
+            raise ValueError(f"timestamps must be one of {', '.join(TIMESTAMP_FORMATS)}")
+        if list_filter not in LIST_FILTERS:
+            raise ValueError(f"list_filter must be one of {', '.join(LIST_FILTERS)}")
+        #: how answers write timestamps; fixed for the simulator's life (stored bookings keep their text)
+        self.timestamps = timestamps
+        #: how the list's startedAt/endedAt filter applies (see the module's docstring)
+        self.list_filter = list_filter
         self.api_keys = frozenset(api_keys)
         ets = event_types.values() if isinstance(event_types, Mapping) else event_types
         self.event_types: dict[str, EventType] = {et.uid: et for et in ets}
@@ -211,7 +255,8 @@ class JicooSimulator(FaultKnobs):
         self._bookings: dict[str, dict[str, Any]] = {}  # uid -> booking object (insertion = created order)
         self._started: dict[str, datetime] = {}  # uid -> startedAt
         self._by_start: list[tuple[datetime, int, str]] = []  # sorted (startedAt, seq, uid)
-        self._slots: dict[tuple[str, datetime], str] = {}  # (eventTypeId, startedAt) -> open booking uid
+        self._ended: dict[str, datetime] = {}  # uid -> endedAt
+        self._slots: collections.Counter[tuple[str, datetime]] = collections.Counter()  # (eventTypeId, startedAt) -> open bookings
         self._seq = 0
 
     # -- public, for tests and the CLI -------------------------------------------------------
@@ -334,7 +379,7 @@ class JicooSimulator(FaultKnobs):
 
         assert event_type is not None and started is not None
         slot = (event_type.uid, started)
-        if slot in self._slots:
+        if self._slots[slot] >= event_type.capacity:
             return _error(409, "conflict", "The slot is no longer available")
         booking = self._store(body, values, event_type, started)
         return json_response(booking, status=201)
@@ -343,7 +388,10 @@ class JicooSimulator(FaultKnobs):
         self, body: dict[str, Any], values: dict[str, str], event_type: EventType, started: datetime
     ) -> dict[str, Any]:
         uid = self._new_uid()
-        now = format_utc(_now())
+        zone = values["timeZone"]
+        fmt = functools.partial(format_instant, style=self.timestamps, zone=zone)
+        now = fmt(_now())
+        ended = started + timedelta(minutes=event_type.duration)
         location_id = values["locationId"]
         booking = {
             "uid": uid,
@@ -352,8 +400,8 @@ class JicooSimulator(FaultKnobs):
             "email": values["email"],
             "description": event_type.name,
             "status": "open",
-            "startedAt": format_utc(started),
-            "endedAt": format_utc(started + timedelta(minutes=event_type.duration)),
+            "startedAt": fmt(started),
+            "endedAt": fmt(ended),
             "locationId": location_id,
             "url": f"https://sandbox.jicoo.invalid/bookings/{uid}",
             "phoneNumber": body.get("phoneNumber"),
@@ -375,8 +423,9 @@ class JicooSimulator(FaultKnobs):
         self._seq += 1
         self._bookings[uid] = booking
         self._started[uid] = started
+        self._ended[uid] = ended
         bisect.insort(self._by_start, (started, self._seq, uid))
-        self._slots[(event_type.uid, started)] = uid
+        self._slots[(event_type.uid, started)] += 1
         return booking
 
     def _new_uid(self) -> str:
@@ -411,17 +460,11 @@ class JicooSimulator(FaultKnobs):
 
         lo, hi = window
         if order == "startedAt":
-            index = self._by_start
-            start = 0 if lo is None else bisect.bisect_left(index, (lo,))
-            stop = len(index) if hi is None else bisect.bisect_right(index, (hi, float("inf")))
-            uids = [entry[2] for entry in index[start:stop]]
+            uids = [entry[2] for entry in self._by_start]
         else:
-            started = self._started
-            uids = [
-                uid
-                for uid in self._bookings
-                if (lo is None or started[uid] >= lo) and (hi is None or started[uid] <= hi)
-            ]
+            uids = list(self._bookings)
+        if lo is not None or hi is not None:
+            uids = self._in_window(uids, lo, hi, q.get("startedAt"), q.get("endedAt"))
         bookings = self._bookings
         found = [bookings[uid] for uid in uids]
         if status is not None:
@@ -429,6 +472,20 @@ class JicooSimulator(FaultKnobs):
         if sort == "desc":
             found.reverse()
         return _page(found, page, per_page)
+
+    def _in_window(self, uids: list[str], lo: datetime | None, hi: datetime | None,
+                   lo_text: str | None, hi_text: str | None) -> list[str]:
+        """The bookings the ``startedAt``/``endedAt`` filter keeps, as :attr:`list_filter` reads it."""
+        started, ended, bookings = self._started, self._ended, self._bookings
+        mode = self.list_filter
+        if mode == "start":
+            return [u for u in uids if (lo is None or started[u] >= lo) and (hi is None or started[u] <= hi)]
+        if mode == "overlap":
+            return [u for u in uids if (lo is None or ended[u] > lo) and (hi is None or started[u] < hi)]
+        if mode == "text":  # the stored text against the query's text, as a careless server would
+            return [u for u in uids if (lo_text is None or bookings[u]["startedAt"] >= lo_text)
+                    and (hi_text is None or bookings[u]["endedAt"] <= hi_text)]
+        return [u for u in uids if (lo is None or started[u] >= lo) and (hi is None or ended[u] <= hi)]
 
     async def _get_booking(self, request: web.Request) -> web.Response:
         booking = self._bookings.get(request.match_info["uid"])
@@ -448,11 +505,11 @@ class JicooSimulator(FaultKnobs):
         if booking["status"] == "cancel":
             return _error(422, "unprocessable_entity", "The booking is already cancelled")
         reason = (body or {}).get("cancelReason")
-        now = format_utc(_now())
+        now = format_instant(_now(), self.timestamps, booking["timeZone"])
         booking.update(
             status="cancel", cancelReason=reason, cancelledAt=now, cancelledBy="host", updatedAt=now
         )
-        self._slots.pop((booking["eventTypeId"], self._started[booking["uid"]]), None)
+        self._slots[(booking["eventTypeId"], self._started[booking["uid"]])] -= 1
         return json_response({"data": booking})
 
     # -- event types --------------------------------------------------------------------------

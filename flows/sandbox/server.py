@@ -25,6 +25,7 @@ from .faults import (
     DROP_AFTER_STORE,
     ERROR_AFTER_STORE,
     RATE_LIMITED,
+    READ_ERROR,
     TIMEOUT_AFTER_STORE,
     UNAVAILABLE,
     FaultInjector,
@@ -107,7 +108,12 @@ def fault_middleware(
             requests[f"{method} {resource.canonical if resource is not None else '<unmatched>'}"] += 1
         if injector.has_latency:
             await asyncio.sleep(injector.delay())
-        if method in _READ_METHODS or not injector.has_write_faults:
+        if method in _READ_METHODS:
+            if injector.read_fails():
+                injector.counts[READ_ERROR] += 1
+                return json_response(error_body(500, "internal_error", "Internal server error"), status=500)
+            return await handler(request)
+        if not injector.has_write_faults:
             return await handler(request)
 
         retry_after = injector.admit()
@@ -119,6 +125,9 @@ def fault_middleware(
                 headers={"Retry-After": str(retry_after)},
             )
         fault = injector.draw()
+        if fault == RATE_LIMITED:  # at random, no Retry-After: the client backs off on its own
+            injector.counts[RATE_LIMITED] += 1
+            return json_response(error_body(429, "too_many_requests", "Too many requests. Retry later."), status=429)
         if fault == UNAVAILABLE:
             injector.counts[UNAVAILABLE] += 1
             return json_response(
