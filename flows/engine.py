@@ -134,7 +134,8 @@ def prepare(sheet_path: Path | str, mapping_path: Path | str, *, sheet_name: str
     mapping_path = Path(mapping_path)
     mapping = mapping or load_mapping(mapping_path)
     src = mapping.source
-    sheet = read_sheet(sheet_path, sheet=sheet_name or src.sheet, encoding=src.encoding, delimiter=src.delimiter)
+    sheet = read_sheet(sheet_path, sheet=sheet_name or src.sheet, encoding=src.encoding, delimiter=src.delimiter,
+                       header_row=src.header_row, expect=mapping.columns())
     return map_rows(mapping, mapping_path, sheet)
 
 

@@ -129,7 +129,8 @@ DATETIME_CASES = [
     (dt.datetime(2026, 7, 16), dt.time(9, 0), None, "2026-07-16T08:00:00.000Z"),  # real Excel cells
     (dt.date(2026, 7, 16), "09:00", None, "2026-07-16T08:00:00.000Z"),
     ("16/07/2026", dt.datetime(1899, 12, 30, 9, 0), None, "2026-07-16T08:00:00.000Z"),  # Excel time as a date-time
-    ("31/10/2027", "01:30", None, "2027-10-31T00:30:00.000Z"),  # the repeated hour: its first (summer) meaning
+    ("31/10/2027", "00:59", None, "2027-10-30T23:59:00.000Z"),  # just before the repeated hour: BST
+    ("31/10/2027", "02:00", None, "2027-10-31T02:00:00.000Z"),  # just after it: GMT
 ]
 
 
@@ -144,6 +145,10 @@ DATETIME_PROBLEMS = [
     # (date cell, time cell, zone cell, problem)
     ("28/03/2027", "01:30", None,
      Problem("Date", "2027-03-28 01:30 does not exist in Europe/London (the clocks go forward then)")),
+    # issue 12: the repeated hour was booked at its first meaning; now refused, naming both instants
+    ("31/10/2027", "01:30", None,
+     Problem("Date", "2027-10-31 01:30 happens twice in Europe/London (the clocks go back then): it is either "
+                     "2027-10-31T00:30Z (BST) or 2027-10-31T01:30Z (GMT)")),
     ("31/02/2026", "09:00", None, Problem("Date", "'31/02/2026' is not a date in the form 31/12/2026")),
     ("2026-07-16", "09:00", None, Problem("Date", "'2026-07-16' is not a date in the form 31/12/2026")),
     ("16/07/2026", "9am", None, Problem("Start Time", "'9am' is not a time in the form 17:45")),

@@ -135,11 +135,11 @@ def test_csv_forced_encoding_that_does_not_fit(tmp_path):
         read_sheet(p, encoding="klingon")
 
 
-def test_csv_quoted_fields_and_multiline_records_keep_true_line_numbers(tmp_path):
+def test_csv_quoted_fields_and_multiline_records_keep_the_rows_excel_shows(tmp_path):
     p = write_csv(tmp_path, 'ref,note\r\nB1,"line one\r\nline two"\r\nB2,"a, ""quoted"" b"\r\n\r\nB3,x\r\n')
     s = read_sheet(p)
     assert s.rows == [["B1", "line one\r\nline two"], ["B2", 'a, "quoted" b'], ["B3", "x"]]
-    assert s.line_numbers == [2, 4, 6]
+    assert s.line_numbers == [2, 3, 5]  # Excel shows B1's note as one cell of row 2; B2 is row 3 (issue 12)
 
 
 def test_csv_empty_fields_are_none_and_ragged_lines_are_padded(tmp_path):
@@ -219,8 +219,9 @@ def test_xlsx_dates_and_times_stay_dates_and_times(tmp_path):
     assert day == dt.date(2026, 3, 1) and not isinstance(day, dt.datetime)
     assert start == dt.datetime(2026, 3, 1, 9, 30)
     assert at == dt.time(14, 45)
-    # calamine reports a date-time at 00:00 as a date: it cannot tell the two apart
-    assert midnight == dt.date(2026, 3, 2)
+    # calamine alone reports a date-time at 00:00 as a date; the cell's format shows a time, so it is one
+    # (issue 12: a midnight date-time was refused in a combined date-and-time column)
+    assert midnight == dt.datetime(2026, 3, 2, 0, 0)
 
 
 def test_xlsx_blank_rows_skipped_with_true_row_numbers(tmp_path):
