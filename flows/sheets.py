@@ -667,8 +667,10 @@ def _read_csv(p: Path, *, encoding: str | None, delimiter: str | None, header_ro
         sep = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}.get(delimiter, delimiter)
         if len(sep) != 1 or sep in "\"\r\n":
             raise InputError(f"invalid delimiter {shown(delimiter)}: use one character such as , ; | or tab")
-    if _BARE_CR.search(text):
-        values = _parse_csv_py(p, text, sep)  # pandas ends a record at a bare CR even inside quotes
+    if _BARE_CR.search(text) or _first_content_line(text).count(sep) > _WIDE:
+        # the standard library's parser is right about a bare CR inside quotes whatever the pandas version,
+        # and linear in the width: pandas takes minutes over a garbage file with a million "columns"
+        values = _parse_csv_py(p, text, sep)
     else:
         values = _parse_csv(p, text, sep)
     # a record's row is its position, as Excel shows the file: a quoted cell holding a line break is
@@ -678,6 +680,7 @@ def _read_csv(p: Path, *, encoding: str | None, delimiter: str | None, header_ro
 
 
 _BARE_CR = re.compile(r"\r(?!\n)")
+_WIDE = 1000  # columns
 
 
 def _parse_csv_py(p: Path, text: str, sep: str) -> list[list[Cell]]:
