@@ -446,7 +446,7 @@ def test_a_missing_sheet_with_none_of_the_columns_asks_about_the_mapping(tmp_pat
     with pytest.raises(InputError) as err:
         read_sheet(p, sheet="Jobs", expect=["Reference", "Job Type", "Customer"])
     msg = assert_one_line(err)
-    assert 'no sheet named "Jobs", and 0 of 3 columns' in msg and "is this the right mapping" in msg
+    assert "in.xlsx: 0 of 3 columns found: is this the right mapping?" in msg and '"Jobs", which this file lacks' in msg
     with pytest.raises(InputError) as err:
         read_sheet(p, sheet="Jobs", expect=["Booking Ref", "Guest Name", "Email"])
     assert 'sheet "Bookings" has 2 of 3 columns the mapping needs: give --sheet "Bookings"' in assert_one_line(err)

@@ -596,7 +596,7 @@ def test_the_wrong_providers_mapping_says_so(tmp_path, capsys):
     xlsx = write_xlsx(tmp_path / "bookings.xlsx", cases, BASE_COLUMNS)
     assert main(["render", str(xlsx), "-m", str(MAPPINGS / "bigchange.yaml")]) == 2
     err = capsys.readouterr().err
-    assert 'has no sheet named "Jobs", and 0 of' in err and "is this the right mapping" in err
+    assert "bookings.xlsx: 0 of " in err and " columns found: is this the right mapping?" in err and '"Jobs"' in err
     assert len(err.strip().splitlines()) == 1
 
     csv_sheet = write_csv(tmp_path / "bookings.csv", cases, BASE_COLUMNS, encoding="utf-8")
