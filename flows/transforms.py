@@ -86,6 +86,7 @@ def to_text(value: Value) -> str | None:
 def closest(value: str, choices: list[str] | tuple[str, ...] | set[str], n: int = 3) -> list[str]:
     """Up to ``n`` choices that look like ``value`` (case-insensitive)."""
     lowered = {c.lower(): c for c in choices}
+    value = value[:200]  # a megabyte-long cell must not cost difflib minutes
     hits = difflib.get_close_matches(value.lower(), list(lowered), n=n, cutoff=0.5)
     return [lowered[h] for h in hits]
 
@@ -176,7 +177,7 @@ def _email() -> Fn:
         if v is None:
             return v
         if not isinstance(v, str) or not _EMAIL.match(v):
-            raise TransformProblem(f"{to_text(v)!r} is not a valid e-mail address")
+            raise TransformProblem(f"{quoted(to_text(v))} is not a valid e-mail address")
         return v
 
     return email
@@ -294,7 +295,7 @@ def _lookup(table: dict[str, Any]) -> Fn:
             near = closest(text, keys)
             hint = f" (closest: {', '.join(near)})" if near else ""
             allowed = ", ".join(keys) if len(keys) <= 12 else ", ".join(keys[:12]) + ", ..."
-            raise TransformProblem(f"{text!r} is not one of: {allowed}{hint}")
+            raise TransformProblem(f"{quoted(text)} is not one of: {allowed}{hint}")
         return hit
 
     return lookup
@@ -326,9 +327,9 @@ class LookupTable:
         if not hits:
             near = closest(text, self.names)
             hint = f"; closest: {', '.join(near)}" if near else ""
-            raise TransformProblem(f"{text!r} is not in the provider's {self.name} list{hint}")
+            raise TransformProblem(f"{quoted(text)} is not in the provider's {self.name} list{hint}")
         if len(hits) > 1:
-            raise TransformProblem(f"{text!r} matches {len(hits)} entries of the provider's {self.name} list "
+            raise TransformProblem(f"{quoted(text)} matches {len(hits)} entries of the provider's {self.name} list "
                                    f"({', '.join(map(str, hits[:5]))}); make the name unique at the provider or use the id")
         return hits[0]
 
@@ -382,9 +383,9 @@ def _iana_zone() -> Fn:
 def zone_problem(text: str) -> str:
     """The message for a value that is not an IANA zone, with the closest names."""
     is_iana_zone("UTC")  # loads the zone list
-    near = closest(text, sorted(_ZONES or ()))
+    near = closest(text[:100], sorted(_ZONES or ()))
     hint = f" (closest: {', '.join(near)})" if near else ""
-    return f"{text!r} is not an IANA time zone such as Europe/London{hint}"
+    return f"{quoted(text)} is not an IANA time zone such as Europe/London{hint}"
 
 
 @_register("date", "Parse a date with an explicit strftime format and write it as ISO (YYYY-MM-DD). "

@@ -240,3 +240,11 @@ def test_closest_is_case_insensitive_and_returns_the_original_spelling():
                                           ("europe/london", False), ("GMT+1", False), ("", False)])
 def test_is_iana_zone(zone, ok):
     assert is_iana_zone(zone) is ok
+
+
+@pytest.mark.parametrize("spec", ["email", {"lookup": {"In person": "inPerson"}}, "iana_zone", "integer",
+                                  {"date": "%d/%m/%Y"}])
+def test_a_huge_cell_with_control_bytes_gives_a_short_escaped_message(spec):
+    message = problem(spec, "x\x00\x1b" * 300_000)
+    assert "\x00" not in message and "\x1b" not in message and "\\x00" in message
+    assert len(message) < 400 and "more characters" in message
