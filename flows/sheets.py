@@ -647,6 +647,20 @@ def _first_content_line(text: str) -> str:
     return ""
 
 
+def _delimiter_for_columns(text: str, expect: list[str]) -> str | None:
+    """The delimiter that splits one of the first lines into the most of the ``expect``-ed column names (a
+    title line above the header, "Export, November", must not decide it); None when no line has any."""
+    want = _folded(expect)
+    best, best_score = None, 0
+    lines = text[:_SNIFF_CHARS].splitlines()[:HEADER_SCAN_ROWS]
+    for d in _DELIMITERS:
+        score = max((len(want.intersection(f.strip().strip('"').strip().casefold() for f in line.split(d)))
+                     for line in lines), default=0)
+        if score > best_score:
+            best, best_score = d, score
+    return best
+
+
 def _detect_delimiter(text: str) -> str:
     """Comma, semicolon, tab or pipe: csv.Sniffer on a sample, checked against the header line."""
     header = _first_content_line(text)
@@ -687,7 +701,7 @@ def _read_csv(p: Path, *, encoding: str | None, delimiter: str | None, header_ro
         if delimiter is None:
             delimiter = sep_line.group(1)
     if delimiter is None:
-        sep = _detect_delimiter(text)
+        sep = (_delimiter_for_columns(text, expect) if expect else None) or _detect_delimiter(text)
     else:
         sep = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}.get(delimiter, delimiter)
         if len(sep) != 1 or sep in "\"\r\n":
