@@ -666,8 +666,7 @@ def to_utc(local: dt.datetime, zone: str, ambiguous: str = "refuse", field_name:
     raise TransformProblem(
         f"{local:%Y-%m-%d %H:%M} happens twice in {zone} (the clocks go back then): it is either "
         f"{earlier:%Y-%m-%dT%H:%MZ} ({names[0]}) or {later:%Y-%m-%dT%H:%MZ} ({names[1]}); "
-        f"set `ambiguous: earlier` or `ambiguous: later` on the mapping's {field_name} datetime to choose, "
-        f"or give this row a time zone such as UTC")
+        f"set `ambiguous: earlier` or `ambiguous: later` on the mapping's {field_name} datetime to choose")
 
 
 class _ColumnProblem(TransformProblem):
