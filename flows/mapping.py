@@ -88,7 +88,7 @@ class DateTimeSource(_Strict):
     date: str = Field(description="Column holding the date (or the date and time together).")
     time: str | None = Field(None, description="Column holding the time, when it is separate from the date.")
     format: str = Field(description="strftime format of the date column, e.g. '%d/%m/%Y' (day first) or, without a time column, '%d/%m/%Y %H:%M'. Checked when the mapping loads.")
-    time_format: str = Field("%H:%M", description="strftime format of the time column: '%H:%M' (24-hour; also accepts 17:45:30, 17.45 and 5:45 PM) or '%I:%M %p' (12-hour: AM/PM required up to 12:59). See README, 'Reading sheets'.")
+    time_format: str = Field("%H:%M", description="strftime format of the time column: '%H:%M' (24-hour; also accepts 17:45:30, 17.45 and 5:45 PM) or '%I:%M %p' (12-hour: AM/PM required up to 12:59). See README, 'Dates and times'.")
     timezone: str | None = Field(None, description="Fixed IANA zone of the sheet's times, or the default when timezone_column is empty.")
     timezone_column: str | None = Field(None, description="Column holding each row's IANA zone.")
     output: str = Field("%Y-%m-%dT%H:%M:%S.000Z", description="strftime format of the UTC result (ISO 8601 with Z by default).")
