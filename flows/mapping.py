@@ -558,7 +558,8 @@ def _resolve_columns(mapping: MappingFile, columns: list[str], source: str) -> d
         wanted = mapping.columns()
         if len(missing) == len(wanted) and len(wanted) > 1:
             raise InputError(
-                f"{source}: 0 of {len(wanted)} columns found: is this the right mapping? It is a {mapping.provider} "
+                f"{source} lacks the columns the mapping needs, 0 of {len(wanted)} columns found: is this the right "
+                f"mapping? It is a {mapping.provider} "
                 f"mapping and needs {shown_list([repr(c) for c in wanted], 8)}; the sheet's columns are: "
                 f"{shown_list([repr(c) for c in columns], 8) or 'none'}"
             )

@@ -500,5 +500,5 @@ def test_wrong_mapping_for_the_sheet_says_so(tmp_path):
     with pytest.raises(InputError) as err:
         prepare(csv, JICOO)
     msg = str(err.value)
-    assert "jobs.csv: 0 of 12 columns found: is this the right mapping? It is a jicoo mapping" in msg
+    assert "jobs.csv lacks the columns the mapping needs, 0 of 12 columns found: is this the right mapping? It is a jicoo mapping" in msg
     assert "\n" not in msg
