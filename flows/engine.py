@@ -13,6 +13,7 @@ import datetime as dt
 import inspect
 import os
 import re
+import sys
 import time
 import uuid
 from collections import Counter
@@ -134,7 +135,10 @@ def prepare(sheet_path: Path | str, mapping_path: Path | str, *, sheet_name: str
     mapping_path = Path(mapping_path)
     mapping = mapping or load_mapping(mapping_path)
     src = mapping.source
-    sheet = read_sheet(sheet_path, sheet=sheet_name or src.sheet, encoding=src.encoding, delimiter=src.delimiter)
+    sheet = read_sheet(sheet_path, sheet=sheet_name or src.sheet, encoding=src.encoding, delimiter=src.delimiter,
+                       header_row=src.header_row, expect=mapping.columns())
+    for note in sheet.notes:  # e.g. the header found below title rows: said, not silently assumed
+        print(f"note: {note}", file=sys.stderr)
     return map_rows(mapping, mapping_path, sheet)
 
 

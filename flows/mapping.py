@@ -30,7 +30,7 @@ from pydantic import (
 
 from .errors import ConfigError, InputError
 from .outcomes import Action, Rule
-from .transforms import REGISTRY, LookupTable, TransformProblem, build_transform, closest, is_iana_zone, parse_date, parse_time, to_text, zone_problem
+from .transforms import REGISTRY, LookupTable, TransformProblem, build_transform, closest, format_problem, is_iana_zone, parse_date, parse_datetime, parse_time, to_text, zone_problem
 from .yamlfile import load_yaml
 
 __all__ = [
@@ -63,7 +63,7 @@ def _check_transform(value: Any) -> Any:
 
 def _transform_schema() -> dict[str, Any]:
     options: list[dict[str, Any]] = []
-    bare = [name for name, doc in REGISTRY.items() if not doc.param]
+    bare = [name for name, doc in REGISTRY.items() if not doc.param or doc.param.startswith("optional")]
     options.append({"type": "string", "enum": sorted(bare), "description": "a transform without a parameter"})
     for name, doc in sorted(REGISTRY.items()):
         if doc.param:
@@ -87,11 +87,36 @@ class DateTimeSource(_Strict):
 
     date: str = Field(description="Column holding the date (or the date and time together).")
     time: str | None = Field(None, description="Column holding the time, when it is separate from the date.")
-    format: str = Field(description="strftime format of the date column, e.g. '%d/%m/%Y' (day first) or '%d/%m/%Y %H:%M'.")
-    time_format: str = Field("%H:%M", description="strftime format of the time column; '%H:%M:%S' is also tried.")
+    format: str = Field(description="strftime format of the date column, e.g. '%d/%m/%Y' (day first) or, without a time column, '%d/%m/%Y %H:%M'. Checked when the mapping loads.")
+    time_format: str = Field("%H:%M", description="strftime format of the time column: '%H:%M' (24-hour; also accepts 17:45:30, 17.45 and 5:45 PM) or '%I:%M %p' (12-hour: AM/PM required up to 12:59). See README, 'Dates and times'.")
     timezone: str | None = Field(None, description="Fixed IANA zone of the sheet's times, or the default when timezone_column is empty.")
     timezone_column: str | None = Field(None, description="Column holding each row's IANA zone.")
     output: str = Field("%Y-%m-%dT%H:%M:%S.000Z", description="strftime format of the UTC result (ISO 8601 with Z by default).")
+    ambiguous: Literal["refuse", "earlier", "later"] = Field("refuse", description="A local time that happens twice (the hour the clocks go back): refuse the row, naming both UTC instants (default), or take the earlier or the later one.")
+
+    @field_validator("format")
+    @classmethod
+    def _date_format(cls, v: str) -> str:
+        problem = format_problem(v, "date")
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("time_format")
+    @classmethod
+    def _time_format(cls, v: str) -> str:
+        problem = format_problem(v, "time")
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("output")
+    @classmethod
+    def _output_format(cls, v: str) -> str:
+        problem = format_problem(v, "output")
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @model_validator(mode="after")
     def _zone_given(self) -> "DateTimeSource":
@@ -99,6 +124,10 @@ class DateTimeSource(_Strict):
             raise ValueError("give `timezone` (an IANA zone such as Europe/London) or `timezone_column`, or both")
         if self.timezone and not is_iana_zone(self.timezone):
             raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone such as Europe/London")
+        if self.time is None:  # one column holds the date and the time: the format must read both
+            problem = format_problem(self.format, "datetime")
+            if problem:
+                raise ValueError(problem)
         return self
 
 
@@ -289,7 +318,8 @@ class RetrySpec(_Strict):
 class SourceSpec(_Strict):
     sheet: str | None = Field(None, description="Worksheet to read by default (--sheet overrides).")
     encoding: str | None = Field(None, description="CSV encoding; detected when empty (UTF-8, UTF-8 BOM, then cp1252).")
-    delimiter: str | None = Field(None, description="CSV delimiter; detected when empty (comma, semicolon, tab).")
+    delimiter: str | None = Field(None, description="CSV delimiter; detected when empty (a `sep=;` first line, else comma, semicolon, tab or pipe).")
+    header_row: int | None = Field(None, ge=1, description="Row number (as Excel shows it) of the header row, when title rows sit above it; found from the mapping's column names when empty.")
 
 
 def _as_list(v: Any) -> Any:
@@ -505,6 +535,9 @@ class MappedRow:
     problems: list[Problem] = field(default_factory=list)
 
 
+_SHOWN_MISSING = 10
+
+
 def _resolve_columns(mapping: MappingFile, columns: list[str], source: str) -> dict[str, int]:
     index = {c: i for i, c in enumerate(columns)}
     folded: dict[str, list[str]] = {}
@@ -520,13 +553,26 @@ def _resolve_columns(mapping: MappingFile, columns: list[str], source: str) -> d
         else:
             missing.append(name)
     if missing:
+        from .sheets import shown, shown_list
+
+        wanted = mapping.columns()
+        if len(missing) == len(wanted) and len(wanted) > 1:
+            raise InputError(
+                f"{source} lacks the columns the mapping needs, 0 of {len(wanted)} columns found: is this the right "
+                f"mapping? It is a {mapping.provider} "
+                f"mapping and needs {shown_list([repr(c) for c in wanted], 8)}; the sheet's columns are: "
+                f"{shown_list([repr(c) for c in columns], 8) or 'none'}"
+            )
         parts = []
-        for name in missing:
-            near = closest(name, columns, n=1)
-            parts.append(f"'{name}'" + (f" (closest: '{near[0]}')" if near else ""))
-        found = ", ".join(f"'{c}'" for c in columns) or "none"
+        for name in missing[:_SHOWN_MISSING]:
+            near = closest(name, columns[:2000], n=1)
+            parts.append(f"'{shown(name)}'" + (f" (closest: '{shown(near[0])}')" if near else ""))
+        if len(missing) > _SHOWN_MISSING:
+            parts.append(f"… and {len(missing) - _SHOWN_MISSING} more")
+        found = shown_list([f"'{c}'" for c in columns]) or "none"
         raise InputError(
-            f"{source} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(parts)} that the mapping needs; "
+            f"{source} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(parts)} that the mapping needs "
+            f"({len(wanted) - len(missing)} of {len(wanted)} found); "
             f"columns found: {found}. Rename the sheet's header or change the mapping."
         )
     return resolved
@@ -559,41 +605,29 @@ def _datetime_getter(spec: DateTimeSource, idx: dict[str, int], field_name: str)
     di = idx[spec.date]
     ti = idx[spec.time] if spec.time else None
     zi = idx[spec.timezone_column] if spec.timezone_column else None
-    tfmts = (spec.time_format, "%H:%M:%S", "%H:%M", "%H.%M", "%I:%M %p")
+    time_format = spec.time_format
     combined_fmt = spec.format
     default_zone = spec.timezone
     out_fmt = spec.output
     blame = spec.date
+    choose = spec.ambiguous
 
     @functools.lru_cache(maxsize=65536)
     def convert(dv: Any, tv: Any, zone: str) -> str:
         if ti is None:
-            if isinstance(dv, dt.datetime):
-                local = dv
-            else:
-                text = to_text(dv).strip()
-                try:
-                    local = dt.datetime.strptime(text, combined_fmt)
-                except ValueError:
-                    raise TransformProblem(f"{text!r} is not a date and time in the form "
-                                           f"{dt.datetime(2026, 12, 31, 17, 45).strftime(combined_fmt)}") from None
+            local = parse_datetime(dv, combined_fmt)
         else:
             day = parse_date(dv, combined_fmt)
             if tv is None:
                 raise _ColumnProblem(spec.time, "is empty; a start time is needed")
             try:
-                clock = parse_time(tv, tfmts)
+                clock = parse_time(tv, time_format)
             except TransformProblem as exc:
                 raise _ColumnProblem(spec.time, str(exc)) from None
             local = dt.datetime.combine(day, clock)
         if not is_iana_zone(zone):
             raise _ColumnProblem(spec.timezone_column or blame, zone_problem(zone))
-        tz = ZoneInfo(zone)
-        aware = local.replace(tzinfo=tz)
-        utc = aware.astimezone(dt.timezone.utc)
-        if utc.astimezone(tz).replace(tzinfo=None) != local:
-            raise TransformProblem(f"{local:%Y-%m-%d %H:%M} does not exist in {zone} (the clocks go forward then)")
-        return utc.strftime(out_fmt)
+        return to_utc(local, zone, choose, field_name).strftime(out_fmt)
 
     def get(row: list) -> Any:
         dv = _blank_to_none(row[di])
@@ -610,6 +644,30 @@ def _datetime_getter(spec: DateTimeSource, idx: dict[str, int], field_name: str)
         return convert(dv, tv, zone)
 
     return get, blame
+
+
+def to_utc(local: dt.datetime, zone: str, ambiguous: str = "refuse", field_name: str = "the field") -> dt.datetime:
+    """A wall-clock time in ``zone`` as a UTC instant. A time the clocks skip (they go forward) is a
+    problem; a time that happens twice (they go back) is a problem naming both instants unless
+    ``ambiguous`` is "earlier" or "later"."""
+    tz = ZoneInfo(zone)
+    local = local.replace(tzinfo=None)
+    first = local.replace(tzinfo=tz, fold=0).astimezone(dt.timezone.utc)
+    second = local.replace(tzinfo=tz, fold=1).astimezone(dt.timezone.utc)
+    if first == second:
+        return first
+    if first.astimezone(tz).replace(tzinfo=None) != local:  # the wall clock never shows it
+        raise TransformProblem(f"{local:%Y-%m-%d %H:%M} does not exist in {zone} (the clocks go forward then)")
+    earlier, later = sorted((first, second))
+    if ambiguous == "earlier":
+        return earlier
+    if ambiguous == "later":
+        return later
+    names = [earlier.astimezone(tz).tzname(), later.astimezone(tz).tzname()]
+    raise TransformProblem(
+        f"{local:%Y-%m-%d %H:%M} happens twice in {zone} (the clocks go back then): it is either "
+        f"{earlier:%Y-%m-%dT%H:%MZ} ({names[0]}) or {later:%Y-%m-%dT%H:%MZ} ({names[1]}); "
+        f"set `ambiguous: earlier` or `ambiguous: later` on the mapping's {field_name} datetime to choose")
 
 
 class _ColumnProblem(TransformProblem):

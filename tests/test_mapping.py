@@ -129,7 +129,8 @@ DATETIME_CASES = [
     (dt.datetime(2026, 7, 16), dt.time(9, 0), None, "2026-07-16T08:00:00.000Z"),  # real Excel cells
     (dt.date(2026, 7, 16), "09:00", None, "2026-07-16T08:00:00.000Z"),
     ("16/07/2026", dt.datetime(1899, 12, 30, 9, 0), None, "2026-07-16T08:00:00.000Z"),  # Excel time as a date-time
-    ("31/10/2027", "01:30", None, "2027-10-31T00:30:00.000Z"),  # the repeated hour: its first (summer) meaning
+    ("31/10/2027", "00:59", None, "2027-10-30T23:59:00.000Z"),  # just before the repeated hour: BST
+    ("31/10/2027", "02:00", None, "2027-10-31T02:00:00.000Z"),  # just after it: GMT
 ]
 
 
@@ -144,6 +145,10 @@ DATETIME_PROBLEMS = [
     # (date cell, time cell, zone cell, problem)
     ("28/03/2027", "01:30", None,
      Problem("Date", "2027-03-28 01:30 does not exist in Europe/London (the clocks go forward then)")),
+    # issue 12: the repeated hour was booked at its first meaning; now refused, naming both instants
+    ("31/10/2027", "01:30", None,
+     Problem("Date", "2027-10-31 01:30 happens twice in Europe/London (the clocks go back then): it is either "
+                     "2027-10-31T00:30Z (BST) or 2027-10-31T01:30Z (GMT)")),
     ("31/02/2026", "09:00", None, Problem("Date", "'31/02/2026' is not a date in the form 31/12/2026")),
     ("2026-07-16", "09:00", None, Problem("Date", "'2026-07-16' is not a date in the form 31/12/2026")),
     ("16/07/2026", "9am", None, Problem("Start Time", "'9am' is not a time in the form 17:45")),
@@ -434,3 +439,66 @@ def test_prepare_missing_column_is_an_input_error(tmp_path):
     path.write_text(HEADER.replace("Guest Name", "Guest") + "\n", encoding="utf-8")
     with pytest.raises(InputError, match="lacks the column 'Guest Name' \\(closest: 'Guest'\\)"):
         prepare(path, JICOO)
+
+
+# --- issue 12: the repeated hour, closed lists of time forms -------------------------------------------------
+
+
+@pytest.mark.parametrize(("choice", "utc"), [("earlier", "2026-10-25T00:30:00.000Z"), ("later", "2026-10-25T01:30:00.000Z")])
+def test_a_mapping_chooses_which_meaning_of_a_repeated_hour(choice, utc):
+    spec = {**DATETIME, "datetime": {**DATETIME["datetime"], "ambiguous": choice}}
+    m = mapper({"startedAt": spec}, DT_COLUMNS)
+    assert m.map_row(["R1", "25/10/2026", "01:30", None]).payload == {"startedAt": utc}
+    assert m.map_row(["R1", "25/10/2026", "00:59", None]).payload == {"startedAt": "2026-10-24T23:59:00.000Z"}
+    assert m.map_row(["R1", "29/03/2026", "01:30", None]).problems[0].message.endswith("(the clocks go forward then)")
+
+
+def test_two_rows_in_a_repeated_hour_no_longer_land_on_one_instant():
+    m = mapper({"startedAt": DATETIME}, DT_COLUMNS)
+    rows = [m.map_row(["R1", "25/10/2026", "01:30", None]), m.map_row(["R2", "25/10/2026", "00:30", "Etc/GMT-1"])]
+    assert rows[0].payload == {} and "happens twice" in rows[0].problems[0].message
+    assert rows[1].payload == {"startedAt": "2026-10-24T23:30:00.000Z"}
+
+
+TIME_CELLS = [
+    # (time cell, time_format, local time or fragment of the Start Time problem)
+    ("9:30", "%H:%M", "09:30"),
+    ("09:30:15", "%H:%M", "09:30:15"),
+    ("9.30", "%H:%M", "09:30"),
+    ("9.3", "%H:%M", "'9.3' could be 09:03 or 09:30"),  # 9.30 typed in a General cell
+    ("10.5", "%H:%M", "'10.5' could be 10:05 or 10:50"),
+    ("9:3", "%H:%M", "is not a time in the form 17:45"),
+    ("9:00 pm", "%H:%M", "21:00"),
+    ("3:00 PM", "%I:%M %p", "15:00"),
+    ("3:00PM", "%I:%M %p", "15:00"),
+    ("12:15 a.m.", "%I:%M %p", "00:15"),
+    ("3:00", "%I:%M %p", "'3:00' has no AM or PM, and this column is 12-hour: type 3:00 AM or 3:00 PM"),
+    ("12:00", "%I:%M %p", "has no AM or PM"),
+    ("15:00", "%I:%M %p", "15:00"),  # past noon: only one meaning
+    ("13:00 PM", "%I:%M %p", "is not a time in the form 5:45 PM"),
+    ("0930", "%H%M", "09:30"),  # any other format: exactly that form
+    ("09:30", "%H%M", "is not a time in the form 1745"),
+    (dt.time(9, 30), "%I:%M %p", "09:30"),  # an Excel time cell is never ambiguous
+]
+
+
+@pytest.mark.parametrize(("cell", "time_format", "expected"), TIME_CELLS)
+def test_time_cells_are_read_from_a_closed_list_of_forms(cell, time_format, expected):
+    spec = {**DATETIME, "datetime": {**DATETIME["datetime"], "time_format": time_format}}
+    row = mapper({"startedAt": spec}, DT_COLUMNS).map_row(["R1", "16/01/2026", cell, None])  # London winter: UTC
+    if ":" in expected and len(expected) <= 8:
+        assert row.problems == []
+        assert row.payload["startedAt"][11:11 + len(expected)] == expected
+    else:
+        assert row.payload == {}
+        assert row.problems[0].column == "Start Time" and expected in row.problems[0].message
+
+
+def test_wrong_mapping_for_the_sheet_says_so(tmp_path):
+    csv = tmp_path / "jobs.csv"
+    csv.write_text("Job Ref,Customer,Engineer\nJ1,Acme,Ann\n")
+    with pytest.raises(InputError) as err:
+        prepare(csv, JICOO)
+    msg = str(err.value)
+    assert "jobs.csv lacks the columns the mapping needs, 0 of 12 columns found: is this the right mapping? It is a jicoo mapping" in msg
+    assert "\n" not in msg

@@ -135,11 +135,11 @@ def test_csv_forced_encoding_that_does_not_fit(tmp_path):
         read_sheet(p, encoding="klingon")
 
 
-def test_csv_quoted_fields_and_multiline_records_keep_true_line_numbers(tmp_path):
+def test_csv_quoted_fields_and_multiline_records_keep_the_rows_excel_shows(tmp_path):
     p = write_csv(tmp_path, 'ref,note\r\nB1,"line one\r\nline two"\r\nB2,"a, ""quoted"" b"\r\n\r\nB3,x\r\n')
     s = read_sheet(p)
     assert s.rows == [["B1", "line one\r\nline two"], ["B2", 'a, "quoted" b'], ["B3", "x"]]
-    assert s.line_numbers == [2, 4, 6]
+    assert s.line_numbers == [2, 3, 5]  # Excel shows B1's note as one cell of row 2; B2 is row 3 (issue 12)
 
 
 def test_csv_empty_fields_are_none_and_ragged_lines_are_padded(tmp_path):
@@ -219,8 +219,9 @@ def test_xlsx_dates_and_times_stay_dates_and_times(tmp_path):
     assert day == dt.date(2026, 3, 1) and not isinstance(day, dt.datetime)
     assert start == dt.datetime(2026, 3, 1, 9, 30)
     assert at == dt.time(14, 45)
-    # calamine reports a date-time at 00:00 as a date: it cannot tell the two apart
-    assert midnight == dt.date(2026, 3, 2)
+    # calamine alone reports a date-time at 00:00 as a date; the cell's format shows a time, so it is one
+    # (issue 12: a midnight date-time was refused in a combined date-and-time column)
+    assert midnight == dt.datetime(2026, 3, 2, 0, 0)
 
 
 def test_xlsx_blank_rows_skipped_with_true_row_numbers(tmp_path):
@@ -371,3 +372,114 @@ def test_non_text_header_cells_become_names(tmp_path):
     cells += row_cells(1, ["a", "b", "c"])
     s = read_sheet(write_xlsx(tmp_path, {"Data": cells}))
     assert s.columns == ["2024", "2026-01-31", "ref"]
+
+
+# --------------------------------------------------------------------------- issue 12 / 11: messy files
+
+
+def test_csv_sep_line_names_the_delimiter_and_is_not_a_row(tmp_path):
+    p = write_csv(tmp_path, "sep=;\r\nref;amount;city\r\nB1;1,5;Besançon\r\nB2;2,0;Lyon\r\n", encoding="cp1252")
+    s = read_sheet(p)
+    assert (s.columns, s.delimiter, s.encoding) == (["ref", "amount", "city"], ";", "cp1252")
+    assert s.rows == [["B1", "1,5", "Besançon"], ["B2", "2,0", "Lyon"]]
+    assert s.line_numbers == [2, 3]  # Excel hides the sep= line: the header is its row 1
+
+
+def test_csv_bare_cr_inside_quotes_stays_in_its_cell_and_rows_stay_true(tmp_path):
+    p = tmp_path / "mac.csv"
+    p.write_bytes(b'ref,note\nB1,"first\rsecond"\nB2,"x\r\ny"\nB3,z\n')
+    s = read_sheet(p)
+    assert s.rows == [["B1", "first\rsecond"], ["B2", "x\r\ny"], ["B3", "z"]]
+    assert s.line_numbers == [2, 3, 4]
+
+
+def test_csv_utf16_without_bom_is_detected(tmp_path):
+    for enc in ("utf-16-le", "utf-16-be"):
+        p = write_csv(tmp_path, "ref,name\nB1,Zoë\n", encoding=enc, name=f"{enc}.csv")
+        s = read_sheet(p)
+        assert (s.columns, s.rows, s.encoding) == (["ref", "name"], [["B1", "Zoë"]], enc)
+
+
+def test_a_binary_file_named_csv_is_refused_in_one_clean_line(tmp_path):
+    p = tmp_path / "garbage.csv"
+    p.write_bytes(bytes(range(256)) * 40)
+    with pytest.raises(InputError) as err:
+        read_sheet(p)
+    msg = assert_one_line(err)
+    assert "holds NUL bytes" in msg and "\x00" not in msg and len(msg) < 300
+
+
+def test_messages_built_from_file_content_are_escaped_and_capped(tmp_path):
+    # a million-column-like header with control bytes in the names, and a 100 kB column name
+    names = [f"c\x1b[31m{i}" for i in range(50_000)] + ["x" * 100_000]
+    p = write_csv(tmp_path, ",".join(names) + "\n" + ",".join("v" for _ in names) + "\n")
+    s = read_sheet(p)
+    with pytest.raises(InputError) as err:
+        s.column_index("Booking Ref")
+    msg = assert_one_line(err)
+    assert "\x1b" not in msg and "\\x1b" in msg and "… and 49,981 more" in msg and len(msg) < 1000
+    dup = write_csv(tmp_path, "\x07ref\r\x00,\x07ref\r\x00\n1,2\n", name="dup.csv")
+    with pytest.raises(InputError) as err:
+        read_sheet(dup, encoding="latin-1")
+    assert "holds NUL bytes" in assert_one_line(err)
+
+
+def test_title_rows_above_the_header_are_found_from_the_expected_columns(tmp_path):
+    cells = row_cells(0, ["Clinic export, November"]) + row_cells(1, ["printed 01/12/2026"])
+    cells += row_cells(3, ["Ref", "Name", "City"]) + row_cells(4, ["B1", "Ann", "Paris"])
+    p = write_xlsx(tmp_path, {"Data": cells})
+    s = read_sheet(p, expect=["Ref", "Name"])
+    assert s.columns == ["Ref", "Name", "City"] and s.rows == [["B1", "Ann", "Paris"]]
+    assert s.line_numbers == [5] and s.header_line == 4
+    assert len(s.notes) == 1 and "the header is row 4" in s.notes[0] and "source.header_row" in s.notes[0]
+    plain = read_sheet(p)  # without expectations: the first non-blank row, as before
+    assert plain.columns[0] == "Clinic export, November" and plain.notes == []
+    assert read_sheet(p, header_row=4).columns == ["Ref", "Name", "City"]
+    with pytest.raises(InputError, match="row 3, named as the header row .* is blank"):
+        read_sheet(p, header_row=3)
+    with pytest.raises(InputError, match="is past the end"):
+        read_sheet(p, header_row=40)
+
+
+def test_a_missing_sheet_with_none_of_the_columns_asks_about_the_mapping(tmp_path):
+    p = write_xlsx(tmp_path, {"Bookings": row_cells(0, ["Booking Ref", "Guest Name"]) + row_cells(1, ["B1", "Ann"])})
+    with pytest.raises(InputError) as err:
+        read_sheet(p, sheet="Jobs", expect=["Reference", "Job Type", "Customer"])
+    msg = assert_one_line(err)
+    assert "in.xlsx: 0 of 3 columns found: is this the right mapping?" in msg and '"Jobs", which this file lacks' in msg
+    with pytest.raises(InputError) as err:
+        read_sheet(p, sheet="Jobs", expect=["Booking Ref", "Guest Name", "Email"])
+    assert 'sheet "Bookings" has 2 of 3 columns the mapping needs: give --sheet "Bookings"' in assert_one_line(err)
+
+
+@pytest.mark.parametrize(("value", "fmt", "shown"), [
+    (123, "000000", "000123"),
+    (2134, "00000", "02134"),  # Excel's Zip Code
+    (21340001, "00000-0000", "02134-0001"),  # Zip Code + 4
+    (123456789, "000-00-0000", "123-45-6789"),  # Social Security Number
+    (5551234, "[<=9999999]###-####;(###) ###-####", "555-1234"),  # Phone Number, both sections
+    (3125551234, "[<=9999999]###-####;(###) ###-####", "(312) 555-1234"),
+    (42, '"REF-"0000', "REF-0042"),
+    (1234567, "000000", "1234567"),  # more digits than the format: all shown
+    (12.5, "000000", "12.5"),  # not a whole number: as General
+    (1500, "#,##0", "1500"),  # grouping: not a padding format, read as General
+    (7, "0", "7"),
+])
+def test_xlsx_numbers_read_as_the_sheet_shows_them(tmp_path, value, fmt, shown):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["code"])
+    ws.append([value])
+    ws["A2"].number_format = fmt
+    wb.save(tmp_path / "f.xlsx")
+    assert read_sheet(tmp_path / "f.xlsx").rows == [[shown]]
+
+
+def test_a_csv_title_line_with_a_comma_does_not_decide_the_delimiter(tmp_path):
+    p = write_csv(tmp_path, "Export des réservations, novembre\r\n\r\nRef;Nom;Ville\r\nB1;José;Besançon\r\n",
+                  encoding="cp1252")
+    s = read_sheet(p, expect=["Ref", "Nom", "Ville"])
+    assert (s.columns, s.delimiter, s.rows, s.line_numbers) == (["Ref", "Nom", "Ville"], ";", [["B1", "José", "Besançon"]], [4])
+    assert "the header is row 3" in s.notes[0] and "the 2 rows above it" in s.notes[0]

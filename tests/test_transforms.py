@@ -107,7 +107,14 @@ CASES = [
     ("digits", "+", None),  # a lone plus is not a number
     ("integer", "45", 45),
     ("integer", "45.0", 45),
-    ("integer", " 1,234 ", 1234),
+    ("integer", " 1 234 ", 1234),  # spaces group thousands under either separator
+    ("integer", "12,345,678", 12345678),  # two commas can only be grouping
+    ("integer", "1.234.567", 1234567),
+    ({"integer": "."}, " 1,234 ", 1234),  # issue 12: '1,234' alone is ambiguous; the mapping says the separator
+    ({"integer": "."}, "45.0", 45),
+    ({"integer": ","}, "1.234", 1234),
+    ({"integer": ","}, "90,0", 90),
+    ({"integer": ","}, "1\u00a0500", 1500),
     ("integer", "-3", -3),
     ("integer", "12345678901234567890", 12345678901234567890),  # no float rounding
     ("integer", 7, 7),
@@ -147,6 +154,13 @@ PROBLEMS = [
     ("integer", "abc", "'abc' is not a whole number"),
     ("integer", "nan", "is not a whole number"),
     ("integer", "inf", "is not a whole number"),
+    ("integer", "90,0", "'90,0' has a decimal comma; if the sheet writes decimals with a comma, write the transform as {integer: ','}"),
+    ("integer", "1,5", "has a decimal comma"),  # not 15
+    ("integer", "1,234", "'1,234' could be 1234 or 1.234; say which separator"),
+    ("integer", "1.500", "'1.500' could be 1.5 or 1500"),
+    ({"integer": ","}, "1,5", "'1,5' is not a whole number"),
+    ({"integer": "."}, "1,5", "'1,5' is not a whole number"),
+    ({"integer": "."}, "1234,567", "is not a whole number"),
     ({"lookup": {"In person": "inPerson", "Zoom": "zoom"}}, "Massage", "'Massage' is not one of: In person, Zoom"),
     ({"lookup": {"In person": "inPerson", "Zoom": "zoom"}}, "In persn", "(closest: In person)"),
     ("iana_zone", "Mars/Olympus", "'Mars/Olympus' is not an IANA time zone such as Europe/London"),
@@ -226,3 +240,11 @@ def test_closest_is_case_insensitive_and_returns_the_original_spelling():
                                           ("europe/london", False), ("GMT+1", False), ("", False)])
 def test_is_iana_zone(zone, ok):
     assert is_iana_zone(zone) is ok
+
+
+@pytest.mark.parametrize("spec", ["email", {"lookup": {"In person": "inPerson"}}, "iana_zone", "integer",
+                                  {"date": "%d/%m/%Y"}])
+def test_a_huge_cell_with_control_bytes_gives_a_short_escaped_message(spec):
+    message = problem(spec, "x\x00\x1b" * 300_000)
+    assert "\x00" not in message and "\x1b" not in message and "\\x00" in message
+    assert len(message) < 400 and "more characters" in message
