@@ -27,7 +27,7 @@ from flows.outcomes import Status
 from flows.results import read_results
 from flows.sandbox import Faults
 
-from .conftest import MAPPINGS, ROOT
+from .conftest import MAPPINGS, ROOT, in_threads
 from .test_inbox import jicoo_rows, write_csv
 
 MAPPING = MAPPINGS / "jicoo.yaml"
@@ -314,6 +314,48 @@ def row_claims_contract(ledger: Ledger) -> None:
     assert set(ledger.claimed(SCOPE).values()) == {"run-b", "run-c"}
     c.release(), d.release()
     assert set(ledger.claimed(SCOPE).values()) == {"run-b"}
+
+
+def claim_race_contract(url: str, racers: int = 4, keys: int = 2000) -> None:
+    """Several runs, each on its own connection, claim the same keys at once in batches of 100 taken in
+    different orders: every key is won by exactly one of them, and each of the others names the winner."""
+    import random
+    import threading
+
+    all_keys = [Ledger.key_text([f"K{i:05d}"]) for i in range(keys)]
+    batches = [all_keys[i:i + 100] for i in range(0, keys, 100)]
+    start = threading.Barrier(racers)
+    won: dict[str, set[str]] = {}
+    held: dict[str, dict[str, str]] = {}
+
+    def race(n: int) -> None:
+        with open_ledger(url) as ledger:
+            claims = RowClaims(ledger, f"run-{n}", lease_seconds=60)
+            claims.start()
+            order = batches[:]
+            random.Random(n).shuffle(order)
+            start.wait()
+            mine, theirs = set(), {}
+            for batch in order:
+                got = claims.claim(SCOPE, batch)
+                mine |= got.won
+                theirs.update({k: h.run_id for k, h in got.held.items()})
+            won[claims.run_id], held[claims.run_id] = mine, theirs
+
+    in_threads(race, [(n,) for n in range(racers)])
+    owner: dict[str, str] = {}
+    for run_id, keys_won in won.items():
+        for k in keys_won:
+            assert k not in owner, f"{k} won by {owner.get(k)} and {run_id}"
+            owner[k] = run_id
+    assert set(owner) == set(all_keys)
+    for run_id, theirs in held.items():
+        assert set(theirs) == set(all_keys) - won[run_id]
+        assert all(owner[k] == holder for k, holder in theirs.items())
+
+
+def test_racing_runs_each_win_a_disjoint_share_of_the_rows(tmp_path):
+    claim_race_contract(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
 
 
 def test_row_claims(tmp_path):
