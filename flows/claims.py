@@ -322,6 +322,7 @@ class RowClaims:
         if rest:
             stale: dict[str, list[str]] = {}
             holders = {k: Holder(*v) for k, v in self.ledger.claim_holders(scope, rest).items()}
+            gone = {h.run_id: self.is_stale(h) for h in {h.run_id: h for h in holders.values()}.values()}  # once a run
             for k in rest:
                 holder = holders.get(k)
                 if holder is None:  # released between our INSERT and this read: try once more
@@ -331,7 +332,7 @@ class RowClaims:
                         held[k] = Holder(*again) if again else Holder("another run", None, None, None, None)
                 elif holder.run_id == self.run_id:
                     won.add(k)
-                elif self.is_stale(holder):
+                elif gone[holder.run_id]:
                     stale.setdefault(holder.run_id, []).append(k)
                 else:
                     held[k] = holder

@@ -181,6 +181,9 @@ def lease_expiry_contract(ledger_url: str, sim, tmp_path: Path) -> None:
         assert o.status is Status.SKIPPED and o.needs_rerun
         assert held_message("run-elsewhere").match(o.message) and "another-machine/4242" in o.message
     assert sim.requests["POST /v1/bookings"] == 1
+    from flows.report import summary_lines
+
+    assert "20 row(s) not sent: another run was sending them (see _message); rerun after it ends" in summary_lines(early)
 
     time.sleep(1.6)  # the lease runs out: nobody renewed it
     late = one_run()
@@ -254,6 +257,38 @@ def test_claims_are_released_after_an_exception(jicoo_sim, jicoo_env, ledger_url
         again.close()
     assert again.held_elsewhere == 0 and all(o.ok for o in again.outcomes)
     booked_once(jicoo_sim, 30)
+
+
+def test_claims_are_released_when_the_run_is_cancelled_and_its_rows_in_flight_are_checked_next_time(
+        jicoo_sim, jicoo_env, ledger_url, tmp_path):
+    """Ctrl-C (a cancelled send): claims released at once; rows cut off mid-request are checked, not resent blindly."""
+    jicoo_sim.faults = Faults(latency_ms=30)
+    sheet = big_sheet(tmp_path, 40, "CC")
+    run = ImportRun(prepare(sheet, MAPPING), RunOptions(ledger_url=ledger_url, rate=None, concurrency=4))
+
+    async def cancel_part_way() -> None:
+        task = asyncio.create_task(run.send_all())
+        while run.done < 8:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(cancel_part_way())
+        assert run.interrupted
+        with open_ledger(ledger_url) as ledger:
+            assert ledger.claimed() == {}
+    finally:
+        run.close()
+    jicoo_sim.faults = Faults()
+    again = ImportRun(prepare(sheet, MAPPING), RunOptions(ledger_url=ledger_url, rate=None))
+    try:
+        asyncio.run(again.send_all())
+    finally:
+        again.close()
+    assert again.held_elsewhere == 0 and all(o.ok for o in again.outcomes)
+    booked_once(jicoo_sim, 40, asked_once=False)
 
 
 def test_claims_taken_but_never_sent_are_released_by_close(jicoo_env, ledger_url, tmp_path):
