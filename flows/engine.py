@@ -730,6 +730,10 @@ class ImportRun:
             "ledger id": self.ledger.ledger_id,
             "interrupted": "yes" if self.interrupted else "no",
         }
+        if self.held_elsewhere:  # two runs at once: the rows' messages name the run holding each
+            info["rows another run was sending (not sent)"] = self.held_elsewhere
+        if self.taken_over:
+            info["rows taken over from a run that was gone"] = self.taken_over
         if sheet.encoding:
             info["csv encoding"] = sheet.encoding
             info["csv delimiter"] = {"\t": "tab"}.get(sheet.delimiter or "", sheet.delimiter or "")

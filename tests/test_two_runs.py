@@ -97,6 +97,9 @@ def two_runs_at_once_contract(ledger_url: str, sim, tmp_path: Path, *, staggered
     print({n: (r["counts"]["created"], r["held"]) for n, r in res.items()})  # how the rows were shared (-s shows it)
     booked_once(sim, ROWS)
     books = {name: by_ref(tmp_path / f"{name}.results.xlsx") for name in res}
+    for name, r in res.items():
+        summary = read_results(tmp_path / f"{name}.results.xlsx")[1]
+        assert summary.get("rows another run was sending (not sent)", "0") == str(r["held"])
     run_id = {name: r["run_id"] for name, r in res.items()}
     assert len(books["a"]) == len(books["b"]) == ROWS
     created = Counter()
