@@ -153,13 +153,13 @@ def test_a_second_run_started_part_way_sends_nothing_the_first_holds(jicoo_sim, 
 
 def lease_expiry_contract(ledger_url: str, sim, tmp_path: Path) -> None:
     """A run on another machine claimed 20 rows, booked row 0 (left ``sending``) and vanished. While its
-    lease lasts a new run sends none of them and names it; once the lease ran out, the next run takes
+    lease lasts (the other machine's pid cannot be checked here) a new run sends none of them and names it; once the lease ran out, the next run takes
     them over, finds row 0 at the provider (read-back) instead of resending it, and sends the rest."""
     sheet = big_sheet(tmp_path, 20, "LE")
     plan = prepare(sheet, MAPPING)
     keys = [r.ledger_key for r in plan.rows]
     with open_ledger(ledger_url) as ledger:
-        gone = RowClaims(ledger, "run-elsewhere", lease_seconds=1.5)
+        gone = RowClaims(ledger, "run-elsewhere", lease_seconds=60)
         gone.host, gone.pid = "another-machine", 4242
         gone.start()
         assert gone.claim(SCOPE, keys).won == set(keys)
@@ -188,7 +188,10 @@ def lease_expiry_contract(ledger_url: str, sim, tmp_path: Path) -> None:
 
     assert "20 row(s) not sent: another run was sending them (see _message); rerun after it ends" in summary_lines(early)
 
-    time.sleep(1.6)  # the lease runs out: nobody renewed it
+    with open_ledger(ledger_url) as ledger:  # its last heartbeat, with a short lease that then runs out unrenewed
+        gone.ledger, gone.lease_seconds = ledger, 0.2
+        assert gone.renew()
+    time.sleep(0.3)
     late = one_run()
     assert late.taken_over == 20 and late.held_elsewhere == 0
     assert all(o.ok for o in late.outcomes)
@@ -208,7 +211,7 @@ def test_a_run_whose_lease_ran_out_is_taken_over_and_checked_before_resending(ji
 def test_a_killed_run_on_this_machine_is_taken_over_at_once(jicoo_sim, jicoo_env, ledger_url, tmp_path):
     """SIGKILL part way: the process is gone, so its claims are taken over without waiting for the lease;
     rows it left ``sending`` are checked with the provider; no row is booked twice."""
-    jicoo_sim.faults = Faults(latency_ms=40)
+    jicoo_sim.faults = Faults(latency_ms=100)  # the 200 rows take the killed run 2.5 s: it is killed after 40
     sheet = big_sheet(tmp_path, 200, "KL")
     ready = tmp_path / "ready-k"
     proc = start_run(tmp_path, "k", sheet, ledger_url, [ready])
