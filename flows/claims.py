@@ -291,17 +291,28 @@ class RowClaims:
         self.clock = clock
         self.errors = ledger.errors
         self.released = False
+        #: the lease as this run last wrote it: past it, another run may take the rows over, so none is sent
+        self.lease_until = 0.0
 
     def start(self) -> None:
         self.released = False
-        self.ledger.start_lease(self.run_id, host=self.host, pid=self.pid, lease_until=self.clock() + self.lease_seconds)
+        lease = self.clock() + self.lease_seconds
+        self.ledger.start_lease(self.run_id, host=self.host, pid=self.pid, lease_until=lease)
+        self.lease_until = lease
 
     def renew(self, run_id: str | None = None) -> bool:
         """Extend the lease; False when it had already run out (its rows may have been taken over: stop sending)."""
         if self.released:
             return True
         now = self.clock()
-        return self.ledger.renew_lease(run_id or self.run_id, now=now, lease_until=now + self.lease_seconds)
+        if not self.ledger.renew_lease(run_id or self.run_id, now=now, lease_until=now + self.lease_seconds):
+            return False
+        self.lease_until = now + self.lease_seconds
+        return True
+
+    def expired(self) -> bool:
+        """This run's lease ran out by its own clock (no renewal got through in time): a cheap check per row."""
+        return self.clock() >= self.lease_until
 
     def is_stale(self, holder: Holder) -> bool:
         """A claim whose run is gone: no lease, lease ended or ran out, or made on this host by a process that

@@ -544,7 +544,7 @@ class ImportRun:
         if sender.stopped:
             self._settle(row, Outcome(Status.SKIPPED, f"not sent: the run stopped early: {sender.stopped}"))
             return
-        if self._lease_lost or row.index not in self._claimed:  # the claim check: only rows this run holds leave
+        if self._lease_lost or row.index not in self._claimed or self.claims.expired():  # the claim check
             self._settle(row, Outcome(Status.SKIPPED, "not sent: this run's claim on its rows ran out (the process "
                                                       "stalled longer than its lease) and another run may hold the row; "
                                                       "rerun after it ends", needs_rerun=True))

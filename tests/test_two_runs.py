@@ -320,6 +320,18 @@ def test_a_run_that_lost_its_lease_sends_no_further_row(jicoo_sim, jicoo_env, le
     assert all(o.status is Status.SKIPPED and o.needs_rerun and "claim" in o.message for o in run.outcomes)
 
 
+def test_a_run_past_its_own_lease_sends_no_further_row_even_before_its_heartbeat_notices(jicoo_sim, jicoo_env,
+                                                                                        ledger_url, tmp_path):
+    run = ImportRun(prepare(big_sheet(tmp_path, 10, "LX"), MAPPING), RunOptions(ledger_url=ledger_url, rate=None))
+    try:
+        run.claims.clock = lambda: time.time() + 3600  # an hour without a renewal getting through
+        asyncio.run(run.send_all())
+    finally:
+        run.close()
+    assert jicoo_sim.requests["POST /v1/bookings"] == 0
+    assert all(o.status is Status.SKIPPED and o.needs_rerun for o in run.outcomes)
+
+
 # --- the claims themselves ----------------------------------------------------------------------------
 
 
