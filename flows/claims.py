@@ -125,6 +125,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _machine() -> str:
+    """This boot of this machine, and this process's pid namespace (Linux); "" elsewhere."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return ""
+
+
 class FileClaims:
     """Claims on inbox files, in the ``files`` table of the ledger database at ``path`` (a SQLite file,
     or a ``postgresql://`` URL such as ``Ledger.path``)."""
@@ -252,6 +261,7 @@ class Holder:
     pid: int | None
     started_at: str | None
     lease_until: float | None
+    machine: str | None = None  # boot and pid namespace: a pid is checked only where it means the same process
 
     def describe(self) -> str:
         """What a row's outcome says when another run holds it."""
@@ -287,6 +297,7 @@ class RowClaims:
         self.run_id = run_id
         self.host = socket.gethostname()
         self.pid = os.getpid()
+        self.machine = _machine()
         self.lease_seconds = float(lease_seconds)
         self.clock = clock
         self.errors = ledger.errors
@@ -297,7 +308,7 @@ class RowClaims:
     def start(self) -> None:
         self.released = False
         lease = self.clock() + self.lease_seconds
-        self.ledger.start_lease(self.run_id, host=self.host, pid=self.pid, lease_until=lease)
+        self.ledger.start_lease(self.run_id, host=self.host, pid=self.pid, lease_until=lease, machine=self.machine)
         self.lease_until = lease
 
     def renew(self, run_id: str | None = None) -> bool:
@@ -316,12 +327,13 @@ class RowClaims:
 
     def is_stale(self, holder: Holder) -> bool:
         """A claim whose run is gone: no lease, lease ended or ran out, or made on this host by a process that
-        no longer exists (a pid means nothing on another machine). A run in this same process (another
-        thread) is alive until its lease runs out."""
+        no longer exists (a pid means nothing on another machine, nor in another container with the same host
+        name: the boot id and pid namespace must match too). A run in this same process (another thread) is
+        alive until its lease runs out."""
         if holder.lease_until is None or holder.lease_until < self.clock():
             return True
-        return holder.host == self.host and holder.pid is not None and holder.pid != self.pid \
-            and not _pid_alive(holder.pid)
+        same_machine = holder.host == self.host and (holder.machine or "") == self.machine
+        return same_machine and holder.pid is not None and holder.pid != self.pid and not _pid_alive(holder.pid)
 
     def claim(self, scope: str, keys: list[str]) -> Claimed:
         """Claim these keys for this run: those nobody holds, those this run holds already, and those whose

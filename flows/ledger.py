@@ -104,7 +104,8 @@ CREATE TABLE IF NOT EXISTS run_leases (
     host        TEXT NOT NULL,
     pid         INTEGER NOT NULL,
     started_at  TEXT NOT NULL,
-    lease_until REAL
+    lease_until REAL,
+    machine     TEXT
 );
 CREATE TABLE IF NOT EXISTS row_claims (
     scope       TEXT NOT NULL,
@@ -460,13 +461,13 @@ class Ledger:
         """The database driver's exception classes."""
         return self._db.errors
 
-    def start_lease(self, run_id: str, *, host: str, pid: int, lease_until: float) -> None:
+    def start_lease(self, run_id: str, *, host: str, pid: int, lease_until: float, machine: str = "") -> None:
         """The run's lease, committed before it claims any row (so a claim's owner always has one to read)."""
         with self._lock:
-            self._db.execute("INSERT INTO run_leases (run_id,host,pid,started_at,lease_until) VALUES (?,?,?,?,?) "
+            self._db.execute("INSERT INTO run_leases (run_id,host,pid,started_at,lease_until,machine) VALUES (?,?,?,?,?,?) "
                              "ON CONFLICT(run_id) DO UPDATE SET host=excluded.host, pid=excluded.pid, "
-                             "started_at=excluded.started_at, lease_until=excluded.lease_until",
-                             (run_id, host, pid, _now(), lease_until))
+                             "started_at=excluded.started_at, lease_until=excluded.lease_until, machine=excluded.machine",
+                             (run_id, host, pid, _now(), lease_until, machine))
 
     def renew_lease(self, run_id: str, *, now: float, lease_until: float) -> bool:
         """Extend a live lease; False when it ran out (or ended) meanwhile: its rows may have been taken over."""
@@ -501,8 +502,8 @@ class Ledger:
         return won
 
     def claim_holders(self, scope: str, keys: Iterable[str]) -> dict[str, tuple]:
-        """key -> (run id, host, pid, started_at, lease_until) of the run holding it (host...: None when that
-        run has no lease record)."""
+        """key -> (run id, host, pid, started_at, lease_until, machine) of the run holding it (host...: None when
+        that run has no lease record)."""
         keys = list(keys)
         out: dict[str, tuple] = {}
         with self._lock:
@@ -510,7 +511,7 @@ class Ledger:
                 chunk = keys[start:start + 500]
                 marks = ",".join("?" * len(chunk))
                 for r in self._db.execute(
-                        f"SELECT c.row_key, c.run_id, l.host, l.pid, l.started_at, l.lease_until FROM row_claims c "
+                        f"SELECT c.row_key, c.run_id, l.host, l.pid, l.started_at, l.lease_until, l.machine FROM row_claims c "
                         f"LEFT JOIN run_leases l ON l.run_id = c.run_id WHERE c.scope=? AND c.row_key IN ({marks})",
                         [scope, *chunk]):
                     out[r[0]] = tuple(r[1:])

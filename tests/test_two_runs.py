@@ -420,3 +420,19 @@ def test_a_held_row_names_its_run_host_and_process():
     text = Holder("20261201-120000-abcdef", "box-1", 4242, "2026-12-01T12:00:00.000+00:00", 0.0).describe()
     assert re.fullmatch(r"in flight in run 20261201-120000-abcdef \(started 2026-12-01T\d\d:\d\d:00[+-]\d\d:\d\d by "
                         r"box-1/4242\); rerun after it ends", text)
+
+
+def test_a_dead_pid_counts_only_on_this_machine_and_in_this_pid_namespace(tmp_path):
+    """Same host name but another boot or container (pid namespace): its pid means another process, so only the
+    lease can say the run is gone."""
+    with open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}") as ledger:
+        me = RowClaims(ledger, "run-me")
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        pid = int(dead.stdout)  # a process that has exited
+        later = time.time() + 60
+        assert me.is_stale(Holder("run-x", me.host, pid, None, later, me.machine))
+        assert not me.is_stale(Holder("run-x", me.host, pid, None, later, "another-boot/4026531836"))
+        assert not me.is_stale(Holder("run-x", "another-host", pid, None, later, me.machine))
+        assert not me.is_stale(Holder("run-x", me.host, me.pid, None, later, me.machine))  # this process: a live thread
+        assert me.is_stale(Holder("run-x", "another-host", pid, None, time.time() - 1, "x"))  # its lease ran out
+        assert me.is_stale(Holder("run-x", "another-host", pid, None, None, "x"))  # it ended
