@@ -4,6 +4,9 @@ Each run claims its rows in the ledger before sending them (flows/claims.py RowC
 live run holds is not sent, and the run's workbook names that run. The runs here are real processes
 (tests/two_runs_support.py) against a loopback Jicoo simulator. The contracts take a ledger URL, so
 tests/test_ledger_postgres.py runs the same ones on PostgreSQL.
+
+Slow on purpose: the two 1,000-row runs (together, and part way) take 5-15 s each on a busy machine
+(two interpreters starting, 1,000 bookings); the rest take a second or two. Nothing here asserts a time.
 """
 from __future__ import annotations
 
