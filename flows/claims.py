@@ -22,6 +22,15 @@ it was made on this same host, when the owner's process no longer exists (a pid 
 another machine); a later run takes a stale claim over and the import resumes from the ledger's
 rows (rows already booked are skipped, rows left ``sending`` are checked with the provider).
 
+Rows are claimed the same way (:class:`RowClaims`, tables ``row_claims`` and ``run_leases`` of the
+ledger), so two ``run`` commands on one sheet against one ledger never send the same row: a run claims
+every row it is about to send, a batch of keys per statement, before the first request leaves; a
+row another live run holds is not sent, and its outcome names that run. The lease is the run's, not
+each row's: one heartbeat renews it, and a claim is live while its run's lease is. A run releases
+its claims when it ends (normally, on an error, on Ctrl-C); a killed run's claims are taken over
+once its lease ran out, or at once on the same host when its process is gone. A taken-over row
+left ``sending`` is checked with the provider before anything is resent (flows/engine.py).
+
 Several machines need one database all of them can lock. SQLite in WAL mode works only for
 processes on one host (WAL needs shared memory, and network file systems break SQLite's locks),
 so a SQLite ledger must be local to the machine that serves the inbox; workers on several machines
@@ -31,6 +40,7 @@ keep the machines' clocks in sync (NTP), well within the lease.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -42,9 +52,10 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import LedgerError
-from .ledger import Database, is_postgres_url
+from .ledger import Database, Ledger, is_postgres_url
 
-__all__ = ["FileClaims", "FileRecord", "Heartbeat", "file_hash", "CLAIMED", "DONE", "RELEASED"]
+__all__ = ["FileClaims", "FileRecord", "Heartbeat", "file_hash", "CLAIMED", "DONE", "RELEASED", "RowClaims", "Holder",
+           "Claimed", "DEFAULT_ROW_LEASE_SECONDS"]
 
 CLAIMED, DONE, RELEASED = "claimed", "done", "released"
 
@@ -112,6 +123,15 @@ def _pid_alive(pid: int) -> bool:
     except OSError:
         return True
     return True
+
+
+def _machine() -> str:
+    """This boot of this machine, and this process's pid namespace (Linux); "" elsewhere."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return ""
 
 
 class FileClaims:
@@ -225,6 +245,141 @@ class FileClaims:
                 "UPDATE files SET state=?, message=?, lease_until=NULL WHERE content_hash=? AND owner=? AND state=?",
                 (RELEASED, message[:2000], content_hash, self.owner, CLAIMED))
         return cur.rowcount == 1
+
+
+#: how long a run's row claims outlive it when it is killed on another machine (on the same machine they are
+#: taken over as soon as its process is gone); its heartbeat renews the lease every sixth of this
+DEFAULT_ROW_LEASE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The run holding a row's claim, as its lease records it (host, pid, started_at: None without one)."""
+
+    run_id: str
+    host: str | None
+    pid: int | None
+    started_at: str | None
+    lease_until: float | None
+    machine: str | None = None  # boot and pid namespace: a pid is checked only where it means the same process
+
+    def describe(self) -> str:
+        """What a row's outcome says when another run holds it."""
+        started = self.started_at or "?"
+        try:
+            started = dt.datetime.fromisoformat(started).astimezone().isoformat(timespec="seconds")
+        except ValueError:
+            pass
+        return (f"in flight in run {self.run_id} (started {started} by {self.host or '?'}/{self.pid or '?'}); "
+                f"rerun after it ends")
+
+
+@dataclass
+class Claimed:
+    """What :meth:`RowClaims.claim` got: the keys this run may send (``won``, including those ``taken_over``
+    from a run that is gone) and, for the others, the live run holding each."""
+
+    won: set[str]
+    held: dict[str, Holder]
+    taken_over: dict[str, Holder]
+
+
+class RowClaims:
+    """This run's claims on ledger rows (tables ``row_claims`` and ``run_leases``, on the ledger's own connection).
+
+    :meth:`start` records the run's lease; :meth:`claim` takes a batch of keys (one INSERT per 500 keys
+    for those nobody holds, then a compare-and-swap per stale owner); :meth:`renew` is what
+    :class:`Heartbeat` calls; :meth:`release` ends the lease and drops the claims."""
+
+    def __init__(self, ledger: Ledger, run_id: str, *, lease_seconds: float = DEFAULT_ROW_LEASE_SECONDS,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.ledger = ledger
+        self.run_id = run_id
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.machine = _machine()
+        self.lease_seconds = float(lease_seconds)
+        self.clock = clock
+        self.errors = ledger.errors
+        self.released = False
+        #: the lease as this run last wrote it: past it, another run may take the rows over, so none is sent
+        self.lease_until = 0.0
+
+    def start(self) -> None:
+        self.released = False
+        lease = self.clock() + self.lease_seconds
+        self.ledger.start_lease(self.run_id, host=self.host, pid=self.pid, lease_until=lease, machine=self.machine)
+        self.lease_until = lease
+
+    def renew(self, run_id: str | None = None) -> bool:
+        """Extend the lease; False when it had already run out (its rows may have been taken over: stop sending)."""
+        if self.released:
+            return True
+        now = self.clock()
+        if not self.ledger.renew_lease(run_id or self.run_id, now=now, lease_until=now + self.lease_seconds):
+            return False
+        self.lease_until = now + self.lease_seconds
+        return True
+
+    def expired(self) -> bool:
+        """This run's lease ran out by its own clock (no renewal got through in time): a cheap check per row."""
+        return self.clock() >= self.lease_until
+
+    def is_stale(self, holder: Holder) -> bool:
+        """A claim whose run is gone: no lease, lease ended or ran out, or made on this host by a process that
+        no longer exists (a pid means nothing on another machine, nor in another container with the same host
+        name: the boot id and pid namespace must match too). A run in this same process (another thread) is
+        alive until its lease runs out."""
+        if holder.lease_until is None or holder.lease_until < self.clock():
+            return True
+        same_machine = holder.host == self.host and (holder.machine or "") == self.machine
+        return same_machine and holder.pid is not None and holder.pid != self.pid and not _pid_alive(holder.pid)
+
+    def claim(self, scope: str, keys: list[str]) -> Claimed:
+        """Claim these keys for this run: those nobody holds, those this run holds already, and those whose
+        holder is stale (taken over). The rest stay with their live holder (``held``). A few statements per
+        500 keys, whatever their number: never a transaction per key."""
+        won = set(self.ledger.insert_claims(scope, keys, self.run_id))
+        held: dict[str, Holder] = {}
+        taken: dict[str, Holder] = {}
+        seen: dict[str, Holder] = {}
+        rest = [k for k in keys if k not in won]
+        for _ in range(3):  # a key released or taken over by someone else meanwhile is looked at again
+            if not rest:
+                break
+            holders = {k: Holder(*v) for k, v in self.ledger.claim_holders(scope, rest).items()}
+            seen.update(holders)
+            gone = {h.run_id: self.is_stale(h) for h in {h.run_id: h for h in holders.values()}.values()}  # once a run
+            free: list[str] = []
+            stale: dict[str, list[str]] = {}
+            for k in rest:
+                holder = holders.get(k)
+                if holder is None:  # released since our INSERT: insert again
+                    free.append(k)
+                elif holder.run_id == self.run_id:
+                    won.add(k)
+                elif gone[holder.run_id]:
+                    stale.setdefault(holder.run_id, []).append(k)
+                else:
+                    held[k] = holder
+            for owner, owned in stale.items():
+                got = self.ledger.take_claims(scope, owned, self.run_id, owner)
+                won.update(got)
+                taken.update({k: holders[k] for k in got})
+            if free:
+                won.update(self.ledger.insert_claims(scope, free, self.run_id))
+            rest = [k for k in rest if k not in won and k not in held]
+        for k in rest:  # still contended after three looks: leave it to the others this time
+            held[k] = seen.get(k) or Holder("another run", None, None, None, None)
+        return Claimed(won, held, taken)
+
+    def release(self) -> int:
+        """Drop every claim of this run and end its lease (idempotent)."""
+        if self.released:
+            return 0
+        count = self.ledger.release_claims(self.run_id)
+        self.released = True
+        return count
 
 
 class Heartbeat:

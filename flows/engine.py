@@ -27,6 +27,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from .auth import Auth, build_auth
+from .claims import DEFAULT_ROW_LEASE_SECONDS, Heartbeat, RowClaims
 from .errors import ConfigError
 from .heap import long_lived_frozen
 from .ledger import SENDING, Entry, GroupCommit, Ledger, open_ledger, payload_hash
@@ -225,6 +226,8 @@ class RunOptions:
     settled: Mapping[int, Outcome] | None = None
     #: extra Summary entries, computed when the workbook is written (a rerun: what changed)
     describe: Callable[["ImportRun"], Mapping[str, object]] | None = None
+    #: how long this run's row claims outlive it if it is killed (flows/claims.py RowClaims); None: 60 s
+    lease_seconds: float | None = None
 
 
 #: a chunk of rows is a Prefect task: at least this many rows, and at most MAX_CHUNKS chunks a run unless told
@@ -244,6 +247,9 @@ def chunked(items: list, size: int | None = None) -> list[list]:
     """``items`` in chunks of ``size`` (None: :func:`chunk_size_for`)."""
     size = chunk_size_for(len(items), size)
     return [items[i:i + size] for i in range(0, len(items), size)] or []
+
+
+_DONE_VALUES = frozenset(s.value for s in DONE_STATUSES)
 
 
 def count_statuses(outcomes: Iterable[Outcome | None]) -> dict[str, int]:
@@ -300,6 +306,14 @@ class ImportRun:
         self._semaphore: asyncio.Semaphore | None = None
         self.results_path: Path | None = None
         self.ledger.start_run(self.run_id, input=str(plan.sheet.path), mapping=str(plan.mapping_path), provider=m.provider)
+        # two runs at once: rows are claimed before they are sent (pending(), send()); the lease is recorded now
+        self.claims = RowClaims(self.ledger, self.run_id, lease_seconds=options.lease_seconds or DEFAULT_ROW_LEASE_SECONDS)
+        self.claims.start()
+        self._claimed: set[int] = set()  # row indexes this run holds
+        self.held_elsewhere = 0  # rows not sent because another live run holds them
+        self.taken_over = 0  # rows taken over from a run that is gone
+        self._heartbeat: Heartbeat | None = None
+        self._lease_lost = False
 
     # -- run values (``run_value:`` fields) and callbacks ----------------------------------------------
 
@@ -364,22 +378,56 @@ class ImportRun:
     # -- the rows to send, after the ledger has had its say -------------------------------------------
 
     def pending(self) -> list[PreparedRow]:
-        """Valid rows not yet settled in this run, minus those the ledger says are done (skipped here)."""
+        """Valid rows not yet settled in this run, minus those the ledger says are done (skipped here), minus
+        those another live run holds (skipped, naming it). The rest are claimed for this run, in one batch."""
         scope = self.plan.mapping.scope
         todo = [r for r in self.plan.rows if r.payload is not None and self.outcomes[r.index] is None]
         self._entries = self.ledger.get_many(scope, [r.ledger_key for r in todo])
         out = []
         for r in todo:
             entry = self._entries.get(r.ledger_key)
-            if entry is not None and entry.status in {s.value for s in DONE_STATUSES}:
-                note = ""
-                if entry.payload_hash and entry.payload_hash != payload_hash(r.payload):
-                    note = "; the row's values differ from what was sent then: change it at the provider, not by rerunning"
-                self._settle(r, Outcome(Status.SKIPPED, f"already {entry.status} by run {entry.run_id} "
-                                                        f"(provider id {entry.provider_id or 'not given'}){note}",
-                                        provider_id=entry.provider_id, http_status=entry.http_status))
+            if entry is not None and entry.status in _DONE_VALUES:
+                self._skip_done(r, entry)
             else:
                 out.append(r)
+        return self._claim(out, reread=True)
+
+    def _skip_done(self, r: PreparedRow, entry: Entry) -> None:
+        note = ""
+        if entry.payload_hash and entry.payload_hash != payload_hash(r.payload):
+            note = "; the row's values differ from what was sent then: change it at the provider, not by rerunning"
+        self._settle(r, Outcome(Status.SKIPPED, f"already {entry.status} by run {entry.run_id} "
+                                                f"(provider id {entry.provider_id or 'not given'}){note}",
+                                provider_id=entry.provider_id, http_status=entry.http_status))
+
+    def _claim(self, rows: list[PreparedRow], *, reread: bool = False) -> list[PreparedRow]:
+        """Claim these rows in the ledger (a batch of keys per statement, not a transaction per row). Returns
+        those this run may send; a row another live run holds is settled ``skipped``, naming that run.
+        ``reread``: read the ledger again for the rows won, since the run that held one until a moment ago
+        may have settled it (then it is skipped as done), or left it ``sending`` (then it is checked)."""
+        new = [r for r in rows if r.index not in self._claimed]
+        if not new:
+            return rows
+        scope = self.plan.mapping.scope
+        got = self.claims.claim(scope, [r.ledger_key for r in new])
+        self.taken_over += len(got.taken_over)
+        if reread and got.won:
+            self._entries.update(self.ledger.get_many(scope, [r.ledger_key for r in new if r.ledger_key in got.won]))
+        out = []
+        for r in rows:
+            key = r.ledger_key
+            if r.index in self._claimed:  # held already (claimed by an earlier pending())
+                out.append(r)
+            elif key in got.won:
+                self._claimed.add(r.index)
+                entry = self._entries.get(key) if reread else None
+                if entry is not None and entry.status in _DONE_VALUES:
+                    self._skip_done(r, entry)
+                else:
+                    out.append(r)
+            else:
+                self.held_elsewhere += 1
+                self._settle(r, Outcome(Status.SKIPPED, f"not sent: {got.held[key].describe()}", needs_rerun=True))
         return out
 
     # -- sending --------------------------------------------------------------------------------------
@@ -393,6 +441,10 @@ class ImportRun:
                       transport=self.options.transport)
 
     async def __aenter__(self) -> "ImportRun":
+        if self.claims.released:  # entered again after an earlier `async with`: a new lease, claims taken anew
+            self.claims.start()
+        if self._heartbeat is None:  # keeps this run's row claims alive while it works
+            self._heartbeat = Heartbeat(self.claims, self.run_id, on_lost=self._lost_lease).__enter__()
         self._sender = self.sender()
         await self._sender.__aenter__()
         self._semaphore = asyncio.Semaphore(self.concurrency)
@@ -429,12 +481,40 @@ class ImportRun:
     async def __aexit__(self, *exc: Any) -> None:
         if exc and exc[0] is not None and issubclass(exc[0], (asyncio.CancelledError, KeyboardInterrupt)):
             self.mark_interrupted()
-        if self._sender is not None:
-            await self._sender.__aexit__(*exc)
+        try:
+            if self._sender is not None:
+                await self._sender.__aexit__(*exc)
+        finally:  # nothing can be sent any more: settled rows are written, then the claims let go
+            self.release_claims()
+
+    def _lost_lease(self) -> None:
+        """The heartbeat found this run's lease ran out (the process stalled longer than the lease): another
+        run may have taken its rows over, so no further row is sent."""
+        self._lease_lost = True
+
+    def release_claims(self) -> None:
+        """Write what is queued, stop the heartbeat and release this run's row claims (idempotent). Called when
+        the run ends: after sending (``async with``), and by :meth:`close` (an error, Ctrl-C)."""
+        if self.claims.released:
+            return
+        writer = getattr(self, "_writer", None)
+        try:
+            if writer is not None:  # a settled row must be in the ledger before another run may claim it
+                writer.flush_now()
+        finally:
+            if self._heartbeat is not None:
+                self._heartbeat.__exit__(None, None, None)
+                self._heartbeat = None
+            self._claimed.clear()
+            self.claims.release()
 
     async def send(self, rows: list[PreparedRow]) -> dict[str, int]:
         """Send these rows (a chunk) with the run's concurrency; returns their status counts."""
         assert self._sender is not None and self._semaphore is not None, "use `async with run:` around send()"
+        given = rows
+        if any(r.index not in self._claimed for r in rows):  # rows that did not come through pending()
+            mine = {r.index for r in self._claim(rows)} | self._claimed
+            rows = [r for r in rows if r.index in mine and self.outcomes[r.index] is None]
         queue = list(reversed(rows))
 
         async def worker() -> None:
@@ -450,7 +530,7 @@ class ImportRun:
             await self.confirm_writes()
         self.sending_ended = time.perf_counter()
         self.rows_sent += len(rows)
-        return count_statuses(self.outcomes[r.index] for r in rows)
+        return count_statuses(self.outcomes[r.index] for r in given)
 
     async def confirm_writes(self) -> None:
         """Wait until every queued ledger record is committed (raises if one could not be)."""
@@ -467,6 +547,11 @@ class ImportRun:
         assert sender is not None
         if sender.stopped:
             self._settle(row, Outcome(Status.SKIPPED, f"not sent: the run stopped early: {sender.stopped}"))
+            return
+        if self._lease_lost or row.index not in self._claimed or self.claims.expired():  # the claim check
+            self._settle(row, Outcome(Status.SKIPPED, "not sent: this run's claim on its rows ran out (the process "
+                                                      "stalled longer than its lease) and another run may hold the row; "
+                                                      "rerun after it ends", needs_rerun=True))
             return
         scope, key = self.plan.mapping.scope, row.ledger_key
         entry = self._entries.get(key)
@@ -693,6 +778,10 @@ class ImportRun:
             "ledger id": self.ledger.ledger_id,
             "interrupted": "yes" if self.interrupted else "no",
         }
+        if self.held_elsewhere:  # two runs at once: the rows' messages name the run holding each
+            info["rows another run was sending (not sent)"] = self.held_elsewhere
+        if self.taken_over:
+            info["rows taken over from a run that was gone"] = self.taken_over
         if sheet.encoding:
             info["csv encoding"] = sheet.encoding
             info["csv delimiter"] = {"\t": "tab"}.get(sheet.delimiter or "", sheet.delimiter or "")
@@ -724,9 +813,14 @@ class ImportRun:
 
     def close(self) -> None:
         writer = getattr(self, "_writer", None)
-        if writer is not None:  # records still queued (a run interrupted mid-burst) are written, not dropped
-            writer.flush_now()
-        self.ledger.close()
+        try:
+            if writer is not None:  # records still queued (a run interrupted mid-burst) are written, not dropped
+                writer.flush_now()
+        finally:
+            try:
+                self.release_claims()
+            finally:
+                self.ledger.close()
 
 
 @dataclass

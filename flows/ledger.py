@@ -97,6 +97,24 @@ CREATE TABLE IF NOT EXISTS callbacks (
 DROP INDEX IF EXISTS rows_by_provider_id;
 CREATE INDEX IF NOT EXISTS accepted_rows_by_provider_id ON rows (scope, provider_id) WHERE status = 'accepted';
 CREATE INDEX IF NOT EXISTS callbacks_by_provider_id ON callbacks (scope, provider_id);
+-- two runs at once (flows/claims.py RowClaims): a row is claimed by one run before it is sent. The lease is the
+-- run's (renewed by its heartbeat, NULL once the run ended), not each row's: a claim is live while its run's is
+CREATE TABLE IF NOT EXISTS run_leases (
+    run_id      TEXT PRIMARY KEY,
+    host        TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    started_at  TEXT NOT NULL,
+    lease_until REAL,
+    machine     TEXT
+);
+CREATE TABLE IF NOT EXISTS row_claims (
+    scope       TEXT NOT NULL,
+    row_key     TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    claimed_at  TEXT NOT NULL,
+    PRIMARY KEY (scope, row_key)
+);
+CREATE INDEX IF NOT EXISTS row_claims_by_run ON row_claims (run_id);
 """
 
 
@@ -435,6 +453,104 @@ class Ledger:
         if r is None:
             return None
         return dict(zip(("run_id", "started_at", "ended_at", "input", "mapping", "provider", "results", "counts"), r))
+
+    # --- row claims: two runs at once (policy in flows/claims.py RowClaims) ---------------------------
+
+    @property
+    def errors(self) -> tuple[type[BaseException], ...]:
+        """The database driver's exception classes."""
+        return self._db.errors
+
+    def start_lease(self, run_id: str, *, host: str, pid: int, lease_until: float, machine: str = "") -> None:
+        """The run's lease, committed before it claims any row (so a claim's owner always has one to read)."""
+        with self._lock:
+            self._db.execute("INSERT INTO run_leases (run_id,host,pid,started_at,lease_until,machine) VALUES (?,?,?,?,?,?) "
+                             "ON CONFLICT(run_id) DO UPDATE SET host=excluded.host, pid=excluded.pid, "
+                             "started_at=excluded.started_at, lease_until=excluded.lease_until, machine=excluded.machine",
+                             (run_id, host, pid, _now(), lease_until, machine))
+
+    def renew_lease(self, run_id: str, *, now: float, lease_until: float) -> bool:
+        """Extend a live lease; False when it ran out (or ended) meanwhile: its rows may have been taken over."""
+        with self._lock:
+            cur = self._db.execute("UPDATE run_leases SET lease_until=? WHERE run_id=? AND lease_until >= ?",
+                                   (lease_until, run_id, now))
+        return cur.rowcount == 1
+
+    def insert_claims(self, scope: str, keys: list[str], run_id: str) -> list[str]:
+        """Claim the keys nobody has claimed, in one transaction; returns those won. One statement per 500 keys,
+        each an INSERT that only one run can win per key. Keys go in sorted order, so two runs claiming
+        overlapping batches on PostgreSQL lock them in the same order (no deadlock)."""
+        keys = sorted(set(keys))
+        won: list[str] = []
+        if not keys:
+            return won
+        now = _now()
+        with self._lock:
+            self._db.begin()
+            try:
+                for start in range(0, len(keys), 500):
+                    chunk = keys[start:start + 500]
+                    rows = ",".join("(?,?,?,?)" for _ in chunk)
+                    params = [v for k in chunk for v in (scope, k, run_id, now)]
+                    won += [r[0] for r in self._db.execute(
+                        f"INSERT INTO row_claims (scope,row_key,run_id,claimed_at) VALUES {rows} "
+                        f"ON CONFLICT(scope,row_key) DO NOTHING RETURNING row_key", params).fetchall()]
+            except BaseException:
+                self._db.rollback()
+                raise
+            self._db.commit()
+        return won
+
+    def claim_holders(self, scope: str, keys: Iterable[str]) -> dict[str, tuple]:
+        """key -> (run id, host, pid, started_at, lease_until, machine) of the run holding it (host...: None when
+        that run has no lease record)."""
+        keys = list(keys)
+        out: dict[str, tuple] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for r in self._db.execute(
+                        f"SELECT c.row_key, c.run_id, l.host, l.pid, l.started_at, l.lease_until, l.machine FROM row_claims c "
+                        f"LEFT JOIN run_leases l ON l.run_id = c.run_id WHERE c.scope=? AND c.row_key IN ({marks})",
+                        [scope, *chunk]):
+                    out[r[0]] = tuple(r[1:])
+        return out
+
+    def take_claims(self, scope: str, keys: list[str], run_id: str, from_run: str) -> list[str]:
+        """Take over claims still held by ``from_run`` (compare-and-swap on the owner: of several takers one
+        wins each key); returns the keys taken."""
+        keys = sorted(set(keys))
+        won: list[str] = []
+        now = _now()
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                won += [r[0] for r in self._db.execute(
+                    f"UPDATE row_claims SET run_id=?, claimed_at=? WHERE scope=? AND run_id=? AND row_key IN ({marks}) "
+                    f"RETURNING row_key", [run_id, now, scope, from_run, *chunk]).fetchall()]
+        return won
+
+    def release_claims(self, run_id: str) -> int:
+        """End the run's lease and drop its claims (one transaction). Returns how many claims it held."""
+        with self._lock:
+            self._db.begin()
+            try:
+                released = self._db.execute("DELETE FROM row_claims WHERE run_id=?", (run_id,)).rowcount
+                self._db.execute("UPDATE run_leases SET lease_until=NULL WHERE run_id=?", (run_id,))
+            except BaseException:
+                self._db.rollback()
+                raise
+            self._db.commit()
+        return released
+
+    def claimed(self, scope: str | None = None) -> dict[tuple[str, str], str]:
+        """(scope, key) -> run id of every claim held now (for reports and tests)."""
+        with self._lock:
+            rows = self._db.execute("SELECT scope, row_key, run_id FROM row_claims" + (" WHERE scope=?" if scope else ""),
+                                    [scope] if scope else []).fetchall()
+        return {(s, k): r for s, k, r in rows}
 
     # --- provider callbacks (flows/callbacks.py) ----------------------------------------------------
 

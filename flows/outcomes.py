@@ -124,7 +124,10 @@ class Outcome:
     column_messages: dict[str, list[str]] = field(default_factory=dict)
     #: for multi-step providers: how far the row got (e.g. "created" before "scheduled"); kept in the ledger
     stage: str | None = None
+    #: not settled by this run and not by an earlier one: another run holds the row (``skipped`` with a message
+    #: naming it); the run's exit code says the sheet needs a rerun
+    needs_rerun: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.status in OK_STATUSES
+        return self.status in OK_STATUSES and not self.needs_rerun

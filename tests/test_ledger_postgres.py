@@ -15,11 +15,13 @@ from flows.claims import FileClaims
 from flows.errors import LedgerError
 from flows.ledger import SENDING, CallbackToken, Ledger, open_ledger
 from flows.outcomes import Outcome, Status
+from flows.sandbox import Faults
 
 from .conftest import in_threads
 from .test_inbox import stale_claim_contract, two_workers_contract
 from .pg_support import pg_server, pg_url, race_for_claim  # noqa: F401 - fixtures
 from .test_ledger import callback_lookup_contract, group_commit_contract, mark_then_record_contract
+from .test_two_runs import claim_race_contract, lease_expiry_contract, row_claims_contract, two_runs_at_once_contract
 
 SCOPE = "jicoo"
 K1 = Ledger.key_text(["B1"])
@@ -279,3 +281,23 @@ def test_rerun_and_status_find_a_postgres_ledger_from_the_workbook(jicoo_sim, ji
     counts = Counter(o.status.value for o in again.outcomes)
     assert counts["created"] + counts["skipped"] == 54 and len(jicoo_sim.bookings) == 54
     refresh_results(results, out=tmp_path / "refreshed.xlsx")  # status: no "ledger not found"
+
+
+# --- two runs at once: row claims (tests/test_two_runs.py has the contracts) ------------------------------
+
+
+def test_row_claims(ledger):
+    row_claims_contract(ledger)
+
+
+def test_racing_runs_each_win_a_disjoint_share_of_the_rows(pg_url):
+    claim_race_contract(pg_url)
+
+
+def test_two_runs_started_together_book_every_row_once(jicoo_sim, jicoo_env, pg_url, tmp_path):
+    jicoo_sim.faults = Faults(latency_ms=2)
+    two_runs_at_once_contract(pg_url, jicoo_sim, tmp_path)
+
+
+def test_a_run_whose_lease_ran_out_is_taken_over_and_checked_before_resending(jicoo_sim, jicoo_env, pg_url, tmp_path):
+    lease_expiry_contract(pg_url, jicoo_sim, tmp_path)
