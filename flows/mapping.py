@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError, InputError
-from .outcomes import Action, Rule
+from .outcomes import Action, Reason, Rule, rule_for
 from .transforms import REGISTRY, LookupTable, TransformProblem, build_transform, closest, is_iana_zone, parse_date, parse_time, to_text, zone_problem
 from .yamlfile import load_yaml
 
@@ -251,9 +251,28 @@ class Connection(_Strict):
         return v.rstrip("/")
 
 
+class ResponseReason(_Strict):
+    """Phrases that, found in an answer's body, decide it (e.g. a 500 whose text says the row was refused)."""
+
+    action: Action = Field(description="success, reject, retry, unknown, stop or fail, for a body with one of the phrases.")
+    text: list[str] = Field(min_length=1, description="Phrases as the provider writes them, e.g. 'Account * does not exist': "
+                                                      "case and spacing ignored, * is any text within one sentence.")
+    message: str = Field("", description="Message put in _message (the body's own text follows it); defaults to the status's.")
+
+    @field_validator("text")
+    @classmethod
+    def _phrases(cls, v: list[str]) -> list[str]:
+        for phrase in v:
+            if not phrase.replace("*", "").strip():
+                raise ValueError(f"{phrase!r} matches any text: give words from the provider's answer")
+        return v
+
+
 class ResponseRule(_Strict):
-    action: Action = Field(description="success, reject, retry, unknown, stop or fail.")
+    action: Action | None = Field(None, description="success, reject, retry, unknown, stop or fail; defaults to the status table's.")
     message: str = Field("", description="Message put in _message for rows that get this status.")
+    reasons: list[ResponseReason] = Field(default_factory=list, description="Checked in order against the body's text; the first "
+                                                                              "with a matching phrase decides, else `action`.")
 
 
 class RequestSpec(_Strict):
@@ -276,7 +295,15 @@ class RequestSpec(_Strict):
         return v
 
     def status_rules(self) -> dict[int, Rule]:
-        return {code: Rule(r.action, r.message) for code, r in self.responses.items()}
+        rules = {}
+        for code, r in self.responses.items():
+            default = rule_for(code)
+            reasons = tuple(Reason(x.action, tuple(x.text), x.message) for x in r.reasons)
+            if r.action is None:
+                rules[code] = Rule(default.action, r.message or default.message, reasons)
+            else:
+                rules[code] = Rule(r.action, r.message, reasons)
+        return rules
 
 
 class RetrySpec(_Strict):

@@ -256,7 +256,7 @@ def test_fail_bookings_answers_500_after_or_without_booking(sm):
 
 
 def work_order(**overrides) -> dict:
-    body = {"WorkOrderNum": "WO-1", "OrderType": "1002", "Account": {"AccountNum": "ACC-1"},
+    body = {"WorkOrderNum": "WO-1", "OrderType": "1002", "Account": {"AccountNum": "ACC-70001"},
             "Dispatch": {"PlannedStartDate": "2027-03-09T14:00:00.000Z", "PlannedDur": 90, "UserName": "jlopez"}}
     body.update(overrides)
     return body
