@@ -36,7 +36,7 @@ import time
 import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from aiohttp import web
 
@@ -44,7 +44,8 @@ from .ledger import Ledger, open_ledger
 from .outcomes import Status
 from .redact import redact_text
 
-__all__ = ["Callback", "CallbackReceiver", "receiving", "scrub", "decode_form", "DEFAULT_PORT"]
+__all__ = ["Callback", "CallbackReceiver", "receiving", "scrub", "decode_form", "is_loopback",
+           "check_callback_address", "DEFAULT_PORT"]
 
 #: port of ``booking-import callbacks`` unless --port says otherwise
 DEFAULT_PORT = 8081
@@ -60,6 +61,41 @@ class Callback:
     message: str
     reference: str | None = None  # the provider's echo of the row's reference, for people
     match_key: tuple[str, ...] = ()  # values of the row's key, to find a row whose provider id was never learned
+
+
+def is_loopback(url: str) -> bool:
+    """True when the URL's host is this machine only (127.0.0.0/8, ::1, localhost, 0.0.0.0): a provider on
+    another machine can never call it back there."""
+    import ipaddress
+
+    host = (urllib.parse.urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_unspecified
+
+
+def check_callback_address(mapping: Any, env: Mapping[str, str], *, base_url: str | None = None,
+                           in_process: str | None = None) -> None:
+    """Refuse (:class:`ConfigError`, nothing sent) a callback address on this machine's loopback when the
+    provider is elsewhere: it would never be called, and the rows would wait for ever. ``in_process``: the
+    address of the --wait-callbacks receiver (on 127.0.0.1), used when ``<PROVIDER>_CALLBACK_URL`` is unset."""
+    if "callback_url" not in mapping.run_value_paths().values():
+        return
+    from .errors import ConfigError
+
+    var = f"{mapping.env_prefix}_CALLBACK_URL"
+    base = (env.get(var) or in_process or "").strip()
+    provider_url = (base_url or env.get(f"{mapping.env_prefix}_BASE_URL") or mapping.connection.base_url).strip()
+    if base and is_loopback(base) and not is_loopback(provider_url):
+        given = f"{var}={base}" if env.get(var) else f"the in-process receiver of --wait-callbacks ({base})"
+        host = urllib.parse.urlsplit(provider_url).hostname or provider_url
+        raise ConfigError(f"{given} is on this machine only, and {mapping.provider} at {host} can never call it: "
+                          f"set {var} to a public https address that reaches `booking-import callbacks` (a proxy "
+                          f"or tunnel to it); nothing was sent")
 
 
 def scrub(value: Any, secrets: Iterable[str] = ()) -> Any:
