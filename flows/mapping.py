@@ -189,7 +189,8 @@ class OAuth2ClientCredentials(_Strict):
     token_url: str = Field(description="Absolute token URL; <PROVIDER>_TOKEN_URL in the environment overrides it.")
     client_id: EnvName
     client_secret: EnvName
-    scope: str | None = Field(None, description="Space-separated scopes to ask for, if the provider wants them.")
+    scope: str | list[str] | None = Field(None, description="Scopes the token request asks for (sent as `scope`), a list or one "
+                                                           "space-separated string, e.g. [jobs:read, jobs:write] for BigChange.")
     headers: dict[str, EnvName] = Field(default_factory=dict, description="Extra headers on every call, each from an environment variable, e.g. Customer-Id: BIGCHANGE_CUSTOMER_ID.")
     refresh_margin_seconds: float = Field(60.0, ge=0, description="Refresh the token this long before it expires.")
 
@@ -199,6 +200,14 @@ class OAuth2ClientCredentials(_Strict):
         if not re.match(r"^https?://[^\s/]+", v):
             raise ValueError(f"{v!r} is not an http(s) URL")
         return v
+
+    @field_validator("scope")
+    @classmethod
+    def _scopes(cls, v: str | list[str] | None) -> str | None:
+        words = (v.split() if isinstance(v, str) else [w.strip() for w in v]) if v is not None else []
+        if v is not None and (not words or any(not w or " " in w for w in words)):
+            raise ValueError("give scope names, e.g. [jobs:read, jobs:write] (none empty, none with a space)")
+        return " ".join(dict.fromkeys(words)) or None
 
 
 class JwtLogin(_Strict):
