@@ -141,6 +141,150 @@ def test_a_callback_saying_the_import_failed_rejects_the_row(token_receiver, led
     assert entry.status == "rejected" and "Portal login failed." in entry.message
 
 
+# --- replays, other runs' tokens, forgeries, contradictions, floods: refused or harmless ---------------------
+
+RUN1, RUN2 = "r1-token-aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "r2-token-bbbbbbbbbbbbbbbbbbbbbbbbbbbb"  # as long as real ones
+PO1, PO2, PO3 = (Ledger.key_text(["po", ref]) for ref in ("PO-1", "PO-2", "PO-3"))
+
+
+@pytest.fixture
+def two_runs(ledger_url):
+    """Two runs of one sheet in one ledger: r1 sent PO-1 (accepted, HASH1) and is still sending PO-3; r2 sent
+    PO-2 (accepted, HASH2). A receiver with a short wait for rows not recorded yet; yields (url, events)."""
+    with open_ledger(ledger_url) as ledger:
+        ledger.add_callback_token(RUN1, run_id="r1", scope=SCOPE, provider=SCOPE)
+        ledger.add_callback_token(RUN2, run_id="r2", scope=SCOPE, provider=SCOPE)
+        ledger.record(SCOPE, PO1, Outcome(Status.ACCEPTED, provider_id="HASH1"), "r1")
+        ledger.mark_sending(SCOPE, PO3, "r1", "phash")
+        ledger.record(SCOPE, PO2, Outcome(Status.ACCEPTED, provider_id="HASH2"), "r2")
+    events: list[str] = []
+    with receiving(ledger_url, on_event=events.append, match_wait=0.3) as url:
+        yield url, events
+
+
+def failed(hash_: str, ref: str = "PO-1", why: str = "Portal login failed.") -> dict:
+    return {**callback_body(hash_, ref), "errors": [why]}
+
+
+#: Each case: the callbacks posted, in order, as (token, body) -> (HTTP status, "status" of the answer or None);
+#: then what the rows and the ledger's callbacks table hold. What Bridge documents: 200 {hash} (accepted), then
+#: the "return_url Response" echoing the request (type, bookingReference, returnUrl) [C]; errors, if any [I].
+CASES = {
+    "a callback settles its row": (
+        [((RUN1, callback_body("HASH1")), (200, "recorded"))],
+        {PO1: "created"}, 1),
+    "the same callback again (a provider's retry or a replay) is not stored again": (
+        [((RUN1, callback_body("HASH1")), (200, "recorded")), ((RUN1, callback_body("HASH1")), (200, "duplicate")),
+         ((RUN1, callback_body("HASH1")), (200, "duplicate"))],
+        {PO1: "created"}, 1),
+    "a legitimate late refusal turns an accepted row rejected": (
+        [((RUN1, failed("HASH1")), (200, "recorded"))],
+        {PO1: "rejected"}, 1),
+    "errors after the row was confirmed do not flip it": (
+        [((RUN1, callback_body("HASH1")), (200, "recorded")), ((RUN1, failed("HASH1")), (409, None))],
+        {PO1: "created"}, 1),
+    "a confirmation after a refusal does not flip it either": (
+        [((RUN1, failed("HASH1")), (200, "recorded")), ((RUN1, callback_body("HASH1")), (409, None))],
+        {PO1: "rejected"}, 1),
+    "one run's token cannot settle another run's row": (
+        [((RUN1, callback_body("HASH2", "PO-2")), (404, None)), ((RUN2, failed("HASH1")), (404, None))],
+        {PO1: "accepted", PO2: "accepted"}, 0),
+    "each run's token settles its own row": (
+        [((RUN1, callback_body("HASH1")), (200, "recorded")), ((RUN2, callback_body("HASH2", "PO-2")), (200, "recorded"))],
+        {PO1: "created", PO2: "created"}, 2),
+    "a forged hash echoing a row that is not being sent is not stored": (
+        [((RUN1, callback_body("FORGED", "PO-9")), (404, None)), ((RUN1, callback_body("FORGED", "PO-2")), (404, None))],
+        {PO1: "accepted", PO2: "accepted"}, 0),
+    "a forged hash echoing nothing is not stored (after a short wait for its row)": (
+        [((RUN1, {"hash": "FORGED"}), (404, None)), ((RUN1, {"hash": "FORGED", "errors": ["x"]}), (404, None))],
+        {PO1: "accepted"}, 0),
+    "the right hash echoing another row's reference is refused": (
+        [((RUN1, failed("HASH1", "PO-2")), (409, None))],
+        {PO1: "accepted", PO2: "accepted"}, 0),
+    "a callback for a row still being sent waits for it, once": (
+        [((RUN1, callback_body("HASH3", "PO-3")), (200, "recorded")), ((RUN1, callback_body("HASH3", "PO-3")), (200, "duplicate")),
+         ((RUN1, failed("HASH3", "PO-3")), (409, None))],
+        {PO3: "sending"}, 1),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_callbacks_are_refused_or_harmless(two_runs, ledger_url, case):
+    url, events = two_runs
+    posts, rows, stored = CASES[case]
+    for (token, body), (status, word) in posts:
+        r = httpx.post(f"{url}/systemsx_bridge/{token}", json=body)
+        assert (r.status_code, r.json().get("status")) == (status, word), (body, r.text)
+    with open_ledger(ledger_url) as ledger:
+        assert {k: ledger.get(SCOPE, k).status for k in rows} == rows
+        assert len(ledger.callbacks()) == stored
+    assert len(events) == len(posts) and not any("Hunter2" in e for e in events)
+
+
+def test_a_waiting_callback_settles_its_row_once_the_run_records_the_answer(two_runs, ledger_url):
+    url, _ = two_runs
+    assert httpx.post(f"{url}/systemsx_bridge/{RUN1}", json=failed("HASH3", "PO-3")).json() == {
+        "status": "recorded", "matched": False}
+    with open_ledger(ledger_url) as ledger:
+        ledger.record(SCOPE, PO3, Outcome(Status.ACCEPTED, provider_id="HASH3"), "r1")
+        assert ledger.match_waiting_callbacks(SCOPE) == 1
+        assert ledger.get(SCOPE, PO3).status == "rejected"
+    assert httpx.post(f"{url}/systemsx_bridge/{RUN1}", json=failed("HASH3", "PO-3")).json()["status"] == "duplicate"
+
+
+def test_another_runs_token_echoed_in_a_body_is_masked(two_runs, ledger_url):
+    url, _ = two_runs
+    body = callback_body("HASH1")
+    body["ImportDetail"]["importRequest"]["returnUrl"] = f"https://hooks.example.com/b/systemsx_bridge/{RUN2}?x=1"
+    body["ImportDetail"]["note"] = f"also see https://hooks.example.com/systemsx_bridge/{RUN1}"
+    assert httpx.post(f"{url}/systemsx_bridge/{RUN1}", json=body).status_code == 200
+    with open_ledger(ledger_url) as ledger:
+        (kept,) = [json.loads(c["body"]) for c in ledger.callbacks()]
+    assert kept["ImportDetail"]["importRequest"]["returnUrl"] == "https://hooks.example.com/b/systemsx_bridge/••••••?x=1"
+    assert kept["ImportDetail"]["note"] == "also see https://hooks.example.com/systemsx_bridge/••••••"
+    raw = Path(ledger_url.removeprefix("sqlite:///")).read_bytes()
+    assert RUN1.encode() not in raw and RUN2.encode() not in raw
+
+
+def _ledger_bytes(ledger_url: str) -> int:
+    path = Path(ledger_url.removeprefix("sqlite:///"))
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+def test_a_flood_of_large_forged_bodies_stores_nothing(two_runs, ledger_url):
+    """Measured before this receiver: 50 bodies of 200 KB with a run's token grew the ledger by 11 MB."""
+    url, _ = two_runs
+    before = _ledger_bytes(ledger_url)
+    padding = "x" * (200 * 1024)
+    with httpx.Client() as client:
+        for i in range(50):
+            big = {**callback_body(f"FORGED{i}", f"ZZ-{i}"), "padding": padding}
+            assert client.post(f"{url}/systemsx_bridge/{RUN1}", json=big).status_code == 413
+            chunked = client.post(f"{url}/systemsx_bridge/{RUN1}", content=iter([json.dumps(big).encode()]),
+                                  headers={"Content-Type": "application/json"})  # no Content-Length: read, then cut off
+            assert chunked.status_code == 413
+            small = {**callback_body(f"FORGED{i}", f"ZZ-{i}"), "padding": "y" * 60_000}  # under the limit, no row
+            assert client.post(f"{url}/systemsx_bridge/{RUN1}", json=small).status_code == 404
+    with open_ledger(ledger_url) as ledger:
+        assert ledger.callbacks() == []
+        assert ledger.get(SCOPE, PO1).status == "accepted"
+    assert _ledger_bytes(ledger_url) - before < 64 * 1024
+
+
+def test_what_is_stored_of_one_callback_is_bounded(ledger_url):
+    with open_ledger(ledger_url) as ledger:
+        ledger.add_callback_token(RUN1, run_id="r1", scope=SCOPE, provider=SCOPE)
+        ledger.record(SCOPE, PO1, Outcome(Status.ACCEPTED, provider_id="HASH1"), "r1")
+    with receiving(ledger_url, max_stored=4096) as url:
+        body = {**callback_body("HASH1"), "errors": ["E" * 30_000]}
+        assert httpx.post(f"{url}/systemsx_bridge/{RUN1}", json=body).status_code == 200
+    with open_ledger(ledger_url) as ledger:
+        (stored,) = ledger.callbacks()
+        entry = ledger.get(SCOPE, PO1)
+    assert len(stored["body"]) < 4200 and "characters; the first 4096 kept" in json.loads(stored["body"])["cut"]
+    assert len(stored["message"]) <= 2000 and entry.status == "rejected" and len(entry.message) <= 2000
+
+
 # --- with the simulator -----------------------------------------------------------------------------------
 
 def test_waiting_for_callbacks_turns_accepted_rows_into_created(ledger_url, tmp_path, monkeypatch):
