@@ -22,8 +22,8 @@ retry, or a replay)                         changed
 … contradicting the callback that already   409, nothing stored: the first answer stands
 settled the row, or echoing another row's
 reference than the row its hash names
-… naming no row of the token's run (a       404, nothing stored (after ``match_wait`` seconds when the
-forged or foreign hash)                     body names no row key: its answer may not be recorded yet)
+… naming no row of the token's run (a       404, nothing stored (after ``match_wait`` seconds: the run
+forged or foreign hash)                     may not have recorded the row's answer yet)
 the same, body not a readable callback      400, nothing stored
 a body over ``max_body`` bytes (64 KiB)     413, nothing read or stored
 anything else: unknown or wrong token,      404, nothing stored
@@ -181,8 +181,8 @@ async def _read_body(request: web.Request) -> Any:
 class CallbackReceiver:
     """The receiver's state: a ledger connection of its own, counts, and the aiohttp application.
 
-    ``match_wait``: seconds to keep trying when a callback names no row of its run yet and carries no row
-    key to tell (the run may not have recorded its answer yet). ``max_body``: the largest body read, in
+    ``match_wait``: seconds to keep trying when a callback names no row of its run yet (the run may not
+    have recorded its answer yet); nothing is stored meanwhile. ``max_body``: the largest body read, in
     bytes; ``max_stored``: the most characters of a (scrubbed) body kept in the ledger.
     """
 
@@ -251,7 +251,7 @@ class CallbackReceiver:
                     match_key=callback.match_key)
         verdict, key = self.ledger.receive_callback(**args)
         deadline = time.monotonic() + self.match_wait
-        while verdict == "unknown" and not callback.match_key and time.monotonic() < deadline:
+        while verdict == "unknown" and time.monotonic() < deadline:
             await asyncio.sleep(0.1)  # its row may be recorded in a moment (the run has not stored the answer yet)
             verdict, key = self.ledger.receive_callback(**args)
         if verdict == "unknown":

@@ -278,8 +278,9 @@ def test_a_flood_of_large_forged_bodies_stores_nothing(two_runs, any_ledger):
             chunked = client.post(f"{url}/systemsx_bridge/{RUN1}", content=iter([json.dumps(big).encode()]),
                                   headers={"Content-Type": "application/json"})  # no Content-Length: read, then cut off
             assert chunked.status_code == 413
-            small = {**callback_body(f"FORGED{i}", f"ZZ-{i}"), "padding": "y" * 60_000}  # under the limit, no row
-            assert client.post(f"{url}/systemsx_bridge/{RUN1}", json=small).status_code == 404
+            if i % 5 == 0:  # under the limit, no row of the run: refused after the short wait for its row
+                small = {**callback_body(f"FORGED{i}", f"ZZ-{i}"), "padding": "y" * 60_000}
+                assert client.post(f"{url}/systemsx_bridge/{RUN1}", json=small).status_code == 404
     with open_ledger(ledger_url) as ledger:
         assert ledger.callbacks() == []
         assert ledger.get(SCOPE, PO1).status == "accepted"
