@@ -367,6 +367,30 @@ def test_a_callback_finds_a_row_left_unknown_by_its_type_and_reference(ledger_ur
     assert len(sim.jobs) == 3
 
 
+@pytest.mark.parametrize("encoding", ["json", "form"])
+def test_bridge_repeating_its_callbacks_and_refusing_one_import_settles_each_row_once(ledger_url, tmp_path, monkeypatch,
+                                                                                        encoding):
+    """Bridge posts every callback twice (a retrying sender, or a replay) and reports one failed import: one
+    stored callback per row, the failed import `rejected` with Bridge's reason, and the repeats answered 200
+    duplicate so a retrying sender stops."""
+    sim = BridgeSimulator(callback_delay=None, callback_encoding=encoding, seed=3, callback_repeats=2,
+                          import_errors={"MSC-22": "Portal login failed: wrong password."})
+    sheet = write_sheet(tmp_path / "s.csv", [row("PO-11"), row("MSC-22", "msc"), row("TUI-33", "tui")])
+    with SimulatorServer(sim) as url, receiving(ledger_url) as hook:
+        monkeypatch.setenv("SYSTEMSX_BRIDGE_BASE_URL", url)
+        monkeypatch.setenv("SYSTEMSX_API_KEY", DEFAULT_BRIDGE_API_KEY)
+        run = run_import(sheet, ledger_url=ledger_url, callback_url=hook)
+        assert Counter(o.status.value for o in run.outcomes) == {"accepted": 3}
+        assert sim.release_callbacks() == 3
+    answers = [(c["status"], json.loads(c["answer"])["status"]) for c in sim.callbacks]
+    assert answers == [(200, "recorded"), (200, "duplicate")] * 3
+    with open_ledger(ledger_url) as ledger:
+        entries = {json.loads(e.key)[1]: e for e in ledger.all(SCOPE)}
+        assert len(ledger.callbacks(SCOPE)) == 3
+    assert {k: e.status for k, e in entries.items()} == {"PO-11": "created", "MSC-22": "rejected", "TUI-33": "created"}
+    assert "Portal login failed: wrong password." in entries["MSC-22"].message
+
+
 # --- nothing secret anywhere ------------------------------------------------------------------------------
 
 def _free_port() -> int:
