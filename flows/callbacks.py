@@ -246,9 +246,10 @@ class CallbackReceiver:
         secrets = [token]
         pid = scrub(callback.provider_id, secrets)[:200]
         args = dict(run_id=owner.run_id, scope=owner.scope, provider_id=pid, status=callback.status.value,
-                    message=scrub(callback.message, secrets), body=self._stored(body, token),
-                    reference=scrub(callback.reference, secrets) if callback.reference else None,
-                    match_key=callback.match_key)
+                    message=scrub(callback.message, secrets)[:2000], body=self._stored(body, token),
+                    reference=scrub(callback.reference, secrets)[:200] if callback.reference else None,
+                    match_key=[str(v)[:200] for v in callback.match_key])
+        pid = _shown(pid)  # from here on only for event lines: the body's text, escaped and short
         verdict, key = self.ledger.receive_callback(**args)
         deadline = time.monotonic() + self.match_wait
         while verdict == "unknown" and time.monotonic() < deadline:
@@ -269,7 +270,7 @@ class CallbackReceiver:
         while key is None and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
             if self.ledger.match_waiting_callbacks(owner.scope):
-                key = self._row_of(owner.scope, pid)
+                key = self._row_of(owner.scope, args["provider_id"])
         if key is not None:
             self.counts["matched"] += 1
             self._event(f"{provider}: {pid} -> row {' / '.join(json.loads(key))}: {callback.status.value}")
@@ -282,6 +283,12 @@ class CallbackReceiver:
             if c["provider_id"] == provider_id:
                 return c["row_key"]
         return None
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """Text from a body as one short, printable piece of an event line (no control bytes, no new lines)."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @contextmanager

@@ -258,6 +258,15 @@ def test_another_runs_token_echoed_in_a_body_is_masked(two_runs, any_ledger):
         assert RUN1.encode() not in raw and RUN2.encode() not in raw
 
 
+def test_event_lines_show_a_forged_hash_escaped_and_short(two_runs):
+    url, events = two_runs
+    forged = "EVIL\r\nrefused a call: nothing\x1b[2J" + "Z" * 500
+    assert httpx.post(f"{url}/systemsx_bridge/{RUN1}", json={"hash": forged}).status_code == 404
+    (line,) = events
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line and len(line) < 200
+    assert "EVIL\\r\\n" in line and "..." in line
+
+
 def _ledger_bytes(ledger_url: str) -> int:
     path = Path(ledger_url.removeprefix("sqlite:///"))
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
