@@ -27,7 +27,7 @@ from flows.sandbox import DEFAULT_BRIDGE_API_KEY, BridgeSimulator, Faults, Simul
 from .bridge_support import (  # noqa: F401  (fixtures)
     MAPPING, SHEET, bridge, bridge_env, file_texts, receiver, row, run_import, sample_passwords, write_sheet,
 )
-from .conftest import ROOT
+from .conftest import ROOT, in_threads
 from .pg_support import pg_server, pg_url  # noqa: F401 - fixtures
 
 SCOPE = "systemsx_bridge"
@@ -228,6 +228,28 @@ def test_callbacks_are_refused_or_harmless(two_runs, any_ledger, case):
         assert {k: ledger.get(SCOPE, k).status for k in rows} == rows
         assert len(ledger.callbacks()) == stored
     assert len(events) == len(posts) and not any("Hunter2" in e for e in events)
+
+
+def test_the_same_callback_at_two_receivers_at_once_is_stored_once(any_ledger):
+    """Two `booking-import callbacks` behind one proxy (or a retry racing the first delivery), one ledger:
+    the check and the insert are one exclusive transaction, so one receiver records and the other says duplicate."""
+    import threading
+
+    with open_ledger(any_ledger) as ledger:
+        ledger.add_callback_token(RUN1, run_id="r1", scope=SCOPE, provider=SCOPE)
+        ledger.record(SCOPE, PO1, Outcome(Status.ACCEPTED, provider_id="HASH1"), "r1")
+    answers: list[str] = []
+    with receiving(any_ledger) as one, receiving(any_ledger) as two:
+        start = threading.Barrier(8)
+
+        def post(url: str) -> None:
+            start.wait()
+            answers.append(httpx.post(f"{url}/systemsx_bridge/{RUN1}", json=callback_body("HASH1")).json()["status"])
+
+        in_threads(post, [(url,) for url in (one, two) * 4])
+    assert sorted(answers) == ["duplicate"] * 7 + ["recorded"]
+    with open_ledger(any_ledger) as ledger:
+        assert len(ledger.callbacks()) == 1 and ledger.get(SCOPE, PO1).status == "created"
 
 
 def test_a_waiting_callback_settles_its_row_once_the_run_records_the_answer(two_runs, any_ledger):
