@@ -9,8 +9,9 @@ kind                        what it does                                 provide
 ==========================  ===========================================  ================
 api_key_header              a header carries the key                     Jicoo
 api_key_body                a body field carries the key                 Systems X Bridge
-oauth2_client_credentials   token from a token URL, Bearer header,       BigChange
-                            extra headers from the environment
+oauth2_client_credentials   token from a token URL asking for the        BigChange
+                            mapping's ``scope``, Bearer header, extra
+                            headers from the environment
 jwt_login                   login call returns a JWT, sent in a header   ServiceMobility
 none                        nothing (sandboxes, public endpoints)
 ==========================  ===========================================  ================
@@ -206,6 +207,10 @@ class OAuth2(TokenAuth):
             form["scope"] = self._scope
         response = await self._post(client, self.token_url, data=form)
         if response.status_code >= 400:
+            if _oauth_error(response) == "invalid_scope":  # RFC 6749 5.2: a scope this client may not have
+                raise CredentialsError(f"{self.provider} refused the scopes asked for ({self._scope or 'none'}; "
+                                       f"{response.status_code} invalid_scope): fix connection.auth.scope in the "
+                                       f"mapping, or have the client granted them")
             raise self._refused(response, self._names)
         try:
             body = response.json()
@@ -215,6 +220,15 @@ class OAuth2(TokenAuth):
                                    f"({self.token_url})") from None
         lifetime = body.get("expires_in")
         return token, float(lifetime) if isinstance(lifetime, (int, float, str)) and str(lifetime).replace(".", "", 1).isdigit() else None
+
+
+def _oauth_error(response: httpx.Response) -> str | None:
+    """The ``error`` code of an OAuth2 error answer (RFC 6749 5.2), if it is one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return str(body.get("error")) if isinstance(body, dict) and body.get("error") else None
 
 
 def jwt_lifetime(token: str, now: float | None = None) -> float | None:

@@ -256,6 +256,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before Prefect starts
     build_auth(plan.mapping.connection.auth, plan.mapping.provider)  # so does a missing secret
+    from .callbacks import check_callback_address  # and a callback address the provider can never call
+
+    check_callback_address(plan.mapping, os.environ, in_process="http://127.0.0.1" if args.wait_callbacks else None)
     progress = Progress(enabled=not args.quiet)
     result, run = _run_flow(args, progress, plan=plan)
     if run is None:

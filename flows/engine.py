@@ -334,6 +334,9 @@ class ImportRun:
             return {"callback_url": None}, None
         if not re.match(r"^https?://[^\s/]+", base):
             raise ConfigError(f"{var}={base!r} is not an http(s) URL")
+        from .callbacks import check_callback_address  # a provider elsewhere can never call our loopback
+
+        check_callback_address(m, env, base_url=self.base_url, in_process=self.options.callback_url)
         token = token_urlsafe(24)
         return {"callback_url": f"{base}/{m.provider}/{token}"}, token
 

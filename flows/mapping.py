@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError, InputError
-from .outcomes import Action, Rule
+from .outcomes import Action, Reason, Rule, rule_for
 from .transforms import REGISTRY, LookupTable, TransformProblem, build_transform, closest, format_problem, is_iana_zone, parse_date, parse_datetime, parse_time, to_text, zone_problem
 from .yamlfile import load_yaml
 
@@ -218,7 +218,8 @@ class OAuth2ClientCredentials(_Strict):
     token_url: str = Field(description="Absolute token URL; <PROVIDER>_TOKEN_URL in the environment overrides it.")
     client_id: EnvName
     client_secret: EnvName
-    scope: str | None = Field(None, description="Space-separated scopes to ask for, if the provider wants them.")
+    scope: str | list[str] | None = Field(None, description="Scopes the token request asks for (sent as `scope`), a list or one "
+                                                           "space-separated string, e.g. [jobs:read, jobs:write] for BigChange.")
     headers: dict[str, EnvName] = Field(default_factory=dict, description="Extra headers on every call, each from an environment variable, e.g. Customer-Id: BIGCHANGE_CUSTOMER_ID.")
     refresh_margin_seconds: float = Field(60.0, ge=0, description="Refresh the token this long before it expires.")
 
@@ -228,6 +229,14 @@ class OAuth2ClientCredentials(_Strict):
         if not re.match(r"^https?://[^\s/]+", v):
             raise ValueError(f"{v!r} is not an http(s) URL")
         return v
+
+    @field_validator("scope")
+    @classmethod
+    def _scopes(cls, v: str | list[str] | None) -> str | None:
+        words = (v.split() if isinstance(v, str) else [w.strip() for w in v]) if v is not None else []
+        if v is not None and (not words or any(not w or " " in w for w in words)):
+            raise ValueError("give scope names, e.g. [jobs:read, jobs:write] (none empty, none with a space)")
+        return " ".join(dict.fromkeys(words)) or None
 
 
 class JwtLogin(_Strict):
@@ -280,9 +289,28 @@ class Connection(_Strict):
         return v.rstrip("/")
 
 
+class ResponseReason(_Strict):
+    """Phrases that, found in an answer's body, decide it (e.g. a 500 whose text says the row was refused)."""
+
+    action: Action = Field(description="success, reject, retry, unknown, stop or fail, for a body with one of the phrases.")
+    text: list[str] = Field(min_length=1, description="Phrases as the provider writes them, e.g. 'Account * does not exist': "
+                                                      "case and spacing ignored, * is any text within one sentence.")
+    message: str = Field("", description="Message put in _message (the body's own text follows it); defaults to the status's.")
+
+    @field_validator("text")
+    @classmethod
+    def _phrases(cls, v: list[str]) -> list[str]:
+        for phrase in v:
+            if not phrase.replace("*", "").strip():
+                raise ValueError(f"{phrase!r} matches any text: give words from the provider's answer")
+        return v
+
+
 class ResponseRule(_Strict):
-    action: Action = Field(description="success, reject, retry, unknown, stop or fail.")
+    action: Action | None = Field(None, description="success, reject, retry, unknown, stop or fail; defaults to the status table's.")
     message: str = Field("", description="Message put in _message for rows that get this status.")
+    reasons: list[ResponseReason] = Field(default_factory=list, description="Checked in order against the body's text; the first "
+                                                                              "with a matching phrase decides, else `action`.")
 
 
 class RequestSpec(_Strict):
@@ -305,7 +333,15 @@ class RequestSpec(_Strict):
         return v
 
     def status_rules(self) -> dict[int, Rule]:
-        return {code: Rule(r.action, r.message) for code, r in self.responses.items()}
+        rules = {}
+        for code, r in self.responses.items():
+            default = rule_for(code)
+            reasons = tuple(Reason(x.action, tuple(x.text), x.message) for x in r.reasons)
+            if r.action is None:
+                rules[code] = Rule(default.action, r.message or default.message, reasons)
+            else:
+                rules[code] = Rule(r.action, r.message, reasons)
+        return rules
 
 
 class RetrySpec(_Strict):

@@ -18,16 +18,30 @@ unknown   may have reached the provider; must be checked before        operator
 
 The status table maps an HTTP status to an :class:`Action`. Defaults live here; a mapping
 file can override single entries (``responses:``).
+
+Some providers answer every error with one status and say what happened only in the text
+(ServiceMobility: a 500 "with a descriptive reason" for a refused row and for a crash alike). A
+rule may then list **reasons**: phrases that, found in the answer's body, give it another action::
+
+    500: {action: unknown, reasons: [{action: reject, text: ["Account * does not exist"]}]}
+
+A phrase matches case-insensitively, with runs of spaces equal, anywhere in the body; ``*``
+stands for any text within one sentence (no ``.``, ``;`` or line break). The first reason with a
+matching phrase wins; a body that matches none keeps the status's own action. Phrases, not
+regular expressions: a mapping author writes the provider's wording as it appears.
 """
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 
 __all__ = [
     "Status",
     "Action",
     "Rule",
+    "Reason",
+    "phrase_pattern",
     "Outcome",
     "DEFAULT_STATUS_TABLE",
     "rule_for",
@@ -66,10 +80,45 @@ class Action(str, enum.Enum):
     FAIL = "fail"  # give up on this row, nothing was booked
 
 
+def phrase_pattern(phrases: tuple[str, ...] | list[str]) -> re.Pattern[str]:
+    """One pattern for reason phrases (see the module docstring): literal text, ``*`` for any text
+    within a sentence, case and runs of spaces ignored."""
+    parts = []
+    for phrase in phrases:
+        words = [re.escape(w) for w in phrase.split()]
+        parts.append(r"\s+".join(words).replace(r"\*", r"[^.;\n]*?"))
+    return re.compile("|".join(f"(?:{p})" for p in parts) or r"(?!)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A refinement of a :class:`Rule` by the answer's text: any of ``phrases`` found -> ``action``."""
+
+    action: Action
+    phrases: tuple[str, ...]
+    message: str = ""
+    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pattern", phrase_pattern(self.phrases))
+
+    def matches(self, text: str) -> bool:
+        return bool(text) and self.pattern.search(text) is not None
+
+
 @dataclass(frozen=True)
 class Rule:
     action: Action
     message: str = ""
+    #: checked in order against the answer's body text; the first that matches decides instead
+    reasons: tuple[Reason, ...] = ()
+
+    def for_body(self, text: str) -> "Rule":
+        """This rule, or the one a matching reason makes of it (its message defaults to this rule's)."""
+        for reason in self.reasons:
+            if reason.matches(text):
+                return Rule(reason.action, reason.message or self.message)
+        return self
 
 
 #: HTTP status -> rule. Ranges are resolved by :func:`rule_for` (exact, then class).
@@ -101,10 +150,12 @@ _CLASS_DEFAULTS: dict[int, Rule] = {
 }
 
 
-def rule_for(status: int, overrides: dict[int, Rule] | None = None) -> Rule:
-    """The rule for an HTTP status: mapping override, then exact default, then its class."""
+def rule_for(status: int, overrides: dict[int, Rule] | None = None, body: str | None = None) -> Rule:
+    """The rule for an HTTP status: mapping override, then exact default, then its class. With
+    ``body`` (the answer's text), a rule's reasons may turn it into another (see the module docstring)."""
     if overrides and status in overrides:
-        return overrides[status]
+        rule = overrides[status]
+        return rule.for_body(body) if body is not None and rule.reasons else rule
     if status in DEFAULT_STATUS_TABLE:
         return DEFAULT_STATUS_TABLE[status]
     base = _CLASS_DEFAULTS.get(status // 100, Rule(Action.UNKNOWN, "unexpected status {status}"))

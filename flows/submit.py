@@ -15,7 +15,8 @@ anything else                              unknown     be safe
 =========================================  ==========  ===========================================
 
 HTTP statuses follow :data:`flows.outcomes.DEFAULT_STATUS_TABLE` plus the mapping's
-``request.responses``. A request marked ``idempotent`` in the mapping (a PUT upsert keyed by
+``request.responses``, whose ``reasons`` may decide by the body's text (a ServiceMobility 500 that
+refuses the row is ``reject``: sent once, never resent). A request marked ``idempotent`` in the mapping (a PUT upsert keyed by
 our own number) may also be resent after an ``unknown``. 429 honours ``Retry-After`` and pauses
 every sender of the run, not only the one request.
 """
@@ -45,6 +46,9 @@ __all__ = ["Sender", "CallResult", "Reply", "RateLimiter", "classify_error", "re
 class ReadbackError(Exception):
     """A check with the provider could not be made; the row stays unknown."""
 
+
+#: how much of an answer's body a rule's reasons are looked for in (a provider's reason is a sentence or two)
+_REASON_TEXT_LIMIT = 64 * 1024
 
 # --- transport errors ------------------------------------------------------------------------------
 
@@ -378,6 +382,8 @@ class Sender:
                 return CallResult(Action.UNKNOWN, None, attempt,
                                   f"{message}: the provider may have booked it; check before resending")
             rule = rule_for(response.status_code, rules)
+            if rule.reasons:  # the status alone does not say (ServiceMobility's 500s): the body's text decides
+                rule = rule.for_body(response.text[:_REASON_TEXT_LIMIT])
             if rule.action is Action.RETRY:
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
                 if response.status_code == 429 and (wait is None or wait <= self.max_retry_after):

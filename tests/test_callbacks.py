@@ -27,7 +27,8 @@ from flows.sandbox import DEFAULT_BRIDGE_API_KEY, BridgeSimulator, Faults, Simul
 from .bridge_support import (  # noqa: F401  (fixtures)
     MAPPING, SHEET, bridge, bridge_env, file_texts, receiver, row, run_import, sample_passwords, write_sheet,
 )
-from .conftest import ROOT
+from .conftest import ROOT, in_threads
+from .pg_support import pg_server, pg_url  # noqa: F401 - fixtures
 
 SCOPE = "systemsx_bridge"
 
@@ -141,6 +142,196 @@ def test_a_callback_saying_the_import_failed_rejects_the_row(token_receiver, led
     assert entry.status == "rejected" and "Portal login failed." in entry.message
 
 
+# --- replays, other runs' tokens, forgeries, contradictions, floods: refused or harmless ---------------------
+
+RUN1, RUN2 = "r1-token-aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "r2-token-bbbbbbbbbbbbbbbbbbbbbbbbbbbb"  # as long as real ones
+PO1, PO2, PO3 = (Ledger.key_text(["po", ref]) for ref in ("PO-1", "PO-2", "PO-3"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_ledger(request, ledger_url):
+    """The test's ledger URL: SQLite, then a throwaway PostgreSQL database (tests/pg_support.py)."""
+    return ledger_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def two_runs(any_ledger):
+    """Two runs of one sheet in one ledger: r1 sent PO-1 (accepted, HASH1) and is still sending PO-3; r2 sent
+    PO-2 (accepted, HASH2). A receiver with a short wait for rows not recorded yet; yields (url, events)."""
+    ledger_url = any_ledger
+    with open_ledger(ledger_url) as ledger:
+        ledger.add_callback_token(RUN1, run_id="r1", scope=SCOPE, provider=SCOPE)
+        ledger.add_callback_token(RUN2, run_id="r2", scope=SCOPE, provider=SCOPE)
+        ledger.record(SCOPE, PO1, Outcome(Status.ACCEPTED, provider_id="HASH1"), "r1")
+        ledger.mark_sending(SCOPE, PO3, "r1", "phash")
+        ledger.record(SCOPE, PO2, Outcome(Status.ACCEPTED, provider_id="HASH2"), "r2")
+    events: list[str] = []
+    with receiving(ledger_url, on_event=events.append, match_wait=0.3) as url:
+        yield url, events
+
+
+def failed(hash_: str, ref: str = "PO-1", why: str = "Portal login failed.") -> dict:
+    return {**callback_body(hash_, ref), "errors": [why]}
+
+
+#: Each case: the callbacks posted, in order, as (token, body) -> (HTTP status, "status" of the answer or None);
+#: then what the rows and the ledger's callbacks table hold. What Bridge documents: 200 {hash} (accepted), then
+#: the "return_url Response" echoing the request (type, bookingReference, returnUrl) [C]; errors, if any [I].
+CASES = {
+    "a callback settles its row": (
+        [((RUN1, callback_body("HASH1")), (200, "recorded"))],
+        {PO1: "created"}, 1),
+    "the same callback again (a provider's retry or a replay) is not stored again": (
+        [((RUN1, callback_body("HASH1")), (200, "recorded")), ((RUN1, callback_body("HASH1")), (200, "duplicate")),
+         ((RUN1, callback_body("HASH1")), (200, "duplicate"))],
+        {PO1: "created"}, 1),
+    "a legitimate late refusal turns an accepted row rejected": (
+        [((RUN1, failed("HASH1")), (200, "recorded"))],
+        {PO1: "rejected"}, 1),
+    "errors after the row was confirmed do not flip it": (
+        [((RUN1, callback_body("HASH1")), (200, "recorded")), ((RUN1, failed("HASH1")), (409, None))],
+        {PO1: "created"}, 1),
+    "a confirmation after a refusal does not flip it either": (
+        [((RUN1, failed("HASH1")), (200, "recorded")), ((RUN1, callback_body("HASH1")), (409, None))],
+        {PO1: "rejected"}, 1),
+    "one run's token cannot settle another run's row": (
+        [((RUN1, callback_body("HASH2", "PO-2")), (404, None)), ((RUN2, failed("HASH1")), (404, None))],
+        {PO1: "accepted", PO2: "accepted"}, 0),
+    "each run's token settles its own row": (
+        [((RUN1, callback_body("HASH1")), (200, "recorded")), ((RUN2, callback_body("HASH2", "PO-2")), (200, "recorded"))],
+        {PO1: "created", PO2: "created"}, 2),
+    "a forged hash echoing a row that is not being sent is not stored": (
+        [((RUN1, callback_body("FORGED", "PO-9")), (404, None)), ((RUN1, callback_body("FORGED", "PO-2")), (404, None))],
+        {PO1: "accepted", PO2: "accepted"}, 0),
+    "a forged hash echoing nothing is not stored (after a short wait for its row)": (
+        [((RUN1, {"hash": "FORGED"}), (404, None)), ((RUN1, {"hash": "FORGED", "errors": ["x"]}), (404, None))],
+        {PO1: "accepted"}, 0),
+    "the right hash echoing another row's reference is refused": (
+        [((RUN1, failed("HASH1", "PO-2")), (409, None))],
+        {PO1: "accepted", PO2: "accepted"}, 0),
+    "a callback for a row still being sent waits for it, once": (
+        [((RUN1, callback_body("HASH3", "PO-3")), (200, "recorded")), ((RUN1, callback_body("HASH3", "PO-3")), (200, "duplicate")),
+         ((RUN1, failed("HASH3", "PO-3")), (409, None))],
+        {PO3: "sending"}, 1),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_callbacks_are_refused_or_harmless(two_runs, any_ledger, case):
+    ledger_url = any_ledger
+    url, events = two_runs
+    posts, rows, stored = CASES[case]
+    for (token, body), (status, word) in posts:
+        r = httpx.post(f"{url}/systemsx_bridge/{token}", json=body)
+        assert (r.status_code, r.json().get("status")) == (status, word), (body, r.text)
+    with open_ledger(ledger_url) as ledger:
+        assert {k: ledger.get(SCOPE, k).status for k in rows} == rows
+        assert len(ledger.callbacks()) == stored
+    assert len(events) == len(posts) and not any("Hunter2" in e for e in events)
+
+
+def test_the_same_callback_at_two_receivers_at_once_is_stored_once(any_ledger):
+    """Two `booking-import callbacks` behind one proxy (or a retry racing the first delivery), one ledger:
+    the check and the insert are one exclusive transaction, so one receiver records and the other says duplicate."""
+    import threading
+
+    with open_ledger(any_ledger) as ledger:
+        ledger.add_callback_token(RUN1, run_id="r1", scope=SCOPE, provider=SCOPE)
+        ledger.record(SCOPE, PO1, Outcome(Status.ACCEPTED, provider_id="HASH1"), "r1")
+    answers: list[str] = []
+    with receiving(any_ledger) as one, receiving(any_ledger) as two:
+        start = threading.Barrier(8)
+
+        def post(url: str) -> None:
+            start.wait()
+            answers.append(httpx.post(f"{url}/systemsx_bridge/{RUN1}", json=callback_body("HASH1")).json()["status"])
+
+        in_threads(post, [(url,) for url in (one, two) * 4])
+    assert sorted(answers) == ["duplicate"] * 7 + ["recorded"]
+    with open_ledger(any_ledger) as ledger:
+        assert len(ledger.callbacks()) == 1 and ledger.get(SCOPE, PO1).status == "created"
+
+
+def test_a_waiting_callback_settles_its_row_once_the_run_records_the_answer(two_runs, any_ledger):
+    ledger_url = any_ledger
+    url, _ = two_runs
+    assert httpx.post(f"{url}/systemsx_bridge/{RUN1}", json=failed("HASH3", "PO-3")).json() == {
+        "status": "recorded", "matched": False}
+    with open_ledger(ledger_url) as ledger:
+        ledger.record(SCOPE, PO3, Outcome(Status.ACCEPTED, provider_id="HASH3"), "r1")
+        assert ledger.match_waiting_callbacks(SCOPE) == 1
+        assert ledger.get(SCOPE, PO3).status == "rejected"
+    assert httpx.post(f"{url}/systemsx_bridge/{RUN1}", json=failed("HASH3", "PO-3")).json()["status"] == "duplicate"
+
+
+def test_another_runs_token_echoed_in_a_body_is_masked(two_runs, any_ledger):
+    ledger_url = any_ledger
+    url, _ = two_runs
+    body = callback_body("HASH1")
+    body["ImportDetail"]["importRequest"]["returnUrl"] = f"https://hooks.example.com/b/systemsx_bridge/{RUN2}?x=1"
+    body["ImportDetail"]["note"] = f"also see https://hooks.example.com/systemsx_bridge/{RUN1}"
+    assert httpx.post(f"{url}/systemsx_bridge/{RUN1}", json=body).status_code == 200
+    with open_ledger(ledger_url) as ledger:
+        (kept,) = [json.loads(c["body"]) for c in ledger.callbacks()]
+    assert kept["ImportDetail"]["importRequest"]["returnUrl"] == "https://hooks.example.com/b/systemsx_bridge/••••••?x=1"
+    assert kept["ImportDetail"]["note"] == "also see https://hooks.example.com/systemsx_bridge/••••••"
+    if ledger_url.startswith("sqlite:///"):
+        raw = Path(ledger_url.removeprefix("sqlite:///")).read_bytes()
+        assert RUN1.encode() not in raw and RUN2.encode() not in raw
+
+
+def test_event_lines_show_a_forged_hash_escaped_and_short(two_runs):
+    url, events = two_runs
+    forged = "EVIL\r\nrefused a call: nothing\x1b[2J" + "Z" * 500
+    assert httpx.post(f"{url}/systemsx_bridge/{RUN1}", json={"hash": forged}).status_code == 404
+    (line,) = events
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line and len(line) < 200
+    assert "EVIL\\r\\n" in line and "..." in line
+
+
+def _ledger_bytes(ledger_url: str) -> int:
+    path = Path(ledger_url.removeprefix("sqlite:///"))
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+def test_a_flood_of_large_forged_bodies_stores_nothing(two_runs, any_ledger):
+    """Measured before this receiver: 50 bodies of 200 KB with a run's token grew the ledger by 11 MB."""
+    url, _ = two_runs
+    ledger_url = any_ledger
+    if not ledger_url.startswith("sqlite:///"):
+        pytest.skip("measured on the SQLite file; the PostgreSQL cases above store nothing either")
+    before = _ledger_bytes(ledger_url)
+    padding = "x" * (200 * 1024)
+    with httpx.Client() as client:
+        for i in range(50):
+            big = {**callback_body(f"FORGED{i}", f"ZZ-{i}"), "padding": padding}
+            assert client.post(f"{url}/systemsx_bridge/{RUN1}", json=big).status_code == 413
+            chunked = client.post(f"{url}/systemsx_bridge/{RUN1}", content=iter([json.dumps(big).encode()]),
+                                  headers={"Content-Type": "application/json"})  # no Content-Length: read, then cut off
+            assert chunked.status_code == 413
+            if i % 5 == 0:  # under the limit, no row of the run: refused after the short wait for its row
+                small = {**callback_body(f"FORGED{i}", f"ZZ-{i}"), "padding": "y" * 60_000}
+                assert client.post(f"{url}/systemsx_bridge/{RUN1}", json=small).status_code == 404
+    with open_ledger(ledger_url) as ledger:
+        assert ledger.callbacks() == []
+        assert ledger.get(SCOPE, PO1).status == "accepted"
+    assert _ledger_bytes(ledger_url) - before < 64 * 1024
+
+
+def test_what_is_stored_of_one_callback_is_bounded(ledger_url):
+    with open_ledger(ledger_url) as ledger:
+        ledger.add_callback_token(RUN1, run_id="r1", scope=SCOPE, provider=SCOPE)
+        ledger.record(SCOPE, PO1, Outcome(Status.ACCEPTED, provider_id="HASH1"), "r1")
+    with receiving(ledger_url, max_stored=4096) as url:
+        body = {**callback_body("HASH1"), "errors": ["E" * 30_000]}
+        assert httpx.post(f"{url}/systemsx_bridge/{RUN1}", json=body).status_code == 200
+    with open_ledger(ledger_url) as ledger:
+        (stored,) = ledger.callbacks()
+        entry = ledger.get(SCOPE, PO1)
+    assert len(stored["body"]) < 4200 and "characters; the first 4096 kept" in json.loads(stored["body"])["cut"]
+    assert len(stored["message"]) <= 2000 and entry.status == "rejected" and len(entry.message) <= 2000
+
+
 # --- with the simulator -----------------------------------------------------------------------------------
 
 def test_waiting_for_callbacks_turns_accepted_rows_into_created(ledger_url, tmp_path, monkeypatch):
@@ -205,6 +396,30 @@ def test_a_callback_finds_a_row_left_unknown_by_its_type_and_reference(ledger_ur
         second = run_import(sheet, ledger_url=ledger_url, callback_url=hook)
     assert Counter(o.status.value for o in second.outcomes) == {"skipped": 3}
     assert len(sim.jobs) == 3
+
+
+@pytest.mark.parametrize("encoding", ["json", "form"])
+def test_bridge_repeating_its_callbacks_and_refusing_one_import_settles_each_row_once(ledger_url, tmp_path, monkeypatch,
+                                                                                        encoding):
+    """Bridge posts every callback twice (a retrying sender, or a replay) and reports one failed import: one
+    stored callback per row, the failed import `rejected` with Bridge's reason, and the repeats answered 200
+    duplicate so a retrying sender stops."""
+    sim = BridgeSimulator(callback_delay=None, callback_encoding=encoding, seed=3, callback_repeats=2,
+                          import_errors={"MSC-22": "Portal login failed: wrong password."})
+    sheet = write_sheet(tmp_path / "s.csv", [row("PO-11"), row("MSC-22", "msc"), row("TUI-33", "tui")])
+    with SimulatorServer(sim) as url, receiving(ledger_url) as hook:
+        monkeypatch.setenv("SYSTEMSX_BRIDGE_BASE_URL", url)
+        monkeypatch.setenv("SYSTEMSX_API_KEY", DEFAULT_BRIDGE_API_KEY)
+        run = run_import(sheet, ledger_url=ledger_url, callback_url=hook)
+        assert Counter(o.status.value for o in run.outcomes) == {"accepted": 3}
+        assert sim.release_callbacks() == 3
+    answers = [(c["status"], json.loads(c["answer"])["status"]) for c in sim.callbacks]
+    assert answers == [(200, "recorded"), (200, "duplicate")] * 3
+    with open_ledger(ledger_url) as ledger:
+        entries = {json.loads(e.key)[1]: e for e in ledger.all(SCOPE)}
+        assert len(ledger.callbacks(SCOPE)) == 3
+    assert {k: e.status for k, e in entries.items()} == {"PO-11": "created", "MSC-22": "rejected", "TUI-33": "created"}
+    assert "Portal login failed: wrong password." in entries["MSC-22"].message
 
 
 # --- nothing secret anywhere ------------------------------------------------------------------------------

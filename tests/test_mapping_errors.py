@@ -128,6 +128,13 @@ CASES = [
     Case("response action misspelt", edit("409: {action: reject", "409: {action: rejekt"),
          ["line {line}, request.responses.409.action: Input should be 'success', 'reject', 'retry', 'unknown', "
           "'stop' or 'fail'"], at=("409: {action: rejekt",)),
+    Case("response reason without phrases", edit("409: {action: reject", "409: {reasons: [{action: reject, text: []}], action: reject"),
+         ["line {line}, request.responses.409.reasons.0.text: List should have at least 1 item"],
+         at=("409: {reasons:",)),
+    Case("response reason that matches anything", edit("409: {action: reject", "409: {reasons: [{action: reject, text: ['*']}], action: reject"),
+         ["request.responses.409.reasons.0.text: '*' matches any text: give words from the provider's answer"]),
+    Case("response reason action misspelt", edit("409: {action: reject", "409: {reasons: [{action: rejekt, text: [taken]}], action: reject"),
+         ["request.responses.409.reasons.0.action: Input should be 'success', 'reject'"]),
     Case("contract the provider does not have", edit("jicoo.CreateBooking", "jicoo.Nope"),
          ["jicoo.yaml, line {line}: request.contract: provider 'jicoo' has no 'Nope' "
           "(it offers: CreateBooking, find_booking)"], at=("contract: jicoo.Nope",)),

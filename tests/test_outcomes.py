@@ -9,6 +9,7 @@ from flows.outcomes import (
     OK_STATUSES,
     Action,
     Outcome,
+    Reason,
     Rule,
     Status,
     rule_for,
@@ -73,6 +74,41 @@ def test_mapping_overrides_win():
     assert rule_for(500, overrides).action is Action.RETRY
     assert rule_for(418, overrides).message == "teapot"
     assert rule_for(503, overrides) == DEFAULT_STATUS_TABLE[503]  # the rest keep their defaults
+
+
+#: (phrases of a reason, a body's text, does the reason match). Phrases read like the provider's own wording.
+REASON_PHRASES = [
+    (["Account * does not exist"], "Account ACC-70002 does not exist.", True),
+    (["Account * does not exist"], "ACCOUNT   acc-1\tdoes not exist", True),  # case and spacing ignored
+    (["Account * does not exist"], "Account lookup failed. Table does not exist", False),  # * stays in one sentence
+    (["Account * does not exist"], "Account x; does not exist", False),
+    (["Account * does not exist"], "Account does not exist", False),  # * stands for some text between words
+    (["is required"], "OrderType is required", True),
+    (["is required", "is not a Work Order Type"], "OrderType '9' is not a Work Order Type", True),
+    (["slot (A) taken"], "slot (A) taken", True),  # punctuation is literal, not a pattern
+    (["slot (A) taken"], "slot A taken", False),
+    (["a.c"], "abc", False),
+    (["does not exist"], "", False),
+]
+
+
+@pytest.mark.parametrize(("phrases", "text", "matches"), REASON_PHRASES)
+def test_reason_phrases(phrases, text, matches):
+    assert Reason(Action.REJECT, tuple(phrases)).matches(text) is matches
+
+
+def test_a_rules_reasons_decide_by_the_body_and_the_rest_keep_the_rule():
+    rule = Rule(Action.UNKNOWN, "provider error (500)", (
+        Reason(Action.REJECT, ("does not exist",), "refused"),
+        Reason(Action.RETRY, ("try again later",)),
+        Reason(Action.FAIL, ("does not exist", "gone")),  # never reached for "does not exist": the first match wins
+    ))
+    overrides = {500: rule}
+    assert rule_for(500, overrides, "Account A does not exist") == Rule(Action.REJECT, "refused")
+    assert rule_for(500, overrides, "Busy, try again later") == Rule(Action.RETRY, "provider error (500)")
+    assert rule_for(500, overrides, "it is gone") == Rule(Action.FAIL, "provider error (500)")
+    assert rule_for(500, overrides, "Internal error") is rule
+    assert rule_for(500, overrides) is rule  # without a body the status decides
 
 
 def test_status_words():

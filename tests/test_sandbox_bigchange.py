@@ -37,7 +37,8 @@ class BigChange:
             "Authorization": f"Bearer {self.token}", "Customer-Id": bc.DEFAULT_CUSTOMER_ID})
 
     def login(self, secret: str = bc.DEFAULT_CLIENT_SECRET, **form) -> httpx.Response:
-        data = {"grant_type": "client_credentials", "client_id": bc.DEFAULT_CLIENT_ID, "client_secret": secret, **form}
+        data = {"grant_type": "client_credentials", "client_id": bc.DEFAULT_CLIENT_ID, "client_secret": secret,
+                "scope": "jobs:read jobs:write", **form}  # Create Job needs jobs:write
         return self.raw.post(bc.TOKEN_PATH, data=data)
 
     def create(self, **overrides) -> httpx.Response:

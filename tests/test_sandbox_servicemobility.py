@@ -256,10 +256,41 @@ def test_fail_bookings_answers_500_after_or_without_booking(sm):
 
 
 def work_order(**overrides) -> dict:
-    body = {"WorkOrderNum": "WO-1", "OrderType": "1002", "Account": {"AccountNum": "ACC-1"},
+    body = {"WorkOrderNum": "WO-1", "OrderType": "1002", "Account": {"AccountNum": "ACC-70001"},
             "Dispatch": {"PlannedStartDate": "2027-03-09T14:00:00.000Z", "PlannedDur": 90, "UserName": "jlopez"}}
     body.update(overrides)
     return body
+
+
+#: Book Job Object [C]: "Only AccountNum means a managed account; the system expands it and errors if it does not
+#: exist. Any extra property means an ad-hoc account: not verified, not created, passed straight through."
+#: Errors are a 500 with "a descriptive reason" [C]. (account, status, reason or None)
+ACCOUNTS = [
+    ({"AccountNum": "ACC-70001"}, 201, None),
+    ({"AccountNum": "ACC-79999"}, 500, "Account ACC-79999 does not exist."),
+    ({"AccountNum": "ACC-79999", "Name": "Walk-in customer"}, 201, None),  # ad-hoc: passed through unverified
+    ({"Name": "Walk-in customer"}, 201, None),
+    ({}, 500, "Account is required (an AccountNum, or an ad-hoc account with a Name)"),
+]
+
+
+@pytest.mark.parametrize(("account", "status", "reason"), ACCOUNTS)
+def test_a_managed_account_must_exist_and_the_refusal_is_a_500_with_its_reason(sm, account, status, reason):
+    r = sm.client.put(f"{API}/WorkOrder/WO-1", json=work_order(Account=account))
+    assert r.status_code == status
+    if reason is not None:
+        assert r.headers["content-type"].startswith("text/plain") and r.text == reason
+        assert sm.sim.work_orders.get("WO-1") is None and not sm.sim.put_counts, "nothing stored"
+        booked = sm.book(first_slot(sm), Account=account)
+        assert (booked.status_code, booked.text) == (500, reason) and sm.sim.followups == []
+
+
+def test_a_tenant_without_an_account_list_takes_every_account():
+    s = SM(accounts=None)
+    try:
+        assert s.client.put(f"{API}/WorkOrder/WO-1", json=work_order(Account={"AccountNum": "ANY-1"})).status_code == 201
+    finally:
+        s.close()
 
 
 def test_put_inserts_then_updates_by_the_callers_number(sm):

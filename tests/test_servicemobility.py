@@ -130,6 +130,64 @@ def test_a_work_order_left_unknown_is_simply_sent_again_by_the_next_run(sm, ledg
     assert set(sim.put_counts.values()) == {2} and len(sim.bookings) == 31
 
 
+# --- a 500 is a refusal when its reason says so (ServiceMobility answers every error with 500 + text) -----------
+
+
+def test_a_work_order_for_an_account_that_does_not_exist_is_rejected_with_the_reason_and_sent_once(sm, ledger_url):
+    """Book Job / Work Order REST API: "Only AccountNum means a managed account; the system expands it and
+    errors if it does not exist", and errors are a 500 with "a descriptive reason" [C]."""
+    from flows.sandbox.servicemobility import DEFAULT_ACCOUNTS
+
+    sim = sm(accounts=DEFAULT_ACCOUNTS - {"ACC-70002"})
+    run = run_import(sim, WORK_ORDERS, WO_MAPPING, ledger_url=ledger_url)
+    missing = {k for k, p in payloads(run).items() if p["Account"]["AccountNum"] == "ACC-70002"}
+    assert len(missing) == 1
+    (key,) = missing
+    outcome = by_key(run)[key]
+    assert statuses(run) == {"created": 30, "rejected": 1, "invalid": 5}
+    assert (outcome.status, outcome.http_status, outcome.attempts) == (Status.REJECTED, 500, 1)
+    assert outcome.message == "ServiceMobility refused the work order (500): Account ACC-70002 does not exist."
+    assert key not in sim.work_orders and key not in sim.put_counts
+    assert sim.requests["PUT /seiapi/v3/trans/WorkOrder/{WorkOrderNum}"] == 31, "sent once, not five times"
+    df, _ = read_results(run.results_path)
+    assert df.loc[df["Work Order"] == key, "_status"].item() == "rejected"
+    assert "Account ACC-70002 does not exist." in df.loc[df["Work Order"] == key, "_message"].item()
+
+
+def test_a_500_that_names_no_refusal_is_still_unknown_and_resent(sm, ledger_url, tmp_path):
+    """The reasons only narrow a 500: a crash after storing (the dangerous case) stays unknown."""
+    sim = sm(faults=Faults(error_after_store_rate=1.0))
+    mapping = mapping_variant(tmp_path, "servicemobility_workorders.yaml", retry__attempts=2, retry__backoff_seconds=0.01)
+    run = run_import(sim, WORK_ORDERS, mapping, ledger_url=ledger_url)
+    assert statuses(run) == {"unknown": 31, "invalid": 5}
+    assert set(sim.put_counts.values()) == {2}, "idempotent: resent up to retry.attempts"
+
+
+#: (the text of a 500, what the work-order mapping makes of it). Refusals are the simulator's wordings of
+#: the documented rules; everything else (a crash, a proxy's page, an empty body) is `unknown`.
+WORK_ORDER_500S = [
+    ("Account ACC-70002 does not exist.", "reject"),
+    ("account  acc-1 DOES NOT EXIST", "reject"),
+    ("Account is required (an AccountNum, or an ad-hoc account with a Name)", "reject"),
+    ("OrderType is required", "reject"),
+    ("OrderType '9999' is not a Work Order Type", "reject"),
+    ("The request body is not a valid Work Order object", "reject"),
+    ("WorkOrderNum 'WO-2' in the body does not match WO-1 in the URL", "reject"),
+    ("Dispatch.PlannedStartDate '2027-03-08 09:00' is not a UTC date-time (YYYY-MM-DDTHH:mm:SS.sssZ)", "reject"),
+    ("Dispatch.PlannedDur 0 must be a whole number of minutes", "reject"),
+    ("An unexpected error occurred while saving the work order", "unknown"),
+    ('{"error": {"code": "internal_error", "message": "Internal server error"}}', "unknown"),
+    ("Account service unavailable. Table does not exist", "unknown"),  # "Account" and "does not exist" in two sentences
+    ("", "unknown"),
+]
+
+
+@pytest.mark.parametrize(("text", "action"), WORK_ORDER_500S)
+def test_the_work_order_mapping_says_which_500s_are_refusals(text, action):
+    rule = load_mapping(WO_MAPPING).request.status_rules()[500]
+    assert rule.for_body(text).action.value == action
+
+
 # --- follow-ups: search, then book --------------------------------------------------------------------------
 
 
@@ -162,7 +220,8 @@ def test_followups_book_the_first_open_slot_inside_each_window(sm, ledger_url, t
     assert "Mon 05 Apr 2027" in outcomes["FV-0024"].message and "Wed 10 Mar 2027 17:00-20:00" in outcomes["FV-0017"].message
     # ServiceMobility's free-text 500, verbatim; nothing was booked for it
     assert "ServiceMobility refused the booking (500): Work Order WO-269999 does not exist" in outcomes["FV-0021"].message
-    assert "nothing was booked" in outcomes["FV-0021"].message and "WO-269999" not in followups_per_order(sim)
+    # a refusal the mapping's 500 reasons name: rejected at once, without the search that decides other 500s
+    assert outcomes["FV-0021"].attempts == 2 and "WO-269999" not in followups_per_order(sim)
     assert "America/Denver" in outcomes["FV-0014"].message, "booked times are told in the row's own zone"
 
     df, summary = read_results(out)
@@ -394,7 +453,7 @@ COLUMNS = ["Visit Ref", "Original Order", "Visit Type", "Account No", "Premise I
 
 
 def _row(**cells) -> list:
-    base = {"Visit Ref": "FV-1", "Original Order": "WO-1", "Visit Type": "Reconnection", "Account No": "ACC-1",
+    base = {"Visit Ref": "FV-1", "Original Order": "WO-1", "Visit Type": "Reconnection", "Account No": "ACC-70101",
             "Address Line 1": "1 Lake St", "City": "Oak Park", "Preferred Date": "03/09/2027", "Window From": "08:00",
             "Window To": "12:00"}
     base.update(cells)

@@ -212,6 +212,88 @@ def test_no_callback_address_stops_before_anything_is_sent(bridge, bridge_env, l
     assert sum(bridge.requests.values()) == 0
 
 
+@pytest.fixture
+def remote_bridge():
+    """A listening socket on this machine's non-loopback address, standing for a Bridge elsewhere: the
+    callback check must refuse before anything connects to it. Yields (base URL, connections made)."""
+    import socket
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.123", 9))  # no packet leaves: this only picks the outgoing interface
+        ip = probe.getsockname()[0]
+    except OSError:
+        ip = ""
+    finally:
+        probe.close()
+    if not ip or ip.startswith("127."):
+        pytest.skip("this machine has no non-loopback IPv4 address")
+    listener = socket.socket()
+    listener.bind((ip, 0))
+    listener.listen(8)
+    listener.setblocking(False)
+
+    def connections() -> int:
+        n = 0
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except BlockingIOError:
+                return n
+            conn.close()
+            n += 1
+
+    yield f"http://{ip}:{listener.getsockname()[1]}", connections
+    listener.close()
+
+
+#: (SYSTEMSX_BRIDGE_CALLBACK_URL, --wait-callbacks receiver, refused?) with Bridge on another machine
+CALLBACK_ADDRESSES = [
+    ("http://127.0.0.1:8081/hooks", None, True),
+    ("http://localhost:8081", None, True),
+    ("http://[::1]:8081", None, True),
+    ("http://0.0.0.0:8081", None, True),
+    (None, "http://127.0.0.1:8081", True),  # --wait-callbacks: the in-process receiver listens on loopback
+    ("https://hooks.example.com/booking", None, False),
+    ("https://hooks.example.com/booking", "http://127.0.0.1:8081", False),  # the public address wins
+]
+
+
+@pytest.mark.parametrize(("public", "in_process", "refused"), CALLBACK_ADDRESSES)
+def test_a_loopback_return_url_for_a_bridge_elsewhere_is_refused_before_sending(
+        remote_bridge, bridge_env, ledger_url, monkeypatch, public, in_process, refused):
+    base, connections = remote_bridge
+    monkeypatch.setenv("SYSTEMSX_BRIDGE_BASE_URL", base)
+    if public:
+        monkeypatch.setenv("SYSTEMSX_BRIDGE_CALLBACK_URL", public)
+    plan = prepare(SHEET, MAPPING)
+    if refused:
+        with pytest.raises(ConfigError) as info:
+            ImportRun(plan, RunOptions(ledger_url=ledger_url, callback_url=in_process))
+        message = str(info.value)
+        assert "SYSTEMSX_BRIDGE_CALLBACK_URL" in message and "can never call it" in message and "\n" not in message
+    else:
+        run = ImportRun(plan, RunOptions(ledger_url=ledger_url, callback_url=in_process))
+        assert run.run_values["callback_url"].startswith("https://hooks.example.com/booking/systemsx_bridge/")
+        run.close()
+    assert connections() == 0
+
+
+def test_the_run_command_refuses_a_loopback_return_url_with_one_line_and_exit_2(remote_bridge, bridge_env, tmp_path,
+                                                                              monkeypatch, capsys):
+    from flows.cli import main
+
+    base, connections = remote_bridge
+    monkeypatch.setenv("SYSTEMSX_BRIDGE_BASE_URL", base)
+    monkeypatch.setenv("SYSTEMSX_BRIDGE_CALLBACK_URL", "http://127.0.0.1:8081")
+    code = main(["run", str(SHEET), "-m", str(MAPPING), "--ledger", str(tmp_path / "l.sqlite"),
+                 "--out", str(tmp_path / "r.xlsx"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "SYSTEMSX_BRIDGE_CALLBACK_URL" in err and "Traceback" not in err
+    assert connections() == 0 and not (tmp_path / "r.xlsx").exists()
+
+
 def test_the_environment_address_wins_and_an_optional_one_may_be_left_out(bridge, bridge_env, ledger_url, tmp_path,
                                                                          monkeypatch):
     monkeypatch.setenv("SYSTEMSX_BRIDGE_CALLBACK_URL", "https://hooks.example.com/booking/")

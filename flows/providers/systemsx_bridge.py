@@ -89,6 +89,8 @@ def read_callback(body: Any) -> Callback:
     errors = body.get("errors") or detail.get("errors")
     if isinstance(errors, str):
         errors = [errors]
+    elif isinstance(errors, dict):  # a form body's errors[0]=…&errors[1]=… arrives as {"0": …, "1": …}
+        errors = list(errors.values())
     if isinstance(errors, list) and errors:
         return Callback(provider_id, Status.REJECTED, "Systems X Bridge could not import it: " + "; ".join(map(str, errors)),
                         reference, tuple(v for v in (kind, reference) if v) if reference else ())

@@ -5,7 +5,15 @@ shared/providers.md, "2. BigChange"):
 
 * ``POST /auth/tokens``: OAuth2 client credentials (form ``grant_type=client_credentials``,
   ``client_id``, ``client_secret``) -> ``{"access_token": <JWT-looking>, "token_type": "Bearer",
-  "expires_in": <seconds>}``; **401** ``{"error": "invalid_client"}`` for a bad id or secret.
+  "expires_in": <seconds>, "scope"}``; **401** ``{"error": "invalid_client"}`` for a bad id or secret.
+  ``scope`` (space-separated) asks for scopes: the token gets exactly those; one the client was not
+  granted (:attr:`~BigChangeSimulator.client_scopes`) is **400** ``{"error": "invalid_scope"}``
+  (RFC 6749 5.2). Without ``scope`` the token gets ``default_scope`` [I: BigChange documents no
+  default; RFC 6749 3.3 leaves it to the server], by default none: reference lists work, jobs do not.
+* Create Job needs ``jobs:write`` [C: "Create a new job (required scope jobs:write)"]; scheduling is
+  taken to need it too and reading jobs ``jobs:read`` [I]. A token without the scope is **403**
+  problem+json naming it, with ``WWW-Authenticate: Bearer error="insufficient_scope",
+  scope="jobs:write"`` (RFC 6750 3.1), whatever the body.
   Tokens live ``token_lifetime`` seconds (short ones for tests); :meth:`expire_tokens` revokes
   every token issued so far (a rotation mid-run).
 * every ``/v1`` call needs ``Authorization: Bearer <valid, unexpired token>`` (**401**) and a
@@ -70,6 +78,8 @@ __all__ = [
 DEFAULT_CLIENT_ID = "sandbox-client"
 DEFAULT_CLIENT_SECRET = "sandbox-secret-not-real"
 DEFAULT_CUSTOMER_ID = "4242"
+#: scopes the default client may ask for
+DEFAULT_CLIENT_SCOPES = frozenset({"jobs:read", "jobs:write"})
 TOKEN_PATH = "/auth/tokens"
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
@@ -83,6 +93,13 @@ _PROBLEM_TYPES = {
 _TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
            422: "One or more validation errors occurred.", 429: "Too Many Requests",
            500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+def _needed_scope(method: str, path: str) -> str | None:
+    """The scope a /v1 call needs: jobs:write to create or schedule a job [C for create], jobs:read to read jobs [I]."""
+    if path == "/v1/jobs" or path.startswith("/v1/jobs/"):
+        return "jobs:read" if method in ("GET", "HEAD") else "jobs:write"
+    return None
 
 
 @dataclass(frozen=True)
@@ -292,10 +309,15 @@ class BigChangeSimulator(FaultKnobs):
         people: Iterable[Person] = DEFAULT_PEOPLE,
         resources: Iterable[Resource] = DEFAULT_RESOURCES,
         custom_fields: Iterable[CustomFieldDefinition] = DEFAULT_CUSTOM_FIELDS,
+        client_scopes: Iterable[str] = DEFAULT_CLIENT_SCOPES,
+        default_scope: str = "",
     ) -> None:
         self.clients = dict(clients) if clients is not None else {DEFAULT_CLIENT_ID: DEFAULT_CLIENT_SECRET}
         self.customer_ids = frozenset(str(c) for c in customer_ids)
         self.token_lifetime = token_lifetime
+        #: scopes a client may ask for, and what a token request without ``scope`` gets
+        self.client_scopes = frozenset(client_scopes)
+        self.default_scope = default_scope
         self.job_types = {t.id: t for t in job_types}
         self.contacts = {c.id: c for c in contacts}
         self.people = {p.id: p for p in people}
@@ -315,6 +337,9 @@ class BigChangeSimulator(FaultKnobs):
         self._jobs: dict[int, dict[str, Any]] = {}
         self._ids = itertools.count(900001)
         self._tokens: dict[str, float] = {}  # token -> monotonic expiry
+        self._token_scopes: dict[str, frozenset[str]] = {}  # token -> scopes granted
+        #: /v1 requests refused with 403 insufficient_scope
+        self.insufficient_scope = 0
         self.logins = 0
         #: /v1 requests refused with 401 (no, unknown, expired or revoked token)
         self.unauthorized = 0
@@ -400,12 +425,18 @@ class BigChangeSimulator(FaultKnobs):
         if not client_id or self.clients.get(client_id) != secret:
             return json_response({"error": "invalid_client", "error_description": "Client authentication failed"},
                                  status=401)
+        asked = str(form.get("scope") if form.get("scope") is not None else self.default_scope).split()
+        unknown = [x for x in asked if x not in self.client_scopes]
+        if unknown:
+            return json_response({"error": "invalid_scope", "error_description": f"The client may not ask for {' '.join(unknown)}"},
+                                 status=400)
         now = time.time()
-        claims = {"iss": "https://sandbox.bigchange.invalid/auth", "sub": client_id, "scope": "jobs:read jobs:write",
+        claims = {"iss": "https://sandbox.bigchange.invalid/auth", "sub": client_id, "scope": " ".join(asked),
                   "iat": int(now), "exp": int(now + self.token_lifetime) + 1, "jti": secrets.token_hex(8)}
         token = ".".join((_b64(b'{"alg":"HS256","typ":"JWT"}'), _b64(json.dumps(claims).encode()),
                           _b64(secrets.token_bytes(32))))
         self._tokens[token] = time.monotonic() + self.token_lifetime
+        self._token_scopes[token] = frozenset(asked)
         self.logins += 1
         return json_response({"access_token": token, "token_type": "Bearer", "expires_in": self.token_lifetime,
                               "scope": claims["scope"]})
@@ -427,6 +458,11 @@ class BigChangeSimulator(FaultKnobs):
             return problem(400, "The Customer-Id header is required and must be a number.", instance=request.path)
         if customer not in self.customer_ids:
             return problem(403, f"The client is not authorised for customer {customer}.", instance=request.path)
+        needed = _needed_scope(request.method, request.path)
+        if needed and needed not in self._token_scopes.get(token, frozenset()):
+            self.insufficient_scope += 1
+            return problem(403, f"The access token lacks the required scope {needed}.", instance=request.path,
+                           headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'})
         try:
             return await handler(request)
         except web.HTTPNotFound:

@@ -19,6 +19,10 @@ What it implements, from the ServiceMobility REST docs (see shared/providers.md,
 * ``PUT /seiapi/v3/trans/WorkOrder/{WorkOrderNum}``: insert (**201** + ``Location``) or update
   (**200**) by the caller's number, so resending it stores one work order; ``GET`` the same path
   -> **200** the work order, **404** when there is none. Bad bodies: **500** with free text.
+* a managed account (an ``Account`` with only ``AccountNum``) must exist [C]: one not in
+  :attr:`~ServiceMobilitySimulator.accounts` is refused, as ServiceMobility refuses everything, with
+  **500** and a reason: ``Account ACC-79999 does not exist.`` (nothing stored). An ad-hoc account
+  (any other property) is passed through unverified [C].
 
 ServiceMobility documents error bodies as free text, so they are ``text/plain`` here. The fault
 knobs (:mod:`flows.sandbox.faults`) act on the ``/seiapi`` routes; ``/createjwt`` is exempt (its
@@ -63,6 +67,7 @@ __all__ = [
     "DEFAULT_TECHNICIANS",
     "DEFAULT_ORIGINAL_ORDERS",
     "DEFAULT_ORDER_TYPES",
+    "DEFAULT_ACCOUNTS",
     "DEFAULT_USERNAME",
     "DEFAULT_PASSWORD",
     "CALENDAR_ZONE",
@@ -77,6 +82,8 @@ LOGIN_PATH = "/createjwt"
 API = "/seiapi/v3/trans"
 #: Work Order Types system category values the sample uses (tenant-configured in real life)
 DEFAULT_ORDER_TYPES = frozenset({"1001", "1002", "1003", "1004"})
+#: managed accounts that exist (the samples use ACC-70001..ACC-70036 and ACC-70101..ACC-70136)
+DEFAULT_ACCOUNTS = frozenset(f"ACC-{n}" for n in range(70001, 70200))
 #: closed-incomplete work orders that need a follow-up visit (the follow-up sample refers to these)
 DEFAULT_ORIGINAL_ORDERS = tuple(f"WO-2601{n:02d}" for n in range(1, 41))
 CALENDAR_ZONE = "America/Chicago"
@@ -209,6 +216,7 @@ class ServiceMobilitySimulator(FaultKnobs):
         original_orders: Iterable[str] = DEFAULT_ORIGINAL_ORDERS,
         order_types: Iterable[str] = DEFAULT_ORDER_TYPES,
         max_offered: int = 12,
+        accounts: Iterable[str] | None = DEFAULT_ACCOUNTS,
     ) -> None:
         self.users = dict(users or {DEFAULT_USERNAME: DEFAULT_PASSWORD})
         self.token_lifetime = token_lifetime
@@ -216,6 +224,8 @@ class ServiceMobilitySimulator(FaultKnobs):
         self._calendar = (first_day, days, tuple(periods), ZoneInfo(zone))
         self._originals = tuple(original_orders)
         self.order_types = frozenset(order_types)
+        #: AccountNums of the tenant's managed accounts; None: every account exists
+        self.accounts = None if accounts is None else set(accounts)
         self.max_offered = max_offered
         self._secret = secrets.token_bytes(32)
         self._initial_faults = faults or Faults()
@@ -413,6 +423,9 @@ class ServiceMobilitySimulator(FaultKnobs):
         account = body.get("Account")
         if not isinstance(account, dict) or not (account.get("AccountNum") or account.get("Name")):
             problems.append("Account is required (an AccountNum, or an ad-hoc account with a Name)")
+        elif self.accounts is not None and set(account) <= {"AccountNum"} and account["AccountNum"] not in self.accounts:
+            # managed: "the system expands it and errors if it does not exist" [C]
+            return [f"Account {account['AccountNum']} does not exist."]
         order_type = body.get("OrderType")
         if not order_type:
             problems.append("OrderType is required")

@@ -22,6 +22,10 @@ What it implements, from shared/specs/systemsx-bridge-create-job.txt and shared/
   to the job's ``return_url`` (JSON, or form with ``callback_encoding="form"``), echoing
   ``api_key`` and ``bookingFields`` *with the password*, as the real one may. With
   ``callback_delay=None`` callbacks wait for :meth:`BridgeSimulator.release_callbacks`.
+  An import that fails (``import_errors``: bookingReference -> reason) reports it in the callback
+  as ``"errors": [reason]`` [I: the docs show no outcome field; this is the shape of the 400's
+  errors]; ``callback_repeats`` posts each callback that many times, as a sender that retries
+  callbacks (or a replay) would [I: retries are not documented].
 
 Everything received is kept for tests: :attr:`BridgeSimulator.received` (raw body bytes,
 content type, the fields as read), :attr:`jobs`, :attr:`callbacks` (what was posted where).
@@ -38,7 +42,7 @@ import random
 import re
 import string
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -124,10 +128,15 @@ class BridgeSimulator(FaultKnobs):
         callback_delay: float | None = 0.2,
         callback_encoding: Literal["json", "form"] = "json",
         seed: int | None = None,
+        import_errors: Mapping[str, str] | None = None,
+        callback_repeats: int = 1,
     ) -> None:
         self.api_keys = frozenset(api_keys)
         self.callback_delay = callback_delay
         self.callback_encoding = callback_encoding
+        #: bookingReference -> why Bridge could not import it (reported in the callback)
+        self.import_errors = dict(import_errors or {})
+        self.callback_repeats = callback_repeats
         self._initial_faults = faults or Faults()
         self.injector = FaultInjector(self._initial_faults)
         self.requests: collections.Counter[str] = collections.Counter()
@@ -305,6 +314,7 @@ class BridgeSimulator(FaultKnobs):
                     "type": job.type,
                 }
             },
+            **({"errors": [self.import_errors[job.bookingReference]]} if job.bookingReference in self.import_errors else {}),
         }
 
     async def _post_later(self, job: Job, delay: float) -> None:
@@ -328,19 +338,22 @@ class BridgeSimulator(FaultKnobs):
                     pairs += [(f"ImportDetail[importRequest][{k}][{kk}]", vv) for kk, vv in v.items()]
                 else:
                     pairs.append((f"ImportDetail[importRequest][{k}]", "" if v is None else str(v)))
+            pairs += [(f"errors[{i}]", e) for i, e in enumerate(body.get("errors", []))]
             raw, ctype = urllib.parse.urlencode(pairs).encode(), "application/x-www-form-urlencoded"
         else:
             raw, ctype = json.dumps(body).encode(), "application/json"
-        sent: dict[str, Any] = {"hash": job.hash, "url": job.return_url, "content_type": ctype, "raw": raw}
-        try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-                async with session.post(job.return_url, data=raw, headers={"Content-Type": ctype}) as response:
-                    sent["status"] = response.status
-            job.callback = f"sent {sent['status']}"
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            sent["error"] = type(exc).__name__
-            job.callback = f"failed {sent['error']}"
-        self.callbacks.append(sent)
+        for _ in range(max(1, self.callback_repeats)):
+            sent: dict[str, Any] = {"hash": job.hash, "url": job.return_url, "content_type": ctype, "raw": raw}
+            try:
+                async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+                    async with session.post(job.return_url, data=raw, headers={"Content-Type": ctype}) as response:
+                        sent["status"] = response.status
+                        sent["answer"] = await response.read()
+                job.callback = f"sent {sent['status']}"
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                sent["error"] = type(exc).__name__
+                job.callback = f"failed {sent['error']}"
+            self.callbacks.append(sent)
 
     # -- sandbox control ----------------------------------------------------------------------
 
