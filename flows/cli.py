@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sys
 import time
@@ -39,9 +40,8 @@ overrides a provider's URL; <PROVIDER>_CALLBACK_URL is where a provider that con
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own exit code is 2 too; keep its format short
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_INPUT, f"error: {message}\n")
+    def error(self, message: str) -> None:  # argparse's own exit code is 2 too; one line, pointing at --help
+        self.exit(EXIT_INPUT, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
 def _sheet_args(p: argparse.ArgumentParser, *, out: bool = True) -> None:
@@ -206,6 +206,8 @@ def _number(convert: Callable[[str], Any], what: str, least: float, bound: str) 
             value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if isinstance(value, float) and not math.isfinite(value):  # float() reads "inf" and "nan" too
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}: give a finite number ({bound})")
         if value < least:
             raise argparse.ArgumentTypeError(f"must be {bound}")
         return value
@@ -251,10 +253,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     with imports_paused():
         from .auth import build_auth
-        from .engine import prepare
+        from .engine import default_results_path, prepare
         from .report import Progress, print_summary
+        from .results import check_writable
+        from .validate import require_rows
 
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before Prefect starts
+    require_rows(plan)
+    check_writable(args.out or default_results_path(plan.sheet.path))  # not after 55 rows are booked
     build_auth(plan.mapping.connection.auth, plan.mapping.provider)  # so does a missing secret
     progress = Progress(enabled=not args.quiet)
     result, run = _run_flow(args, progress, plan=plan)
@@ -301,8 +307,12 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         from .auth import build_auth
         from .report import Progress, print_summary
         from .rerun import load_rerun, summary_lines
+        from .results import check_writable
+        from .validate import require_rows
 
     again = load_rerun(args.results, mapping=args.mapping, ledger_url=args.ledger, out=args.out)  # exit 2 before Prefect
+    require_rows(again.plan, f"the results workbook {args.results}")
+    check_writable(again.out)
     build_auth(again.plan.mapping.connection.auth, again.plan.mapping.provider)  # so does a missing secret
     progress = Progress(enabled=not args.quiet)
     result, run = _run_flow(args, progress, dict(
@@ -334,9 +344,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from .engine import prepare
-    from .redact import redact_text
+    from .validate import require_rows
 
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)
+    require_rows(plan)
     shown = 0
     for row in plan.rows:
         if row.payload is None:
