@@ -275,6 +275,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = None, plan: Any = None) -> tuple[dict | None, Any]:
     with imports_paused():
         from .import_sheet import Hooks, hooks, import_sheet
+        from .ledger import parameter_url  # flow parameters are stored by Prefect: never a password in them
         from .prefect_env import ephemeral_server
         from .prefect_quiet import quiet_prefect
 
@@ -288,7 +289,7 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
         with quiet_prefect(), progress:
             result = asyncio.run(import_sheet(**kwargs) if kwargs is not None else import_sheet(
                 sheet=str(args.sheet), mapping=str(args.mapping), out=str(args.out) if args.out else None,
-                concurrency=args.concurrency, rate=args.rate, sheet_name=args.sheet_name, ledger=args.ledger,
+                concurrency=args.concurrency, rate=args.rate, sheet_name=args.sheet_name, ledger=parameter_url(args.ledger),
                 chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
                 wait_callbacks=args.wait_callbacks, callback_port=args.callback_port,
             ))
@@ -306,6 +307,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     with imports_paused():
         from .auth import build_auth
         from .report import Progress, print_summary
+        from .ledger import parameter_url
         from .rerun import load_rerun, summary_lines
         from .results import check_writable
         from .validate import require_rows
@@ -316,7 +318,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     build_auth(again.plan.mapping.connection.auth, again.plan.mapping.provider)  # so does a missing secret
     progress = Progress(enabled=not args.quiet)
     result, run = _run_flow(args, progress, dict(
-        sheet=str(args.results), mapping=str(args.mapping) if args.mapping else None, out=str(again.out), ledger=again.ledger_url,
+        sheet=str(args.results), mapping=str(args.mapping) if args.mapping else None, out=str(again.out),
+        ledger=parameter_url(again.ledger_url),
         concurrency=args.concurrency, rate=args.rate, chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
         rerun=True))
     if run is None:

@@ -11,6 +11,7 @@ Schedules need a real Prefect server: the temporary one a `run` starts cannot fi
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,9 @@ async def _import_with_subflow(job: ImportJob) -> dict[str, Any]:
     from .import_sheet import import_sheet
 
     named = import_sheet.with_options(flow_run_name=f"import {job.name}"[:100])
-    return await named(sheet=str(job.sheet), mapping=str(job.mapping), out=str(job.out), ledger=job.ledger_url,
+    from .ledger import parameter_url
+
+    return await named(sheet=str(job.sheet), mapping=str(job.mapping), out=str(job.out), ledger=parameter_url(job.ledger_url),
                        concurrency=job.concurrency, rate=job.rate, resend_unknown=job.resend_unknown)
 
 
@@ -122,13 +125,15 @@ def serve_inbox(*, inbox: Path, cron: str = DEFAULT_CRON, timezone: str | None =
         schedule = Cron(cron, timezone=timezone)
     except ValueError as exc:
         raise UsageError(f"--cron {cron!r}: {exc}; e.g. \"0 2 * * *\" is 02:00 every night") from None
-    from .ledger import default_ledger_url, is_postgres_url
+    from .ledger import default_ledger_url, is_postgres_url, parameter_url
 
     raw = ledger or default_ledger_url()
     if not is_postgres_url(raw):  # the flow runs in a subprocess: file paths must not depend on its folder
         ledger = str(Path(raw.removeprefix("sqlite:///")).resolve())
-    else:
-        ledger = raw
+    else:  # the deployment's parameters are stored by the Prefect server: the password must not be among them.
+        ledger = parameter_url(raw)  # flow runs (subprocesses of this one) get it back from BOOKING_IMPORTER_LEDGER
+        if ledger != raw:
+            os.environ["BOOKING_IMPORTER_LEDGER"] = raw
     url = check_prefect_server()
     print(f"serving import_inbox/{name} from {url}: {config.inbox} every {cron!r}"
           f"{f' ({timezone})' if timezone else ''}; archive {config.archive}; ledger {ledger}", flush=True)

@@ -17,6 +17,7 @@ from flows.results import read_results
 from flows.sandbox import Faults
 
 from .conftest import MAPPINGS, ROOT, SAMPLES
+from .pg_support import pg_server, pg_url  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.prefect
 
@@ -145,3 +146,36 @@ def test_demo_imports_a_sample_twice_and_books_nothing_twice(prefect_api, tmp_pa
     assert "created   54" in text and "skipped   54" in text
     assert "the simulator now holds 54 bookings" in text
     assert (tmp_path / "demo" / "jicoo-results-run1.xlsx").exists()
+
+
+def test_a_ledger_password_never_reaches_prefects_database(prefect_api, jicoo_sim, jicoo_env, tmp_path, request, capsys):
+    """`--ledger postgresql://user:PASSWORD@...`: the flow run's parameters, which Prefect stores, carry the
+    URL without the password; the run still opens the ledger with it (resolved in-process)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from prefect.client.orchestration import get_client
+
+    from flows.cli import main
+
+    pg_url = request.getfixturevalue("pg_url")  # skips, saying why, without PostgreSQL
+    parts = urlsplit(pg_url)
+    secret = "s3cret-Ledger-pw"
+    with_password = urlunsplit(parts._replace(netloc=f"{parts.username or 'postgres'}:{secret}@{parts.hostname}:{parts.port}"))
+    code = main(["run", str(SHEET), "-m", str(MAPPING), "--ledger", with_password, "-o", str(tmp_path / "r.xlsx"),
+                 "--rate", "0", "-q"])
+    assert code == 1  # 5 invalid rows, one slot conflict: the run itself went through
+    assert len(jicoo_sim.bookings) == 54
+    assert secret not in capsys.readouterr().out
+
+    async def stored_runs():
+        async with get_client() as client:
+            response = await client._client.post("/flow_runs/filter", json={"limit": 200, "sort": "EXPECTED_START_TIME_DESC"})
+            response.raise_for_status()
+            return response.json()
+
+    runs = asyncio.run(stored_runs())
+    mine = [r for r in runs if r["parameters"].get("ledger", "") and parts.hostname in str(r["parameters"]["ledger"])]
+    assert mine, "the run's flow run was not found"
+    assert all(secret not in json.dumps(r) for r in runs)
+    _, summary = read_results(tmp_path / "r.xlsx")
+    assert secret not in json.dumps(summary) and str(parts.port) in summary["ledger"]
