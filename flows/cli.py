@@ -2,15 +2,17 @@
 
 Exit codes: 0 every row created, accepted or skipped; 1 the run finished but some rows were
 not (the results workbook says which); 2 usage, config or input error (nothing was sent);
-130 interrupted (the results workbook holds what was done).
+130 interrupted by SIGINT (Ctrl-C), 143 stopped by SIGTERM (the results workbook holds what was done).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -25,12 +27,16 @@ CHUNK_HELP = ("rows per Prefect task (default: 500, or a fifth of the rows when 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 EXIT_OK, EXIT_ROWS, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: commands that run a flow: SIGINT and SIGTERM stop them cleanly (flows.prefect_env.GracefulStop)
+_FLOW_COMMANDS = ("run", "rerun")
+_stop: Any = None  # the GracefulStop of the command running in this process, if any
 
 EPILOG = """exit codes:
   0  every row was created, accepted or skipped
   1  the run finished but some rows were not (see the results workbook)
   2  usage, mapping, input or credential problem: nothing was sent
-  130 interrupted with Ctrl-C: the results workbook holds what was done
+  130 interrupted with Ctrl-C (SIGINT): the results workbook holds what was done
+  143 stopped with SIGTERM (e.g. by a service manager): the results workbook holds what was done
 
 Secrets come from the environment (or a .env file in the current folder), never from files
 you commit: JICOO_API_KEY for Jicoo, SYSTEMSX_API_KEY for Systems X Bridge, SERVICEMOBILITY_USERNAME,
@@ -235,16 +241,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_INPUT
     _load_dotenv()
+    global _stop
+    stopping = contextlib.nullcontext()
+    if args.command in _FLOW_COMMANDS:
+        from .prefect_env import GracefulStop
+
+        stopping = _stop = GracefulStop()
     try:
-        return _COMMANDS[args.command](args)
+        with stopping:
+            return _COMMANDS[args.command](args)
     except ImporterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print("\ninterrupted: nothing was sent" if args.command in _FLOW_COMMANDS else "\ninterrupted", file=sys.stderr)
+        return _interrupted_code()
     finally:
+        _stop = None
         thaw()  # what run/rerun froze while loading pandas and Prefect (flows/heap.py)
+
+
+def _interrupted_code() -> int:
+    return _stop.exit_code if _stop is not None and _stop.signum else EXIT_INTERRUPTED
 
 
 # --- commands ---------------------------------------------------------------------------------------
@@ -264,11 +282,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     build_auth(plan.mapping.connection.auth, plan.mapping.provider)  # so does a missing secret
     progress = Progress(enabled=not args.quiet)
     result, run = _run_flow(args, progress, plan=plan)
-    if run is None:
-        return EXIT_INPUT
+    if run is None:  # stopped by a signal before the run began (nothing sent)
+        return _interrupted_code()
     print_summary(run, sys.stdout)
     if run.interrupted:
-        return EXIT_INTERRUPTED
+        return _interrupted_code()
     return EXIT_OK if all(o is not None and o.ok for o in run.outcomes) else EXIT_ROWS
 
 
@@ -276,28 +294,41 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
     with imports_paused():
         from .import_sheet import Hooks, hooks, import_sheet
         from .ledger import parameter_url  # flow parameters are stored by Prefect: never a password in them
-        from .prefect_env import ephemeral_server
+        from .prefect_env import contain_ephemeral_server, ephemeral_server
         from .prefect_quiet import quiet_prefect
 
         if ephemeral_server():  # Prefect loads its server's modules here as the flow starts; load them now
-            import prefect.server.api.server  # noqa: F401
+            contain_ephemeral_server()  # it ends with this process, and Ctrl-C in a terminal does not stop it
 
     holder: dict[str, Any] = {}
     token = hooks.set(Hooks(progress=progress.update, on_run=lambda r: holder.setdefault("run", r), plan=plan))
     result = None
-    try:
-        with quiet_prefect(), progress:
-            result = asyncio.run(import_sheet(**kwargs) if kwargs is not None else import_sheet(
+    stop = _stop
+
+    async def flow() -> dict:
+        if stop is not None:  # a signal now cancels the flow, which then writes the workbook of what was done
+            stop.attach(asyncio.get_running_loop(), asyncio.current_task())
+        try:
+            return await (import_sheet(**kwargs) if kwargs is not None else import_sheet(
                 sheet=str(args.sheet), mapping=str(args.mapping), out=str(args.out) if args.out else None,
                 concurrency=args.concurrency, rate=args.rate, sheet_name=args.sheet_name, ledger=parameter_url(args.ledger),
                 chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
                 wait_callbacks=args.wait_callbacks, callback_port=args.callback_port,
             ))
-    except KeyboardInterrupt:
+        finally:
+            if stop is not None:
+                stop.detach()
+
+    try:
+        with quiet_prefect(), progress:
+            result = asyncio.run(flow())
+    except (KeyboardInterrupt, asyncio.CancelledError):
         run = holder.get("run")
-        if run is not None:
-            run.interrupted = True
-        print("\ninterrupted: the results workbook holds what was done so far", file=sys.stderr)
+        if run is None:
+            raise KeyboardInterrupt from None  # before the run began: nothing was sent, no workbook
+        run.interrupted = True
+        how = "stopped by SIGTERM" if stop is not None and stop.signum == signal.SIGTERM else "interrupted"
+        print(f"\n{how}: the results workbook holds what was done so far", file=sys.stderr)
     finally:
         hooks.reset(token)
     return result, holder.get("run")
@@ -322,12 +353,12 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         ledger=parameter_url(again.ledger_url),
         concurrency=args.concurrency, rate=args.rate, chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
         rerun=True))
-    if run is None:
-        return EXIT_INPUT
+    if run is None:  # stopped by a signal before the run began (nothing sent)
+        return _interrupted_code()
     print_summary(run, sys.stdout)
     print("\n".join(summary_lines(again, run)))
     if run.interrupted:
-        return EXIT_INTERRUPTED
+        return _interrupted_code()
     return EXIT_OK if all(o is not None and o.ok for o in run.outcomes) else EXIT_ROWS
 
 
