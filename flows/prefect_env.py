@@ -106,7 +106,8 @@ class GracefulStop:
     """Ctrl-C (SIGINT, often sent to the whole process group) and SIGTERM (a service manager, ``kill``) stop a
     run the same way: the running flow is cancelled once, rows in flight end ``unknown``, the rest ``not
     sent``, the results workbook is written, and the command exits 128 + the signal (130, 143). Further
-    signals while it stops are noted and ignored, so they cannot interrupt the writing of the workbook.
+    signals while it stops, until the process ends, are ignored, so they cannot interrupt the writing of the
+    workbook or change the exit code.
 
     SIGTERM is blocked in every thread (threads started later inherit the mask) and taken by a waiting
     thread: Prefect installs its own SIGTERM handler while a flow runs, which would raise inside the event
@@ -135,6 +136,11 @@ class GracefulStop:
 
     def __exit__(self, *exc: Any) -> None:
         self.detach()
+        if self.signum is not None:
+            # stopping: the process is on its way out (Prefect still stops its server at exit, up to 5 s). A
+            # signal now must neither kill it with the default action (exit -15, not 143) nor print a
+            # KeyboardInterrupt traceback from an atexit hook, so the handlers stay: they ignore what follows
+            return
         if self._saved is not None:
             signal.signal(signal.SIGINT, self._saved)
         if self._blocked:
