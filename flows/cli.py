@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for providers that confirm later (Systems X Bridge): receive their callbacks in this process "
                         "and wait up to SECONDS after sending for accepted rows to become created (default 0: "
                         "callbacks go to `booking-import callbacks` at <PROVIDER>_CALLBACK_URL)")
-    p.add_argument("--callback-port", type=int, default=0, metavar="N",
+    p.add_argument("--callback-port", type=_port, default=0, metavar="N",
                    help="port on 127.0.0.1 for the in-process receiver of --wait-callbacks (default 0: a free one)")
 
     p = sub.add_parser("validate", help="check a sheet against a mapping without sending anything",
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="Set SYSTEMSX_BRIDGE_CALLBACK_URL, for the runs, to the public https address that "
                               "forwards to this receiver (a reverse proxy or tunnel); any path prefix before "
                               "/<provider>/<token> is accepted. It listens on 127.0.0.1 unless --host says otherwise.")
-    p.add_argument("--port", type=int, default=8081, help="port to listen on (default 8081; 0 picks a free one)")
+    p.add_argument("--port", type=_port, default=8081, help="port to listen on (default 8081; 0 picks a free one)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; use 0.0.0.0 only behind a proxy that adds https)")
     p.add_argument("--ledger", help="ledger database the runs used (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sandbox", help="serve a provider simulator on loopback for trying things out",
                        description="Serve a faithful provider simulator on 127.0.0.1 until Ctrl-C, with optional faults.")
     p.add_argument("provider", nargs="?", default="jicoo", help="provider id (default jicoo)")
-    p.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080; 0 picks a free one)")
+    p.add_argument("--port", type=_port, default=8080, help="port on 127.0.0.1 (default 8080; 0 picks a free one)")
     p.add_argument("--latency-ms", type=float, default=0, help="added latency per request")
     p.add_argument("--latency-jitter-ms", type=float, default=0,
                    help="each request's latency varies by up to this much either way, as on a real network")
@@ -224,6 +224,14 @@ def _number(convert: Callable[[str], Any], what: str, least: float, bound: str) 
 _seconds = _number(float, "a number of seconds", 0, "0 or more")
 _positive_int = _number(int, "a whole number", 1, "1 or more")
 _rate = _number(float, "a number", 0, "0 (no limit) or more")
+_port_number = _number(int, "a port number", 0, "0 (a free one) to 65535")
+
+
+def _port(text: str) -> int:
+    value = _port_number(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError("must be 0 (a free one) to 65535")
+    return value
 
 
 def _load_dotenv() -> None:

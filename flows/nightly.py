@@ -30,6 +30,8 @@ __all__ = ["import_inbox", "serve_inbox", "check_prefect_server", "ARTIFACT_KEY"
 ARTIFACT_KEY = "inbox-import"
 DEFAULT_CRON = "0 2 * * *"
 DEFAULT_NAME = "nightly-inbox"
+#: where serve puts a --notify target given directly, for its flow runs (never in deployment parameters)
+NOTIFY_VARIABLE = "BOOKING_IMPORTER_NOTIFY"
 START_SERVER = ("start one with `prefect server start` (SQLite by default), then "
                 "`prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api`, and run serve again")
 
@@ -134,6 +136,11 @@ def serve_inbox(*, inbox: Path, cron: str = DEFAULT_CRON, timezone: str | None =
         ledger = parameter_url(raw)  # flow runs (subprocesses of this one) get it back from BOOKING_IMPORTER_LEDGER
         if ledger != raw:
             os.environ["BOOKING_IMPORTER_LEDGER"] = raw
+    if notify and not notify.startswith("env:"):
+        # a webhook URL usually holds its token: the deployment's parameters (stored by the Prefect server, shown
+        # in its UI) name a variable instead, which this worker's flow runs (its subprocesses) inherit
+        os.environ[NOTIFY_VARIABLE] = notify
+        notify = f"env:{NOTIFY_VARIABLE}"
     url = check_prefect_server()
     print(f"serving import_inbox/{name} from {url}: {config.inbox} every {cron!r}"
           f"{f' ({timezone})' if timezone else ''}; archive {config.archive}; ledger {ledger}", flush=True)
