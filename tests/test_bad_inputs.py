@@ -101,6 +101,7 @@ CASES = [
     Case("rerun-out-under-a-file", lambda t: ["rerun", validated_workbook(t), "-o", a_file(t) / "r.xlsx"],
          "is a file, not a folder"),
     Case("rerun-rate-inf", lambda t: ["rerun", validated_workbook(t), "--rate", "inf"], "finite number"),
+    Case("callback-port-too-big", lambda t: ["run", SHEET, "-m", MAPPING, "--callback-port", "70000"], "0 (a free one) to 65535"),
     Case("serve-lease-inf", lambda t: ["serve", "--inbox", t, "--lease-seconds", "inf"], "finite number"),
 ]
 
