@@ -84,7 +84,10 @@ class _ContainedSubprocess:
     def Popen(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (the module's name for it)
         if os.name == "posix":
             kwargs.setdefault("start_new_session", True)
-            kwargs.setdefault("preexec_fn", _child_setup(os.getpid(), self._prctl))
+            # the parent-death signal fires when the *thread* that started the child ends: only the main thread
+            # lives as long as the process (Prefect starts the server there when `run` starts a flow)
+            prctl = self._prctl if threading.current_thread() is threading.main_thread() else None
+            kwargs.setdefault("preexec_fn", _child_setup(os.getpid(), prctl))
         return self._real.Popen(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
