@@ -106,6 +106,24 @@ def check_prefect_server(timeout: float = 5.0) -> str:
     return url
 
 
+def _check_folder_writable(folder: Path, option: str) -> None:
+    """UsageError (exit 2) unless ``folder`` exists and takes a new file, or can be created where a file can."""
+    import tempfile
+
+    probe_in = folder
+    while not probe_in.exists() and probe_in != probe_in.parent:
+        probe_in = probe_in.parent
+    if not probe_in.is_dir():
+        raise UsageError(f"{option} {folder} cannot be created: {probe_in} is a file, not a folder; choose another")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".booking-import-check-", dir=probe_in)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise UsageError(f"{option} {folder} cannot be written: no file can be created in {probe_in} "
+                         f"({exc.strerror or exc}); choose another folder") from None
+
+
 def serve_inbox(*, inbox: Path, cron: str = DEFAULT_CRON, timezone: str | None = None, name: str = DEFAULT_NAME,
                 mappings: Path = Path("mappings"), archive: Path | None = None, ledger: str | None = None,
                 notify: str | None = None, settle_seconds: float = 2.0, lease_seconds: float = 120.0,
@@ -116,6 +134,7 @@ def serve_inbox(*, inbox: Path, cron: str = DEFAULT_CRON, timezone: str | None =
 
     config = InboxConfig(inbox=inbox, mappings=mappings, archive=archive, ledger_url=ledger)
     config.check()
+    _check_folder_writable(config.archive, "--archive")  # else the first import, at 02:00, would find out
     if timezone:
         import zoneinfo
 
@@ -141,6 +160,9 @@ def serve_inbox(*, inbox: Path, cron: str = DEFAULT_CRON, timezone: str | None =
         # in its UI) name a variable instead, which this worker's flow runs (its subprocesses) inherit
         os.environ[NOTIFY_VARIABLE] = notify
         notify = f"env:{NOTIFY_VARIABLE}"
+    from .ledger import open_ledger
+
+    open_ledger(ledger).close()  # a ledger that cannot be opened is refused now (exit 2), not at the first run
     url = check_prefect_server()
     print(f"serving import_inbox/{name} from {url}: {config.inbox} every {cron!r}"
           f"{f' ({timezone})' if timezone else ''}; archive {config.archive}; ledger {ledger}", flush=True)

@@ -102,6 +102,10 @@ CASES = [
          "is a file, not a folder"),
     Case("rerun-rate-inf", lambda t: ["rerun", validated_workbook(t), "--rate", "inf"], "finite number"),
     Case("callback-port-too-big", lambda t: ["run", SHEET, "-m", MAPPING, "--callback-port", "70000"], "0 (a free one) to 65535"),
+    Case("serve-archive-under-a-file", lambda t: ["serve", "--inbox", t, "--mappings", MAPPINGS, "--archive",
+                                                  a_file(t) / "archive"], "is a file, not a folder"),
+    Case("serve-ledger-unusable", lambda t: ["serve", "--inbox", t, "--mappings", MAPPINGS, "--ledger",
+                                             a_file(t) / "l.sqlite"], "ledger"),
     Case("serve-lease-inf", lambda t: ["serve", "--inbox", t, "--lease-seconds", "inf"], "finite number"),
 ]
 
