@@ -257,20 +257,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         stopping = _stop = GracefulStop()
     try:
         with stopping:
-            return _COMMANDS[args.command](args)
+            code = _COMMANDS[args.command](args)
     except ImporterError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        code = exc.exit_code
     except KeyboardInterrupt:
         print("\ninterrupted: nothing was sent" if args.command in _FLOW_COMMANDS else "\ninterrupted", file=sys.stderr)
-        return _interrupted_code()
+        code = _interrupted_code()
     finally:
+        signalled = _stop.signum if _stop is not None else None
         _stop = None
         thaw()  # what run/rerun froze while loading pandas and Prefect (flows/heap.py)
+    if signalled:  # stopped by a signal, whatever the command got to: 128 + the signal, every time
+        code = _interrupted_code_of(signalled)
+        if _is_the_command():
+            _exit_now(code)
+    return code
+
+
+def _is_the_command() -> bool:
+    """Whether this process is ``booking-import``/``python -m flows`` (not a test or a library calling main)."""
+    main_module = sys.modules.get("__main__")
+    spec = getattr(main_module, "__spec__", None)
+    return (spec is not None and spec.name in ("flows", "flows.__main__")) or Path(sys.argv[0]).name == "booking-import"
+
+
+def _exit_now(code: int) -> None:
+    """End a signalled command with ``code``, the workbook written: exit handlers run (Prefect stops its
+    temporary server), then the process ends without the interpreter's finalisation, so nothing there (a
+    library's thread, a late signal) can turn the exit code into something else: before this, about one
+    early Ctrl-C in ten ended as a death by SIGINT (-2) instead of 130."""
+    import atexit
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 def _interrupted_code() -> int:
     return _stop.exit_code if _stop is not None and _stop.signum else EXIT_INTERRUPTED
+
+
+def _interrupted_code_of(signum: int) -> int:
+    return 128 + signum
+
+
+def _checkpoint() -> None:
+    """Between the steps of run/rerun: a signal that came meanwhile stops the command here (nothing sent yet)."""
+    if _stop is not None:
+        _stop.checkpoint()
 
 
 # --- commands ---------------------------------------------------------------------------------------
@@ -284,7 +321,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .results import check_writable
         from .validate import require_rows
 
+    _checkpoint()
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before Prefect starts
+    _checkpoint()
     require_rows(plan)
     check_writable(args.out or default_results_path(plan.sheet.path))  # not after 55 rows are booked
     build_auth(plan.mapping.connection.auth, plan.mapping.provider)  # so does a missing secret
@@ -327,6 +366,7 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
             if stop is not None:
                 stop.detach()
 
+    _checkpoint()
     try:
         with quiet_prefect(), progress:
             result = asyncio.run(flow())
@@ -351,7 +391,9 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         from .results import check_writable
         from .validate import require_rows
 
+    _checkpoint()
     again = load_rerun(args.results, mapping=args.mapping, ledger_url=args.ledger, out=args.out)  # exit 2 before Prefect
+    _checkpoint()
     require_rows(again.plan, f"the results workbook {args.results}")
     check_writable(again.out)
     build_auth(again.plan.mapping.connection.auth, again.plan.mapping.provider)  # so does a missing secret

@@ -5,7 +5,6 @@ Only defaults: anything the user has set in the environment or a Prefect profile
 """
 from __future__ import annotations
 
-import _thread
 import os
 import signal
 import sys
@@ -114,14 +113,16 @@ class GracefulStop:
 
     SIGTERM is blocked in every thread (threads started later inherit the mask) and taken by a waiting
     thread: Prefect installs its own SIGTERM handler while a flow runs, which would raise inside the event
-    loop instead. Before the flow runs (or after), a signal raises KeyboardInterrupt in the main thread."""
+    loop instead. Before the flow runs, a signal is only noted, and :meth:`checkpoint` (called between the
+    steps of the command) raises KeyboardInterrupt: raised at an arbitrary point, inside an import or a
+    pydantic serialisation, it came out as a PydanticSerializationError traceback with exit 1, or as a
+    death by SIGINT (-2), in about one start in ten."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
         self._loop: Any = None
         self._task: Any = None
         self._lock = threading.Lock()
-        self._raise_pending = False
         self._saved: Any = None
         self._blocked = False
         self._waiter: threading.Thread | None = None
@@ -169,21 +170,22 @@ class GracefulStop:
         with self._lock:
             self._loop = self._task = None
 
-    def _request(self, signum: int) -> bool:
-        """Note the signal; True when the caller must raise KeyboardInterrupt in the main thread."""
+    def checkpoint(self) -> None:
+        """Raise KeyboardInterrupt if a signal came (between the steps of a command, before the flow runs)."""
+        if self.signum is not None:
+            raise KeyboardInterrupt
+
+    def _request(self, signum: int) -> None:
+        """Note the first signal, and cancel the flow if it runs; later ones are ignored (already stopping)."""
         with self._lock:
             if self.signum is not None:
-                return False  # already stopping: the workbook is being written
+                return
             self.signum = signum
             if self._task is not None:
                 self._loop.call_soon_threadsafe(self._task.cancel)
-                return False
-            return True
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self._request(signal.SIGINT) or self._raise_pending:
-            self._raise_pending = False
-            raise KeyboardInterrupt
+        self._request(signal.SIGINT)
 
     def _wait_for_sigterm(self) -> None:
         while self._blocked:
@@ -193,6 +195,4 @@ class GracefulStop:
                 return
             if not self._blocked:  # woken by __exit__
                 return
-            if self._request(signal.SIGTERM):
-                self._raise_pending = True
-                _thread.interrupt_main()  # runs _on_sigint in the main thread, which raises
+            self._request(signal.SIGTERM)

@@ -263,3 +263,21 @@ def test_sigkill_of_the_run_takes_its_temporary_server_with_it(jicoo_sim, jicoo_
         if alive(server):
             os.kill(server, signal.SIGKILL)  # never leave it running on the machine
     p.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["sigint", "sigterm"])
+def test_a_signal_while_the_run_starts_ends_it_cleanly_too(sig, code, jicoo_sim, jicoo_env, tmp_path):
+    """Signals that land while the command loads its libraries or starts Prefect: raised there as
+    KeyboardInterrupt they came out of pydantic as a PydanticSerializationError traceback (exit 1), or as
+    death by SIGINT (-2). Several moments are tried; each must end with the signal's code and no traceback."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    for delay in (0.3, 0.9, 1.6):
+        p = subprocess.Popen([sys.executable, "-m", "flows", "run", str(SHEET), "-m", str(MAPPING), "--ledger",
+                              str(tmp_path / "l.sqlite"), "--rate", "0", "-o", str(tmp_path / f"r{delay}.xlsx"), "-q"],
+                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+        time.sleep(delay)
+        os.killpg(p.pid, sig)
+        _, err = p.communicate(timeout=90)
+        assert p.returncode == code, (delay, err)
+        assert "Traceback" not in err and "Error" not in err, (delay, err)
