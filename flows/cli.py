@@ -325,7 +325,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before Prefect starts
     _checkpoint()
     require_rows(plan)
-    check_writable(args.out or default_results_path(plan.sheet.path))  # not after 55 rows are booked
+    check_writable(args.out or default_results_path(plan.sheet.path), source=plan.sheet.path)  # not after 55 rows are booked
     build_auth(plan.mapping.connection.auth, plan.mapping.provider)  # so does a missing secret
     progress = Progress(enabled=not args.quiet)
     result, run = _run_flow(args, progress, plan=plan)
@@ -516,6 +516,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .prefect_env import contain_ephemeral_server, ephemeral_server
+
+    if ephemeral_server():
+        contain_ephemeral_server()  # as for run: the temporary server ends with this process
 
     return run_demo(args.out_dir)
 

@@ -79,7 +79,8 @@ _WORKBOOK_OPTIONS = {
 }
 
 
-def check_writable(path: str | os.PathLike[str], option: str = "--out") -> Path:
+def check_writable(path: str | os.PathLike[str], option: str = "--out",
+                   source: str | os.PathLike[str] | None = None) -> Path:
     """Refuse (UsageError, exit 2) a results path that could not be written, before anything is sent.
 
     The check is the write itself: a throwaway file is created (and removed) in the folder the workbook
@@ -90,6 +91,9 @@ def check_writable(path: str | os.PathLike[str], option: str = "--out") -> Path:
     target = Path(path)
     if target.is_dir():
         raise UsageError(f"{option} {target} is a folder; give a file name, e.g. {target / 'results.xlsx'}")
+    if source is not None and target.exists() and target.resolve() == Path(source).resolve():
+        raise UsageError(f"{option} {target} is the input sheet itself, which the results would replace; give "
+                         f"another file name, e.g. {target.with_name(target.stem + '.results.xlsx')}")
     folder = target.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent

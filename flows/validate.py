@@ -27,7 +27,7 @@ def validate_sheet(sheet: Path, mapping: Path, *, sheet_name: str | None = None,
     started = dt.datetime.now().astimezone()
     plan = prepare(sheet, mapping, sheet_name=sheet_name)
     require_rows(plan)
-    path = check_writable(out or default_results_path(plan.sheet.path))
+    path = check_writable(out or default_results_path(plan.sheet.path), source=plan.sheet.path)
     outcomes = []
     for r in plan.rows:
         if r.payload is None:

@@ -3,6 +3,7 @@ stderr (no traceback), and the loopback simulator the run points at receives not
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -85,6 +86,8 @@ CASES = [
          "cannot be written"),
     Case("out-existing-folder", lambda t: ["run", SHEET, "-m", MAPPING, "-o", t], "is a folder"),
     Case("out-under-a-file", lambda t: ["run", SHEET, "-m", MAPPING, "-o", a_file(t) / "r.xlsx"], "is a file, not a folder"),
+    Case("out-is-the-input-sheet", lambda t: ["run", shutil.copy(CSV, t / "mine.csv"), "-m", MAPPING, "-o", t / "mine.csv"],
+         "is the input sheet itself"),
     Case("rate-inf", lambda t: ["run", SHEET, "-m", MAPPING, "--rate", "inf"], "finite number"),
     Case("rate-nan", lambda t: ["run", SHEET, "-m", MAPPING, "--rate", "nan"], "finite number"),
     Case("rate-negative", lambda t: ["run", SHEET, "-m", MAPPING, "--rate", "-1"], "0 (no limit) or more"),
