@@ -528,7 +528,10 @@ class ImportRun:
         """``invalid`` when a sensitive field holds the mask instead of a value (a row copied from a results
         workbook): sending it would set e.g. the customer's password to the mask."""
         m = self.plan.mapping
-        hits = masked_fields(row.payload, {p: re.sub(r"\[(\d+)\]", r".\1", p) for p in sorted(m.sensitive_paths())})
+        paths = self.__dict__.get("_mask_paths")
+        if paths is None:  # worked out once per run, not per row
+            paths = self._mask_paths = {p: re.sub(r"\[(\d+)\]", r".\1", p) for p in sorted(m.sensitive_paths())}
+        hits = masked_fields(row.payload, paths) if paths and row.payload else []
         if not hits:
             return None
         columns = [c for p in hits for c in m.fields[p].columns()] if all(p in m.fields for p in hits) else []
