@@ -239,7 +239,7 @@ class AdaptiveRateLimiter(RateLimiter):
     #: after a 429: this share of the requests accepted in the last second
     BETA = 0.97
     #: probing: the rate grows by this share of the last ceiling per second (halved at each confirmation)
-    PROBE = 0.01
+    PROBE = 0.004
     MIN_PROBE = 0.0005
     #: never paced below this (requests per second)
     MIN_RATE = 0.5
