@@ -141,7 +141,8 @@ def sheets(parts: int, rows: int) -> list[Path]:
 def mapping_with_rate(tmp: Path, rate: float | None) -> Path:
     import yaml
 
-    data = yaml.safe_load((ROOT / "mappings" / "jicoo.yaml").read_text())
+    base = Path(os.environ.get("BENCH_MAPPING") or ROOT / "mappings" / "jicoo.yaml")  # run.py: its snapshot's
+    data = yaml.safe_load(base.read_text())
     data["connection"]["rate"] = rate
     out = tmp / f"jicoo-rate-{rate}.yaml"
     out.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
@@ -155,7 +156,20 @@ def simulator(**faults: Any) -> Iterator[Any]:
     sim = JicooSimulator(faults=Faults(**faults))
     with SimulatorServer(sim) as url:
         sim.url = url
+        provider_first()
         yield sim
+
+
+def provider_first() -> None:
+    """The simulator's thread at a higher CPU priority where allowed (root): on a shared 2-CPU machine a starved
+    simulator would stamp the requests that queued meanwhile as one burst, which a provider's front end, not
+    starved by its clients' machines, would not see (bench/README.md)."""
+    import threading
+
+    for t in threading.enumerate():
+        if t.name == "sandbox-server" and t.native_id:
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, t.native_id, -10)
 
 
 @contextlib.contextmanager

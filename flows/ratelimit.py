@@ -8,18 +8,20 @@ wake-up time, so every millisecond of lateness was lost for good (0.94 of ``--ra
 Two margins make "never above the rate in any 1-second window" hold also for starts that wake up
 late, and leave room for the jitter between leaving here and arriving at the provider:
 
-* ``interval`` is ``1 / (rate * (1 - HEADROOM))``: the timeline runs 1.8 % under the rate, so
-  ``rate + 1`` consecutive slots span 1.018 s;
-* a start that woke late is not lost, but no more than ``ceil(rate)`` starts of one process
-  fall in any ``WINDOW`` (1.010 s): one that would crowd the window waits for it.
-* on a timeline other processes claim slots on too, a slot taken more than ``TOLERANCE`` (10 ms) late is
-  given up instead (the next slots may be another process's), so every start is within 10 ms of
-  its slot; and while another process claims slots too (assumed for a process's first two
-  seconds), the timeline runs ``SHARED_HEADROOM`` (4 %) under the rate, so ``rate + 1`` starts of all processes together span 1.03 s: three
-  processes on a busy machine jitter more than one.
+* ``interval`` is ``1 / (rate * (1 - HEADROOM))``: the timeline runs 1.5 % under the rate, so
+  ``rate + 1`` consecutive slots span 1.015 s;
+* a start that woke late is not lost (a slot up to ``CATCH_UP``, 250 ms, late is still used, so a
+  process stalled by a busy machine catches up), but no more than ``ceil(rate)`` starts of one
+  process fall in any ``WINDOW`` (1.010 s): one that would crowd the window waits for it.
+* on a timeline other processes claim slots on too, a slot taken more than ``TOLERANCE``
+  (10 ms) late is given up instead (the next slots may be another process's), so every start
+  is within 10 ms of its slot; and while another process claims slots too (assumed for a
+  process's first second), the timeline runs ``SHARED_HEADROOM`` (4 %) under the rate, so
+  ``rate + 1`` starts of all processes together span 1.03 s: three processes on a busy machine
+  jitter more than one.
 
-So a busy run sends 0.98 of the rate and at most ``ceil(rate)`` requests start in any 1-second
-window, as the provider sees them too unless the way there adds more than ~10 ms of jitter
+So a busy run sends 0.985 of the rate and at most ``ceil(rate)`` requests start in any 1-second
+window, as the provider sees them too unless the way there adds more than ~5 ms of jitter
 (bench/RESULTS.md, "Rates").
 
 **No published rate** (``rate: null`` or ``--rate 0``): :class:`AdaptiveRateLimiter` starts
@@ -56,13 +58,15 @@ __all__ = ["RateLimiter", "AdaptiveRateLimiter", "LocalTimeline", "SharedTimelin
            "max_in_window", "shared_timeline_for", "WINDOW", "SHARED_HEADROOM"]
 
 #: the timeline runs this share under the rate (a margin for late starts and network jitter)
-HEADROOM = 0.018
+HEADROOM = 0.015
 #: a slot of a *shared* timeline is given up when its start would be this much later than its time (seconds)
 TOLERANCE = 0.010
 #: no more than ceil(rate) starts of one process in any this many seconds
 WINDOW = 1.010
 #: the headroom while other processes claim slots on the same shared timeline
 SHARED_HEADROOM = 0.04
+#: alone on a timeline, a slot up to this late (seconds) is still used: a stalled process catches up
+CATCH_UP = 0.25
 #: a shared timeline is claimed this many seconds of the rate at a time
 BATCH_SECONDS = 0.1
 
@@ -87,10 +91,10 @@ class LocalTimeline:
     def __init__(self) -> None:
         self.next_at = -math.inf
 
-    def claim(self, n: int, interval: float, now: float) -> float:
+    def claim(self, n: int, interval: float, now: float, late_ok: float = TOLERANCE) -> float:
         """``n`` consecutive slots ``interval`` apart: from the timeline's next slot when that is at most
-        ``TOLERANCE`` old (a slightly late start keeps the ideal timeline), else from ``now``; their start."""
-        start = self.next_at if self.next_at >= now - TOLERANCE else now
+        ``late_ok`` old (a late start keeps the ideal timeline), else from ``now``; their start."""
+        start = self.next_at if self.next_at >= now - late_ok else now
         self.next_at = start + n * interval
         return start
 
@@ -115,9 +119,9 @@ class SharedTimeline:
 
         self.name = name
         self.me = uuid.uuid4().hex
-        #: until this time (ours), assume other processes claim slots too: at first, and for two seconds after
+        #: until this time (ours), assume other processes claim slots too: for the first second, and for two after
         #: a claim found another process's claim right before it (alone, a process sees only its own)
-        self.crowded_until = time.time() + 2.0
+        self.crowded_until = time.time() + 1.0
         self._db = Database(ledger_target, what="the ledger (shared rate)")
         self._lock = threading.Lock()
         try:
@@ -140,14 +144,14 @@ class SharedTimeline:
                 best = (t1 - t0, float(db_now) - (t0 + t1) / 2)
         return best[1]
 
-    def claim(self, n: int, interval: float, now: float) -> float:
+    def claim(self, n: int, interval: float, now: float, late_ok: float = TOLERANCE) -> float:
         at = now + self.offset
         span = n * interval
         with self._lock:  # SET reads the row as it was: prev_* say who claimed before us, and when
             next_at, prev_by, prev_at = self._db.execute(
                 "UPDATE rate_timeline SET next_at = (CASE WHEN next_at >= ? THEN next_at ELSE ? END) + ?, updated_at = ?, "
                 "prev_by = last_by, prev_at = updated_at, last_by = ? WHERE name = ? RETURNING next_at, prev_by, prev_at",
-                (at - TOLERANCE, at, span, at, self.me, self.name)).fetchone()
+                (at - late_ok, at, span, at, self.me, self.name)).fetchone()
         if prev_by is not None and prev_by != self.me and prev_at is not None and prev_at > at - 1.0:
             self.crowded_until = now + 2.0
         return float(next_at) - span - self.offset
@@ -211,11 +215,14 @@ class RateLimiter:
         """Reserve the next slot not already too late."""
         while True:
             now = self._clock()
+            # alone, a slot up to CATCH_UP late is still used (the window guard keeps every second under the
+            # rate); between other processes' slots, one more than TOLERANCE late is given up
+            late_ok = TOLERANCE if self.timeline.crowded else CATCH_UP
             while self._batch_left:
                 slot = self._batch_start + self._batch_i * self._batch_interval
                 self._batch_i += 1
                 self._batch_left -= 1
-                if slot >= now - TOLERANCE:
+                if slot >= now - late_ok:
                     return slot
                 self.skipped += 1
             n, interval = self.batch, self.interval
@@ -228,9 +235,9 @@ class RateLimiter:
                 async with self._claim_lock:
                     if self._batch_left:  # another waiter claimed meanwhile
                         continue
-                    start = await asyncio.to_thread(self.timeline.claim, n, interval, self._clock())
+                    start = await asyncio.to_thread(self.timeline.claim, n, interval, self._clock(), late_ok)
             else:
-                start = self.timeline.claim(n, interval, now)
+                start = self.timeline.claim(n, interval, now, late_ok)
             if base != self.interval:  # the rate changed while claiming
                 continue
             self._batch_start, self._batch_i, self._batch_left, self._batch_interval = start, 0, n, interval

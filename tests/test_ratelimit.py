@@ -114,6 +114,18 @@ def test_late_wake_ups_never_put_more_than_the_rate_in_a_window():
     assert (len(starts) - 1) / (starts[-1] - starts[0]) >= 0.95 * 20
 
 
+def test_a_stalled_process_catches_up_within_the_window():
+    """Every 2 s the machine stalls the process for 200 ms: the slots it missed are used after (the rate is
+    kept), and the window guard still keeps every second at the rate."""
+    vt = VirtualTime()
+    wakes = itertools.count()
+    vt.late = lambda: 0.2 if next(wakes) % 100 == 99 else 0.0
+    limiter = RateLimiter(50, clock=vt.clock, sleep=vt.sleep)
+    starts = _pace(limiter, vt, workers=8, requests=1_000)
+    assert max_in_window(starts) <= 50
+    assert (len(starts) - 1) / (starts[-1] - starts[0]) >= 0.98 * 50
+
+
 def test_the_old_wake_up_scheduling_would_lose_the_lateness():
     """What issue 16 measured (0.94 of --rate): with 6 ms of lateness a wake, scheduling from the wake-up
     time reaches 10 / (1 + 0.06) = 0.94; the ideal timeline keeps 0.985."""
