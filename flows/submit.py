@@ -243,6 +243,7 @@ class Sender:
             await self.auth.login(self._client)
         except BaseException:  # a refused login: nothing else will close the client
             await self._client.aclose()
+            self.limiter.close()
             raise
         return self
 

@@ -365,11 +365,11 @@ def _write_sheets(tmp_path: Path, parts: int, rows: int) -> list[Path]:
 
 def test_a_run_against_an_unpublished_50_per_second_settles_every_row(tmp_path, jicoo_env):
     """The engine with no rate (Jicoo's mapping publishes none) against the simulator answering 429 above 50/s.
-    About 5 s: the point of the test. Exact figures: bench/RESULTS.md, "Rate adherence"."""
+    About 7 s: the point of the test. Exact figures: bench/RESULTS.md, "Rate adherence"."""
     from flows.engine import ImportRun, RunOptions, prepare
     from flows.sandbox import JicooSimulator
 
-    (sheet,) = _write_sheets(tmp_path, 1, 220)
+    (sheet,) = _write_sheets(tmp_path, 1, 300)
     with served(JicooSimulator(faults=Faults(rate_limit=50))) as sim:
         plan = prepare(sheet, ROOT / "mappings" / "jicoo.yaml")
         run = ImportRun(plan, RunOptions(rate=None, ledger_url=f"sqlite:///{tmp_path / 'l.sqlite'}",
@@ -381,9 +381,9 @@ def test_a_run_against_an_unpublished_50_per_second_settles_every_row(tmp_path, 
         booked = len(sim.bookings)
         arrivals = list(sim.injector.arrivals)
     statuses = {o.status.value for o in run.outcomes}
-    assert statuses == {"created"} and booked == 220  # every row settled, none twice
+    assert statuses == {"created"} and booked == 300  # every row settled, none twice
     assert refused / len(arrivals) <= 0.05, (refused, len(arrivals))
-    assert 220 / seconds >= 0.6 * 50  # loose (a busy machine); bench/RESULTS.md has the figure
+    assert 300 / seconds >= 0.6 * 50  # loose (a busy machine); bench/RESULTS.md has the figure
 
 
 def provider_first(sim: Any) -> None:
