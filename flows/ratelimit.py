@@ -28,7 +28,8 @@ window, as the provider sees them too unless the way there adds more than ~5 ms 
 unpaced, bounded only by the concurrency, and adapts to 429s for the whole run (every row, not
 per request). On a 429 (at most one decrease per second, and only for requests sent after the
 last decrease) it paces at ``BETA`` (0.97) of the requests the provider *accepted* in the last
-second: that count is the provider's window as the provider sees it. Then it adds a little every
+second (that count is the provider's window as the provider sees it), but not below 0.9 of the
+pace so far (a busy machine's count of one second can fall short). Then it adds a little every
 second (additive increase) to find out whether the provider allows more. Each time the provider
 answers 429 again near the same ceiling, the probing halves in speed, so a fixed limit is hit
 less and less often (each 429 with ``Retry-After`` pauses the whole run, which costs more than
@@ -332,7 +333,10 @@ class AdaptiveRateLimiter(RateLimiter):
         self.ceiling = float(seen)
         self.decreases += 1
         self._last_decrease = self._last_change = now
-        self._set(max(self.MIN_RATE, self.BETA * seen), now)
+        # what the provider accepted, as a floor 0.9 of the pace so far: on a busy machine the count of the
+        # last second can fall short of what the provider allows, and one 429 should not halve the run
+        floor = 0.9 * self.rate if self.rate is not None else 0.0
+        self._set(max(self.MIN_RATE, self.BETA * seen, floor), now)
 
     def _increase(self, now: float) -> None:
         elapsed = now - self._last_change
