@@ -340,3 +340,58 @@ def test_unwritable_target_is_a_readable_error(tmp_path):
         write_results(blocker / "r.xlsx", columns=["a"], rows=[], line_numbers=[], outcomes=[], summary={})
     assert "choose another output path" in str(err.value) and "\n" not in str(err.value)
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]
+
+
+def _typed_input(path: Path, *, title: bool = False) -> Path:
+    """An input workbook as a person types it in Excel: dates dd/mm/yyyy, times hh:mm, maybe a title row."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Bookings"
+    if title:
+        ws.append(["Bookings export, March"])
+    ws.append(["Ref", "Date", "Start", "When", "Note"])
+    for i in range(3):
+        ws.append([f"B{i}", dt.datetime(2026, 3, 1 + i), dt.time(9 + i, 30), dt.datetime(2026, 3, 1 + i, 14, 5), "x"])
+    top = 3 if title else 2
+    for r in range(top, top + 3):
+        ws.cell(r, 2).number_format = "dd/mm/yyyy"
+        ws.cell(r, 3).number_format = "hh:mm"
+        ws.cell(r, 4).number_format = "dd/mm/yyyy hh:mm"
+    wb.save(path)
+    return path
+
+
+@pytest.mark.parametrize("title", [False, True])
+def test_input_date_cells_keep_their_number_format(tmp_path, title):
+    """Issue 15: Excel date cells typed dd/mm/yyyy come back as dates shown dd/mm/yyyy, not yyyy-mm-dd."""
+    src = _typed_input(tmp_path / "in.xlsx", title=title)
+    sheet = read_sheet(src, expect=["Ref", "Date", "Start", "When"])
+    formats = results_mod.input_number_formats(sheet.path, sheet.sheet_name, sheet.header_line)
+    assert formats == {"Date": "dd/mm/yyyy", "Start": "hh:mm", "When": "dd/mm/yyyy hh:mm"}
+    outcomes = [Outcome(Status.CREATED, provider_id="1"),
+                Outcome(Status.INVALID, "Date: too early", column_messages={"Date": ["too early"]}), None]
+    out = write_results(tmp_path / "r.xlsx", columns=sheet.columns, rows=sheet.rows, line_numbers=sheet.line_numbers,
+                        outcomes=outcomes, summary={}, number_formats=formats)
+    ws = openpyxl.load_workbook(out)["Results"]
+    header = [c.value for c in ws[1]]
+    for r in (2, 3, 4):  # plain, marked (faulty) and filled rows alike
+        date, start, when = (ws.cell(r, header.index(n) + 1) for n in ("Date", "Start", "When"))
+        assert date.is_date and date.number_format == "dd/mm/yyyy" and date.value == dt.datetime(2026, 3, r - 1)
+        assert start.is_date and start.number_format == "hh:mm"
+        assert when.number_format == "dd/mm/yyyy hh:mm"
+    assert ws.cell(3, header.index("Date") + 1).comment.text == "too early"
+    # and once more from the results workbook itself (what `status` and `rerun` read)
+    assert results_mod.input_number_formats(out, "Results") == formats
+
+
+def test_input_number_formats_is_empty_for_csv_and_plain_workbooks(tmp_path):
+    csv = tmp_path / "in.csv"
+    csv.write_text("a,b\n1,2\n")
+    assert results_mod.input_number_formats(csv, None) == {}
+    wb = openpyxl.Workbook()
+    wb.active.append(["a"])
+    wb.active.append(["x"])
+    wb.save(tmp_path / "plain.xlsx")
+    assert results_mod.input_number_formats(tmp_path / "plain.xlsx", "Sheet") == {}
+    (tmp_path / "broken.xlsx").write_bytes(b"PK\x03\x04 not really")
+    assert results_mod.input_number_formats(tmp_path / "broken.xlsx", "Sheet") == {}
