@@ -122,8 +122,10 @@ def describe_columns(mapping: MappingFile) -> list[ColumnHelp]:
                 date.kind, date.excel_format = "datetime", excel_format(d.format)
                 date.format = f"a date and time, {date.excel_format}"
                 date.example = _EXAMPLE_DAY.strftime(d.format)
-            zone_note = f"local time in {d.timezone}" if d.timezone else "local time in the row's zone"
-            date.notes.append(f"{zone_note.capitalize()}{', unless the ' + d.timezone_column + ' column gives one' if d.timezone and d.timezone_column else ''}.")
+            zone = f"Local time in {d.timezone}" if d.timezone else "Local time in the row's zone"
+            if d.timezone and d.timezone_column:
+                zone += f", unless the {d.timezone_column} column gives one"
+            date.notes.append(zone + ".")
             if d.timezone_column:
                 z = get(d.timezone_column)
                 z.fields.append(path)
@@ -177,8 +179,31 @@ def describe_columns(mapping: MappingFile) -> list[ColumnHelp]:
                     h.notes.append(f"At most {arg} characters." if t == "max_length" else f"Cut to {arg} characters.")
     for h in helps.values():
         if not h.example and h.kind == "text":
-            h.example = "text"
+            h.example = _text_example(h.name, key=h.name in mapping.key)
     return list(helps.values())
+
+
+#: made-up examples for plain text columns, by a word in the column's name (first match wins)
+_TEXT_EXAMPLES = [
+    (("password",), "(the password itself)"), (("email", "e-mail"), "ann.lee@example.com"),
+    (("phone", "mobile", "tel"), "07700 900123"), (("user",), "ann.lee"),
+    (("postcode", "post code", "zip"), "LS1 4AP"), (("city", "town"), "Leeds"),
+    (("address", "street"), "1 High Street"), (("company", "organisation", "organization", "account name"),
+                                                "Thistle Bakery"),
+    (("agent", "engineer", "contact", "name", "guest"), "Ann Lee"),
+    (("note", "description", "message", "comment", "instruction"), "Ring the bell at the side door"),
+    (("ref", "number", "no", "id", "code", "order"), "A-1001"),
+]
+
+
+def _text_example(column: str, *, key: bool) -> str:
+    if key:
+        return "A-1001 (unique per row)"
+    words = column.lower().replace("_", " ").split()
+    for hints, example in _TEXT_EXAMPLES:
+        if any(h in words or (" " in h and h in column.lower()) or (len(h) > 3 and h in column.lower()) for h in hints):
+            return example
+    return "any text"
 
 
 def default_template_path(mapping_path: Path) -> Path:
@@ -265,11 +290,16 @@ def _write_help(wb: xlsxwriter.Workbook, helps: list[ColumnHelp], mapping: Mappi
                           "Hover a header for its note. Check a filled sheet with `booking-import validate`.")
     for c, name in enumerate(("column", "required", "format", "example", "notes")):
         ws.write_string(4, c, name, bold)
+    widths = (22, 16, 50, 24, 70)
     for r, h in enumerate(helps, start=5):
+        texts = [h.name, "yes" if h.required else ("no" + (f" (empty: {h.default})" if h.default else "")),
+                 h.format + (": " + ", ".join(h.choices) if h.choices else ""), h.example, " ".join(h.notes)]
+        lines = max(-(-len(t) // max(w - 2, 1)) for t, w in zip(texts, widths))
+        ws.set_row(r, 15 * max(lines, 1))  # written before the cells: not every app fits wrapped rows itself
         ws.write_string(r, 0, h.name, wrap)
         ws.write_string(r, 1, "yes" if h.required else ("no" + (f" (empty: {h.default})" if h.default else "")), wrap)
         ws.write_string(r, 2, h.format + (": " + ", ".join(h.choices) if h.choices else ""), wrap)
         ws.write_string(r, 3, h.example, wrap)
         ws.write_string(r, 4, " ".join(h.notes), wrap)
-    for c, width in enumerate((22, 16, 50, 24, 70)):
+    for c, width in enumerate(widths):
         ws.set_column(c, c, width)
