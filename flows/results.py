@@ -18,8 +18,9 @@ in the order input columns, then :data:`RESULT_COLUMNS`, whatever their place on
 
 Safety: XlsxWriter never turns text into formulas, URLs or numbers here, and text starting with
 ``= + - @``, tab, CR or NUL gets a quote-prefix style, so it stays text even after a user edits the
-cell in Excel. Sensitive columns are masked (in notes too). The file is written to a temporary name
-beside the target and renamed into place, so a crash never leaves a half-written workbook.
+cell in Excel. Sensitive columns are masked, a marked cell too (its note is the row's message, which
+the engine has already masked). The file is written to a temporary name beside the target and
+renamed into place, so a crash never leaves a half-written workbook.
 """
 from __future__ import annotations
 

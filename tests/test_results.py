@@ -395,3 +395,16 @@ def test_input_number_formats_is_empty_for_csv_and_plain_workbooks(tmp_path):
     assert results_mod.input_number_formats(tmp_path / "plain.xlsx", "Sheet") == {}
     (tmp_path / "broken.xlsx").write_bytes(b"PK\x03\x04 not really")
     assert results_mod.input_number_formats(tmp_path / "broken.xlsx", "Sheet") == {}
+
+
+def test_a_marked_cell_in_a_masked_column_shows_the_mask_never_the_secret(tmp_path):
+    out = write_results(tmp_path / "r.xlsx", columns=["Ref", "Password"], rows=[["B1", SECRET]], line_numbers=[2],
+                        outcomes=[Outcome(Status.INVALID, "Password: too short",
+                                          column_messages={"Password": ["too short"]})],
+                        summary={}, masked_columns=["Password"])
+    cell = openpyxl.load_workbook(out)["Results"]["D2"]
+    assert cell.value == MASK and cell.comment.text == "too short"
+    assert cell.fill.fgColor.rgb[-6:] == results_mod.FAULT_FILL[1:]
+    with zipfile.ZipFile(out) as zf:
+        for name in zf.namelist():
+            assert SECRET.encode() not in zf.read(name), name
