@@ -408,3 +408,23 @@ def test_a_marked_cell_in_a_masked_column_shows_the_mask_never_the_secret(tmp_pa
     with zipfile.ZipFile(out) as zf:
         for name in zf.namelist():
             assert SECRET.encode() not in zf.read(name), name
+
+
+def test_a_workbook_written_before_issue_15_still_reads(tmp_path):
+    """Old layout: result columns after the input, Summary a plain key/value table (rerun and status read it)."""
+    import xlsxwriter
+
+    path = tmp_path / "old.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet("Results")
+    ws.write_row(0, 0, ["ref", *RESULT_COLUMNS])
+    ws.write_row(1, 0, ["B1", 2, "invalid", "", "", "ref: bad", 0])
+    summary = wb.add_worksheet("Summary")
+    for r, (k, v) in enumerate([("key", "value"), ("created", 0), ("invalid", 1), ("total", 1),
+                                ("mapping", "mappings/jicoo.yaml"), ("run id", "r-1")]):
+        summary.write(r, 0, k)
+        summary.write(r, 1, v)
+    wb.close()
+    df, info = read_results(path)
+    assert list(df.columns) == ["ref"] + RESULT_COLUMNS and df["_status"].iloc[0] == "invalid"
+    assert info == {"created": "0", "invalid": "1", "total": "1", "mapping": "mappings/jicoo.yaml", "run id": "r-1"}
