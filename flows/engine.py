@@ -826,14 +826,16 @@ class ImportRun:
         return (ended - started) if started is not None and ended is not None else 0.0
 
     def write_results(self, path: Path | None = None) -> Path:
-        from .results import write_results
+        from .results import input_number_formats, write_results
 
         self.ended = self.ended or dt.datetime.now().astimezone()
         path = Path(path or self.options.out or default_results_path(self.plan.sheet.path))
         sheet = self.plan.sheet
         self.results_path = write_results(path, columns=sheet.columns, rows=sheet.rows, line_numbers=sheet.line_numbers,
                                           outcomes=self.outcomes, summary=self.summary(),
-                                          masked_columns=self.plan.mapping.sensitive_columns())
+                                          masked_columns=self.plan.mapping.sensitive_columns(),
+                                          number_formats=input_number_formats(sheet.path, sheet.sheet_name,
+                                                                              sheet.header_line))
         self.ledger.end_run(self.run_id, results=str(self.results_path), counts=self.counts())
         return self.results_path
 

@@ -25,7 +25,7 @@ from .errors import InputError
 from .ledger import SENDING, Ledger, open_ledger, is_postgres_url
 from .mapping import load_mapping
 from .outcomes import Outcome, Status
-from .results import RESULT_COLUMNS, read_results, write_results
+from .results import RESULT_COLUMNS, RESULTS_SHEET, input_number_formats, read_results, write_results
 from .transforms import to_text
 
 __all__ = ["refresh_results", "Refresh", "REFRESHED_STATUSES"]
@@ -95,7 +95,7 @@ def refresh_results(results: Path | str, *, out: Path | str | None = None, ledge
     info["refreshed"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     info["refreshed rows"] = sum(report.changed.values())
     write_results(report.path, columns=columns, rows=rows, line_numbers=lines, outcomes=outcomes, summary=info,
-                  masked_columns=m.sensitive_columns())
+                  masked_columns=m.sensitive_columns(), number_formats=input_number_formats(results, RESULTS_SHEET))
     report.outcomes = outcomes
     return report
 

@@ -9,7 +9,7 @@ from typing import Any
 from .engine import default_results_path, prepare
 from .errors import InputError
 from .outcomes import Outcome, Status
-from .results import check_writable, write_results
+from .results import check_writable, input_number_formats, write_results
 
 __all__ = ["validate_sheet", "require_rows"]
 
@@ -31,7 +31,8 @@ def validate_sheet(sheet: Path, mapping: Path, *, sheet_name: str | None = None,
     outcomes = []
     for r in plan.rows:
         if r.payload is None:
-            outcomes.append(Outcome(Status.INVALID, "; ".join(map(str, r.problems))))
+            outcomes.append(Outcome(Status.INVALID, "; ".join(map(str, r.problems)),
+                                    column_messages=_by_column(r.problems)))  # marks the faulty cells
         else:
             outcomes.append(Outcome(Status.SKIPPED, "valid; not sent (validate only)"))
     invalid = sum(o.status is Status.INVALID for o in outcomes)
@@ -48,10 +49,21 @@ def validate_sheet(sheet: Path, mapping: Path, *, sheet_name: str | None = None,
         "rows": len(plan.rows),
     }
     written = write_results(path, columns=plan.sheet.columns, rows=plan.sheet.rows, line_numbers=plan.sheet.line_numbers,
-                            outcomes=outcomes, summary=summary, masked_columns=plan.mapping.sensitive_columns())
+                            outcomes=outcomes, summary=summary, masked_columns=plan.mapping.sensitive_columns(),
+                            number_formats=input_number_formats(plan.sheet.path, plan.sheet.sheet_name,
+                                                                plan.sheet.header_line))
     print(f"{len(plan.rows)} rows checked: {len(plan.rows) - invalid} valid, {invalid} invalid")
     for r in plan.rows:
         if r.payload is None:
             print(f"  row {r.line}: " + "; ".join(map(str, r.problems)), file=sys.stderr)
     print(f"results: {written}")
     return 0 if invalid == 0 else 1
+
+
+def _by_column(problems: list[Any]) -> dict[str, list[str]]:
+    """Problems by sheet column, so the results workbook marks each faulty cell with its message."""
+    out: dict[str, list[str]] = {}
+    for p in problems:
+        if p.column:
+            out.setdefault(p.column, []).append(p.message)
+    return out
