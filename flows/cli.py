@@ -39,13 +39,113 @@ EPILOG = """exit codes:
   143 stopped with SIGTERM (e.g. by a service manager): the results workbook holds what was done
 
 Secrets come from the environment (or a .env file in the current folder), never from files
-you commit: JICOO_API_KEY for Jicoo, SYSTEMSX_API_KEY for Systems X Bridge, SERVICEMOBILITY_USERNAME,
-SERVICEMOBILITY_PASSWORD and SERVICEMOBILITY_BASE_URL (required) for ServiceMobility. <PROVIDER>_BASE_URL
-overrides a provider's URL; <PROVIDER>_CALLBACK_URL is where a provider that confirms later
-(Systems X Bridge) reaches `booking-import callbacks`."""
+you commit. <PROVIDER>_BASE_URL overrides a provider's URL; <PROVIDER>_CALLBACK_URL is where a
+provider that confirms later (Systems X Bridge) reaches `booking-import callbacks`.
+
+{environment}"""
+
+#: where `--help` reads the bundled mappings from, to list the variables each provider needs
+MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
+
+
+def environment_help(folder: Path | None = None) -> str:
+    """The environment variables each bundled mapping reads, derived from the mapping files (so a new
+    mapping, e.g. BigChange's OAuth2 client and Customer-Id header, shows up in `--help` without an edit here)."""
+    from .mapping import load_mapping
+
+    folder = folder or MAPPINGS_DIR
+    found: dict[str, tuple[list[str], list[str], list[str]]] = {}
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        try:
+            m = load_mapping(path)
+        except Exception:  # a broken mapping is `run`'s to report, with its line; the help lists the others
+            continue
+        files, required, optional = found.setdefault(m.provider, ([], [], []))
+        files.append(path.name)
+        auth, prefix = m.connection.auth, m.env_prefix
+        names = [getattr(auth, a) for a in ("secret", "client_id", "client_secret", "username", "password")
+                 if getattr(auth, a, None)]
+        names += list((getattr(auth, "headers", None) or {}).values())
+        placeholder = m.connection.base_url.split("/")[2].endswith(".invalid") if "//" in m.connection.base_url else True
+        (required if placeholder else optional).append(f"{prefix}_BASE_URL")
+        if getattr(auth, "token_url", None):
+            optional.append(f"{prefix}_TOKEN_URL")
+        if "callback_url" in m.run_value_paths().values():
+            optional.append(f"{prefix}_CALLBACK_URL")
+        required[:0] = [n for n in names if n not in required]
+    if not found:
+        return ""
+    lines = [f"environment variables, from the mappings in {folder}:"]
+    for provider, (files, required, optional) in found.items():
+        need = ", ".join(dict.fromkeys(required))
+        extra = ", ".join(n for n in dict.fromkeys(optional) if n not in required)
+        lines.append(f"  {provider} ({', '.join(files)}): {need or 'none'}" + (f"; optional {extra}" if extra else ""))
+    return "\n".join(lines)
+
+
+class _Wrapping(argparse.HelpFormatter):
+    """Descriptions and epilogs wrapped to the terminal's width, paragraph by paragraph (argparse's raw
+    formatter printed 600-character lines); indented lines (lists, exit codes) keep their indent."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        out: list[str] = []
+        for paragraph in text.split("\n\n"):
+            lines = paragraph.splitlines()
+            if any(line.startswith("  ") for line in lines) or (lines and lines[0].endswith(":")):
+                for line in lines:  # a list: each item wrapped on its own, continuation lines indented
+                    lead = line[:len(line) - len(line.lstrip())]
+                    out.append(textwrap.fill(line.strip(), width, initial_indent=indent + lead,
+                                             subsequent_indent=indent + lead + "    ") if line.strip() else "")
+            else:
+                out.append(textwrap.fill(" ".join(paragraph.split()), width, initial_indent=indent,
+                                         subsequent_indent=indent))
+            out.append("")
+        return "\n".join(out).rstrip("\n")
+
+
+def sandbox_providers_help(folder: Path | None = None) -> str:
+    """The providers `sandbox` can simulate, each with the bundled mappings that use it."""
+    from .mapping import load_mapping
+    from .sandbox import SIMULATORS
+
+    folder = folder or MAPPINGS_DIR
+    uses: dict[str, list[str]] = {p: [] for p in SIMULATORS}
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        try:
+            uses.setdefault(load_mapping(path).provider, []).append(path.name)
+        except Exception:
+            continue
+    lines = ["providers:"]
+    for provider, files in uses.items():
+        if provider in SIMULATORS:
+            lines.append(f"  {provider:<16} {'for ' + ', '.join(files) if files else '(no bundled mapping)'}")
+    return "\n".join(lines)
+
+
+#: placeholders in descriptions and epilogs, filled only when a help is shown (reading the mappings costs time)
+_LAZY_HELP: dict[str, Callable[[], str]] = {"{environment}": lambda: environment_help(),
+                                            "{providers}": lambda: sandbox_providers_help()}
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Wrapping)
+        super().__init__(*args, **kwargs)
+
+    def format_help(self) -> str:
+        saved = self.description, self.epilog
+        try:
+            for marker, fill in _LAZY_HELP.items():
+                if marker in (self.description or "") + (self.epilog or ""):
+                    text = fill()
+                    self.description = self.description and self.description.replace(marker, text)
+                    self.epilog = self.epilog and self.epilog.replace(marker, text)
+            return super().format_help()
+        finally:
+            self.description, self.epilog = saved
+
     def error(self, message: str) -> None:  # argparse's own exit code is 2 too; one line, pointing at --help
         self.exit(EXIT_INPUT, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
 
@@ -59,13 +159,13 @@ def _sheet_args(p: argparse.ArgumentParser, *, out: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="booking-import", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+    parser = _Parser(prog="booking-import", formatter_class=_Wrapping, epilog=EPILOG,
                      description="Book every row of a CSV or Excel sheet into a provider's API, concurrently and "
                                  "safely, and write a results workbook that says row by row what happened.")
     parser.add_argument("--version", action="version", version="booking-importer 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("run", help="import a sheet (a Prefect flow run)", formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = sub.add_parser("run", help="import a sheet (a Prefect flow run)", formatter_class=_Wrapping,
                        epilog=EPILOG, description="Check every row, send the valid ones concurrently, record each "
                        "row in the ledger as it goes, and write the results workbook. Rows already created by an "
                        "earlier run (same key, same ledger) are skipped, never booked twice.")
@@ -125,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ledger", help="ledger database the runs used (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
 
     p = sub.add_parser("rerun", help="run a results workbook again: fixed rows are sent, booked rows are not",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+                       formatter_class=_Wrapping, epilog=EPILOG,
                        description="Read a results workbook (edited in Excel or not: values fixed in red rows, rows "
                                    "deleted, columns moved, notes columns added) and run it again with the mapping "
                                    "and ledger of the run that wrote it. Rows the ledger records as created or accepted "
@@ -148,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     p = sub.add_parser("serve", help="serve the nightly inbox import (a Prefect deployment on a schedule)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       formatter_class=_Wrapping,
                        description="Serve the Prefect deployment import_inbox/NAME until Ctrl-C: on the cron schedule, "
                                    "or when started from the Prefect UI, it imports every new sheet in the inbox once "
                                    "(mapping from the file's folder, inbox/jicoo/... -> MAPPINGS/jicoo.yaml, or from "
@@ -176,8 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive_int, help="flow runs this worker runs at once (default: no limit)")
 
     p = sub.add_parser("sandbox", help="serve a provider simulator on loopback for trying things out",
-                       description="Serve a faithful provider simulator on 127.0.0.1 until Ctrl-C, with optional faults.")
-    p.add_argument("provider", nargs="?", default="jicoo", help="provider id (default jicoo)")
+                       description="Serve a faithful provider simulator on 127.0.0.1 until Ctrl-C, with optional faults.",
+                       epilog="{providers}")
+    p.add_argument("provider", nargs="?", default="jicoo", help="provider id, one of those listed below (default jicoo)")
     p.add_argument("--port", type=_port, default=8080, help="port on 127.0.0.1 (default 8080; 0 picks a free one)")
     p.add_argument("--latency-ms", type=float, default=0, help="added latency per request")
     p.add_argument("--latency-jitter-ms", type=float, default=0,
@@ -322,7 +423,15 @@ def _checkpoint() -> None:
 # --- commands ---------------------------------------------------------------------------------------
 
 
+def _stage(args: argparse.Namespace, text: str) -> None:
+    """Say what the command is doing while nothing else shows (reading, starting Prefect, logging in): one
+    line on stderr, beside the progress; none with --quiet."""
+    if not getattr(args, "quiet", False):
+        print(f"{text}...", file=sys.stderr, flush=True)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    _stage(args, "loading")
     with imports_paused():
         from .auth import build_auth
         from .engine import default_results_path, prepare
@@ -331,6 +440,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .validate import require_rows
 
     _checkpoint()
+    _stage(args, f"reading {args.sheet.name} and checking every row against {args.mapping.name}")
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before Prefect starts
     _checkpoint()
     require_rows(plan)
@@ -351,7 +461,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = None, plan: Any = None) -> tuple[dict | None, Any]:
     with imports_paused():
-        from .import_sheet import Hooks, hooks, import_sheet
+        from .import_sheet import Hooks, hooks, run_import_sheet
         from .ledger import parameter_url  # flow parameters are stored by Prefect: never a password in them
         from .prefect_env import contain_ephemeral_server, ephemeral_server
         from .prefect_quiet import quiet_prefect
@@ -360,7 +470,15 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
             contain_ephemeral_server()  # it ends with this process, and Ctrl-C in a terminal does not stop it
 
     holder: dict[str, Any] = {}
-    token = hooks.set(Hooks(progress=progress.update, on_run=lambda r: holder.setdefault("run", r), plan=plan))
+    def on_run(run: Any) -> None:
+        holder.setdefault("run", run)
+        _stage(args, f"{sum(1 for r in run.plan.rows if r.payload is not None)} valid rows; connecting to "
+                     f"{run.plan.mapping.provider} at {run.base_url}")
+
+    def on_flow_run(url: str) -> None:  # a configured Prefect server: where to follow (and find) this run
+        print(f"Prefect flow run: {url}", flush=True)
+
+    token = hooks.set(Hooks(progress=progress.update, on_run=on_run, plan=plan, on_flow_run=on_flow_run))
     result = None
     stop = _stop
 
@@ -368,7 +486,7 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
         if stop is not None:  # a signal now cancels the flow, which then writes the workbook of what was done
             stop.attach(asyncio.get_running_loop(), asyncio.current_task())
         try:
-            return await (import_sheet(**kwargs) if kwargs is not None else import_sheet(
+            return await (run_import_sheet(**kwargs) if kwargs is not None else run_import_sheet(
                 sheet=str(args.sheet), mapping=str(args.mapping), out=str(args.out) if args.out else None,
                 concurrency=args.concurrency, rate=args.rate, sheet_name=args.sheet_name, ledger=parameter_url(args.ledger),
                 chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
@@ -379,6 +497,10 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
                 stop.detach()
 
     _checkpoint()
+    from prefect.settings import PREFECT_API_URL
+
+    _stage(args, f"starting the Prefect flow run (on {PREFECT_API_URL.value()})" if PREFECT_API_URL.value() else
+           "starting the Prefect flow run (a temporary local Prefect server: a few seconds)")
     try:
         with quiet_prefect(), progress:
             result = asyncio.run(flow())
@@ -395,6 +517,7 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
+    _stage(args, "loading")
     with imports_paused():
         from .auth import build_auth
         from .report import Progress, print_summary
@@ -404,6 +527,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         from .validate import require_rows
 
     _checkpoint()
+    _stage(args, f"reading {args.results.name} and the ledger of the run that wrote it")
     again = load_rerun(args.results, mapping=args.mapping, ledger_url=args.ledger, out=args.out)  # exit 2 before Prefect
     _checkpoint()
     require_rows(again.plan, f"the results workbook {args.results}")

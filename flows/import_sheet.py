@@ -19,16 +19,17 @@ from .prefect_env import apply_defaults
 
 apply_defaults()
 
-from prefect import flow, task  # noqa: E402
-from prefect.artifacts import acreate_table_artifact  # noqa: E402
+from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.artifacts import acreate_markdown_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.states import Failed  # noqa: E402
 
 from .callbacks import receiving  # noqa: E402
 from .engine import UNSET, ImportRun, Plan, RunOptions, chunked, prepare  # noqa: E402
-from .errors import ImporterError, UsageError  # noqa: E402
+from .errors import ImporterError, RowsNeedAttention, UsageError  # noqa: E402
 from .rerun import Rerun, load_rerun  # noqa: E402
 
-__all__ = ["import_sheet", "Hooks", "hooks"]
+__all__ = ["import_sheet", "run_import_sheet", "Hooks", "hooks", "flow_run_name", "summary_markdown", "final_problems"]
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Hooks:
     #: a plan the caller already prepared from the same sheet, mapping and worksheet (the CLI checks the
     #: input before Prefect starts); the prepare task then hands it on instead of reading the sheet again
     plan: Plan | None = None
+    #: called with the flow run's UI address once the flow runs, when a Prefect server is configured
+    on_flow_run: Callable[[str], None] | None = None
 
 
 hooks: contextvars.ContextVar[Hooks] = contextvars.ContextVar("booking_importer_hooks", default=Hooks())
@@ -95,7 +98,75 @@ def write_results(run: ImportRun) -> str:
     return str(run.write_results())
 
 
-@flow(name="import_sheet", persist_result=False, log_prints=False)
+def flow_run_name() -> str:
+    """The flow run's name in the Prefect UI: the mapping and the file, e.g. ``jicoo: bookings.xlsx``
+    (``rerun: bookings.results-....xlsx`` for a rerun, whose mapping the workbook remembers)."""
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters or {}
+    sheet = Path(str(params.get("sheet") or "?")).name
+    mapping = params.get("mapping")
+    what = Path(str(mapping)).stem if mapping else ("rerun" if params.get("rerun") else "import")
+    if params.get("rerun") and mapping:
+        what = f"rerun {what}"
+    return f"{what}: {sheet}"[:100]
+
+
+def final_problems(run: ImportRun) -> list[str]:
+    """Why the run must end Failed (so automations fire), or nothing: rows failed or unknown, or a stop
+    (refused credentials, an unreachable provider). invalid and rejected rows are the sheet's to fix: Completed."""
+    from .report import stop_reason
+
+    counts = run.counts()
+    problems = []
+    stop = stop_reason(run)
+    if stop is not None:
+        reason, first, skipped, refused = stop
+        problems.append(f"{'credentials refused' if refused else 'stopped'}: {reason} (nothing sent from sheet row "
+                        f"{first} on, {skipped} rows not sent)")
+    for status in ("failed", "unknown"):
+        if counts.get(status):
+            problems.append(f"{counts[status]} {status}")
+    return problems
+
+
+def summary_markdown(run: ImportRun, sheet: str, rerun: bool) -> str:
+    """The run's artifact: counts, why it failed if it did, what to do next, and the results workbook's absolute path."""
+    from .outcomes import Status
+    from .report import attention_lines
+    from .results import next_command
+
+    counts = run.counts()
+    results = Path(run.results_path).resolve() if run.results_path else None
+    lines = [f"# {'Rerun of' if rerun else 'Import of'} {Path(sheet).name} with {run.plan.mapping_path.name}", "",
+             f"{run.total} rows, provider **{run.plan.mapping.provider}** at {run.base_url}.", "",
+             "| status | rows |", "|---|---:|"]
+    lines += [f"| {s} | {n} |" for s, n in counts.items() if n]
+    lines += ["", f"**Results workbook:** `{results}`" if results else "No results workbook was written.", ""]
+    attention = [line for line in attention_lines(run, counts) if not line.startswith("next: ")]
+    if attention:
+        lines += ["## Needs attention", ""] + [f"- {line.strip()}" for line in attention] + [""]
+    if results is not None:
+        lines += ["## What to do next", ""]
+        steps = next_command(results, run.summary(), {Status(s): n for s, n in counts.items()})
+        for sentence, command in steps:
+            if sentence:
+                lines.append(f"- {sentence}")
+            if command:
+                lines += ["", "  ```", f"  {command}", "  ```", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+async def run_import_sheet(**parameters: object) -> dict:
+    """Call the flow and return its result dict, also when it ended Failed on purpose (rows failed or unknown,
+    refused credentials): callers that report to a person (the CLI, the demo, the inbox) read the counts."""
+    try:
+        return await import_sheet(**parameters)
+    except RowsNeedAttention as exc:
+        return exc.result
+
+
+@flow(name="import_sheet", persist_result=False, log_prints=False, flow_run_name=flow_run_name)
 async def import_sheet(
     sheet: str,
     mapping: str | None = None,
@@ -119,6 +190,11 @@ async def import_sheet(
     ``rerun``: ``sheet`` is a results workbook (possibly edited): its mapping and ledger are the ones
     it was written with unless given, and rows are carried over, refused or sent as flows.rerun says."""
     h = hooks.get()
+    logger = get_run_logger()
+    if h.on_flow_run is not None:
+        url = _flow_run_url()
+        if url:
+            h.on_flow_run(url)
     again: Rerun | None = read_rerun(sheet, mapping, ledger, out).value if rerun else None
     if again is not None:
         plan, ledger, out = again.plan, again.ledger_url, str(again.out)
@@ -127,6 +203,9 @@ async def import_sheet(
     else:
         given = h.plan if h.plan is not None and Path(h.plan.sheet.path) == Path(sheet) else None
         plan: Plan = prepare_rows(sheet, mapping, sheet_name, Opaque(given)).value
+    invalid = sum(1 for r in plan.rows if r.payload is None)
+    logger.info("read %d rows from %s with %s: %d valid, %d invalid", len(plan.rows), Path(sheet).name,
+                plan.mapping_path.name, len(plan.rows) - invalid, invalid)
     receiver = contextlib.ExitStack()
     wait = wait_callbacks if "callback_url" in plan.mapping.run_value_paths().values() else 0.0
     callback_url = receiver.enter_context(receiving(ledger, port=callback_port)) if wait > 0 else None
@@ -145,18 +224,24 @@ async def import_sheet(
     try:
         try:
             await run.__aenter__()  # logs in and fetches lookups: a refusal here means nothing was sent
-        except ImporterError:
+        except ImporterError as exc:
             written = True  # no workbook: the CLI reports the one-line error, exit 2
+            logger.error("nothing was sent: %s", exc)
             raise
         async with _Entered(run):
             chunks = Opaque(chunked(run.pending(), chunk_size))
+            logger.info("sending %d rows to %s in %d chunk(s), %d request(s) at once", sum(map(len, chunks.value)),
+                        run.base_url, len(chunks.value), run.concurrency)
             if run.options.progress:
                 run.options.progress(run)
             window = asyncio.Semaphore(CHUNKS_IN_FLIGHT)
 
             async def one(n: int) -> dict[str, int]:
                 async with window:
-                    return await send_chunk(run, chunks, n)
+                    counts = await send_chunk(run, chunks, n)
+                logger.info("chunk %d of %d sent: %s", n + 1, len(chunks.value),
+                            ", ".join(f"{c} {s}" for s, c in counts.items() if c) or "no rows")
+                return counts
 
             await asyncio.gather(*(one(n) for n in range(len(chunks.value))))
             if wait > 0:  # accepted rows become created as the provider's callbacks arrive
@@ -170,9 +255,32 @@ async def import_sheet(
         run.close()
         receiver.close()
     counts = run.counts()
-    await acreate_table_artifact(
+    problems = final_problems(run)
+    if problems and problems[0].startswith(("credentials refused", "stopped")):
+        logger.error("the run stopped sending: %s", problems[0])
+    logger.info("rows: %s; results workbook: %s", ", ".join(f"{n} {s}" for s, n in counts.items() if n),
+                Path(path).resolve())
+    await acreate_markdown_artifact(
         key=f"{plan.mapping.provider.replace('_', '-')}-{'rerun' if rerun else 'import'}-summary",
-        table=[{"status": s, "rows": n} for s, n in counts.items()],
-        description=f"**{Path(sheet).name}** with `{plan.mapping_path.name}`: {run.total} rows. Results: `{path}`",
+        markdown=summary_markdown(run, sheet, rerun),
+        description=f"{Path(sheet).name} with {plan.mapping_path.name}: {run.total} rows",
     )
-    return {"counts": counts, "results": path, "run_id": run.run_id, "summary": run.summary()}
+    result = {"counts": counts, "results": path, "run_id": run.run_id, "summary": run.summary()}
+    if problems:  # Failed, not Completed, so automations fire; a state, not an exception: no traceback in the logs
+        message = f"{Path(sheet).name}: needs attention: {'; '.join(problems)}; results: {Path(path).resolve()}"
+        return Failed(message=message, data=RowsNeedAttention(message, result))
+    return result
+
+
+def _flow_run_url() -> str | None:
+    """The flow run's address in the Prefect UI, when a Prefect server is configured (not the temporary one)."""
+    from prefect.runtime import flow_run
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    if not PREFECT_API_URL.value():
+        return None
+    try:
+        return flow_run.ui_url or (f"{PREFECT_UI_URL.value().rstrip('/')}/runs/flow-run/{flow_run.id}"
+                                   if PREFECT_UI_URL.value() and flow_run.id else None)
+    except Exception:  # the address is a convenience: never fail a run for it
+        return None
