@@ -258,8 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "claimed by one run, in the ledger.",
                        epilog="Schedules need a real Prefect server: start one with `prefect server start`, then "
                               "`prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api`. Without one, serve "
-                              "exits 2. --notify gets the run's summary as JSON: a command on its stdin, or an "
-                              "http(s) URL by POST; env:NAME reads either from the worker's environment.")
+                              "exits 2. --notify gets the run's summary: an Apprise URL (Slack, Teams, e-mail...) a readable "
+                              "message, a command the JSON on its stdin, an http(s) URL the JSON by POST; env:NAME "
+                              "reads any of them from the worker's environment.")
     p.add_argument("--inbox", type=Path, required=True, help="the folder sheets are dropped into")
     p.add_argument("--cron", default="0 2 * * *", help='when to run (default "0 2 * * *": 02:00 every night)')
     p.add_argument("--timezone", help="IANA time zone of the cron, e.g. Europe/London (default UTC)")
@@ -268,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mappings", type=Path, default=Path("mappings"), help="folder of mapping files (default ./mappings)")
     p.add_argument("--archive", type=Path, help="where imported files go (default INBOX/archive)")
     p.add_argument("--ledger", help="ledger database (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
-    p.add_argument("--notify", help="command or http(s) webhook URL that gets each run's summary JSON")
+    p.add_argument("--notify", help="where each run's summary goes: an Apprise URL (slack://, msteams://, mailto://, json://...), "
+                                    "an http(s) webhook URL (the summary JSON by POST) or a command (the JSON on its stdin)")
     p.add_argument("--settle-seconds", type=_seconds, default=2.0,
                    help="a file must keep its size and time this long to be imported (default 2)")
     p.add_argument("--lease-seconds", type=_seconds, default=120.0,
@@ -359,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_INPUT
     _load_dotenv()
-    global _stop
+    global _stop, _staged
     stopping = contextlib.nullcontext()
     if args.command in _FLOW_COMMANDS:
         from .prefect_env import GracefulStop
@@ -369,6 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with stopping:
             code = _COMMANDS[args.command](args)
     except ImporterError as exc:
+        _unstage()
         print(f"error: {exc}", file=sys.stderr)
         code = exc.exit_code
     except KeyboardInterrupt:
@@ -377,6 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         signalled = _stop.signum if _stop is not None else None
         _stop = None
+        _staged = 0
         thaw()  # what run/rerun froze while loading pandas and Prefect (flows/heap.py)
     if signalled:  # stopped by a signal, whatever the command got to: 128 + the signal, every time
         code = _interrupted_code_of(signalled)
@@ -423,11 +427,25 @@ def _checkpoint() -> None:
 # --- commands ---------------------------------------------------------------------------------------
 
 
+_staged = 0  # stage lines shown on this terminal, erased again if the command ends in a one-line error
+
+
 def _stage(args: argparse.Namespace, text: str) -> None:
-    """Say what the command is doing while nothing else shows (reading, starting Prefect, logging in): one
-    line on stderr, beside the progress; none with --quiet."""
-    if not getattr(args, "quiet", False):
-        print(f"{text}...", file=sys.stderr, flush=True)
+    """Say what the command is doing while nothing else shows (loading, reading the sheet, starting Prefect,
+    connecting): a line on stderr when it is a terminal (a pipe or a log gets the progress lines and the
+    summary only); none with --quiet."""
+    global _staged
+    if not getattr(args, "quiet", False) and sys.stderr.isatty():
+        print(f"\x1b[2m{text}...\x1b[0m", file=sys.stderr, flush=True)
+        _staged += 1
+
+
+def _unstage() -> None:
+    """Erase the stage lines (a refused input is one line on the terminal, as on a pipe)."""
+    global _staged
+    if _staged and sys.stderr.isatty():
+        print(f"\x1b[{_staged}F\x1b[0J", end="", file=sys.stderr, flush=True)
+    _staged = 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
