@@ -527,8 +527,13 @@ def check_apprise_url(target: str) -> str | None:
     """None when Apprise knows the URL, else a one-line reason (so serve refuses it at start, exit 2)."""
     import apprise
 
-    if apprise.Apprise().add(target.strip()):
-        return None
+    apprise_log = logging.getLogger("apprise")
+    saved, apprise_log.disabled = apprise_log.disabled, True  # its own "Unparseable URL" line: ours says more
+    try:
+        if apprise.Apprise().add(target.strip()):
+            return None
+    finally:
+        apprise_log.disabled = saved
     scheme = target.split("://", 1)[0]
     return (f"Apprise does not understand the {scheme}:// URL (unknown service or missing parts); see "
             f"https://github.com/caronc/apprise/wiki for the URL of each service, e.g. slack://, msteams://, mailto://")

@@ -133,6 +133,17 @@ def stop_reason(run: Any) -> tuple[str, int | None, int, bool] | None:
     return reason, first, skipped, refused
 
 
+def _credentials_fix(run: Any) -> str:
+    """What to fix when the provider refused the credentials: the environment variables the mapping reads."""
+    auth = getattr(getattr(getattr(getattr(run, "plan", None), "mapping", None), "connection", None), "auth", None)
+    names = [getattr(auth, a) for a in ("secret", "client_id", "client_secret", "username", "password")
+             if getattr(auth, a, None)]
+    names += list((getattr(auth, "headers", None) or {}).values())
+    if not names:
+        return "fix the credentials"
+    return f"check {', '.join(names)} (environment or .env) against the provider's account"
+
+
 def attention_lines(run: Any, counts: dict[str, int]) -> list[str]:
     """What needs a person, by who acts: a stop (credentials refused), then "fix in the sheet" (invalid,
     rejected), then "check with the provider first" (unknown), failed rows, and the exact next command."""
@@ -144,7 +155,7 @@ def attention_lines(run: Any, counts: dict[str, int]) -> list[str]:
         lines.append(f"STOPPED: {what}: {reason}")
         where = f"nothing was sent from sheet row {first} on" if first is not None else "rows were left unsent"
         lines.append(f"  {where} ({_rows(skipped)} not sent, marked skipped); "
-                     f"{'fix the credentials (see the message above)' if refused else 'fix the cause above'}, "
+                     f"{_credentials_fix(run) if refused else 'fix the cause above'}, "
                      f"then run the next command: rows already booked are not sent again")
     fix = counts.get("invalid", 0) + counts.get("rejected", 0)
     if fix:
