@@ -265,7 +265,10 @@ async def import_sheet(
         markdown=summary_markdown(run, sheet, rerun),
         description=f"{Path(sheet).name} with {plan.mapping_path.name}: {run.total} rows",
     )
-    result = {"counts": counts, "results": path, "run_id": run.run_id, "summary": run.summary()}
+    from prefect.runtime import flow_run
+
+    result = {"counts": counts, "results": path, "run_id": run.run_id, "summary": run.summary(),
+              "flow_run_id": flow_run.id}
     if problems:  # Failed, not Completed, so automations fire; a state, not an exception: no traceback in the logs
         message = f"{Path(sheet).name}: needs attention: {'; '.join(problems)}; results: {Path(path).resolve()}"
         return Failed(message=message, data=RowsNeedAttention(message, result))
@@ -279,8 +282,8 @@ def _flow_run_url() -> str | None:
 
     if not PREFECT_API_URL.value():
         return None
-    try:
-        return flow_run.ui_url or (f"{PREFECT_UI_URL.value().rstrip('/')}/runs/flow-run/{flow_run.id}"
-                                   if PREFECT_UI_URL.value() and flow_run.id else None)
+    try:  # the UI's route (prefect.utilities.urls); prefect.runtime.flow_run.ui_url gives /flow-runs/..., a 404
+        ui = PREFECT_UI_URL.value()
+        return f"{ui.rstrip('/')}/runs/flow-run/{flow_run.id}" if ui and flow_run.id else None
     except Exception:  # the address is a convenience: never fail a run for it
         return None

@@ -172,7 +172,7 @@ class InboxReport:
         rows = []
         for f in self.files:
             counts = ", ".join(f"{n} {s}" for s, n in f.counts.items() if n)
-            rows.append({"file": f.file, "state": f.state.replace("_", " "), "rows": counts,
+            rows.append({"file": f.file, "state": f.state, "rows": counts,
                          "results": f.results or "", "message": f.message})
         return rows
 
