@@ -18,6 +18,8 @@ HTTP failures are handled inside the sender and end as a row outcome as well.
 """
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ImporterError",
     "UsageError",
@@ -77,9 +79,9 @@ class RowsNeedAttention(Exception):
     refused credentials), so Prefect automations fire. An expected outcome, not a crash: no traceback is logged;
     ``result`` is what the flow would have returned (counts, results workbook)."""
 
-    def __init__(self, message: str, result: dict | None = None) -> None:
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.result = result or {}
 
-    def __reduce__(self):  # Prefect may pickle a state's data
+    def __reduce__(self) -> tuple[Any, ...]:  # Prefect may pickle a state's data
         return (type(self), (str(self), self.result))

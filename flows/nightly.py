@@ -38,9 +38,8 @@ START_SERVER = ("start one with `prefect server start` (SQLite by default), then
 
 
 async def _import_with_subflow(job: ImportJob) -> dict[str, Any]:
-    from .import_sheet import import_sheet
-
     from .errors import RowsNeedAttention
+    from .import_sheet import import_sheet
 
     named = import_sheet.with_options(flow_run_name=f"{Path(job.mapping).stem}: {job.name}"[:100])
     from .ledger import parameter_url

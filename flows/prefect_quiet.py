@@ -66,9 +66,8 @@ def _console_handlers() -> list[logging.Handler]:
     """The handlers that write to the terminal (Prefect's console handler on the root logger)."""
     found = []
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-            found.append(handler)
-        elif type(handler).__name__ == "PrefectConsoleHandler":
+        stream = isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+        if stream or type(handler).__name__ == "PrefectConsoleHandler":
             found.append(handler)
     return found
 

@@ -5,7 +5,7 @@ import sys
 import time
 from typing import IO, Any
 
-__all__ = ["Progress", "print_summary", "summary_lines", "attention_lines", "stop_reason"]
+__all__ = ["Progress", "attention_lines", "print_summary", "stop_reason", "summary_lines"]
 
 
 class Progress:

@@ -51,8 +51,6 @@ def wait_for(predicate, timeout=60.0):
 
 
 def test_flow_imports_the_sample_and_leaves_a_summary_artifact(prefect_api, jicoo_sim, jicoo_env, ledger_url, tmp_path):
-    from prefect.client.orchestration import get_client
-
     from flows.import_sheet import import_sheet
 
     out = tmp_path / "flow.xlsx"

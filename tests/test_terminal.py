@@ -17,7 +17,7 @@ import pytest
 
 from flows.engine import ImportRun, RunOptions, prepare
 from flows.report import summary_lines
-from flows.sandbox import Faults
+from flows.sandbox import Faults  # noqa: I001 (flows.report becomes flows.terminal in the restructure)
 
 from .conftest import MAPPINGS, ROOT, SAMPLES, mapping_variant
 
@@ -107,7 +107,7 @@ def test_a_new_mapping_shows_up_in_the_help_without_a_code_change(tmp_path):
 class _Catcher(BaseHTTPRequestHandler):
     answer = 200
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.server.received.append((self.path, self.headers.get("Content-Type", ""), body))
         self.send_response(self.server.answer)
