@@ -17,7 +17,7 @@ import pytest
 
 from flows.engine import ImportRun, RunOptions, prepare
 from flows.report import summary_lines
-from flows.sandbox import Faults  # noqa: I001 (flows.report becomes flows.terminal in the restructure)
+from flows.sandbox import Faults
 
 from .conftest import MAPPINGS, ROOT, SAMPLES, mapping_variant
 
