@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import inspect
 import os
 import re
 import sys
@@ -34,7 +33,7 @@ from .ledger import SENDING, Entry, GroupCommit, Ledger, open_ledger, payload_ha
 from .mapping import MappingFile, Problem, RowMapper, RunValue, compile_mapping, load_mapping
 from .transforms import LookupTable
 from .outcomes import DONE_STATUSES, Action, Outcome, Status
-from .providers import resolve
+from .hooks import Handler, Readback, resolve
 from .redact import mask_payload, redact_text
 from .sheets import Sheet, paused_gc, read_sheet
 from .submit import CallResult, ReadbackError, Sender, encode_form, response_messages
@@ -275,9 +274,8 @@ class ImportRun:
         self.auth: Auth = build_auth(m.connection.auth, m.provider, env)
         self.concurrency = options.concurrency or m.connection.concurrency
         self.rate = m.connection.rate if options.rate is UNSET else options.rate
-        self.readback = resolve(m.request.readback) if m.request.readback else None
-        self._readback_takes_entry = self.readback is not None and "entry" in inspect.signature(self.readback).parameters
-        self.handler = resolve(m.request.handler) if m.request.handler else None
+        self.readback: Readback | None = resolve(m.request.readback) if m.request.readback else None
+        self.handler: Handler | None = resolve(m.request.handler) if m.request.handler else None
         #: sensitive field paths as _dig reads them (a[0].b -> a.0.b), worked out once, not per row
         self._sensitive_dig_paths = [re.sub(r"\[(\d+)\]", r".\1", p) for p in m.sensitive_paths()]
         self.lookup_sizes: dict[str, int] = {}
@@ -599,10 +597,7 @@ class ImportRun:
                                            f"{self.plan.mapping.provider} offers no way to check; check with the provider, "
                                            f"then rerun with --resend-unknown if it is not there")
         try:
-            if self._readback_takes_entry:  # e.g. to search around the time the earlier run sent it
-                found = await self.readback(self._sender, row.payload, entry=entry)
-            else:
-                found = await self.readback(self._sender, row.payload)
+            found = await self.readback(self._sender, row.payload, entry=entry)  # e.g. to search around the time the earlier run sent it
         except ReadbackError as exc:
             return Outcome(Status.UNKNOWN, f"run {entry.run_id} may have booked this row and the check failed ({exc}); "
                                            f"it stays unknown until it can be checked")
@@ -635,10 +630,7 @@ class ImportRun:
                                            f"provider; if it is not there, fix the row or rerun with --resend-unknown",
                            **base)
         try:
-            if self._readback_takes_entry:
-                found = await self.readback(self._sender, row.payload, entry=entry)
-            else:
-                found = await self.readback(self._sender, row.payload)
+            found = await self.readback(self._sender, row.payload, entry=entry)  # e.g. to search around the time the earlier run sent it
         except ReadbackError as exc:
             if not uncertain:
                 return refused
@@ -871,6 +863,17 @@ class RowContext:
     def run_state(self) -> dict[str, Any]:
         """A dict every row's handler shares for the length of the run, e.g. the slots other rows are booking."""
         return self.run.handler_state
+
+    def secrets(self) -> list[str]:
+        """The run's credentials, to mask in messages."""
+        return self.run.auth.secrets()
+
+    def cell(self, column: str) -> Any:
+        """The row's value in this sheet column as read (None when the sheet has no such column)."""
+        try:
+            return self.run.plan.sheet.rows[self.row.index][self.run.plan.mapper.index[column]]
+        except (IndexError, KeyError, AttributeError):
+            return None
 
     def request_path(self, payload: dict[str, Any] | None = None) -> str | None:
         """The mapping's ``request.path`` with its ``{placeholders}`` filled from the payload; None when one is empty."""

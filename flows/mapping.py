@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from .hooks import resolve
 from .errors import ConfigError, InputError
 from .outcomes import Action, Reason, Rule, rule_for
 from .transforms import REGISTRY, LookupTable, TransformProblem, build_transform, closest, format_problem, is_iana_zone, parse_date, parse_datetime, parse_time, to_text, zone_problem
@@ -324,6 +325,7 @@ class RequestSpec(_Strict):
     responses: dict[int, ResponseRule] = Field(default_factory=dict, description="Overrides of the default status table, by HTTP status.")
     readback: str | None = Field(None, description="Named check that finds a row at the provider after an unknown outcome, e.g. jicoo.find_booking.")
     handler: str | None = Field(None, description="Named code that sends a row when one request is not enough (lookups of slots, a second call), e.g. bigchange.create_and_schedule.")
+    callback: str | None = Field(None, description="Named code that reads the provider's callback for a row (a run_value: callback_url field), e.g. systemsx_bridge.read_callback.")
 
     @field_validator("path")
     @classmethod
@@ -467,8 +469,6 @@ _UNION_TAGS = {"api_key_header", "api_key_body", "none", "oauth2_client_credenti
 
 
 def _check_contract(mapping: MappingFile, path: Path, locator) -> None:
-    from .providers import resolve
-
     for path_name, spec in mapping.fields.items():
         for i, t in enumerate(spec.transforms):
             if isinstance(t, dict) and "remote_lookup" in t and t["remote_lookup"] not in mapping.lookups:
@@ -476,7 +476,7 @@ def _check_contract(mapping: MappingFile, path: Path, locator) -> None:
                 known = ", ".join(mapping.lookups) or "none declared"
                 raise ConfigError(f"{path.name}, line {line}: fields.{path_name}: remote_lookup {t['remote_lookup']!r} "
                                   f"is not declared under lookups: ({known})")
-    for attr in ("contract", "readback", "handler"):
+    for attr in ("contract", "readback", "handler", "callback"):
         ref = getattr(mapping.request, attr)
         if ref is None:
             continue

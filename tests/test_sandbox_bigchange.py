@@ -15,7 +15,8 @@ import pytest
 
 from flows.demo import DEMOS, sandbox_env
 from flows.mapping import load_mapping
-from flows.providers import PROVIDER_IDS, resolve
+from flows.catalog import provider_ids
+from flows.hooks import resolve
 from flows.sandbox import SIMULATORS, BigChangeSimulator, Faults, SimulatorServer
 from flows.sandbox import bigchange as bc
 
@@ -326,7 +327,7 @@ def test_the_sample_sheet_spans_the_clock_change_with_names_the_simulator_knows(
 
 
 def test_the_bigchange_id_names_mapping_module_sample_simulator_and_env_vars():
-    assert "bigchange" in PROVIDER_IDS and SIMULATORS["bigchange"] is BigChangeSimulator
+    assert "bigchange" in provider_ids() and SIMULATORS["bigchange"] is BigChangeSimulator
     mapping = load_mapping(MAPPINGS / "bigchange.yaml")
     assert mapping.provider == "bigchange"
     for ref in (mapping.request.contract, mapping.request.handler, mapping.request.readback):

@@ -498,10 +498,10 @@ def test_only_a_slot_gone_text_counts_as_a_refusal(text, gone):
 
 def test_servicemobility_is_registered_everywhere():
     from flows.demo import DEMOS, sandbox_env
-    from flows.providers import PROVIDER_IDS
+    from flows.catalog import provider_ids
     from flows.sandbox import SIMULATORS
 
-    assert "servicemobility" in PROVIDER_IDS and SIMULATORS["servicemobility"] is ServiceMobilitySimulator
+    assert "servicemobility" in provider_ids() and SIMULATORS["servicemobility"] is ServiceMobilitySimulator
     assert {d.mapping for d in DEMOS if d.provider == "servicemobility"} == {
         "mappings/servicemobility_workorders.yaml", "mappings/servicemobility_followups.yaml"}
     assert set(sandbox_env("servicemobility", "http://127.0.0.1:1")) == {

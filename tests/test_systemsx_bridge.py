@@ -377,10 +377,11 @@ def test_one_provider_id_names_the_mapping_module_sample_simulator_and_demo(tmp_
     import importlib.util
 
     from flows.demo import DEMOS, sandbox_env
-    from flows.providers import PROVIDER_IDS, resolve
+    from flows.catalog import provider_ids
+    from flows.hooks import resolve
     from flows.sandbox import SIMULATORS, BridgeSimulator
 
-    assert "systemsx_bridge" in PROVIDER_IDS and SIMULATORS["systemsx_bridge"] is BridgeSimulator
+    assert "systemsx_bridge" in provider_ids() and SIMULATORS["systemsx_bridge"] is BridgeSimulator
     assert load_mapping(MAPPING).provider == "systemsx_bridge" and resolve("systemsx_bridge.read_callback")
     demo = next(d for d in DEMOS if d.provider == "systemsx_bridge")
     assert (demo.sheet, demo.mapping) == ("sample_data/systemsx_bridge/bookings.csv", "mappings/systemsx_bridge.yaml")

@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..contracts import UtcDateTime
+from ..hooks import RowContext
 from ..outcomes import Action, Outcome, Status
 from ..readback import Listing, read_all, the_one
 from ..submit import ReadbackError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine import RowContext
     from ..ledger import Entry
     from ..submit import Sender
 
@@ -100,7 +100,7 @@ def split_payload(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     return create, schedule
 
 
-async def create_and_schedule(ctx: "RowContext") -> Outcome:
+async def create_and_schedule(ctx: RowContext) -> Outcome:
     """Create the job (unless an earlier run did), then schedule it when the row has a planned start."""
     create, schedule = split_payload(ctx.payload)
     entry = ctx.entry
@@ -143,7 +143,7 @@ async def create_and_schedule(ctx: "RowContext") -> Outcome:
                    column_messages=failed.column_messages)
 
 
-async def find_job(sender: "Sender", payload: dict[str, Any], entry: "Entry | None" = None) -> str | None:
+async def find_job(sender: Sender, payload: dict[str, Any], *, entry: Entry | None = None) -> str | None:
     """The id of the job an earlier, uncertain run created for this row, or None when BigChange has none.
 
     Lists ``GET /jobs?contactId=…&createdAtFrom=…&createdAtTo=…`` (every page, by ``totalCount``) from a

@@ -60,6 +60,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..contracts import Email, UtcDateTime
+from ..hooks import RowContext
 
 _Email = Email  # field names equal to type names need another name for the type
 from ..outcomes import Action, Outcome, Rule, Status
@@ -362,13 +363,13 @@ def _count(slots: list[_Slot], key: tuple) -> int:
 class _Row:
     """One row's booking: the calls made so far and how to word its outcome."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: RowContext) -> None:
         self.ctx = ctx
         self.payload: dict[str, Any] = ctx.payload
         self.zone = _row_zone(ctx)
         self.wanted, self.excluded = _windows(self.payload)
         self.requests = 0
-        self.secrets = ctx.run.auth.secrets()
+        self.secrets = ctx.secrets()
 
     def window(self) -> str:
         if not self.wanted:
@@ -408,7 +409,7 @@ class _Row:
         return _slots(offered or [])
 
 
-def _row_zone(ctx: Any) -> ZoneInfo | None:
+def _row_zone(ctx: RowContext) -> ZoneInfo | None:
     """The zone the sheet's window is written in (from the mapping's datetime field), for messages."""
     for path, spec in ctx.mapping.fields.items():
         source = spec.datetime
@@ -416,10 +417,7 @@ def _row_zone(ctx: Any) -> ZoneInfo | None:
             continue
         zone = source.timezone
         if source.timezone_column:
-            try:
-                cell = ctx.run.plan.sheet.rows[ctx.row.index][ctx.run.plan.mapper.index[source.timezone_column]]
-            except (IndexError, KeyError, AttributeError):
-                cell = None
+            cell = ctx.cell(source.timezone_column)
             if isinstance(cell, str) and cell.strip():
                 zone = cell.strip()
         try:
@@ -429,7 +427,7 @@ def _row_zone(ctx: Any) -> ZoneInfo | None:
     return None
 
 
-async def book_followup(ctx: Any) -> Outcome:
+async def book_followup(ctx: RowContext) -> Outcome:
     """Search ServiceMobility's open slots for the row's window, then book the first that fits as a
     follow-up of ``OriginalOrderNum``. See the module docstring for every outcome."""
     row = _Row(ctx)

@@ -297,6 +297,13 @@ class BigChangeSimulator(FaultKnobs):
 
     provider = "bigchange"
 
+    @classmethod
+    def sandbox_env(cls, url: str) -> dict[str, str]:
+        """The environment that points a run at this simulator serving at ``url`` (demo, `booking-import sandbox`)."""
+        return {"BIGCHANGE_BASE_URL": f"{url}/v1", "BIGCHANGE_TOKEN_URL": f"{url}{TOKEN_PATH}",
+                "BIGCHANGE_CLIENT_ID": DEFAULT_CLIENT_ID, "BIGCHANGE_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+                "BIGCHANGE_CUSTOMER_ID": DEFAULT_CUSTOMER_ID}
+
     def __init__(
         self,
         clients: Mapping[str, str] | None = None,

@@ -221,6 +221,11 @@ class JicooSimulator(FaultKnobs):
 
     provider = "jicoo"
 
+    @classmethod
+    def sandbox_env(cls, url: str) -> dict[str, str]:
+        """The environment that points a run at this simulator serving at ``url`` (demo, `booking-import sandbox`)."""
+        return {"JICOO_BASE_URL": f"{url}/v1", "JICOO_API_KEY": DEFAULT_API_KEY}
+
     def __init__(
         self,
         api_keys: Iterable[str] = (DEFAULT_API_KEY,),

@@ -202,6 +202,13 @@ class ServiceMobilitySimulator(FaultKnobs):
 
     provider = "servicemobility"
 
+    @classmethod
+    def sandbox_env(cls, url: str) -> dict[str, str]:
+        """The environment that points a run at this simulator serving at ``url`` (demo, `booking-import sandbox`)."""
+        # the tenant's root URL: /createjwt and /seiapi/... hang off it
+        return {"SERVICEMOBILITY_BASE_URL": url, "SERVICEMOBILITY_USERNAME": DEFAULT_USERNAME,
+                "SERVICEMOBILITY_PASSWORD": DEFAULT_PASSWORD}
+
     def __init__(
         self,
         users: Mapping[str, str] | None = None,

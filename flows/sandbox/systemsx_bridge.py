@@ -120,6 +120,12 @@ class BridgeSimulator(FaultKnobs):
 
     provider = "systemsx_bridge"
 
+    @classmethod
+    def sandbox_env(cls, url: str) -> dict[str, str]:
+        """The environment that points a run at this simulator serving at ``url`` (demo, `booking-import sandbox`)."""
+        # the issue names the key SYSTEMSX_API_KEY; URLs follow the provider id
+        return {"SYSTEMSX_BRIDGE_BASE_URL": url, "SYSTEMSX_API_KEY": DEFAULT_BRIDGE_API_KEY}
+
     def __init__(
         self,
         api_keys: Iterable[str] = (DEFAULT_BRIDGE_API_KEY,),
