@@ -2,14 +2,17 @@
 
 Exit codes: 0 every row created, accepted or skipped; 1 the run finished but some rows were
 not (the results workbook says which); 2 usage, config or input error (nothing was sent);
-130 interrupted (the results workbook holds what was done).
+130 interrupted by SIGINT (Ctrl-C), 143 stopped by SIGTERM (the results workbook holds what was done).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -24,12 +27,16 @@ CHUNK_HELP = ("rows per Prefect task (default: 500, or a fifth of the rows when 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 EXIT_OK, EXIT_ROWS, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: commands that run a flow: SIGINT and SIGTERM stop them cleanly (flows.prefect_env.GracefulStop)
+_FLOW_COMMANDS = ("run", "rerun")
+_stop: Any = None  # the GracefulStop of the command running in this process, if any
 
 EPILOG = """exit codes:
   0  every row was created, accepted or skipped
   1  the run finished but some rows were not (see the results workbook)
   2  usage, mapping, input or credential problem: nothing was sent
-  130 interrupted with Ctrl-C: the results workbook holds what was done
+  130 interrupted with Ctrl-C (SIGINT): the results workbook holds what was done
+  143 stopped with SIGTERM (e.g. by a service manager): the results workbook holds what was done
 
 Secrets come from the environment (or a .env file in the current folder), never from files
 you commit: JICOO_API_KEY for Jicoo, SYSTEMSX_API_KEY for Systems X Bridge, SERVICEMOBILITY_USERNAME,
@@ -39,9 +46,8 @@ overrides a provider's URL; <PROVIDER>_CALLBACK_URL is where a provider that con
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own exit code is 2 too; keep its format short
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_INPUT, f"error: {message}\n")
+    def error(self, message: str) -> None:  # argparse's own exit code is 2 too; one line, pointing at --help
+        self.exit(EXIT_INPUT, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
 def _sheet_args(p: argparse.ArgumentParser, *, out: bool = True) -> None:
@@ -75,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for providers that confirm later (Systems X Bridge): receive their callbacks in this process "
                         "and wait up to SECONDS after sending for accepted rows to become created (default 0: "
                         "callbacks go to `booking-import callbacks` at <PROVIDER>_CALLBACK_URL)")
-    p.add_argument("--callback-port", type=int, default=0, metavar="N",
+    p.add_argument("--callback-port", type=_port, default=0, metavar="N",
                    help="port on 127.0.0.1 for the in-process receiver of --wait-callbacks (default 0: a free one)")
 
     p = sub.add_parser("validate", help="check a sheet against a mapping without sending anything",
@@ -113,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="Set SYSTEMSX_BRIDGE_CALLBACK_URL, for the runs, to the public https address that "
                               "forwards to this receiver (a reverse proxy or tunnel); any path prefix before "
                               "/<provider>/<token> is accepted. It listens on 127.0.0.1 unless --host says otherwise.")
-    p.add_argument("--port", type=int, default=8081, help="port to listen on (default 8081; 0 picks a free one)")
+    p.add_argument("--port", type=_port, default=8081, help="port to listen on (default 8081; 0 picks a free one)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; use 0.0.0.0 only behind a proxy that adds https)")
     p.add_argument("--ledger", help="ledger database the runs used (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
@@ -172,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sandbox", help="serve a provider simulator on loopback for trying things out",
                        description="Serve a faithful provider simulator on 127.0.0.1 until Ctrl-C, with optional faults.")
     p.add_argument("provider", nargs="?", default="jicoo", help="provider id (default jicoo)")
-    p.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080; 0 picks a free one)")
+    p.add_argument("--port", type=_port, default=8080, help="port on 127.0.0.1 (default 8080; 0 picks a free one)")
     p.add_argument("--latency-ms", type=float, default=0, help="added latency per request")
     p.add_argument("--latency-jitter-ms", type=float, default=0,
                    help="each request's latency varies by up to this much either way, as on a real network")
@@ -206,6 +212,8 @@ def _number(convert: Callable[[str], Any], what: str, least: float, bound: str) 
             value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if isinstance(value, float) and not math.isfinite(value):  # float() reads "inf" and "nan" too
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}: give a finite number ({bound})")
         if value < least:
             raise argparse.ArgumentTypeError(f"must be {bound}")
         return value
@@ -216,6 +224,14 @@ def _number(convert: Callable[[str], Any], what: str, least: float, bound: str) 
 _seconds = _number(float, "a number of seconds", 0, "0 or more")
 _positive_int = _number(int, "a whole number", 1, "1 or more")
 _rate = _number(float, "a number", 0, "0 (no limit) or more")
+_port_number = _number(int, "a port number", 0, "0 (a free one) to 65535")
+
+
+def _port(text: str) -> int:
+    value = _port_number(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError("must be 0 (a free one) to 65535")
+    return value
 
 
 def _load_dotenv() -> None:
@@ -233,16 +249,65 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_INPUT
     _load_dotenv()
+    global _stop
+    stopping = contextlib.nullcontext()
+    if args.command in _FLOW_COMMANDS:
+        from .prefect_env import GracefulStop
+
+        stopping = _stop = GracefulStop()
     try:
-        return _COMMANDS[args.command](args)
+        with stopping:
+            code = _COMMANDS[args.command](args)
     except ImporterError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        code = exc.exit_code
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print("\ninterrupted: nothing was sent" if args.command in _FLOW_COMMANDS else "\ninterrupted", file=sys.stderr)
+        code = _interrupted_code()
     finally:
+        signalled = _stop.signum if _stop is not None else None
+        _stop = None
         thaw()  # what run/rerun froze while loading pandas and Prefect (flows/heap.py)
+    if signalled:  # stopped by a signal, whatever the command got to: 128 + the signal, every time
+        code = _interrupted_code_of(signalled)
+        if _is_the_command():
+            _exit_now(code)
+    return code
+
+
+def _is_the_command() -> bool:
+    """Whether this process is ``booking-import``/``python -m flows`` (not a test or a library calling main)."""
+    main_module = sys.modules.get("__main__")
+    spec = getattr(main_module, "__spec__", None)
+    return (spec is not None and spec.name in ("flows", "flows.__main__")) or Path(sys.argv[0]).name == "booking-import"
+
+
+def _exit_now(code: int) -> None:
+    """End a signalled command with ``code``, the workbook written: exit handlers run (Prefect stops its
+    temporary server), then the process ends without the interpreter's finalisation, so nothing there (a
+    library's thread, a late signal) can turn the exit code into something else: before this, about one
+    early Ctrl-C in ten ended as a death by SIGINT (-2) instead of 130."""
+    import atexit
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
+def _interrupted_code() -> int:
+    return _stop.exit_code if _stop is not None and _stop.signum else EXIT_INTERRUPTED
+
+
+def _interrupted_code_of(signum: int) -> int:
+    return 128 + signum
+
+
+def _checkpoint() -> None:
+    """Between the steps of run/rerun: a signal that came meanwhile stops the command here (nothing sent yet)."""
+    if _stop is not None:
+        _stop.checkpoint()
 
 
 # --- commands ---------------------------------------------------------------------------------------
@@ -251,49 +316,70 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     with imports_paused():
         from .auth import build_auth
-        from .engine import prepare
+        from .engine import default_results_path, prepare
         from .report import Progress, print_summary
+        from .results import check_writable
+        from .validate import require_rows
 
+    _checkpoint()
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before Prefect starts
+    _checkpoint()
+    require_rows(plan)
+    check_writable(args.out or default_results_path(plan.sheet.path), source=plan.sheet.path)  # not after 55 rows are booked
     build_auth(plan.mapping.connection.auth, plan.mapping.provider)  # so does a missing secret
     from .callbacks import check_callback_address  # and a callback address the provider can never call
 
     check_callback_address(plan.mapping, os.environ, in_process="http://127.0.0.1" if args.wait_callbacks else None)
     progress = Progress(enabled=not args.quiet)
     result, run = _run_flow(args, progress, plan=plan)
-    if run is None:
-        return EXIT_INPUT
+    if run is None:  # stopped by a signal before the run began (nothing sent)
+        return _interrupted_code()
     print_summary(run, sys.stdout)
     if run.interrupted:
-        return EXIT_INTERRUPTED
+        return _interrupted_code()
     return EXIT_OK if all(o is not None and o.ok for o in run.outcomes) else EXIT_ROWS
 
 
 def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = None, plan: Any = None) -> tuple[dict | None, Any]:
     with imports_paused():
         from .import_sheet import Hooks, hooks, import_sheet
-        from .prefect_env import ephemeral_server
+        from .ledger import parameter_url  # flow parameters are stored by Prefect: never a password in them
+        from .prefect_env import contain_ephemeral_server, ephemeral_server
         from .prefect_quiet import quiet_prefect
 
         if ephemeral_server():  # Prefect loads its server's modules here as the flow starts; load them now
-            import prefect.server.api.server  # noqa: F401
+            contain_ephemeral_server()  # it ends with this process, and Ctrl-C in a terminal does not stop it
 
     holder: dict[str, Any] = {}
     token = hooks.set(Hooks(progress=progress.update, on_run=lambda r: holder.setdefault("run", r), plan=plan))
     result = None
-    try:
-        with quiet_prefect(), progress:
-            result = asyncio.run(import_sheet(**kwargs) if kwargs is not None else import_sheet(
+    stop = _stop
+
+    async def flow() -> dict:
+        if stop is not None:  # a signal now cancels the flow, which then writes the workbook of what was done
+            stop.attach(asyncio.get_running_loop(), asyncio.current_task())
+        try:
+            return await (import_sheet(**kwargs) if kwargs is not None else import_sheet(
                 sheet=str(args.sheet), mapping=str(args.mapping), out=str(args.out) if args.out else None,
-                concurrency=args.concurrency, rate=args.rate, sheet_name=args.sheet_name, ledger=args.ledger,
+                concurrency=args.concurrency, rate=args.rate, sheet_name=args.sheet_name, ledger=parameter_url(args.ledger),
                 chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
                 wait_callbacks=args.wait_callbacks, callback_port=args.callback_port,
             ))
-    except KeyboardInterrupt:
+        finally:
+            if stop is not None:
+                stop.detach()
+
+    _checkpoint()
+    try:
+        with quiet_prefect(), progress:
+            result = asyncio.run(flow())
+    except (KeyboardInterrupt, asyncio.CancelledError):
         run = holder.get("run")
-        if run is not None:
-            run.interrupted = True
-        print("\ninterrupted: the results workbook holds what was done so far", file=sys.stderr)
+        if run is None:
+            raise KeyboardInterrupt from None  # before the run began: nothing was sent, no workbook
+        run.interrupted = True
+        how = "stopped by SIGTERM" if stop is not None and stop.signum == signal.SIGTERM else "interrupted"
+        print(f"\n{how}: the results workbook holds what was done so far", file=sys.stderr)
     finally:
         hooks.reset(token)
     return result, holder.get("run")
@@ -303,21 +389,29 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     with imports_paused():
         from .auth import build_auth
         from .report import Progress, print_summary
+        from .ledger import parameter_url
         from .rerun import load_rerun, summary_lines
+        from .results import check_writable
+        from .validate import require_rows
 
+    _checkpoint()
     again = load_rerun(args.results, mapping=args.mapping, ledger_url=args.ledger, out=args.out)  # exit 2 before Prefect
+    _checkpoint()
+    require_rows(again.plan, f"the results workbook {args.results}")
+    check_writable(again.out)
     build_auth(again.plan.mapping.connection.auth, again.plan.mapping.provider)  # so does a missing secret
     progress = Progress(enabled=not args.quiet)
     result, run = _run_flow(args, progress, dict(
-        sheet=str(args.results), mapping=str(args.mapping) if args.mapping else None, out=str(again.out), ledger=again.ledger_url,
+        sheet=str(args.results), mapping=str(args.mapping) if args.mapping else None, out=str(again.out),
+        ledger=parameter_url(again.ledger_url),
         concurrency=args.concurrency, rate=args.rate, chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
         rerun=True))
-    if run is None:
-        return EXIT_INPUT
+    if run is None:  # stopped by a signal before the run began (nothing sent)
+        return _interrupted_code()
     print_summary(run, sys.stdout)
     print("\n".join(summary_lines(again, run)))
     if run.interrupted:
-        return EXIT_INTERRUPTED
+        return _interrupted_code()
     return EXIT_OK if all(o is not None and o.ok for o in run.outcomes) else EXIT_ROWS
 
 
@@ -337,9 +431,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from .engine import prepare
-    from .redact import redact_text
+    from .validate import require_rows
 
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)
+    require_rows(plan)
     shown = 0
     for row in plan.rows:
         if row.payload is None:
@@ -424,6 +519,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .prefect_env import contain_ephemeral_server, ephemeral_server
+
+    if ephemeral_server():
+        contain_ephemeral_server()  # as for run: the temporary server ends with this process
 
     return run_demo(args.out_dir)
 

@@ -34,7 +34,7 @@ from .mapping import MappingFile, Problem, RowMapper, RunValue, compile_mapping,
 from .transforms import LookupTable
 from .outcomes import DONE_STATUSES, Action, Outcome, Status
 from .hooks import Handler, Readback, resolve
-from .redact import mask_payload, redact_text
+from .redact import MASK, mask_payload, masked_fields, redact_text
 from .sheets import Sheet, paused_gc, read_sheet
 from .submit import CallResult, ReadbackError, Sender, encode_form, response_messages
 
@@ -294,6 +294,9 @@ class ImportRun:
         self.settled: dict[int, Outcome] = dict(options.settled or {})
         for i, outcome in self.settled.items():
             self.outcomes[i] = outcome
+        for r in plan.rows:  # a results workbook's mask (••••••) in a sensitive field is never sent (flows/redact.py)
+            if r.payload is not None and self.outcomes[r.index] is None and (masked := self._masked_outcome(r)):
+                self.outcomes[r.index] = masked
         self.started = dt.datetime.now().astimezone()
         self.ended: dt.datetime | None = None
         self.done = sum(o is not None for o in self.outcomes)
@@ -649,7 +652,24 @@ class ImportRun:
                                        f"look at the provider (e.g. the slot's bookings) before changing the row; "
                                        f"the next run checks it again", **base)
 
+    def _masked_outcome(self, row: PreparedRow) -> Outcome | None:
+        """``invalid`` when a sensitive field holds the mask instead of a value (a row copied from a results
+        workbook): sending it would set e.g. the customer's password to the mask."""
+        m = self.plan.mapping
+        paths = self.__dict__.get("_mask_paths")
+        if paths is None:  # worked out once per run, not per row
+            paths = self._mask_paths = {p: re.sub(r"\[(\d+)\]", r".\1", p) for p in sorted(m.sensitive_paths())}
+        hits = masked_fields(row.payload, paths) if paths and row.payload else []
+        if not hits:
+            return None
+        columns = [c for p in hits for c in m.fields[p].columns()] if all(p in m.fields for p in hits) else []
+        return Outcome(Status.INVALID, f"{' and '.join(columns or hits)} holds {MASK}, the mask a results workbook shows "
+                                       f"instead of the value; it is never sent: type the value again, then rerun",
+                       column_messages={c: ["type the value again: this is only the mask"] for c in columns})
+
     async def _send_row(self, row: PreparedRow, entry: Entry | None = None) -> Outcome:
+        if (masked := self._masked_outcome(row)) is not None:  # the last line of defence, whatever built the row
+            return masked
         if self.handler is not None:
             return await self.handler(RowContext(self, row, entry))
         return await self.send_default(row)

@@ -169,6 +169,19 @@ def _pg_url(url: str) -> str:
     return _SECRETS.get(url) or (env if is_postgres_url(env) and _redact(env) == url else url)
 
 
+def parameter_url(url: str | None) -> str | None:
+    """``url`` as it may travel where it is stored or shown (a Prefect flow run's parameters are kept in
+    Prefect's database): a PostgreSQL URL without its password, which this process remembers, so opening
+    the result here connects with the password (other processes: ``BOOKING_IMPORTER_LEDGER`` or libpq's
+    ``PGPASSWORD``/``~/.pgpass``)."""
+    if not is_postgres_url(url):
+        return url
+    safe = _redact(url)
+    if safe != url:
+        _SECRETS[safe] = url
+    return safe
+
+
 @lru_cache(maxsize=512)
 def _pg_sql(sql: str) -> str:
     """SQLite-style SQL as psycopg takes it: ``?`` marks become ``%s``; ``x IS ?`` (NULL-safe) becomes

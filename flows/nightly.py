@@ -11,6 +11,7 @@ Schedules need a real Prefect server: the temporary one a `run` starts cannot fi
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ __all__ = ["import_inbox", "serve_inbox", "check_prefect_server", "ARTIFACT_KEY"
 ARTIFACT_KEY = "inbox-import"
 DEFAULT_CRON = "0 2 * * *"
 DEFAULT_NAME = "nightly-inbox"
+#: where serve puts a --notify target given directly, for its flow runs (never in deployment parameters)
+NOTIFY_VARIABLE = "BOOKING_IMPORTER_NOTIFY"
 START_SERVER = ("start one with `prefect server start` (SQLite by default), then "
                 "`prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api`, and run serve again")
 
@@ -37,7 +40,9 @@ async def _import_with_subflow(job: ImportJob) -> dict[str, Any]:
     from .import_sheet import import_sheet
 
     named = import_sheet.with_options(flow_run_name=f"import {job.name}"[:100])
-    return await named(sheet=str(job.sheet), mapping=str(job.mapping), out=str(job.out), ledger=job.ledger_url,
+    from .ledger import parameter_url
+
+    return await named(sheet=str(job.sheet), mapping=str(job.mapping), out=str(job.out), ledger=parameter_url(job.ledger_url),
                        concurrency=job.concurrency, rate=job.rate, resend_unknown=job.resend_unknown)
 
 
@@ -101,6 +106,24 @@ def check_prefect_server(timeout: float = 5.0) -> str:
     return url
 
 
+def _check_folder_writable(folder: Path, option: str) -> None:
+    """UsageError (exit 2) unless ``folder`` exists and takes a new file, or can be created where a file can."""
+    import tempfile
+
+    probe_in = folder
+    while not probe_in.exists() and probe_in != probe_in.parent:
+        probe_in = probe_in.parent
+    if not probe_in.is_dir():
+        raise UsageError(f"{option} {folder} cannot be created: {probe_in} is a file, not a folder; choose another")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".booking-import-check-", dir=probe_in)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise UsageError(f"{option} {folder} cannot be written: no file can be created in {probe_in} "
+                         f"({exc.strerror or exc}); choose another folder") from None
+
+
 def serve_inbox(*, inbox: Path, cron: str = DEFAULT_CRON, timezone: str | None = None, name: str = DEFAULT_NAME,
                 mappings: Path = Path("mappings"), archive: Path | None = None, ledger: str | None = None,
                 notify: str | None = None, settle_seconds: float = 2.0, lease_seconds: float = 120.0,
@@ -111,6 +134,7 @@ def serve_inbox(*, inbox: Path, cron: str = DEFAULT_CRON, timezone: str | None =
 
     config = InboxConfig(inbox=inbox, mappings=mappings, archive=archive, ledger_url=ledger)
     config.check()
+    _check_folder_writable(config.archive, "--archive")  # else the first import, at 02:00, would find out
     if timezone:
         import zoneinfo
 
@@ -122,13 +146,23 @@ def serve_inbox(*, inbox: Path, cron: str = DEFAULT_CRON, timezone: str | None =
         schedule = Cron(cron, timezone=timezone)
     except ValueError as exc:
         raise UsageError(f"--cron {cron!r}: {exc}; e.g. \"0 2 * * *\" is 02:00 every night") from None
-    from .ledger import default_ledger_url, is_postgres_url
+    from .ledger import default_ledger_url, is_postgres_url, parameter_url
 
     raw = ledger or default_ledger_url()
     if not is_postgres_url(raw):  # the flow runs in a subprocess: file paths must not depend on its folder
         ledger = str(Path(raw.removeprefix("sqlite:///")).resolve())
-    else:
-        ledger = raw
+    else:  # the deployment's parameters are stored by the Prefect server: the password must not be among them.
+        ledger = parameter_url(raw)  # flow runs (subprocesses of this one) get it back from BOOKING_IMPORTER_LEDGER
+        if ledger != raw:
+            os.environ["BOOKING_IMPORTER_LEDGER"] = raw
+    if notify and not notify.startswith("env:"):
+        # a webhook URL usually holds its token: the deployment's parameters (stored by the Prefect server, shown
+        # in its UI) name a variable instead, which this worker's flow runs (its subprocesses) inherit
+        os.environ[NOTIFY_VARIABLE] = notify
+        notify = f"env:{NOTIFY_VARIABLE}"
+    from .ledger import open_ledger
+
+    open_ledger(ledger).close()  # a ledger that cannot be opened is refused now (exit 2), not at the first run
     url = check_prefect_server()
     print(f"serving import_inbox/{name} from {url}: {config.inbox} every {cron!r}"
           f"{f' ({timezone})' if timezone else ''}; archive {config.archive}; ledger {ledger}", flush=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-__all__ = ["MASK", "redact_text", "mask_payload"]
+__all__ = ["MASK", "redact_text", "mask_payload", "masked_fields"]
 
 MASK = "••••••"
 
@@ -29,3 +29,23 @@ def mask_payload(payload: Any, sensitive_keys: set[str], secrets: Iterable[str] 
     if isinstance(payload, str) and secrets:
         return redact_text(payload, secrets)
     return payload
+
+
+def masked_fields(payload: Any, paths: dict[str, str]) -> list[str]:
+    """The sensitive fields of ``payload`` whose value holds :data:`MASK` (``paths``: field name -> the path
+    as ``engine._dig`` reads it, ``a.0.b``). Such a payload came from a results workbook, where sensitive
+    values are shown masked: it must never be sent, since a provider may well accept the mask as a value."""
+    hits = []
+    for name, path in paths.items():
+        value: Any = payload
+        for part in path.split("."):
+            if isinstance(value, dict):
+                value = value.get(part)
+            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            else:
+                value = None
+                break
+        if isinstance(value, str) and MASK in value:
+            hits.append(name)
+    return hits

@@ -22,6 +22,14 @@ three ways, decided with the ledger (never with the workbook alone):
 
 A workbook from another ledger (Summary ``ledger id`` differs from the ledger opened) is refused
 with exit 2: that ledger cannot say which rows were booked.
+
+**Masked values.** The workbook shows sensitive columns (``sensitive: true``, e.g. a portal password)
+as :data:`~flows.redact.MASK`, never the value, so a row going to the engine with the mask in such a
+column would send the mask. It never does: the value is taken from the original sheet (the ``input
+file`` of the first run, followed back through reruns) when that sheet is still at hand and holds the
+same row (same ``_row``) with every other column the mapping reads unchanged; otherwise the row is
+``invalid`` with a message asking for the value again. (Assumption: a row whose other values were
+edited may now be another person's booking, so its secret is not carried over silently.)
 """
 from __future__ import annotations
 
@@ -35,10 +43,11 @@ from typing import Any
 
 import python_calamine
 
-from .errors import InputError, LedgerError, UsageError
+from .errors import ImporterError, InputError, LedgerError, UsageError
 from .ledger import Entry, Ledger, open_ledger
 from .mapping import load_mapping
 from .outcomes import DONE_STATUSES, Outcome, Status
+from .redact import MASK
 from .results import RESULT_COLUMNS, RESULTS_SHEET, SUMMARY_SHEET
 from .sheets import Sheet, list_sheets, read_sheet
 
@@ -275,6 +284,93 @@ def _edited_key(row: Any, key_columns: list[str], was: str, pid: str, entry: Ent
                    column_messages={c: ["edited after the row was booked: put the old value back"] for c in key_columns})
 
 
+# --- masked values ---------------------------------------------------------------------------------
+
+#: how many reruns back the original sheet is looked for
+_ORIGIN_HOPS = 50
+
+
+def _original_sheet(path: Path, summary: dict[str, str], mapping: Any) -> tuple[Sheet | None, str]:
+    """The sheet the first run read, following reruns back through their Summaries; (None, why) when it
+    is not at hand."""
+    seen = {path.resolve()}
+    here, info = path, summary
+    for _ in range(_ORIGIN_HOPS):
+        given = info.get("input file", "")
+        if not given:
+            return None, "is not named in the workbook's Summary"
+        candidate = Path(given)
+        if not candidate.is_file() and not candidate.is_absolute():
+            candidate = here.parent / given
+        if not candidate.is_file():
+            return None, f"{given} is not there any more"
+        if candidate.resolve() in seen:
+            return None, f"{given} is a results workbook that leads back to itself"
+        seen.add(candidate.resolve())
+        try:
+            earlier = read_summary(candidate) if candidate.suffix.lower() == ".xlsx" else None
+        except ImporterError:
+            earlier = None  # an ordinary workbook: the original sheet
+        if earlier is not None:
+            here, info = candidate, earlier
+            continue
+        try:
+            sheet = read_sheet(candidate, sheet=info.get("worksheet") or mapping.source.sheet,
+                               encoding=mapping.source.encoding, delimiter=mapping.source.delimiter)
+        except ImporterError:
+            return None, f"{given} cannot be read any more"
+        return sheet, str(candidate)
+    return None, "is more reruns back than are followed"
+
+
+def _fill_masked(sheet: Sheet, mapping: Any, summary: dict[str, str],
+                 path: Path) -> tuple[dict[int, tuple[str, list[str]]], list[str]]:
+    """Put the real value back into masked sensitive cells of ``sheet`` (in place) from the original sheet,
+    row by row where the row is otherwise unchanged; returns {row index: message} for the rows whose value
+    must be typed again, and notes for the Summary."""
+    sensitive = [c for c in mapping.sensitive_columns() if c in sheet.columns]
+    if not sensitive:
+        return {}, []
+    pos = {c: sheet.columns.index(c) for c in sheet.columns}
+    masked_rows = [i for i, cells in enumerate(sheet.rows) if any(MASK in _text(cells[pos[c]]) for c in sensitive)]
+    if not masked_rows:
+        return {}, []
+    original, where = _original_sheet(path, summary, mapping)
+    compared = [c for c in mapping.columns() if c not in sensitive and c in pos]
+    by_line: dict[int, list] = {}
+    opos: dict[str, int] = {}
+    if original is not None:
+        by_line = dict(zip(original.line_numbers, original.rows))
+        opos = {c: original.columns.index(c) for c in original.columns}
+    unresolved: dict[int, tuple[str, list[str]]] = {}
+    filled = 0
+    for i in masked_rows:
+        cells = sheet.rows[i]
+        columns = [c for c in sensitive if MASK in _text(cells[pos[c]])]
+        old = by_line.get(sheet.line_numbers[i]) if original is not None else None
+        if any(_text(cells[pos[c]]) != MASK for c in columns):
+            why = "the cell holds the mask with something else, so it is neither the value nor the workbook's mask"
+        elif original is None:
+            why = f"the original sheet {where}"
+        elif old is None:
+            why = f"the original sheet {where} has no row {sheet.line_numbers[i]}"
+        elif any(c not in opos for c in columns) or any(MASK in _text(old[opos[c]]) for c in columns):
+            why = f"the original sheet {where} does not hold the value"
+        elif any(c not in opos or _text(cells[pos[c]]) != _text(old[opos[c]]) for c in compared):
+            changed = [c for c in compared if c not in opos or _text(cells[pos[c]]) != _text(old[opos[c]])]
+            why = (f"the row was edited ({', '.join(changed[:5])}) since the original sheet {where}, so its value "
+                   f"is not carried over")
+        else:
+            for c in columns:
+                cells[pos[c]] = old[opos[c]]
+            filled += 1
+            continue
+        unresolved[i] = (f"{' and '.join(columns)} holds {MASK}, the mask the results workbook shows instead of the "
+                         f"value, which is never sent: type the value again in that cell ({why}), then rerun", columns)
+    notes = [f"{filled} row(s): masked {', '.join(sensitive)} taken from the original sheet {where}"] if filled else []
+    return unresolved, notes
+
+
 def load_rerun(results: Path | str, *, mapping: Path | str | None = None, ledger_url: str | None = None,
                out: Path | str | None = None) -> Rerun:
     """Read a results workbook and decide, with the ledger, what each row needs. No network.
@@ -295,6 +391,8 @@ def load_rerun(results: Path | str, *, mapping: Path | str | None = None, ledger
         if summary.get("provider") and summary["provider"] != mapping_file.provider:
             raise UsageError(f"{path.name} was written for {summary['provider']}, but the mapping {mapping_path} is for "
                              f"{mapping_file.provider}; give a {summary['provider']} mapping with --mapping")
+        masked, mask_notes = _fill_masked(read.sheet, mapping_file, summary, path)
+        notes.extend(mask_notes)
         plan = map_rows(mapping_file, mapping_path, read.sheet)
         scope = mapping_file.scope
         entries = ledger.get_many(scope, [r.ledger_key for r in plan.rows if all(r.key)])
@@ -326,6 +424,13 @@ def load_rerun(results: Path | str, *, mapping: Path | str | None = None, ledger
                                            provider_id=entry.provider_id or pid or None,
                                            http_status=entry.http_status or read.http_status[r.index])
             # anything else goes to the engine, whose ledger check decides (see the module docstring)
+        for i, (message, columns) in masked.items():  # going to the engine with a mask in a sensitive column
+            if i not in settled:
+                problems = [str(p) for p in plan.rows[i].problems]
+                settled[i] = Outcome(Status.INVALID, "; ".join([message, *problems]),
+                                     provider_id=read.provider_id[i] or None,
+                                     column_messages={c: ["type the value again: the workbook only shows the mask"]
+                                                      for c in columns})
     finally:
         ledger.close()
     target = Path(out) if out else default_rerun_path(path)

@@ -43,6 +43,7 @@ __all__ = [
     "NOT_REACHED_MESSAGE",
     "write_results",
     "read_results",
+    "check_writable",
 ]
 
 RESULT_COLUMNS = ["_row", "_status", "_provider_id", "_http_status", "_message", "_attempts"]
@@ -76,6 +77,39 @@ _WORKBOOK_OPTIONS = {
     "strings_to_urls": False,
     "strings_to_numbers": False,
 }
+
+
+def check_writable(path: str | os.PathLike[str], option: str = "--out",
+                   source: str | os.PathLike[str] | None = None) -> Path:
+    """Refuse (UsageError, exit 2) a results path that could not be written, before anything is sent.
+
+    The check is the write itself: a throwaway file is created (and removed) in the folder the workbook
+    would go to, or in the nearest existing folder above it (write_results creates the missing ones),
+    so permissions, read-only file systems and ACLs are judged as the operating system judges them."""
+    from flows.errors import UsageError
+
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{option} {target} is a folder; give a file name, e.g. {target / 'results.xlsx'}")
+    if source is not None and target.exists() and target.resolve() == Path(source).resolve():
+        raise UsageError(f"{option} {target} is the input sheet itself, which the results would replace; give "
+                         f"another file name, e.g. {target.with_name(target.stem + '.results.xlsx')}")
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"{option} {target} cannot be written: {folder} is a file, not a folder; choose another "
+                         f"output path")
+    try:
+        import tempfile
+
+        fd, probe = tempfile.mkstemp(prefix=".booking-import-check-", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"{option} {target} cannot be written: no file can be created in {folder} "
+                         f"({exc.strerror or exc}); choose another output path") from None
+    return target
 
 
 def write_results(

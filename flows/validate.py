@@ -4,18 +4,30 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import Any
 
 from .engine import default_results_path, prepare
+from .errors import InputError
 from .outcomes import Outcome, Status
-from .results import write_results
+from .results import check_writable, write_results
 
-__all__ = ["validate_sheet"]
+__all__ = ["validate_sheet", "require_rows"]
+
+
+def require_rows(plan: Any, what: str | None = None) -> None:
+    """A sheet with a header and no rows is an input error (exit 2), not a successful import of nothing."""
+    if not plan.rows:
+        where = f" (worksheet {plan.sheet.sheet_name!r})" if plan.sheet.sheet_name else ""
+        raise InputError(f"{what or Path(plan.sheet.path).name}{where} has a header but no rows: there is nothing to "
+                         f"import; check that you gave the right file and worksheet (--sheet)")
 
 
 def validate_sheet(sheet: Path, mapping: Path, *, sheet_name: str | None = None, out: Path | None = None) -> int:
     """Write a results workbook with invalid rows marked; exit code 0 when every row is valid, else 1."""
     started = dt.datetime.now().astimezone()
     plan = prepare(sheet, mapping, sheet_name=sheet_name)
+    require_rows(plan)
+    path = check_writable(out or default_results_path(plan.sheet.path), source=plan.sheet.path)
     outcomes = []
     for r in plan.rows:
         if r.payload is None:
@@ -23,7 +35,6 @@ def validate_sheet(sheet: Path, mapping: Path, *, sheet_name: str | None = None,
         else:
             outcomes.append(Outcome(Status.SKIPPED, "valid; not sent (validate only)"))
     invalid = sum(o.status is Status.INVALID for o in outcomes)
-    path = out or default_results_path(plan.sheet.path)
     ended = dt.datetime.now().astimezone()
     summary = {
         "input file": str(plan.sheet.path),

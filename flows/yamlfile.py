@@ -2,18 +2,45 @@
 
 ``load_yaml(path)`` returns the plain data and a ``Locator`` that maps a location
 (a tuple of keys and list indexes, as pydantic reports them) to ``line N`` of the file.
-Duplicate keys, which PyYAML would silently overwrite, are errors here.
+Duplicate keys, which PyYAML would silently overwrite, are errors here. So are aliases that expand
+without bound: a "billion laughs" file (aliases of aliases of lists) composes in microseconds but
+would build billions of values; expansion stops at :data:`MAX_NODES` values or :data:`MAX_DEPTH`
+levels, and an alias inside its own anchor is refused, each with one line, before anything is built.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import errno
+
 import yaml
 
 from .errors import ConfigError
 
-__all__ = ["load_yaml", "Locator"]
+__all__ = ["load_yaml", "Locator", "MAX_NODES", "MAX_DEPTH"]
+
+#: values a mapping file may expand to, aliases counted every time they are used (the bundled mappings
+#: have a few hundred); far beyond any real mapping, far below what takes memory or time to build
+MAX_NODES = 100_000
+#: nesting a mapping file may have (the bundled ones have under 10)
+MAX_DEPTH = 64
+
+
+class _Budget:
+    def __init__(self, source: str) -> None:
+        self.left = MAX_NODES
+        self.source = source
+        self.open: set[int] = set()  # ids of the collections being built: an alias to one of them is a cycle
+
+    def spend(self, node: yaml.Node, depth: int) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise ConfigError(f"{self.source}, line {node.start_mark.line + 1}: the file expands to more than "
+                              f"{MAX_NODES:,} values (aliases of aliases?); write the values out, or use fewer aliases")
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{self.source}, line {node.start_mark.line + 1}: nested more than {MAX_DEPTH} levels "
+                              f"deep; a mapping file needs far fewer")
 
 
 class Locator:
@@ -30,8 +57,23 @@ class Locator:
         return self._lines.get((), None)
 
 
-def _construct(node: yaml.Node, path: tuple, lines: dict[tuple, int], source: str) -> Any:
+def _construct(node: yaml.Node, path: tuple, lines: dict[tuple, int], source: str, budget: _Budget | None = None) -> Any:
+    budget = budget or _Budget(source)
+    budget.spend(node, len(path))
     lines[path] = node.start_mark.line + 1
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        if id(node) in budget.open:
+            raise ConfigError(f"{source}, line {node.start_mark.line + 1}: an alias refers to the value it is "
+                              f"inside of, which would never end; write the value out")
+        budget.open.add(id(node))
+        try:
+            return _construct_collection(node, path, lines, source, budget)
+        finally:
+            budget.open.discard(id(node))
+    return _scalar(node, source)
+
+
+def _construct_collection(node: yaml.Node, path: tuple, lines: dict[tuple, int], source: str, budget: _Budget) -> Any:
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -44,12 +86,10 @@ def _construct(node: yaml.Node, path: tuple, lines: dict[tuple, int], source: st
                     f"(first on line {lines.get(path + (key,), '?')}); keep one"
                 )
             lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _construct(value_node, path + (key,), lines, source)
+            out[key] = _construct(value_node, path + (key,), lines, source, budget)
             lines[path + (key,)] = key_node.start_mark.line + 1
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, path + (i,), lines, source) for i, item in enumerate(node.value)]
-    return _scalar(node, source)
+    return [_construct(item, path + (i,), lines, source, budget) for i, item in enumerate(node.value)]
 
 
 def _scalar(node: yaml.Node, source: str) -> Any:
@@ -80,6 +120,12 @@ def load_yaml(path: Path | str) -> tuple[Any, Locator]:
         raise ConfigError(f"{path} is a folder; give the path of a mapping .yaml file") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text; save the mapping file as UTF-8") from None
+    except OSError as exc:  # a symlink loop, a folder without permission, an unreadable device...
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"mapping file {path} is a symbolic link that leads back to itself; point it at a "
+                              f"mapping .yaml file") from None
+        raise ConfigError(f"cannot read the mapping file {path} ({exc.strerror or exc}); check the path and "
+                          f"its permissions") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:

@@ -17,6 +17,7 @@ from flows.results import read_results
 from flows.sandbox import Faults
 
 from .conftest import MAPPINGS, ROOT, SAMPLES
+from .pg_support import pg_server, pg_url  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.prefect
 
@@ -145,3 +146,138 @@ def test_demo_imports_a_sample_twice_and_books_nothing_twice(prefect_api, tmp_pa
     assert "created   54" in text and "skipped   54" in text
     assert "the simulator now holds 54 bookings" in text
     assert (tmp_path / "demo" / "jicoo-results-run1.xlsx").exists()
+
+
+def test_a_ledger_password_never_reaches_prefects_database(prefect_api, jicoo_sim, jicoo_env, tmp_path, request, capsys):
+    """`--ledger postgresql://user:PASSWORD@...`: the flow run's parameters, which Prefect stores, carry the
+    URL without the password; the run still opens the ledger with it (resolved in-process)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from prefect.client.orchestration import get_client
+
+    from flows.cli import main
+
+    pg_url = request.getfixturevalue("pg_url")  # skips, saying why, without PostgreSQL
+    parts = urlsplit(pg_url)
+    secret = "s3cret-Ledger-pw"
+    with_password = urlunsplit(parts._replace(netloc=f"{parts.username or 'postgres'}:{secret}@{parts.hostname}:{parts.port}"))
+    code = main(["run", str(SHEET), "-m", str(MAPPING), "--ledger", with_password, "-o", str(tmp_path / "r.xlsx"),
+                 "--rate", "0", "-q"])
+    assert code == 1  # 5 invalid rows, one slot conflict: the run itself went through
+    assert len(jicoo_sim.bookings) == 54
+    assert secret not in capsys.readouterr().out
+
+    async def stored_runs():
+        async with get_client() as client:
+            response = await client._client.post("/flow_runs/filter", json={"limit": 200, "sort": "EXPECTED_START_TIME_DESC"})
+            response.raise_for_status()
+            return response.json()
+
+    runs = asyncio.run(stored_runs())
+    mine = [r for r in runs if r["parameters"].get("ledger", "") and parts.hostname in str(r["parameters"]["ledger"])]
+    assert mine, "the run's flow run was not found"
+    assert all(secret not in json.dumps(r) for r in runs)
+    _, summary = read_results(tmp_path / "r.xlsx")
+    assert secret not in json.dumps(summary) and str(parts.port) in summary["ledger"]
+
+
+# --- signals, with real processes and Prefect's temporary server (no PREFECT_API_URL) ---------------------
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if int(stat.rpartition(")")[2].split()[1]) == pid:
+            found.append((int(entry.name), cmdline))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by init) is not running
+        return (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def start_in_own_group(jicoo_sim, tmp_path, out: Path) -> tuple[subprocess.Popen, int]:
+    """``booking-import run`` in a session of its own (as a terminal runs a foreground job), against the
+    temporary Prefect server it starts itself; returns it once rows are being booked, with the server's pid."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("process groups and /proc: Linux")
+    jicoo_sim.faults = Faults(latency_ms=40)
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    p = subprocess.Popen([sys.executable, "-m", "flows", "run", str(SHEET), "-m", str(MAPPING), "--ledger",
+                          str(tmp_path / "l.sqlite"), "--rate", "0", "--concurrency", "2", "-o", str(out)],
+                         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    if not wait_for(lambda: len(jicoo_sim.bookings) >= 10, timeout=150):
+        p.kill()
+        pytest.fail("the run never got going: " + p.communicate(timeout=30)[1][-2000:])
+    servers = [pid for pid, cmd in children(p.pid) if "uvicorn" in cmd and "prefect.server" in cmd]
+    assert len(servers) == 1, children(p.pid)
+    return p, servers[0]
+
+
+@pytest.mark.parametrize("signals, code", [
+    ([signal.SIGINT], 130),
+    ([signal.SIGTERM], 143),
+    ([signal.SIGINT, signal.SIGINT, signal.SIGTERM], 130),  # pressed again, then a service manager: first one wins
+], ids=["sigint", "sigterm", "sigint-again-and-sigterm"])
+def test_a_signal_to_the_whole_process_group_stops_the_run_cleanly(signals, code, jicoo_sim, jicoo_env, tmp_path):
+    """Ctrl-C in a terminal signals every process of the foreground group, the temporary server too: the run
+    still writes its workbook, prints no traceback, exits 128 + the signal, and leaves no server behind."""
+    out = tmp_path / "stopped.xlsx"
+    p, server = start_in_own_group(jicoo_sim, tmp_path, out)
+    for sig in signals:
+        os.killpg(p.pid, sig)
+        time.sleep(0.1)
+    stdout, err = p.communicate(timeout=90)  # a backstop, not a timing assertion
+    assert p.returncode == code, err
+    assert "Traceback" not in err and "Crash detected" not in err, err
+    df, summary = read_results(out)
+    assert summary["interrupted"] == "yes" and len(df) == 60
+    counts = df["_status"].value_counts().to_dict()
+    assert counts["created"] + counts.get("unknown", 0) >= len(jicoo_sim.bookings) >= 10  # none booked unrecorded
+    assert wait_for(lambda: not alive(server), timeout=30), "Prefect's temporary server outlived the run"
+
+
+def test_sigkill_of_the_run_takes_its_temporary_server_with_it(jicoo_sim, jicoo_env, tmp_path):
+    p, server = start_in_own_group(jicoo_sim, tmp_path, tmp_path / "killed.xlsx")
+    p.kill()
+    p.wait(timeout=30)
+    try:
+        assert wait_for(lambda: not alive(server), timeout=30), "Prefect's temporary server outlived a SIGKILLed run"
+    finally:
+        if alive(server):
+            os.kill(server, signal.SIGKILL)  # never leave it running on the machine
+    p.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["sigint", "sigterm"])
+def test_a_signal_while_the_run_starts_ends_it_cleanly_too(sig, code, jicoo_sim, jicoo_env, tmp_path):
+    """Signals that land while the command loads its libraries or starts Prefect: raised there as
+    KeyboardInterrupt they came out of pydantic as a PydanticSerializationError traceback (exit 1), or as
+    death by SIGINT (-2). Several moments are tried; each must end with the signal's code and no traceback."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    for delay in (0.3, 0.9, 1.6):
+        p = subprocess.Popen([sys.executable, "-m", "flows", "run", str(SHEET), "-m", str(MAPPING), "--ledger",
+                              str(tmp_path / "l.sqlite"), "--rate", "0", "-o", str(tmp_path / f"r{delay}.xlsx"), "-q"],
+                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+        time.sleep(delay)
+        os.killpg(p.pid, sig)
+        _, err = p.communicate(timeout=90)
+        assert p.returncode == code, (delay, err)
+        assert "Traceback" not in err and "Error" not in err, (delay, err)
