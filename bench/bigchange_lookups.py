@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from flows.demo import sandbox_env  # noqa: E402
-from flows.engine import ImportRun, RunOptions, fetch_lookup, map_rows, prepare  # noqa: E402
+from flows.engine import ImportRun, RunOptions, fetch_lookup, map_rows, prepare  # noqa: E402, send_pending
 
 MAPPING = ROOT / "mappings" / "bigchange.yaml"
 SKIP = {"BC-27005", "BC-27011", "BC-27017", "BC-27023", "BC-27029", "BC-27034", "BC-27040", "BC-27044"}
@@ -111,7 +111,7 @@ def measure(sim: Simulator, sheet: Path, repeat: int, tmp: Path) -> dict[str, fl
         run = ImportRun(prepare(sheet, MAPPING), RunOptions(env=env, ledger_url=f"sqlite:///{tmp / f'{i}-b.sqlite'}", rate=None))
         t = time.perf_counter()
         try:
-            asyncio.run(run.send_all())
+            asyncio.run(send_pending(run))
         finally:
             run.close()
         total.append(time.perf_counter() - t)

@@ -362,7 +362,7 @@ def send_scenario(latency_ms: float, concurrency: int, inputs: dict[str, Path], 
         plan.append(("engine", "engine, :memory: ledger (diagnostic)", {"ledger": "memory"}, "informative", 0))
     several = rounds if latency_ms == 0 and rounds > 1 else 0
     for n in range(1, several + 1) if several else [0]:
-        plan.append(("engine", "engine: ImportRun.send_all()", {}, "target", n))
+        plan.append(("engine", "engine: send_pending()", {}, "target", n))
         if command:
             plan.append(("command", "", {}, "target", n))
 
@@ -438,7 +438,7 @@ def profile_runs(scenarios: list[Scenario], sheet: list[SheetRow] | None, inputs
     """Sampled runs (bench/sampler.py) of what missed a target (mode auto), or of everything held to one."""
     todo: list[tuple[str, Scenario | None]] = []
     zero = [sc for sc in scenarios if sc.latency_ms == 0]
-    for kind, label in (("engine", "engine: ImportRun.send_all()"), ("command", "booking-import run: send phase")):
+    for kind, label in (("engine", "engine: send_pending()"), ("command", "booking-import run: send phase")):
         missed = [sc for sc in zero if (r := sc.typical(label)) is not None and r.ratio is not None
                   and r.ratio < TARGET_SEND_RATIO]
         if mode == "always" and zero:
@@ -454,7 +454,7 @@ def profile_runs(scenarios: list[Scenario], sheet: list[SheetRow] | None, inputs
     for kind, sc in todo:
         path = DATA / (f"profile-{kind}-{sc.latency_ms:g}ms-c{sc.concurrency}.json" if sc else f"profile-{kind}.json")
         if kind == "engine":
-            title = f"engine send_all, {sc.rows:,} rows, 0 ms, concurrency {sc.concurrency}"
+            title = f"engine send_pending, {sc.rows:,} rows, 0 ms, concurrency {sc.concurrency}"
         elif kind == "command":
             title = f"booking-import run (as python -m flows run), {sc.rows:,} rows, 0 ms, concurrency {sc.concurrency}"
         else:
@@ -485,7 +485,7 @@ _INCLUSIVE = [
     ("flows/import_sheet.py:import_sheet", "the flow (import_sheet)"),
     ("prefect/task_engine.py:run_task_async", "Prefect task runs (incl. the work inside)"),
     ("prefect/utilities/collections.py:visit_collection", "Prefect visit_collection (parameter introspection)"),
-    ("flows/engine.py:send_all", "ImportRun.send_all"),
+    ("flows/engine.py:send_pending", "engine.send_pending"),
     ("flows/engine.py:send", "ImportRun.send (a chunk)"),
     ("flows/engine.py:_process", "ImportRun._process (one row)"),
     ("flows/submit.py:call", "Sender.call"),
@@ -695,7 +695,7 @@ def findings(scenarios: list[Scenario], sheet: list[SheetRow] | None) -> list[st
                                                         if r.round == send_mid.round)
         bare = sorted(1000 * r.cpu / r.rows for r in sc.results if r.is_baseline and r.cpu is not None)
         ms = {name: 1000 * r.cpu / r.rows for name, r in by.items() if r.cpu is not None and r.rows}
-        if bare and "engine: ImportRun.send_all()" in ms:
+        if bare and "engine: send_pending()" in ms:
             prev = bare[len(bare) // 2]
             parts = [f"bare aiohttp {prev:.2f} ms (median of its runs)"]
             if "bare httpx + AiohttpTransport" in ms:
@@ -703,18 +703,18 @@ def findings(scenarios: list[Scenario], sheet: list[SheetRow] | None) -> list[st
                              f"({ms['bare httpx + AiohttpTransport'] - prev:+.2f} against bare aiohttp)")
             for label, name in (("the engine's Sender alone", "engine's Sender only (diagnostic)"),
                                 ("+ outcomes, bookkeeping, ledger in memory", "engine, :memory: ledger (diagnostic)"),
-                                ("+ ledger on disk: the engine", "engine: ImportRun.send_all()")):
+                                ("+ ledger on disk: the engine", "engine: send_pending()")):
                 if name in ms:
                     parts.append(f"{label} {ms[name]:.2f} ms ({ms[name] - prev:+.2f})")
                     prev = ms[name]
             out.append(f"- Client CPU per row at 0 ms, concurrency {sc.concurrency}: " + "; ".join(parts) + ".")
         e2e, send, eng = (by.get("booking-import run: end to end"), by.get("booking-import run: send phase"),
-                          by.get("engine: ImportRun.send_all()"))
+                          by.get("engine: send_pending()"))
         if e2e and send:
             extra = ""
             if eng:
                 x = send.seconds / eng.seconds
-                extra = (f" Its send phase took {x:.1f}x as long as the engine's send_all() on the same rows "
+                extra = (f" Its send phase took {x:.1f}x as long as the engine's send_pending() on the same rows "
                          f"({send.seconds:.1f} s against {eng.seconds:.1f} s)"
                          + (": the difference is what the Prefect flow around the engine costs." if x > 1.15 else
                             ", so the Prefect flow around the engine costs little while sending (the runs are "

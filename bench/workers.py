@@ -131,7 +131,7 @@ def send_sender(cfg: dict) -> dict:
 
     Diagnostic: the step between the bare httpx loop and the full engine.
     """
-    from flows.engine import ImportRun, RunOptions, prepare
+    from flows.engine import ImportRun, RunOptions, prepare, send_pending
 
     plan = prepare(cfg["sheet"], MAPPING)
     payloads = [r.payload for r in plan.valid]
@@ -154,18 +154,18 @@ def send_sender(cfg: dict) -> dict:
 
 
 def send_engine(cfg: dict) -> dict:
-    """prepare() (not timed), then ImportRun(...).send_all() timed: HTTP + ledger + outcomes.
+    """prepare() (not timed), then engine.send_pending(ImportRun(...)) timed: HTTP + ledger + outcomes.
 
     ``ledger`` is ``file`` (a fresh SQLite file in a temporary folder, as the CLI uses) or
     ``memory`` (SQLite ``:memory:``, a diagnostic that removes the disk from the ledger's cost).
     """
-    from flows.engine import ImportRun, RunOptions, prepare
+    from flows.engine import ImportRun, RunOptions, prepare, send_pending
 
     plan = prepare(cfg["sheet"], MAPPING)
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
         ledger = ":memory:" if cfg.get("ledger") == "memory" else f"sqlite:///{tmp}/ledger.sqlite"
         run = ImportRun(plan, RunOptions(env=_env(cfg), ledger_url=ledger, rate=None, concurrency=cfg["concurrency"]))
-        wall, cpu, _ = _timed_async(run.send_all, cfg.get("profile"))
+        wall, cpu, _ = _timed_async(lambda: send_pending(run), cfg.get("profile"))
         counts = {k: v for k, v in run.counts().items() if v}
         statuses = Counter(o.http_status for o in run.outcomes if o is not None)
         run.close()

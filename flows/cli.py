@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .catalog import secret_names
 from .errors import ImporterError, UsageError
 from .heap import imports_paused, thaw
 
@@ -39,10 +40,11 @@ EPILOG = """exit codes:
   143 stopped with SIGTERM (e.g. by a service manager): the results workbook holds what was done
 
 Secrets come from the environment (or a .env file in the current folder), never from files
-you commit: JICOO_API_KEY for Jicoo, SYSTEMSX_API_KEY for Systems X Bridge, SERVICEMOBILITY_USERNAME,
-SERVICEMOBILITY_PASSWORD and SERVICEMOBILITY_BASE_URL (required) for ServiceMobility. <PROVIDER>_BASE_URL
-overrides a provider's URL; <PROVIDER>_CALLBACK_URL is where a provider that confirms later
-(Systems X Bridge) reaches `booking-import callbacks`."""
+you commit (each provider's, from its mappings):
+{secrets}
+<PROVIDER>_BASE_URL overrides a provider's URL (required where the mapping holds a placeholder);
+<PROVIDER>_CALLBACK_URL is where a provider that confirms later (Systems X Bridge) reaches
+`booking-import callbacks`.""".format(secrets="\n".join(f"  {p}: {', '.join(names)}" for p, names in secret_names().items()))
 
 
 class _Parser(argparse.ArgumentParser):

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from .engine import UNSET, RunOptions, prepare, run_import
 from .claims import DONE, FileClaims, Heartbeat, file_hash
 from .errors import ConfigError, ImporterError, UsageError
 from .outcomes import Status
@@ -340,34 +341,11 @@ def _rel_to(config: InboxConfig, path: str | Path | None) -> str | None:
 
 
 async def import_file(job: ImportJob) -> dict[str, Any]:
-    """The default importer: the engine, without Prefect (the flow uses ``import_sheet`` instead)."""
-    from .engine import UNSET, ImportRun, RunOptions, prepare
-
+    """The default importer: engine.run_import, without Prefect (the flow uses ``import_sheet`` instead)."""
     plan = prepare(job.sheet, job.mapping)
     options = RunOptions(concurrency=job.concurrency, rate=UNSET if job.rate is None else (job.rate or None),
                          ledger_url=job.ledger_url, out=job.out, resend_unknown=job.resend_unknown)
-    run = ImportRun(plan, options)
-    try:
-        await run.__aenter__()  # login and lookups: a refusal here means nothing was sent (no workbook)
-    except BaseException:
-        run.close()
-        raise
-    written = False
-    try:
-        try:
-            await run.send(run.pending())
-        except BaseException as exc:
-            await run.__aexit__(type(exc), exc, exc.__traceback__)  # cancelled: rows in flight become unknown
-            raise
-        await run.__aexit__(None, None, None)
-        path = run.write_results()
-        written = True
-    finally:
-        if not written:  # interrupted: still hand back what was done
-            run.mark_interrupted()
-            run.write_results()
-        run.close()
-    return {"counts": run.counts(), "results": str(path), "run_id": run.run_id, "summary": run.summary()}
+    return (await run_import(plan, options)).as_dict()
 
 
 async def _import_claimed(config: InboxConfig, claims: FileClaims, cand: _Candidate, digest: str, mapping: Path,

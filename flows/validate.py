@@ -1,15 +1,15 @@
 """``booking-import validate``: everything a run checks, without network or credentials."""
 from __future__ import annotations
 
-import datetime as dt
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
-from .engine import default_results_path, prepare
+from .engine import RunOptions, default_results_path, prepare, run_import
 from .errors import InputError
-from .outcomes import Outcome, Status
-from .results import check_writable, write_results
+from .outcomes import Status
+from .results import check_writable
 
 __all__ = ["validate_sheet", "require_rows"]
 
@@ -24,34 +24,14 @@ def require_rows(plan: Any, what: str | None = None) -> None:
 
 def validate_sheet(sheet: Path, mapping: Path, *, sheet_name: str | None = None, out: Path | None = None) -> int:
     """Write a results workbook with invalid rows marked; exit code 0 when every row is valid, else 1."""
-    started = dt.datetime.now().astimezone()
     plan = prepare(sheet, mapping, sheet_name=sheet_name)
     require_rows(plan)
     path = check_writable(out or default_results_path(plan.sheet.path), source=plan.sheet.path)
-    outcomes = []
-    for r in plan.rows:
-        if r.payload is None:
-            outcomes.append(Outcome(Status.INVALID, "; ".join(map(str, r.problems))))
-        else:
-            outcomes.append(Outcome(Status.SKIPPED, "valid; not sent (validate only)"))
-    invalid = sum(o.status is Status.INVALID for o in outcomes)
-    ended = dt.datetime.now().astimezone()
-    summary = {
-        "input file": str(plan.sheet.path),
-        "worksheet": plan.sheet.sheet_name or "",
-        "mapping": str(plan.mapping_path),
-        "provider": plan.mapping.provider,
-        "mode": "validate (nothing sent)",
-        "started": started.isoformat(timespec="seconds"),
-        "ended": ended.isoformat(timespec="seconds"),
-        "duration (s)": round((ended - started).total_seconds(), 3),
-        "rows": len(plan.rows),
-    }
-    written = write_results(path, columns=plan.sheet.columns, rows=plan.sheet.rows, line_numbers=plan.sheet.line_numbers,
-                            outcomes=outcomes, summary=summary, masked_columns=plan.mapping.sensitive_columns())
+    result = asyncio.run(run_import(plan, RunOptions(out=path), validate=True))
+    invalid = result.counts[Status.INVALID.value]
     print(f"{len(plan.rows)} rows checked: {len(plan.rows) - invalid} valid, {invalid} invalid")
     for r in plan.rows:
         if r.payload is None:
             print(f"  row {r.line}: " + "; ".join(map(str, r.problems)), file=sys.stderr)
-    print(f"results: {written}")
+    print(f"results: {result.results}")
     return 0 if invalid == 0 else 1

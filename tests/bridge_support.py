@@ -10,9 +10,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from flows.engine import ImportRun, RunOptions, prepare
+from flows.engine import ImportRun, RunOptions, prepare, send_pending
 
-from .conftest import MAPPINGS, SAMPLES, served, use_sandbox
+from .conftest import MAPPINGS, SAMPLES, served, use_sandbox, import_now
 
 SHEET = SAMPLES / "systemsx_bridge" / "bookings.csv"
 MAPPING = MAPPINGS / "systemsx_bridge.yaml"
@@ -64,17 +64,8 @@ def row(ref: str, kind: str = "po", **cells: str) -> dict[str, str]:
 
 def run_import(sheet: Path = SHEET, mapping: Path = MAPPING, *, wait: float = 0.0, **options: Any) -> ImportRun:
     """prepare -> send -> (wait for callbacks) -> write results, as the flow does, without Prefect."""
-    plan = prepare(sheet, mapping)
     options.setdefault("rate", None)
-    run = ImportRun(plan, RunOptions(**options))
-    try:
-        asyncio.run(run.send_all())
-        if wait:
-            asyncio.run(run.await_callbacks(wait))
-        run.write_results()
-    finally:
-        run.close()
-    return run
+    return import_now(sheet, mapping, wait=wait, **options)
 
 
 def by_ref(run: ImportRun) -> dict[str, Any]:

@@ -13,13 +13,13 @@ import httpx
 import pytest
 
 from flows.demo import sandbox_env
-from flows.engine import ImportRun, RunOptions, prepare
+from flows.engine import ImportRun, RunOptions, prepare, send_pending
 from flows.errors import ConfigError, CredentialsError
 from flows.mapping import load_mapping
 from flows.sandbox import BigChangeSimulator
 from flows.sandbox import bigchange as bc
 
-from .conftest import MAPPINGS, SAMPLES, mapping_variant, served
+from .conftest import MAPPINGS, SAMPLES, mapping_variant, served, import_now
 
 SHEET = SAMPLES / "bigchange" / "jobs.xlsx"
 
@@ -31,13 +31,7 @@ def sim():
 
 
 def run_import(sim, ledger_url, mapping) -> ImportRun:
-    run = ImportRun(prepare(SHEET, mapping), RunOptions(env=sandbox_env("bigchange", sim.url), ledger_url=ledger_url,
-                                                        rate=None))
-    try:
-        asyncio.run(run.send_all())
-    finally:
-        run.close()
-    return run
+    return import_now(SHEET, mapping, env=sandbox_env("bigchange", sim.url), ledger_url=ledger_url, rate=None)
 
 
 def claims(token: str) -> dict:

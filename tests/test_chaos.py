@@ -27,11 +27,11 @@ from pathlib import Path
 
 import openpyxl
 
-from flows.engine import ImportRun, RunOptions, prepare
+from flows.engine import ImportRun, RunOptions, prepare, send_pending
 from flows.outcomes import Status
 from flows.sandbox import EventType, Faults, JicooSimulator
 
-from .conftest import ROOT, mapping_variant, served, use_sandbox
+from .conftest import ROOT, mapping_variant, served, use_sandbox, import_now
 
 ROWS = 2_000
 WORKSHOPS = 4  # starts, 300 attendees each
@@ -73,25 +73,14 @@ def write_sheet(path: Path) -> dict[str, str]:
 
 RUNNER = textwrap.dedent("""
     import asyncio, sys
-    from flows.engine import ImportRun, RunOptions, prepare
+    from flows.engine import RunOptions, prepare, run_import
     sheet, mapping, ledger, out = sys.argv[1:5]
-    run = ImportRun(prepare(sheet, mapping), RunOptions(ledger_url=ledger, out=out, rate=300.0, concurrency=16))
-    try:
-        asyncio.run(run.send_all())
-        run.write_results()
-    finally:
-        run.close()
+    asyncio.run(run_import(prepare(sheet, mapping), RunOptions(ledger_url=ledger, out=out, rate=300.0, concurrency=16)))
 """)
 
 
 def run_once(sheet: Path, mapping: Path, ledger: str, out: Path) -> ImportRun:
-    run = ImportRun(prepare(sheet, mapping), RunOptions(ledger_url=ledger, out=out, rate=None, concurrency=16))
-    try:
-        asyncio.run(run.send_all())
-        run.write_results()
-    finally:
-        run.close()
-    return run
+    return import_now(sheet, mapping, ledger_url=ledger, out=out, rate=None, concurrency=16)
 
 
 def settled(run: ImportRun) -> bool:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from flows.engine import ImportRun, RunOptions, prepare
+from flows.engine import ImportRun, RunOptions, prepare, send_pending
 from flows.outcomes import Status
 from flows.results import read_results
 from flows.sandbox import Faults
 
-from .conftest import MAPPINGS, SAMPLES, mapping_variant
+from .conftest import MAPPINGS, SAMPLES, mapping_variant, import_now
 
 SHEET = SAMPLES / "jicoo" / "bookings.xlsx"
 MAPPING = MAPPINGS / "jicoo.yaml"
@@ -21,14 +21,7 @@ INVALID_REFS = {"JB-1007", "JB-1013", "JB-1019", "JB-1026", "JB-1033"}
 
 
 def run_import(sheet=SHEET, mapping=MAPPING, **options) -> ImportRun:
-    plan = prepare(sheet, mapping)
-    run = ImportRun(plan, RunOptions(**options))
-    try:
-        asyncio.run(run.send_all())
-        run.write_results()
-    finally:
-        run.close()
-    return run
+    return import_now(sheet, mapping, **options)
 
 
 def statuses(run: ImportRun) -> Counter:

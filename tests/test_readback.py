@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from flows.auth import build_auth
-from flows.engine import ImportRun, RunOptions, prepare
+from flows.engine import ImportRun, RunOptions, prepare, send_pending
 from flows.ledger import open_ledger
 from flows.mapping import load_mapping
 from flows.outcomes import Outcome, Status
@@ -245,7 +245,7 @@ SHEET = SAMPLES / "jicoo" / "bookings.xlsx"
 def run_sample(ledger_url: str, **options: Any) -> ImportRun:
     run = ImportRun(prepare(SHEET, MAPPINGS / "jicoo.yaml"), RunOptions(ledger_url=ledger_url, rate=None, **options))
     try:
-        asyncio.run(run.send_all())
+        asyncio.run(send_pending(run))
     finally:
         run.close()
     return run

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.engine import ImportRun, RunOptions, prepare
+from flows.engine import ImportRun, RunOptions, prepare, send_pending
 from flows.errors import ConfigError, CredentialsError
 from flows.mapping import compile_mapping, load_mapping
 from flows.outcomes import Status
@@ -20,7 +20,7 @@ from flows.providers.servicemobility import SLOT_GONE, BookJob, parse_utc
 from flows.results import read_results
 from flows.sandbox import Faults, ServiceMobilitySimulator, SimulatorServer
 
-from .conftest import MAPPINGS, SAMPLES, mapping_variant
+from .conftest import MAPPINGS, SAMPLES, mapping_variant, import_now
 
 WORK_ORDERS = SAMPLES / "servicemobility" / "workorders.xlsx"
 FOLLOWUPS = SAMPLES / "servicemobility" / "followups.xlsx"
@@ -55,16 +55,9 @@ def sm(request):
 
 
 def run_import(sim, sheet=FOLLOWUPS, mapping=FU_MAPPING, *, ledger_url, env=None, **options) -> ImportRun:
-    plan = prepare(sheet, mapping)
     options.setdefault("rate", None)
     options.setdefault("out", Path(ledger_url.removeprefix("sqlite:///")).with_name(f"results-{os.urandom(3).hex()}.xlsx"))
-    run = ImportRun(plan, RunOptions(env=env or sim.env, ledger_url=ledger_url, **options))
-    try:
-        asyncio.run(run.send_all())
-        run.write_results()
-    finally:
-        run.close()
-    return run
+    return import_now(sheet, mapping, env=env or sim.env, ledger_url=ledger_url, **options)
 
 
 def statuses(run: ImportRun) -> dict[str, int]:

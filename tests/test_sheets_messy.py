@@ -22,7 +22,7 @@ import openpyxl
 import pytest
 
 from flows.cli import main
-from flows.engine import ImportRun, RunOptions, prepare
+from flows.engine import ImportRun, RunOptions, prepare, send_pending
 from flows.results import read_results
 from flows.sandbox import JicooSimulator
 from flows.sandbox.jicoo import EventType
@@ -251,7 +251,7 @@ def check_run(cases: list[Case], sheet: Path, mapping: Path, tmp_path: Path, mon
         run = ImportRun(prepare(sheet, mapping), RunOptions(ledger_url=f"sqlite:///{tmp_path / 'ledger.sqlite'}",
                                                              out=out))
         try:
-            asyncio.run(run.send_all())
+            asyncio.run(send_pending(run))
             run.write_results()
         finally:
             run.close()
@@ -415,7 +415,7 @@ def test_messy_workbook_through_render_and_a_jicoo_run(tmp_path, capsys, monkeyp
         run = ImportRun(prepare(sheet, mapping), RunOptions(ledger_url=f"sqlite:///{tmp_path / 'l.sqlite'}",
                                                              out=out_path))
         try:
-            asyncio.run(run.send_all())
+            asyncio.run(send_pending(run))
             run.write_results()
         finally:
             run.close()
