@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .catalog import secret_names
 from .errors import ImporterError, UsageError
 from .heap import imports_paused, thaw
 
@@ -44,10 +43,19 @@ you commit (each provider's, from its mappings):
 {secrets}
 <PROVIDER>_BASE_URL overrides a provider's URL (required where the mapping holds a placeholder);
 <PROVIDER>_CALLBACK_URL is where a provider that confirms later (Systems X Bridge) reaches
-`booking-import callbacks`.""".format(secrets="\n".join(f"  {p}: {', '.join(names)}" for p, names in secret_names().items()))
+`booking-import callbacks`."""
+_SECRETS = "{secrets}"  # filled from the mappings only when help is shown (not at start-up, before signals are handled)
 
 
 class _Parser(argparse.ArgumentParser):
+    def format_help(self) -> str:
+        text = super().format_help()
+        if _SECRETS in text:
+            from .catalog import secret_names  # here, not at the top: start-up speed (YAML is read only for help)
+
+            text = text.replace(_SECRETS, "\n".join(f"  {p}: {', '.join(n)}" for p, n in secret_names().items()))
+        return text
+
     def error(self, message: str) -> None:  # argparse's own exit code is 2 too; one line, pointing at --help
         self.exit(EXIT_INPUT, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
 
