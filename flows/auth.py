@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping
 import httpx
 
 from .errors import CredentialsError, MissingSecretError
-from .mapping import ApiKeyBody, ApiKeyHeader, JwtLogin, NoAuth, OAuth2ClientCredentials
+from .mapping.model import ApiKeyBody, ApiKeyHeader, JwtLogin, NoAuth, OAuth2ClientCredentials
 
 __all__ = ["Auth", "build_auth", "read_secret"]
 

@@ -71,7 +71,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from aiohttp import web
 
-from .catalog import callback_readers
+from .mapping.catalog import callback_readers
 from .hooks import Callback, CallbackReader, resolve
 from .ledger import Ledger, open_ledger
 from .outcomes import Status

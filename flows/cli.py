@@ -51,7 +51,7 @@ class _Parser(argparse.ArgumentParser):
     def format_help(self) -> str:
         text = super().format_help()
         if _SECRETS in text:
-            from .catalog import secret_names  # here, not at the top: start-up speed (YAML is read only for help)
+            from .mapping.catalog import secret_names  # here, not at the top: start-up speed (YAML is read only for help)
 
             text = text.replace(_SECRETS, "\n".join(f"  {p}: {', '.join(n)}" for p, n in secret_names().items()))
         return text
@@ -538,7 +538,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_transforms(args: argparse.Namespace) -> int:
-    from .transforms import REGISTRY
+    from .mapping.transforms import REGISTRY
 
     for name, doc in REGISTRY.items():
         usage = f"{{{name}: <{doc.param}>}}" if doc.param else name
@@ -549,7 +549,7 @@ def cmd_transforms(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from .mapping import MappingFile
+    from .mapping.model import MappingFile
 
     print(json.dumps(MappingFile.json_schema(), indent=2, ensure_ascii=False))
     return EXIT_OK

@@ -13,14 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .catalog import Demo, demos
+from .mapping.catalog import Demo, demos
 from .errors import UsageError
 from .sandbox import SIMULATORS, SimulatorServer, simulator_for
 
 __all__ = ["DEMOS", "Demo", "run_demo", "sandbox_env", "project_root"]
 
 
-#: one demo per mapping with a sample sheet (flows.catalog.demos: derived from mappings/ and sample_data/)
+#: one demo per mapping with a sample sheet (flows.mapping.catalog.demos: derived from mappings/ and sample_data/)
 DEMOS = demos()
 
 

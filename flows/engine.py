@@ -32,8 +32,8 @@ from .claims import DEFAULT_ROW_LEASE_SECONDS, Heartbeat, RowClaims
 from .errors import ConfigError, ImporterError
 from .heap import long_lived_frozen
 from .ledger import SENDING, Entry, GroupCommit, Ledger, open_ledger, payload_hash
-from .mapping import MappingFile, Problem, RowMapper, RunValue, compile_mapping, load_mapping
-from .transforms import LookupTable
+from .mapping.model import MappingFile, Problem, RowMapper, RunValue, compile_mapping, load_mapping
+from .mapping.transforms import LookupTable
 from .outcomes import DONE_STATUSES, Action, Outcome, Status
 from .hooks import Handler, Readback, resolve
 from .results import write_results

@@ -25,7 +25,7 @@ from .outcomes import Outcome, Status
 
 if TYPE_CHECKING:  # types only: the contract must not pull the engine (or the wire) into a provider module
     from .ledger import Entry
-    from .mapping import MappingFile
+    from .mapping.model import MappingFile
     from .submit import CallResult, Sender
 
 __all__ = ["resolve", "shipped_modules", "Callback", "RowContext", "Handler", "Readback", "CallbackReader",

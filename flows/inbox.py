@@ -199,7 +199,7 @@ def load_routes(inbox: Path, mappings: Path) -> list[tuple[str, Path]]:
     path = inbox / ROUTES_FILE
     if not path.is_file():
         return []
-    from .yamlfile import load_yaml
+    from .mapping.yamlfile import load_yaml
 
     lines = path.read_text(encoding="utf-8-sig").splitlines()
     if not any(line.strip() and not line.lstrip().startswith("#") for line in lines):

@@ -45,7 +45,7 @@ import python_calamine
 
 from .errors import ImporterError, InputError, LedgerError, UsageError
 from .ledger import Entry, Ledger, open_ledger
-from .mapping import load_mapping
+from .mapping.model import load_mapping
 from .outcomes import DONE_STATUSES, Outcome, Status
 from .redact import MASK
 from .results import RESULT_COLUMNS, RESULTS_SHEET, SUMMARY_SHEET

@@ -23,10 +23,10 @@ import pandas as pd
 
 from .errors import InputError
 from .ledger import SENDING, Ledger, open_ledger, is_postgres_url
-from .mapping import load_mapping
+from .mapping.model import load_mapping
 from .outcomes import Outcome, Status
 from .results import RESULT_COLUMNS, read_results, write_results
-from .transforms import to_text
+from .mapping.transforms import to_text
 
 __all__ = ["refresh_results", "Refresh", "REFRESHED_STATUSES"]
 

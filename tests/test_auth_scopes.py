@@ -15,7 +15,7 @@ import pytest
 from flows.demo import sandbox_env
 from flows.engine import ImportRun, RunOptions, prepare, send_pending
 from flows.errors import ConfigError, CredentialsError
-from flows.mapping import load_mapping
+from flows.mapping.model import load_mapping
 from flows.sandbox import BigChangeSimulator
 from flows.sandbox import bigchange as bc
 

@@ -77,7 +77,7 @@ class Case:
     args: Callable[[Path], list]
     says: str  # a fragment of the one line
     #: lines on stderr: one, except a mapping file's validation errors, which are a heading and then one
-    #: line per problem (line number and key), by design of flows/mapping.py
+    #: line per problem (line number and key), by design of flows/mapping/model.py
     lines: int = 1
 
 

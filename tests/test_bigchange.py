@@ -17,13 +17,13 @@ from flows.demo import sandbox_env
 from flows.engine import ImportRun, RunOptions, prepare, send_pending
 from flows.errors import ConfigError, CredentialsError, MissingSecretError
 from flows.ledger import open_ledger
-from flows.mapping import compile_mapping, load_mapping
+from flows.mapping.model import compile_mapping, load_mapping
 from flows.outcomes import Action, Status
 from flows.providers.bigchange import split_payload
 from flows.results import read_results
 from flows.sandbox import BigChangeSimulator, Faults, SimulatorServer
 from flows.submit import CallResult
-from flows.transforms import LookupTable
+from flows.mapping.transforms import LookupTable
 
 from .conftest import MAPPINGS, SAMPLES, mapping_variant, served, import_now
 
@@ -424,7 +424,7 @@ def test_what_bigchange_receives_is_the_golden_payloads(sim, env, ledger_url):
 
 def test_a_token_shorter_lived_than_the_refresh_margin_is_not_renewed_before_every_request():
     from flows.auth import build_auth
-    from flows.mapping import OAuth2ClientCredentials
+    from flows.mapping.model import OAuth2ClientCredentials
 
     now = [0.0]
     calls = []

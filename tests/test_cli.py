@@ -112,7 +112,7 @@ def test_render_masks_secrets_and_sensitive_fields(tmp_path, monkeypatch, capsys
 
 
 def test_transforms_lists_every_transform_with_examples(capsys):
-    from flows.transforms import REGISTRY
+    from flows.mapping.transforms import REGISTRY
 
     code, out, _ = run_cli(["transforms"], capsys)
     assert code == 0

@@ -8,7 +8,7 @@ import uuid
 from aiohttp import web
 
 from flows import RunOptions, prepare, run_import
-from flows.catalog import provider_ids
+from flows.mapping.catalog import provider_ids
 from flows.sandbox import SimulatorServer, simulator_for
 
 MAPPING = """\

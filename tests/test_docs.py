@@ -8,9 +8,9 @@ import typing
 import pytest
 
 from flows.cli import COMMANDS
-from flows.mapping import MappingFile
+from flows.mapping.model import MappingFile
 from flows.outcomes import Status
-from flows.transforms import REGISTRY
+from flows.mapping.transforms import REGISTRY
 
 from .conftest import ROOT
 

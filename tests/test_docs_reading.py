@@ -7,9 +7,9 @@ import typing
 
 import pytest
 
-from flows.mapping import DateTimeSource
+from flows.mapping.model import DateTimeSource
 from flows.sheets import _render_pad
-from flows.transforms import (
+from flows.mapping.transforms import (
     _DIRECTIVES,
     REGISTRY,
     TIME_FORMS_12,

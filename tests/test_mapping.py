@@ -12,7 +12,7 @@ import pytest
 
 from flows.engine import prepare
 from flows.errors import InputError
-from flows.mapping import MappingFile, Problem, compile_mapping, load_mapping, set_path, split_path
+from flows.mapping.model import MappingFile, Problem, compile_mapping, load_mapping, set_path, split_path
 from flows.providers.jicoo import CreateBooking
 
 ROOT = Path(__file__).resolve().parents[1]

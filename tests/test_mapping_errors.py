@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from flows.errors import ConfigError
-from flows.mapping import load_mapping
+from flows.mapping.model import load_mapping
 
 JICOO = Path(__file__).resolve().parents[1] / "mappings" / "jicoo.yaml"
 BASE = JICOO.read_text(encoding="utf-8")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from flows.catalog import callback_readers, demos, provider_ids
+from flows.mapping.catalog import callback_readers, demos, provider_ids
 from flows.demo import DEMOS
 from flows.hooks import resolve
 from flows.sandbox import SIMULATORS, simulator_for

@@ -19,7 +19,7 @@ from aiohttp import web
 from flows.auth import build_auth
 from flows.engine import ImportRun, RunOptions, prepare, send_pending
 from flows.ledger import open_ledger
-from flows.mapping import load_mapping
+from flows.mapping.model import load_mapping
 from flows.outcomes import Outcome, Status
 from flows.providers.jicoo import find_booking
 from flows.readback import instant, norm, same_instant, the_one

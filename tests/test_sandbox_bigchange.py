@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from flows.demo import DEMOS, sandbox_env
-from flows.mapping import load_mapping
-from flows.catalog import provider_ids
+from flows.mapping.model import load_mapping
+from flows.mapping.catalog import provider_ids
 from flows.hooks import resolve
 from flows.sandbox import SIMULATORS, BigChangeSimulator, Faults, SimulatorServer
 from flows.sandbox import bigchange as bc

@@ -14,7 +14,7 @@ import pytest
 
 from flows.engine import ImportRun, RunOptions, prepare, send_pending
 from flows.errors import ConfigError, CredentialsError
-from flows.mapping import compile_mapping, load_mapping
+from flows.mapping.model import compile_mapping, load_mapping
 from flows.outcomes import Status
 from flows.providers.servicemobility import SLOT_GONE, BookJob, parse_utc
 from flows.results import read_results
@@ -491,7 +491,7 @@ def test_only_a_slot_gone_text_counts_as_a_refusal(text, gone):
 
 def test_servicemobility_is_registered_everywhere():
     from flows.demo import DEMOS, sandbox_env
-    from flows.catalog import provider_ids
+    from flows.mapping.catalog import provider_ids
     from flows.sandbox import SIMULATORS
 
     assert "servicemobility" in provider_ids() and SIMULATORS["servicemobility"] is ServiceMobilitySimulator

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from flows.engine import ImportRun, RunOptions, _column_mentioned, prepare
 from flows.errors import ConfigError
-from flows.mapping import RunValue, compile_mapping, load_mapping
+from flows.mapping.model import RunValue, compile_mapping, load_mapping
 from flows.outcomes import Status
 from flows.providers.systemsx_bridge import CreateBooking
 from flows.results import read_results
@@ -377,7 +377,7 @@ def test_one_provider_id_names_the_mapping_module_sample_simulator_and_demo(tmp_
     import importlib.util
 
     from flows.demo import DEMOS, sandbox_env
-    from flows.catalog import provider_ids
+    from flows.mapping.catalog import provider_ids
     from flows.hooks import resolve
     from flows.sandbox import SIMULATORS, BridgeSimulator
 

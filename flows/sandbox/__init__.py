@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..catalog import provider_ids
+from ..mapping.catalog import provider_ids
 from .faults import FAULT_KINDS, FaultInjector, Faults
 from .bigchange import BigChangeSimulator
 from .jicoo import DEFAULT_API_KEY, DEFAULT_EVENT_TYPES, EventType, JicooSimulator

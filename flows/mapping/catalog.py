@@ -18,7 +18,7 @@ __all__ = ["ROOT", "mappings_dir", "mapping_files", "provider_ids", "callback_re
            "Demo", "demos"]
 
 #: the checkout this package sits in (mappings/ and sample_data/ beside flows/)
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 SHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".csv")
 
 

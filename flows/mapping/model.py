@@ -28,9 +28,9 @@ from pydantic import (
     model_validator,
 )
 
-from .hooks import resolve
-from .errors import ConfigError, InputError
-from .outcomes import Action, Reason, Rule, rule_for
+from ..hooks import resolve
+from ..errors import ConfigError, InputError
+from ..outcomes import Action, Reason, Rule, rule_for
 from .transforms import REGISTRY, LookupTable, TransformProblem, build_transform, closest, format_problem, is_iana_zone, parse_date, parse_datetime, parse_time, to_text, zone_problem
 from .yamlfile import load_yaml
 
@@ -589,7 +589,7 @@ def _resolve_columns(mapping: MappingFile, columns: list[str], source: str) -> d
         else:
             missing.append(name)
     if missing:
-        from .sheets import shown, shown_list
+        from ..sheets import shown, shown_list
 
         wanted = mapping.columns()
         if len(missing) == len(wanted) and len(wanted) > 1:

@@ -16,7 +16,7 @@ import errno
 
 import yaml
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["load_yaml", "Locator", "MAX_NODES", "MAX_DEPTH"]
 
