@@ -59,8 +59,8 @@ def resolve(ref: str) -> Any:
         return getattr(module, attr)
     module_name, _, attr = ref.partition(".")
     if not attr or not module_name.isidentifier():
-        raise LookupError(f"{ref!r} is not of the form <provider>.<Name> (e.g. jicoo.CreateBooking) "
-                          f"or package.module:Name")
+        raise LookupError(f"{ref!r} is not of the form <provider>.<Name>, e.g. jicoo.CreateBooking "
+                          f"(or package.module:Name for code of your own)")
     try:
         module = importlib.import_module(f"{PROVIDERS_PACKAGE}.{module_name}")
     except ModuleNotFoundError:
