@@ -73,7 +73,7 @@ from aiohttp import web
 
 from .mapping.catalog import callback_readers
 from .hooks import Callback, CallbackReader, resolve
-from .ledger import Ledger, open_ledger
+from .ledger.ledger import Ledger, open_ledger
 from .outcomes import Status
 from .redact import MASK, redact_text
 

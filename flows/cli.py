@@ -353,7 +353,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = None, plan: Any = None) -> tuple[dict | None, Any]:
     with imports_paused():
         from .import_sheet import Hooks, hooks, import_sheet
-        from .ledger import parameter_url  # flow parameters are stored by Prefect: never a password in them
+        from .ledger.ledger import parameter_url  # flow parameters are stored by Prefect: never a password in them
         from .prefect_env import contain_ephemeral_server, ephemeral_server
         from .prefect_quiet import quiet_prefect
 
@@ -399,7 +399,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     with imports_paused():
         from .auth import build_auth
         from .report import Progress, print_summary
-        from .ledger import parameter_url
+        from .ledger.ledger import parameter_url
         from .rerun import load_rerun, summary_lines
         from .results import check_writable
         from .validate import require_rows

@@ -28,10 +28,10 @@ from pydantic import BaseModel, ValidationError
 
 from .auth import Auth, build_auth
 from .callbacks import check_callback_address, receiving
-from .claims import DEFAULT_ROW_LEASE_SECONDS, Heartbeat, RowClaims
+from .ledger.claims import DEFAULT_ROW_LEASE_SECONDS, Heartbeat, RowClaims
 from .errors import ConfigError, ImporterError
 from .heap import long_lived_frozen
-from .ledger import SENDING, Entry, GroupCommit, Ledger, open_ledger, payload_hash
+from .ledger.ledger import SENDING, Entry, GroupCommit, Ledger, open_ledger, payload_hash
 from .mapping.model import MappingFile, Problem, RowMapper, RunValue, compile_mapping, load_mapping
 from .mapping.transforms import LookupTable
 from .outcomes import DONE_STATUSES, Action, Outcome, Status
@@ -228,7 +228,7 @@ class RunOptions:
     settled: Mapping[int, Outcome] | None = None
     #: extra Summary entries, computed when the workbook is written (a rerun: what changed)
     describe: Callable[["ImportRun"], Mapping[str, object]] | None = None
-    #: how long this run's row claims outlive it if it is killed (flows/claims.py RowClaims); None: 60 s
+    #: how long this run's row claims outlive it if it is killed (flows/ledger/claims.py RowClaims); None: 60 s
     lease_seconds: float | None = None
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .outcomes import Outcome, Status
 
 if TYPE_CHECKING:  # types only: the contract must not pull the engine (or the wire) into a provider module
-    from .ledger import Entry
+    from .ledger.ledger import Entry
     from .mapping.model import MappingFile
     from .submit import CallResult, Sender
 

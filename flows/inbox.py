@@ -13,7 +13,7 @@ table artifact and fails the flow run when something needs a person. One pass
 3. **Route** it to a mapping: the first glob in ``routes.yaml`` (inbox root) that matches its
    path, else its top folder (``jicoo/...`` -> ``<mappings>/jicoo.yaml``). No mapping: reported,
    left in place, never guessed.
-4. **Claim** it in the ledger (flows/claims.py): one run wins; a live claim elsewhere means
+4. **Claim** it in the ledger (flows/ledger/claims.py): one run wins; a live claim elsewhere means
    *busy*; a stale one (owner killed) is taken over and the import resumes from the ledger.
 5. **Import** it (the engine, or the ``import_sheet`` flow as a subflow), renewing the claim from
    a heartbeat thread; write the results workbook to ``archive/YYYY-MM-DD/<folder>/<stem>.results.xlsx``,
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from .engine import UNSET, RunOptions, prepare, run_import
-from .claims import DONE, FileClaims, Heartbeat, file_hash
+from .ledger.claims import DONE, FileClaims, Heartbeat, file_hash
 from .errors import ConfigError, ImporterError, UsageError
 from .outcomes import Status
 from .sheets import SUPPORTED_SUFFIXES
@@ -401,7 +401,7 @@ async def _import_claimed(config: InboxConfig, claims: FileClaims, cand: _Candid
 async def process_inbox(config: InboxConfig, importer: Importer | None = None, *,
                         owner: str | None = None) -> InboxReport:
     """One pass over the inbox (see the module docstring). Never raises for a single file's problem."""
-    from .ledger import open_ledger
+    from .ledger.ledger import open_ledger
 
     config.check()
     importer = importer or import_file

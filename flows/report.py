@@ -88,7 +88,7 @@ def summary_lines(run: Any) -> list[str]:
         lines.append(f"results: {run.results_path}")
     not_ok = sum(n for s, n in counts.items() if s not in ("created", "accepted", "skipped"))
     held = sum(1 for o in run.outcomes if o is not None and getattr(o, "needs_rerun", False))
-    if held:  # another run holds them (flows/claims.py RowClaims); exit code 1
+    if held:  # another run holds them (flows/ledger/claims.py RowClaims); exit code 1
         lines.append(f"{held} row(s) not sent: another run was sending them (see _message); rerun after it ends")
     if run.interrupted:
         lines.append("interrupted: rows not reached are marked skipped; run the same command again to continue")

@@ -44,7 +44,7 @@ from typing import Any
 import python_calamine
 
 from .errors import ImporterError, InputError, LedgerError, UsageError
-from .ledger import Entry, Ledger, open_ledger
+from .ledger.ledger import Entry, Ledger, open_ledger
 from .mapping.model import load_mapping
 from .outcomes import DONE_STATUSES, Outcome, Status
 from .redact import MASK
@@ -207,7 +207,7 @@ def _ledger_file(url: str) -> Path | None:
 
 def _open_checked_ledger(path: Path, ledger_url: str | None, summary: dict[str, str]) -> Ledger:
     """The ledger to rerun against: --ledger, else the one the Summary names; refuses a foreign one."""
-    from .ledger import default_ledger_url, is_postgres_url
+    from .ledger.ledger import default_ledger_url, is_postgres_url
 
     written_with = summary.get("ledger", "")
     known = written_with and (is_postgres_url(written_with) or Path(written_with).is_file())

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import InputError
-from .ledger import SENDING, Ledger, open_ledger, is_postgres_url
+from .ledger.ledger import SENDING, Ledger, open_ledger, is_postgres_url
 from .mapping.model import load_mapping
 from .outcomes import Outcome, Status
 from .results import RESULT_COLUMNS, read_results, write_results

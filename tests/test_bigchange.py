@@ -16,7 +16,7 @@ import pytest
 from flows.demo import sandbox_env
 from flows.engine import ImportRun, RunOptions, prepare, send_pending
 from flows.errors import ConfigError, CredentialsError, MissingSecretError
-from flows.ledger import open_ledger
+from flows.ledger.ledger import open_ledger
 from flows.mapping.model import compile_mapping, load_mapping
 from flows.outcomes import Action, Status
 from flows.providers.bigchange import split_payload

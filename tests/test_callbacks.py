@@ -19,7 +19,7 @@ import pytest
 
 from flows.callbacks import decode_form, receiving, scrub
 from flows.cli import main
-from flows.ledger import Ledger, open_ledger
+from flows.ledger.ledger import Ledger, open_ledger
 from flows.outcomes import Outcome, Status
 from flows.results import read_results
 from flows.sandbox import DEFAULT_BRIDGE_API_KEY, BridgeSimulator, Faults, SimulatorServer

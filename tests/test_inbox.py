@@ -1,4 +1,4 @@
-"""The inbox (flows/inbox.py, flows/claims.py) without a scheduler: files across two providers, a
+"""The inbox (flows/inbox.py, flows/ledger/claims.py) without a scheduler: files across two providers, a
 duplicate, a half-written file, a file nobody routes, a run killed mid-file and the run that
 finishes it, two runs racing for the same files, the notify hook, and ``serve`` without a server."""
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.claims import CLAIMED, DONE, FileClaims, file_hash
+from flows.ledger.claims import CLAIMED, DONE, FileClaims, file_hash
 from flows.errors import ConfigError
 from flows.inbox import InboxConfig, load_routes, mapping_for, process_inbox, run_inbox, send_notification
 from flows.results import read_results

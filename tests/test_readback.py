@@ -18,7 +18,7 @@ from aiohttp import web
 
 from flows.auth import build_auth
 from flows.engine import ImportRun, RunOptions, prepare, send_pending
-from flows.ledger import open_ledger
+from flows.ledger.ledger import open_ledger
 from flows.mapping.model import load_mapping
 from flows.outcomes import Outcome, Status
 from flows.providers.jicoo import find_booking

@@ -13,7 +13,7 @@ import pytest
 
 from flows.cli import main
 from flows.engine import ImportRun, RunOptions, prepare, send_pending
-from flows.ledger import open_ledger
+from flows.ledger.ledger import open_ledger
 from flows.outcomes import Status
 from flows.rerun import default_rerun_path, load_rerun
 from flows.results import read_results

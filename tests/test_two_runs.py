@@ -1,6 +1,6 @@
 """Two runs at once (issue 11): two `run`s of one sheet against one ledger book every row exactly once.
 
-Each run claims its rows in the ledger before sending them (flows/claims.py RowClaims); a row another
+Each run claims its rows in the ledger before sending them (flows/ledger/claims.py RowClaims); a row another
 live run holds is not sent, and the run's workbook names that run. The runs here are real processes
 (tests/two_runs_support.py) against a loopback Jicoo simulator. The contracts take a ledger URL, so
 tests/test_ledger_postgres.py runs the same ones on PostgreSQL.
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.claims import Holder, RowClaims
+from flows.ledger.claims import Holder, RowClaims
 from flows.engine import ImportRun, RunOptions, prepare, send_pending
-from flows.ledger import SENDING, Ledger, open_ledger, payload_hash
+from flows.ledger.ledger import SENDING, Ledger, open_ledger, payload_hash
 from flows.outcomes import Status
 from flows.results import read_results
 from flows.sandbox import Faults

@@ -38,7 +38,7 @@ from ..readback import Listing, read_all, the_one
 from ..submit import ReadbackError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..ledger import Entry
+    from ..ledger.ledger import Entry
     from ..submit import Sender
 
 __all__ = ["CustomField", "CreateJob", "ScheduleJob", "JobRow", "create_and_schedule", "find_job", "split_payload",

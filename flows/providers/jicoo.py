@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..contracts import Email, IanaZone, UtcDateTime
 if TYPE_CHECKING:
-    from ..ledger import Entry
+    from ..ledger.ledger import Entry
     from ..submit import Sender
 from ..readback import Listing, ReadbackError, instant, read_all, the_one, utc_text
 

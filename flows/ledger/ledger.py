@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import LedgerError
-from .outcomes import Outcome, Status
+from ..errors import LedgerError
+from ..outcomes import Outcome, Status
 
 __all__ = ["Ledger", "GroupCommit", "Entry", "CallbackToken", "SENDING", "payload_hash", "default_ledger_url", "open_ledger",
            "Database", "is_postgres_url"]
@@ -97,7 +97,7 @@ CREATE TABLE IF NOT EXISTS callbacks (
 DROP INDEX IF EXISTS rows_by_provider_id;
 CREATE INDEX IF NOT EXISTS accepted_rows_by_provider_id ON rows (scope, provider_id) WHERE status = 'accepted';
 CREATE INDEX IF NOT EXISTS callbacks_by_provider_id ON callbacks (scope, provider_id);
--- two runs at once (flows/claims.py RowClaims): a row is claimed by one run before it is sent. The lease is the
+-- two runs at once (flows/ledger/claims.py RowClaims): a row is claimed by one run before it is sent. The lease is the
 -- run's (renewed by its heartbeat, NULL once the run ended), not each row's: a claim is live while its run's is
 CREATE TABLE IF NOT EXISTS run_leases (
     run_id      TEXT PRIMARY KEY,
@@ -467,7 +467,7 @@ class Ledger:
             return None
         return dict(zip(("run_id", "started_at", "ended_at", "input", "mapping", "provider", "results", "counts"), r))
 
-    # --- row claims: two runs at once (policy in flows/claims.py RowClaims) ---------------------------
+    # --- row claims: two runs at once (policy in flows/ledger/claims.py RowClaims) ---------------------------
 
     @property
     def errors(self) -> tuple[type[BaseException], ...]:

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .errors import LedgerError
+from ..errors import LedgerError
 from .ledger import Database, Ledger, is_postgres_url
 
 __all__ = ["FileClaims", "FileRecord", "Heartbeat", "file_hash", "CLAIMED", "DONE", "RELEASED", "RowClaims", "Holder",
