@@ -488,7 +488,7 @@ _INCLUSIVE = [
     ("flows/engine.py:send_pending", "engine.send_pending"),
     ("flows/engine.py:send", "ImportRun.send (a chunk)"),
     ("flows/engine.py:_process", "ImportRun._process (one row)"),
-    ("flows/submit.py:call", "Sender.call"),
+    ("flows/http/sender.py:call", "Sender.call"),
     ("httpx/_client.py:request", "httpx AsyncClient.request"),
     ("httpx/_client.py:build_request", "httpx build_request"),
     ("httpx/_models.py:extract_cookies", "httpx Cookies.extract_cookies"),

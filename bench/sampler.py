@@ -43,7 +43,7 @@ AREAS = [
     ("results workbook", re.compile(r"flows/results\.py|site-packages/xlsxwriter/")),
     ("prepare: read sheet", re.compile(r"flows/sheets\.py|python_calamine")),
     ("prepare: map + validate", re.compile(r"flows/(mapping|transforms|contracts)\.py|site-packages/pydantic")),
-    ("Sender (flows/submit.py)", re.compile(r"flows/submit\.py")),
+    ("Sender (flows/http/sender.py)", re.compile(r"flows/submit\.py")),
     ("engine bookkeeping (flows/engine.py)", re.compile(r"flows/engine\.py")),
     ("flows (other modules)", re.compile(r"/flows/")),
     ("httpx_aiohttp transport", re.compile(r"site-packages/httpx_aiohttp/")),

@@ -127,7 +127,7 @@ def _env(cfg: dict) -> dict[str, str]:
 
 
 def send_sender(cfg: dict) -> dict:
-    """The engine's HTTP layer alone: flows.submit.Sender.call() per prepared row (no ledger, no outcomes).
+    """The engine's HTTP layer alone: flows.http.sender.Sender.call() per prepared row (no ledger, no outcomes).
 
     Diagnostic: the step between the bare httpx loop and the full engine.
     """

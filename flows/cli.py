@@ -325,7 +325,7 @@ def _checkpoint() -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     with imports_paused():
-        from .auth import build_auth
+        from .http.auth import build_auth
         from .engine import default_results_path, prepare
         from .report import Progress, print_summary
         from .results import check_writable
@@ -337,7 +337,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     require_rows(plan)
     check_writable(args.out or default_results_path(plan.sheet.path), source=plan.sheet.path)  # not after 55 rows are booked
     build_auth(plan.mapping.connection.auth, plan.mapping.provider)  # so does a missing secret
-    from .callbacks import check_callback_address  # and a callback address the provider can never call
+    from .http.callbacks import check_callback_address  # and a callback address the provider can never call
 
     check_callback_address(plan.mapping, os.environ, in_process="http://127.0.0.1" if args.wait_callbacks else None)
     progress = Progress(enabled=not args.quiet)
@@ -397,7 +397,7 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
 
 def cmd_rerun(args: argparse.Namespace) -> int:
     with imports_paused():
-        from .auth import build_auth
+        from .http.auth import build_auth
         from .report import Progress, print_summary
         from .ledger.ledger import parameter_url
         from .rerun import load_rerun, summary_lines
@@ -479,7 +479,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_callbacks(args: argparse.Namespace) -> int:
-    from .callbacks import CallbackReceiver
+    from .http.callbacks import CallbackReceiver
     from .sandbox.server import serve_forever
 
     def event(line: str) -> None:

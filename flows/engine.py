@@ -26,8 +26,8 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from .auth import Auth, build_auth
-from .callbacks import check_callback_address, receiving
+from .http.auth import Auth, build_auth
+from .http.callbacks import check_callback_address, receiving
 from .ledger.claims import DEFAULT_ROW_LEASE_SECONDS, Heartbeat, RowClaims
 from .errors import ConfigError, ImporterError
 from .heap import long_lived_frozen
@@ -39,7 +39,7 @@ from .hooks import Handler, Readback, resolve
 from .results import write_results
 from .redact import MASK, mask_payload, masked_fields, redact_text
 from .sheets import Sheet, paused_gc, read_sheet
-from .submit import CallResult, ReadbackError, Sender, encode_form, response_messages
+from .http.sender import CallResult, ReadbackError, Sender, encode_form, response_messages
 
 __all__ = ["PreparedRow", "Plan", "prepare", "map_rows", "RunOptions", "ImportRun", "RowContext", "chunked",
            "count_statuses", "UNSET", "chunk_size_for"]
@@ -221,7 +221,7 @@ class RunOptions:
     transport: httpx.AsyncBaseTransport | None = None
     resend_unknown: bool = False
     progress: Callable[["ImportRun"], None] | None = None
-    #: address of a callback receiver serving this run (flows.callbacks); <PROVIDER>_CALLBACK_URL wins
+    #: address of a callback receiver serving this run (flows.http.callbacks); <PROVIDER>_CALLBACK_URL wins
     callback_url: str | None = None
     #: rows settled before anything is sent, by row index (a rerun carries these over from the results
     #: workbook, or refuses them); never sent, and kept when the rows are mapped again after lookups
@@ -368,7 +368,7 @@ class ImportRun:
         return changed
 
     async def await_callbacks(self, seconds: float, poll: float = 0.1) -> int:
-        """Wait up to ``seconds`` for the provider's callbacks (received by flows.callbacks into the ledger) to
+        """Wait up to ``seconds`` for the provider's callbacks (received by flows.http.callbacks into the ledger) to
         settle this run's accepted rows; stops early once none is left waiting. Returns how many were settled."""
         deadline = time.monotonic() + seconds
         changed = 0

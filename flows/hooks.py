@@ -26,7 +26,7 @@ from .outcomes import Outcome, Status
 if TYPE_CHECKING:  # types only: the contract must not pull the engine (or the wire) into a provider module
     from .ledger.ledger import Entry
     from .mapping.model import MappingFile
-    from .submit import CallResult, Sender
+    from .http.sender import CallResult, Sender
 
 __all__ = ["resolve", "shipped_modules", "Callback", "RowContext", "Handler", "Readback", "CallbackReader",
            "PROVIDERS_PACKAGE"]

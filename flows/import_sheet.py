@@ -93,7 +93,7 @@ async def import_sheet(
     """Import one sheet: every row ends created, accepted, skipped, invalid, rejected, failed or unknown.
 
     ``wait_callbacks``: for a mapping with a ``run_value: callback_url`` field, receive the provider's
-    callbacks in-process (flows.callbacks, on 127.0.0.1:``callback_port``) and wait up to this many
+    callbacks in-process (flows.http.callbacks, on 127.0.0.1:``callback_port``) and wait up to this many
     seconds after sending for accepted rows to be confirmed, before writing the results.
 
     ``rerun``: ``sheet`` is a results workbook (possibly edited): its mapping and ledger are the ones

@@ -2,7 +2,7 @@
 
 A run writes its workbook when it ends, but some rows settle later: Systems X Bridge answers
 200 ``{hash}`` (the row is ``accepted``) and confirms by a callback to ``return_url`` whenever
-its import finishes (flows/callbacks.py records it in the ledger). :func:`refresh_results`
+its import finishes (flows/http/callbacks.py records it in the ledger). :func:`refresh_results`
 reads the workbook back (:func:`flows.results.read_results`), finds each ``accepted`` or
 ``unknown`` row in the ledger by its key, and writes the workbook again
 (:func:`flows.results.write_results`) with the new status, provider id and message of the rows

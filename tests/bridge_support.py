@@ -40,7 +40,7 @@ def bridge_env(bridge, monkeypatch) -> dict[str, str]:
 @pytest.fixture
 def receiver(ledger_url) -> Iterator[str]:
     """A callback receiver on 127.0.0.1 writing into the test's ledger; yields its base URL."""
-    from flows.callbacks import receiving
+    from flows.http.callbacks import receiving
 
     with receiving(ledger_url) as url:
         yield url

@@ -22,7 +22,7 @@ from flows.outcomes import Action, Status
 from flows.providers.bigchange import split_payload
 from flows.results import read_results
 from flows.sandbox import BigChangeSimulator, Faults, SimulatorServer
-from flows.submit import CallResult
+from flows.http.sender import CallResult
 from flows.mapping.transforms import LookupTable
 
 from .conftest import MAPPINGS, SAMPLES, mapping_variant, served, import_now
@@ -423,7 +423,7 @@ def test_what_bigchange_receives_is_the_golden_payloads(sim, env, ledger_url):
 
 
 def test_a_token_shorter_lived_than_the_refresh_margin_is_not_renewed_before_every_request():
-    from flows.auth import build_auth
+    from flows.http.auth import build_auth
     from flows.mapping.model import OAuth2ClientCredentials
 
     now = [0.0]

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.callbacks import decode_form, receiving, scrub
+from flows.http.callbacks import decode_form, receiving, scrub
 from flows.cli import main
 from flows.ledger.ledger import Ledger, open_ledger
 from flows.outcomes import Outcome, Status

@@ -16,15 +16,15 @@ from typing import Any, Iterator
 import pytest
 from aiohttp import web
 
-from flows.auth import build_auth
+from flows.http.auth import build_auth
 from flows.engine import ImportRun, RunOptions, prepare, send_pending
 from flows.ledger.ledger import open_ledger
 from flows.mapping.model import load_mapping
 from flows.outcomes import Outcome, Status
 from flows.providers.jicoo import find_booking
-from flows.readback import instant, norm, same_instant, the_one
+from flows.http.readback import instant, norm, same_instant, the_one
 from flows.sandbox import DEFAULT_API_KEY, EventType, Faults, JicooSimulator, SimulatorServer
-from flows.submit import ReadbackError, Sender
+from flows.http.sender import ReadbackError, Sender
 
 from .conftest import MAPPINGS, SAMPLES, use_sandbox
 

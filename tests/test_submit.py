@@ -18,9 +18,9 @@ import httpx
 import pytest
 from aiohttp.client_reqrep import ConnectionKey
 
-from flows.auth import Auth, BodyKey, HeaderKey
+from flows.http.auth import Auth, BodyKey, HeaderKey
 from flows.outcomes import Action, Rule
-from flows.submit import (
+from flows.http.sender import (
     CallResult,
     RateLimiter,
     Sender,
@@ -330,7 +330,7 @@ def test_a_refreshable_login_is_tried_once_more():
 
 
 def test_get_json_reads_and_raises_readback_error():
-    from flows.submit import ReadbackError
+    from flows.http.sender import ReadbackError
 
     async def go(provider: Provider) -> Any:
         async with make_sender(provider, FakeTime()) as sender:

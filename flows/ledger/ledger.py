@@ -16,7 +16,7 @@ without it).
 The ledger never stores a payload, only its SHA-256, so passwords and personal data stay out.
 
 Providers that answer later (Systems X Bridge's ``return_url``) post callbacks to
-flows/callbacks.py: ``callback_tokens`` holds the SHA-256 of each run's callback token, and
+flows/http/callbacks.py: ``callback_tokens`` holds the SHA-256 of each run's callback token, and
 ``callbacks`` each callback received (secrets removed), linked to the row it settled.
 """
 from __future__ import annotations
@@ -70,7 +70,7 @@ CREATE TABLE IF NOT EXISTS runs (
     counts      TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
--- provider callbacks (flows/callbacks.py): a run's callback address carries a token; only its hash is kept
+-- provider callbacks (flows/http/callbacks.py): a run's callback address carries a token; only its hash is kept
 CREATE TABLE IF NOT EXISTS callback_tokens (
     token_hash  TEXT PRIMARY KEY,
     run_id      TEXT NOT NULL,
@@ -565,7 +565,7 @@ class Ledger:
                                     [scope] if scope else []).fetchall()
         return {(s, k): r for s, k, r in rows}
 
-    # --- provider callbacks (flows/callbacks.py) ----------------------------------------------------
+    # --- provider callbacks (flows/http/callbacks.py) ----------------------------------------------------
 
     def add_callback_token(self, token: str, *, run_id: str, scope: str, provider: str) -> None:
         """Remember a run's callback token (its SHA-256 only: the ledger never holds the token itself)."""

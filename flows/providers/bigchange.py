@@ -34,12 +34,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..contracts import UtcDateTime
 from ..hooks import RowContext
 from ..outcomes import Action, Outcome, Status
-from ..readback import Listing, read_all, the_one
-from ..submit import ReadbackError
+from ..http.readback import Listing, read_all, the_one
+from ..http.sender import ReadbackError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..ledger.ledger import Entry
-    from ..submit import Sender
+    from ..http.sender import Sender
 
 __all__ = ["CustomField", "CreateJob", "ScheduleJob", "JobRow", "create_and_schedule", "find_job", "split_payload",
            "SCHEDULE_KEY", "SCHEDULE_PATH"]

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..contracts import Email, IanaZone, UtcDateTime
 if TYPE_CHECKING:
     from ..ledger.ledger import Entry
-    from ..submit import Sender
-from ..readback import Listing, ReadbackError, instant, read_all, the_one, utc_text
+    from ..http.sender import Sender
+from ..http.readback import Listing, ReadbackError, instant, read_all, the_one, utc_text
 
 __all__ = ["CreateBooking", "find_booking"]
 

@@ -65,7 +65,7 @@ from ..hooks import RowContext
 _Email = Email  # field names equal to type names need another name for the type
 from ..outcomes import Action, Outcome, Rule, Status
 from ..redact import redact_text
-from ..submit import CallResult, response_messages
+from ..http.sender import CallResult, response_messages
 
 __all__ = [
     "Account",

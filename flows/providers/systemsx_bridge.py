@@ -10,7 +10,7 @@ and ../shared/specs/systemsx-bridge-create-job.txt.
 * 200 ``{"hash"}`` means queued: the row is ``accepted`` with the hash as its provider id.
   400 ``{"hash", "errors": ["X field is Missing or Empty."]}``: ``rejected``.
 * Later Bridge POSTs the "return_url Response" to the row's ``return_url``;
-  :func:`read_callback` (the mapping's ``request.callback``) reads it for flows/callbacks.py, which settles the row ``created``.
+  :func:`read_callback` (the mapping's ``request.callback``) reads it for flows/http/callbacks.py, which settles the row ``created``.
 """
 from __future__ import annotations
 

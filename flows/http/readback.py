@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .submit import ReadbackError
+from .sender import ReadbackError
 
 __all__ = ["Listing", "read_all", "the_one", "instant", "same_instant", "norm", "utc_text", "ReadbackError"]
 

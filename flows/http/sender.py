@@ -37,8 +37,8 @@ import orjson
 import yarl
 
 from .auth import Auth
-from .errors import CredentialsError
-from .outcomes import Action, Rule, rule_for
+from ..errors import CredentialsError
+from ..outcomes import Action, Rule, rule_for
 
 __all__ = ["Sender", "CallResult", "Reply", "RateLimiter", "classify_error", "retry_after_seconds", "ReadbackError"]
 

@@ -71,11 +71,11 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from aiohttp import web
 
-from .mapping.catalog import callback_readers
-from .hooks import Callback, CallbackReader, resolve
-from .ledger.ledger import Ledger, open_ledger
-from .outcomes import Status
-from .redact import MASK, redact_text
+from ..mapping.catalog import callback_readers
+from ..hooks import Callback, CallbackReader, resolve
+from ..ledger.ledger import Ledger, open_ledger
+from ..outcomes import Status
+from ..redact import MASK, redact_text
 
 __all__ = ["Callback", "CallbackReceiver", "receiving", "scrub", "decode_form", "is_loopback",
            "check_callback_address", "DEFAULT_PORT"]
@@ -109,7 +109,7 @@ def check_callback_address(mapping: Any, env: Mapping[str, str], *, base_url: st
     address of the --wait-callbacks receiver (on 127.0.0.1), used when ``<PROVIDER>_CALLBACK_URL`` is unset."""
     if "callback_url" not in mapping.run_value_paths().values():
         return
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     var = f"{mapping.env_prefix}_CALLBACK_URL"
     base = (env.get(var) or in_process or "").strip()
@@ -136,7 +136,7 @@ def scrub(value: Any, secrets: Iterable[str] = ()) -> Any:
 
 
 def decode_form(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """Form fields with bracket keys -> nested objects (the inverse of flows.submit.encode_form)::
+    """Form fields with bracket keys -> nested objects (the inverse of flows.http.sender.encode_form)::
 
         [("a[b][c]", "1"), ("x", "2")] -> {"a": {"b": {"c": "1"}}, "x": "2"}
 
@@ -299,7 +299,7 @@ def receiving(ledger_url: str | None = None, *, port: int = 0,
               on_event: Callable[[str], None] | None = None, **options: Any) -> Iterator[str]:
     """A receiver on 127.0.0.1 in a background thread for the length of the block; yields its base URL.
     ``options``: :class:`CallbackReceiver`'s (match_wait, max_body, max_stored)."""
-    from .sandbox.server import SimulatorServer
+    from ..sandbox.server import SimulatorServer
 
     receiver = CallbackReceiver(ledger_url, on_event=on_event, **options)
     try:
