@@ -415,7 +415,7 @@ def sheet_scenario(inputs: dict[str, Path], xlsx_rows: int, repeat: int, log) ->
     out = []
     plan = [("read-pandas", 'bare pandas.read_excel(engine="calamine")', {}, False),
             ("read-pandas", "pandas.read_excel, dtype=object text-first", {"variant": "text"}, True),
-            ("read-sheet", "flows.sheets.read_sheet (read step)", {}, True),
+            ("read-sheet", "flows.workbooks.sheets.read_sheet (read step)", {}, True),
             ("map-validate", "map + validate only (sheet in memory)", {}, True),
             ("prepare", "flows.engine.prepare (read+map+validate)", {}, False)]
     for kind, label, extra, informative in plan:
@@ -500,8 +500,8 @@ _INCLUSIVE = [
     ("flows/engine.py:outcome_from", "ImportRun.outcome_from"),
     ("flows/engine.py:write_results", "ImportRun.write_results"),
     ("flows/engine.py:prepare", "prepare"),
-    ("flows/sheets.py:read_sheet", "read_sheet"),
-    ("flows/sheets.py:_build", "read_sheet: _build (cells to text-first rows)"),
+    ("flows/workbooks/sheets.py:read_sheet", "read_sheet"),
+    ("flows/workbooks/sheets.py:_build", "read_sheet: _build (cells to text-first rows)"),
     ("flows/engine.py:map_rows", "map_rows (map + key + validate)"),
     ("flows/mapping/model.py:map_row", "RowMapper.map_row"),
     ("flows/mapping/model.py:convert", "date + time + zone to UTC (mapping convert)"),
@@ -737,7 +737,7 @@ def findings(scenarios: list[Scenario], sheet: list[SheetRow] | None) -> list[st
             out.append(f"- {sc.latency_text}, concurrency {sc.concurrency}: " + "; ".join(parts) + ".")
     if sheet:
         bare = next(r for r in sheet if r.contender.startswith("bare"))
-        rs = next((r for r in sheet if r.contender.startswith("flows.sheets")), None)
+        rs = next((r for r in sheet if r.contender.startswith("flows.workbooks.sheets")), None)
         mv = next((r for r in sheet if r.contender.startswith("map + validate")), None)
         prep = next(r for r in sheet if r.contender.startswith("flows.engine.prepare"))
         if rs and mv:
@@ -786,7 +786,7 @@ def render(args: argparse.Namespace, scenarios: list[Scenario], sheet: list[Shee
         lines += [send_markdown(sc), ""]
     if sheet:
         lines += ["## Read + map + validate", "",
-                  "`flows.sheets.read_sheet` reads with python-calamine directly; *map + validate only* runs "
+                  "`flows.workbooks.sheets.read_sheet` reads with python-calamine directly; *map + validate only* runs "
                   "`prepare()` on the sheet already in memory.", "",
                   sheet_markdown(sheet, args.xlsx_rows, args.repeat, inputs["xlsx"].stat().st_size / 1e6), ""]
     found = findings(scenarios, sheet)

@@ -214,8 +214,8 @@ def read_pandas(cfg: dict) -> dict:
 
 
 def read_sheet(cfg: dict) -> dict:
-    """flows.sheets.read_sheet alone (the read step inside prepare)."""
-    from flows.sheets import read_sheet as rs
+    """flows.workbooks.sheets.read_sheet alone (the read step inside prepare)."""
+    from flows.workbooks.sheets import read_sheet as rs
 
     return _best_of(lambda: rs(cfg["xlsx"], sheet="Bookings"), cfg["repeat"], cfg.get("profile"),
                     lambda sheet: {"rows": len(sheet.rows)})
@@ -227,7 +227,7 @@ def map_validate(cfg: dict) -> dict:
     The sheet is read once, untimed, and handed to prepare() in place of reading it again.
     """
     import flows.engine as engine
-    from flows.sheets import read_sheet as rs
+    from flows.workbooks.sheets import read_sheet as rs
 
     sheet = rs(cfg["xlsx"], sheet="Bookings")
     engine.read_sheet = lambda *a, **k: sheet  # this process only; the engine's code is unchanged
@@ -256,7 +256,7 @@ KINDS: dict[str, Callable[[dict], dict]] = {
 
 def read_results_summary(cfg: dict) -> dict:
     """Not a contender: the command's results workbook, read back (Summary duration, status counts)."""
-    from flows.results import read_results
+    from flows.workbooks.results import read_results
 
     results, summary = read_results(cfg["path"])
     return {"rows": len(results), "statuses": {str(k): int(v) for k, v in results["_status"].value_counts().items()},

@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 #: public name -> the module that defines it
 _EXPORTS = {
     "prepare": "engine", "run_import": "engine", "RunOptions": "engine", "RunResult": "engine", "Plan": "engine",
-    "ImportRun": "engine", "load_mapping": "mapping.model", "read_sheet": "sheets", "Outcome": "outcomes",
+    "ImportRun": "engine", "load_mapping": "mapping.model", "read_sheet": "workbooks.sheets", "Outcome": "outcomes",
     "Status": "outcomes", "resolve": "hooks", "ImporterError": "errors", "UsageError": "errors",
     "ConfigError": "errors", "InputError": "errors", "CredentialsError": "errors", "LedgerError": "errors",
 }
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .hooks import resolve
     from .mapping.model import load_mapping
     from .outcomes import Outcome, Status
-    from .sheets import read_sheet
+    from .workbooks.sheets import read_sheet
 
 
 def __getattr__(name: str) -> Any:

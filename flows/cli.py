@@ -328,7 +328,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .http.auth import build_auth
         from .engine import default_results_path, prepare
         from .report import Progress, print_summary
-        from .results import check_writable
+        from .workbooks.results import check_writable
         from .validate import require_rows
 
     _checkpoint()
@@ -401,7 +401,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         from .report import Progress, print_summary
         from .ledger.ledger import parameter_url
         from .rerun import load_rerun, summary_lines
-        from .results import check_writable
+        from .workbooks.results import check_writable
         from .validate import require_rows
 
     _checkpoint()
@@ -464,7 +464,7 @@ def _secret_values(mapping: Any) -> list[str]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .status import refresh_results
+    from .workbooks.refresh import refresh_results
 
     report = refresh_results(args.results, out=args.out, ledger_url=args.ledger, mapping=args.mapping)
     changes = ", ".join(f"{old} -> {new}: {n}" for (old, new), n in sorted(report.changed.items())) or "none"

@@ -36,9 +36,9 @@ from .mapping.model import MappingFile, Problem, RowMapper, RunValue, compile_ma
 from .mapping.transforms import LookupTable
 from .outcomes import DONE_STATUSES, Action, Outcome, Status
 from .hooks import Handler, Readback, resolve
-from .results import write_results
+from .workbooks.results import write_results
 from .redact import MASK, mask_payload, masked_fields, redact_text
-from .sheets import Sheet, paused_gc, read_sheet
+from .workbooks.sheets import Sheet, paused_gc, read_sheet
 from .http.sender import CallResult, ReadbackError, Sender, encode_form, response_messages
 
 __all__ = ["PreparedRow", "Plan", "prepare", "map_rows", "RunOptions", "ImportRun", "RowContext", "chunked",

@@ -43,7 +43,7 @@ from .engine import UNSET, RunOptions, prepare, run_import
 from .ledger.claims import DONE, FileClaims, Heartbeat, file_hash
 from .errors import ConfigError, ImporterError, UsageError
 from .outcomes import Status
-from .sheets import SUPPORTED_SUFFIXES
+from .workbooks.sheets import SUPPORTED_SUFFIXES
 
 __all__ = ["InboxConfig", "ImportJob", "FileReport", "InboxReport", "Importer", "process_inbox", "run_inbox",
            "import_file", "load_routes", "mapping_for", "send_notification", "ROUTES_FILE", "FILE_STATES"]

@@ -48,8 +48,8 @@ from .ledger.ledger import Entry, Ledger, open_ledger
 from .mapping.model import load_mapping
 from .outcomes import DONE_STATUSES, Outcome, Status
 from .redact import MASK
-from .results import RESULT_COLUMNS, RESULTS_SHEET, SUMMARY_SHEET
-from .sheets import Sheet, list_sheets, read_sheet
+from .workbooks.results import RESULT_COLUMNS, RESULTS_SHEET, SUMMARY_SHEET
+from .workbooks.sheets import Sheet, list_sheets, read_sheet
 
 __all__ = ["Rerun", "load_rerun", "read_summary", "default_rerun_path", "change_lines"]
 

@@ -9,7 +9,7 @@ from typing import Any
 from .engine import RunOptions, default_results_path, prepare, run_import
 from .errors import InputError
 from .outcomes import Status
-from .results import check_writable
+from .workbooks.results import check_writable
 
 __all__ = ["validate_sheet", "require_rows"]
 

@@ -20,7 +20,7 @@ from flows.ledger.ledger import open_ledger
 from flows.mapping.model import compile_mapping, load_mapping
 from flows.outcomes import Action, Status
 from flows.providers.bigchange import split_payload
-from flows.results import read_results
+from flows.workbooks.results import read_results
 from flows.sandbox import BigChangeSimulator, Faults, SimulatorServer
 from flows.http.sender import CallResult
 from flows.mapping.transforms import LookupTable

@@ -21,7 +21,7 @@ from flows.http.callbacks import decode_form, receiving, scrub
 from flows.cli import main
 from flows.ledger.ledger import Ledger, open_ledger
 from flows.outcomes import Outcome, Status
-from flows.results import read_results
+from flows.workbooks.results import read_results
 from flows.sandbox import DEFAULT_BRIDGE_API_KEY, BridgeSimulator, Faults, SimulatorServer
 
 from .bridge_support import (  # noqa: F401  (fixtures)

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from flows.cli import COMMANDS, build_parser, main
-from flows.results import read_results
+from flows.workbooks.results import read_results
 
 from .conftest import MAPPINGS, SAMPLES, mapping_variant
 

@@ -8,7 +8,7 @@ import typing
 import pytest
 
 from flows.mapping.model import DateTimeSource
-from flows.sheets import _render_pad
+from flows.workbooks.sheets import _render_pad
 from flows.mapping.transforms import (
     _DIRECTIVES,
     REGISTRY,

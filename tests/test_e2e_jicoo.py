@@ -10,7 +10,7 @@ import pytest
 
 from flows.engine import ImportRun, RunOptions, prepare, send_pending
 from flows.outcomes import Status
-from flows.results import read_results
+from flows.workbooks.results import read_results
 from flows.sandbox import Faults
 
 from .conftest import MAPPINGS, SAMPLES, mapping_variant, import_now

@@ -22,7 +22,7 @@ import pytest
 from flows.ledger.claims import CLAIMED, DONE, FileClaims, file_hash
 from flows.errors import ConfigError
 from flows.inbox import InboxConfig, load_routes, mapping_for, process_inbox, run_inbox, send_notification
-from flows.results import read_results
+from flows.workbooks.results import read_results
 from flows.sandbox import Faults
 
 from .conftest import MAPPINGS, ROOT, SAMPLES, in_threads, served, use_sandbox

@@ -270,7 +270,7 @@ def test_two_inbox_workers_sharing_a_postgres_ledger_import_each_file_exactly_on
 
 
 def test_rerun_and_status_find_a_postgres_ledger_from_the_workbook(jicoo_sim, jicoo_env, pg_url, tmp_path, monkeypatch):
-    from flows.status import refresh_results
+    from flows.workbooks.refresh import refresh_results
 
     from .test_rerun import first_run, rerun
 

@@ -14,7 +14,7 @@ from flows.engine import ImportRun, RunOptions, prepare, send_pending
 from flows.outcomes import Status
 from flows.redact import MASK
 from flows.rerun import load_rerun
-from flows.results import read_results
+from flows.workbooks.results import read_results
 from flows.sandbox import Faults
 
 from .bridge_support import bridge, bridge_env, row, write_sheet  # noqa: F401 (fixtures)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.results import read_results
+from flows.workbooks.results import read_results
 
 from .conftest import MAPPINGS, SAMPLES
 

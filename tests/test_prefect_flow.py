@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.results import read_results
+from flows.workbooks.results import read_results
 from flows.sandbox import Faults
 
 from .conftest import MAPPINGS, ROOT, SAMPLES

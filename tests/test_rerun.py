@@ -16,7 +16,7 @@ from flows.engine import ImportRun, RunOptions, prepare, send_pending
 from flows.ledger.ledger import open_ledger
 from flows.outcomes import Status
 from flows.rerun import default_rerun_path, load_rerun
-from flows.results import read_results
+from flows.workbooks.results import read_results
 from flows.sandbox import Faults
 
 from .conftest import MAPPINGS, SAMPLES, mapping_variant, use_sandbox, import_now

@@ -17,7 +17,7 @@ from flows.errors import ConfigError, CredentialsError
 from flows.mapping.model import compile_mapping, load_mapping
 from flows.outcomes import Status
 from flows.providers.servicemobility import SLOT_GONE, BookJob, parse_utc
-from flows.results import read_results
+from flows.workbooks.results import read_results
 from flows.sandbox import Faults, ServiceMobilitySimulator, SimulatorServer
 
 from .conftest import MAPPINGS, SAMPLES, mapping_variant, import_now

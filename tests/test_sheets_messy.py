@@ -23,7 +23,7 @@ import pytest
 
 from flows.cli import main
 from flows.engine import ImportRun, RunOptions, prepare, send_pending
-from flows.results import read_results
+from flows.workbooks.results import read_results
 from flows.sandbox import JicooSimulator
 from flows.sandbox.jicoo import EventType
 

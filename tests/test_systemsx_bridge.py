@@ -15,7 +15,7 @@ from flows.errors import ConfigError
 from flows.mapping.model import RunValue, compile_mapping, load_mapping
 from flows.outcomes import Status
 from flows.providers.systemsx_bridge import CreateBooking
-from flows.results import read_results
+from flows.workbooks.results import read_results
 from flows.sandbox import DEFAULT_BRIDGE_API_KEY
 
 from .bridge_support import (  # noqa: F401  (fixtures)

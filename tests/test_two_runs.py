@@ -27,7 +27,7 @@ from flows.ledger.claims import Holder, RowClaims
 from flows.engine import ImportRun, RunOptions, prepare, send_pending
 from flows.ledger.ledger import SENDING, Ledger, open_ledger, payload_hash
 from flows.outcomes import Status
-from flows.results import read_results
+from flows.workbooks.results import read_results
 from flows.sandbox import Faults
 
 from .conftest import MAPPINGS, ROOT, in_threads

@@ -589,7 +589,7 @@ def _resolve_columns(mapping: MappingFile, columns: list[str], source: str) -> d
         else:
             missing.append(name)
     if missing:
-        from ..sheets import shown, shown_list
+        from ..workbooks.sheets import shown, shown_list
 
         wanted = mapping.columns()
         if len(missing) == len(wanted) and len(wanted) > 1:

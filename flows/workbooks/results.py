@@ -31,7 +31,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from flows.errors import ImporterError, InputError
 from flows.outcomes import Outcome, Status
-from flows.sheets import Cell, column_letter
+from flows.workbooks.sheets import Cell, column_letter
 
 __all__ = [
     "RESULT_COLUMNS",

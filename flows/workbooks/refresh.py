@@ -3,9 +3,9 @@
 A run writes its workbook when it ends, but some rows settle later: Systems X Bridge answers
 200 ``{hash}`` (the row is ``accepted``) and confirms by a callback to ``return_url`` whenever
 its import finishes (flows/http/callbacks.py records it in the ledger). :func:`refresh_results`
-reads the workbook back (:func:`flows.results.read_results`), finds each ``accepted`` or
+reads the workbook back (:func:`flows.workbooks.results.read_results`), finds each ``accepted`` or
 ``unknown`` row in the ledger by its key, and writes the workbook again
-(:func:`flows.results.write_results`) with the new status, provider id and message of the rows
+(:func:`flows.workbooks.results.write_results`) with the new status, provider id and message of the rows
 whose state changed. Everything else is kept as it was, including the Summary's run details;
 the Summary gains ``refreshed`` (when) and ``refreshed rows`` (how many changed).
 """
@@ -21,12 +21,12 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import InputError
-from .ledger.ledger import SENDING, Ledger, open_ledger, is_postgres_url
-from .mapping.model import load_mapping
-from .outcomes import Outcome, Status
+from ..errors import InputError
+from ..ledger.ledger import SENDING, Ledger, open_ledger, is_postgres_url
+from ..mapping.model import load_mapping
+from ..outcomes import Outcome, Status
 from .results import RESULT_COLUMNS, read_results, write_results
-from .mapping.transforms import to_text
+from ..mapping.transforms import to_text
 
 __all__ = ["refresh_results", "Refresh", "REFRESHED_STATUSES"]
 
@@ -103,7 +103,7 @@ def refresh_results(results: Path | str, *, out: Path | str | None = None, ledge
 def _cell(value: Any) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
         return None
-    if isinstance(value, pd.Timestamp):  # midnight is a date, as flows.sheets reads it
+    if isinstance(value, pd.Timestamp):  # midnight is a date, as flows.workbooks.sheets reads it
         value = value.to_pydatetime()
         return value.date() if value.time() == dt.time(0) else value
     return value
