@@ -8,7 +8,7 @@ For each sheet size it times, in this process, against a simulator in another pr
 
 * login: the OAuth2 token call;
 * fetch: the five lookup lists (job types, contacts in two pages of 1,000, people, resources,
-  custom field definitions), i.e. what :meth:`flows.engine.ImportRun.resolve_lookups` fetches;
+  custom field definitions), i.e. what :meth:`flows.engine.run.ImportRun.resolve_lookups` fetches;
 * remap: mapping and validating every row again with the fetched tables (the per-row part);
 * run: the whole import (login, lookups, create + schedule of every row), and its time per row.
 
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from flows.demo import sandbox_env  # noqa: E402
-from flows.engine import ImportRun, RunOptions, fetch_lookup, map_rows, prepare  # noqa: E402, send_pending
+from flows.engine.run import ImportRun, RunOptions, fetch_lookup, map_rows, prepare  # noqa: E402, send_pending
 
 MAPPING = ROOT / "mappings" / "bigchange.yaml"
 SKIP = {"BC-27005", "BC-27011", "BC-27017", "BC-27023", "BC-27029", "BC-27034", "BC-27040", "BC-27044"}

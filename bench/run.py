@@ -417,7 +417,7 @@ def sheet_scenario(inputs: dict[str, Path], xlsx_rows: int, repeat: int, log) ->
             ("read-pandas", "pandas.read_excel, dtype=object text-first", {"variant": "text"}, True),
             ("read-sheet", "flows.workbooks.sheets.read_sheet (read step)", {}, True),
             ("map-validate", "map + validate only (sheet in memory)", {}, True),
-            ("prepare", "flows.engine.prepare (read+map+validate)", {}, False)]
+            ("prepare", "flows.engine.run.prepare (read+map+validate)", {}, False)]
     for kind, label, extra, informative in plan:
         cfg = {"kind": kind, "xlsx": str(inputs["xlsx"]), "repeat": repeat, **extra}
         res, m = worker(cfg, timeout=120 + repeat * xlsx_rows / 2000)
@@ -447,7 +447,7 @@ def profile_runs(scenarios: list[Scenario], sheet: list[SheetRow] | None, inputs
             todo.append((kind, missed[0]))
     if sheet is not None:
         bare = next(r for r in sheet if r.contender.startswith("bare"))
-        prep = next(r for r in sheet if r.contender.startswith("flows.engine.prepare"))
+        prep = next(r for r in sheet if r.contender.startswith("flows.engine.run.prepare"))
         if mode == "always" or prep.best > TARGET_PREPARE * bare.best:
             todo.append(("prepare", None))
     out = []
@@ -458,7 +458,7 @@ def profile_runs(scenarios: list[Scenario], sheet: list[SheetRow] | None, inputs
         elif kind == "command":
             title = f"booking-import run (as python -m flows run), {sc.rows:,} rows, 0 ms, concurrency {sc.concurrency}"
         else:
-            title = "flows.engine.prepare of the xlsx"
+            title = "flows.engine.run.prepare of the xlsx"
         log(f"\nprofiling (sampled wall clock): {title} -> {path.relative_to(ROOT)}")
         if kind == "engine":
             with Simulator(0) as sim:
@@ -485,9 +485,9 @@ _INCLUSIVE = [
     ("flows/import_sheet.py:import_sheet", "the flow (import_sheet)"),
     ("prefect/task_engine.py:run_task_async", "Prefect task runs (incl. the work inside)"),
     ("prefect/utilities/collections.py:visit_collection", "Prefect visit_collection (parameter introspection)"),
-    ("flows/engine.py:send_pending", "engine.send_pending"),
-    ("flows/engine.py:send", "ImportRun.send (a chunk)"),
-    ("flows/engine.py:_process", "ImportRun._process (one row)"),
+    ("flows/engine/run.py:send_pending", "engine.send_pending"),
+    ("flows/engine/run.py:send", "ImportRun.send (a chunk)"),
+    ("flows/engine/run.py:_process", "ImportRun._process (one row)"),
     ("flows/http/sender.py:call", "Sender.call"),
     ("httpx/_client.py:request", "httpx AsyncClient.request"),
     ("httpx/_client.py:build_request", "httpx build_request"),
@@ -497,17 +497,17 @@ _INCLUSIVE = [
     ("flows/ledger/ledger.py:record", "Ledger.record"),
     ("flows/ledger/ledger.py:write_many", "Ledger.write_many"),
     ("flows/ledger/ledger.py:payload_hash", "payload_hash"),
-    ("flows/engine.py:outcome_from", "ImportRun.outcome_from"),
-    ("flows/engine.py:write_results", "ImportRun.write_results"),
-    ("flows/engine.py:prepare", "prepare"),
+    ("flows/engine/run.py:outcome_from", "ImportRun.outcome_from"),
+    ("flows/engine/run.py:write_results", "ImportRun.write_results"),
+    ("flows/engine/run.py:prepare", "prepare"),
     ("flows/workbooks/sheets.py:read_sheet", "read_sheet"),
     ("flows/workbooks/sheets.py:_build", "read_sheet: _build (cells to text-first rows)"),
-    ("flows/engine.py:map_rows", "map_rows (map + key + validate)"),
+    ("flows/engine/run.py:map_rows", "map_rows (map + key + validate)"),
     ("flows/mapping/model.py:map_row", "RowMapper.map_row"),
     ("flows/mapping/model.py:convert", "date + time + zone to UTC (mapping convert)"),
     ("_strptime.py:_strptime", "datetime.strptime"),
     ("pydantic/main.py:model_validate", "pydantic model_validate"),
-    ("flows/engine.py:_mark_duplicate_keys", "duplicate keys"),
+    ("flows/engine/run.py:_mark_duplicate_keys", "duplicate keys"),
 ]
 
 
@@ -584,7 +584,7 @@ def sheet_markdown(rows: list[SheetRow], xlsx_rows: int, repeat: int, size_mb: f
     for r in rows:
         ratio = r.best / bare.best
         verdict = ""
-        if r.contender.startswith("flows.engine.prepare"):
+        if r.contender.startswith("flows.engine.run.prepare"):
             verdict = ("met" if ratio <= TARGET_PREPARE else "**missed**") + f" (≤ {TARGET_PREPARE:g}x)"
         lines.append(f"| {r.contender}{' *(informative)*' if r.informative else ''} | {r.best:.2f} | "
                      f"{' / '.join(f'{t:.2f}' for t in r.times)} | {ratio:.2f}x | {xlsx_rows / r.best:,.0f} | "
@@ -739,7 +739,7 @@ def findings(scenarios: list[Scenario], sheet: list[SheetRow] | None) -> list[st
         bare = next(r for r in sheet if r.contender.startswith("bare"))
         rs = next((r for r in sheet if r.contender.startswith("flows.workbooks.sheets")), None)
         mv = next((r for r in sheet if r.contender.startswith("map + validate")), None)
-        prep = next(r for r in sheet if r.contender.startswith("flows.engine.prepare"))
+        prep = next(r for r in sheet if r.contender.startswith("flows.engine.run.prepare"))
         if rs and mv:
             out.append(f"- prepare() best {prep.best:.2f} s ≈ read_sheet {rs.best:.2f} s + map/validate {mv.best:.2f} s "
                        f"(best runs, separate processes); the bare pandas read takes {bare.best:.2f} s, so prepare "

@@ -44,7 +44,7 @@ AREAS = [
     ("prepare: read sheet", re.compile(r"flows/sheets\.py|python_calamine")),
     ("prepare: map + validate", re.compile(r"flows/(mapping|transforms|contracts)\.py|site-packages/pydantic")),
     ("Sender (flows/http/sender.py)", re.compile(r"flows/submit\.py")),
-    ("engine bookkeeping (flows/engine.py)", re.compile(r"flows/engine\.py")),
+    ("engine bookkeeping (flows/engine/run.py)", re.compile(r"flows/engine\.py")),
     ("flows (other modules)", re.compile(r"/flows/")),
     ("httpx_aiohttp transport", re.compile(r"site-packages/httpx_aiohttp/")),
     ("aiohttp", re.compile(r"site-packages/(aiohttp|yarl|multidict|propcache|aiohappyeyeballs)/")),

@@ -21,15 +21,15 @@ __version__ = "0.1.0"
 
 #: public name -> the module that defines it
 _EXPORTS = {
-    "prepare": "engine", "run_import": "engine", "RunOptions": "engine", "RunResult": "engine", "Plan": "engine",
-    "ImportRun": "engine", "load_mapping": "mapping.model", "read_sheet": "workbooks.sheets", "Outcome": "outcomes",
+    "prepare": "engine.run", "run_import": "engine.run", "RunOptions": "engine.run", "RunResult": "engine.run", "Plan": "engine.run",
+    "ImportRun": "engine.run", "load_mapping": "mapping.model", "read_sheet": "workbooks.sheets", "Outcome": "outcomes",
     "Status": "outcomes", "resolve": "hooks", "ImporterError": "errors", "UsageError": "errors",
     "ConfigError": "errors", "InputError": "errors", "CredentialsError": "errors", "LedgerError": "errors",
 }
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
-    from .engine import ImportRun, Plan, RunOptions, RunResult, prepare, run_import
+    from .engine.run import ImportRun, Plan, RunOptions, RunResult, prepare, run_import
     from .errors import ConfigError, CredentialsError, ImporterError, InputError, LedgerError, UsageError
     from .hooks import resolve
     from .mapping.model import load_mapping

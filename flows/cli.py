@@ -326,10 +326,10 @@ def _checkpoint() -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     with imports_paused():
         from .http.auth import build_auth
-        from .engine import default_results_path, prepare
+        from .engine.run import default_results_path, prepare
         from .report import Progress, print_summary
         from .workbooks.results import check_writable
-        from .validate import require_rows
+        from .engine.validate import require_rows
 
     _checkpoint()
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before Prefect starts
@@ -400,9 +400,9 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         from .http.auth import build_auth
         from .report import Progress, print_summary
         from .ledger.ledger import parameter_url
-        from .rerun import load_rerun, summary_lines
+        from .engine.rerun import load_rerun, summary_lines
         from .workbooks.results import check_writable
-        from .validate import require_rows
+        from .engine.validate import require_rows
 
     _checkpoint()
     again = load_rerun(args.results, mapping=args.mapping, ledger_url=args.ledger, out=args.out)  # exit 2 before Prefect
@@ -434,14 +434,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .validate import validate_sheet
+    from .engine.validate import validate_sheet
 
     return validate_sheet(args.sheet, args.mapping, sheet_name=args.sheet_name, out=args.out)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .engine import prepare
-    from .validate import require_rows
+    from .engine.run import prepare
+    from .engine.validate import require_rows
 
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)
     require_rows(plan)

@@ -1,4 +1,4 @@
-"""The Prefect flow ``import_sheet``: orchestration only, around flows.engine.run_import.
+"""The Prefect flow ``import_sheet``: orchestration only, around flows.engine.run.run_import.
 
 One task reads, maps and validates the sheet; engine.run_import runs the import, each chunk of
 rows sent as a task (never a task per row: the local server manages about 100 task runs a
@@ -21,9 +21,9 @@ from prefect import flow, task  # noqa: E402
 from prefect.artifacts import acreate_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
-from .engine import UNSET, ImportRun, Plan, PreparedRow, RunOptions, prepare, run_import  # noqa: E402
+from .engine.run import UNSET, ImportRun, Plan, PreparedRow, RunOptions, prepare, run_import  # noqa: E402
 from .errors import UsageError  # noqa: E402
-from .rerun import Rerun, load_rerun  # noqa: E402
+from .engine.rerun import Rerun, load_rerun  # noqa: E402
 
 __all__ = ["import_sheet", "Hooks", "hooks"]
 
@@ -97,7 +97,7 @@ async def import_sheet(
     seconds after sending for accepted rows to be confirmed, before writing the results.
 
     ``rerun``: ``sheet`` is a results workbook (possibly edited): its mapping and ledger are the ones
-    it was written with unless given, and rows are carried over, refused or sent as flows.rerun says."""
+    it was written with unless given, and rows are carried over, refused or sent as flows.engine.rerun says."""
     h = hooks.get()
     again: Rerun | None = read_rerun(sheet, mapping, ledger, out).value if rerun else None
     if again is not None:

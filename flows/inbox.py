@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from .engine import UNSET, RunOptions, prepare, run_import
+from .engine.run import UNSET, RunOptions, prepare, run_import
 from .ledger.claims import DONE, FileClaims, Heartbeat, file_hash
 from .errors import ConfigError, ImporterError, UsageError
 from .outcomes import Status

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from flows.engine import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 
 from .conftest import MAPPINGS, SAMPLES, served, use_sandbox, import_now
 

@@ -15,7 +15,7 @@ from flows.prefect_env import apply_defaults
 
 apply_defaults()
 
-from flows.engine import Plan, RunOptions, prepare, run_import  # noqa: E402  (after Prefect's defaults)
+from flows.engine.run import Plan, RunOptions, prepare, run_import  # noqa: E402  (after Prefect's defaults)
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS = ROOT / "mappings"

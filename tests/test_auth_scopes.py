@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from flows.demo import sandbox_env
-from flows.engine import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 from flows.errors import ConfigError, CredentialsError
 from flows.mapping.model import load_mapping
 from flows.sandbox import BigChangeSimulator

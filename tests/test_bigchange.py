@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from flows.demo import sandbox_env
-from flows.engine import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 from flows.errors import ConfigError, CredentialsError, MissingSecretError
 from flows.ledger.ledger import open_ledger
 from flows.mapping.model import compile_mapping, load_mapping

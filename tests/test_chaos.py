@@ -27,7 +27,7 @@ from pathlib import Path
 
 import openpyxl
 
-from flows.engine import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 from flows.outcomes import Status
 from flows.sandbox import EventType, Faults, JicooSimulator
 
@@ -73,7 +73,7 @@ def write_sheet(path: Path) -> dict[str, str]:
 
 RUNNER = textwrap.dedent("""
     import asyncio, sys
-    from flows.engine import RunOptions, prepare, run_import
+    from flows.engine.run import RunOptions, prepare, run_import
     sheet, mapping, ledger, out = sys.argv[1:5]
     asyncio.run(run_import(prepare(sheet, mapping), RunOptions(ledger_url=ledger, out=out, rate=300.0, concurrency=16)))
 """)

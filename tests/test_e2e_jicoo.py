@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.engine import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 from flows.outcomes import Status
 from flows.workbooks.results import read_results
 from flows.sandbox import Faults
@@ -163,7 +163,7 @@ def test_an_unreachable_provider_stops_the_run_instead_of_retrying_every_row(led
     (0, None, []),
 ])
 def test_rows_are_sent_in_chunks_of_500_or_a_fifth_of_the_sheet(rows, given, sizes):
-    from flows.engine import chunk_size_for, chunked
+    from flows.engine.run import chunk_size_for, chunked
 
     chunks = chunked(list(range(rows)), given)
     assert [len(c) for c in chunks] == sizes and [i for c in chunks for i in c] == list(range(rows))

@@ -10,10 +10,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from flows.engine import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 from flows.outcomes import Status
 from flows.redact import MASK
-from flows.rerun import load_rerun
+from flows.engine.rerun import load_rerun
 from flows.workbooks.results import read_results
 from flows.sandbox import Faults
 

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from flows.http.auth import build_auth
-from flows.engine import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 from flows.ledger.ledger import open_ledger
 from flows.mapping.model import load_mapping
 from flows.outcomes import Outcome, Status

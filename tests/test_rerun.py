@@ -12,10 +12,10 @@ import openpyxl
 import pytest
 
 from flows.cli import main
-from flows.engine import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 from flows.ledger.ledger import open_ledger
 from flows.outcomes import Status
-from flows.rerun import default_rerun_path, load_rerun
+from flows.engine.rerun import default_rerun_path, load_rerun
 from flows.workbooks.results import read_results
 from flows.sandbox import Faults
 

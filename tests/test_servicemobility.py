@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.engine import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 from flows.errors import ConfigError, CredentialsError
 from flows.mapping.model import compile_mapping, load_mapping
 from flows.outcomes import Status

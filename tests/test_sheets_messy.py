@@ -22,7 +22,7 @@ import openpyxl
 import pytest
 
 from flows.cli import main
-from flows.engine import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 from flows.workbooks.results import read_results
 from flows.sandbox import JicooSimulator
 from flows.sandbox.jicoo import EventType

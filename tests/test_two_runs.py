@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from flows.ledger.claims import Holder, RowClaims
-from flows.engine import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 from flows.ledger.ledger import SENDING, Ledger, open_ledger, payload_hash
 from flows.outcomes import Status
 from flows.workbooks.results import read_results
@@ -134,7 +134,7 @@ def test_two_runs_started_together_book_every_row_once(jicoo_sim, jicoo_env, led
     res = two_runs_at_once_contract(ledger_url, jicoo_sim, tmp_path)
     # the run that left rows to the other one is rerun from its workbook: those rows are found created, none sent
     holder = next((n for n, r in res.items() if r["held"]), None) or "b"
-    from flows.rerun import load_rerun
+    from flows.engine.rerun import load_rerun
 
     again = load_rerun(tmp_path / f"{holder}.results.xlsx", ledger_url=ledger_url, out=tmp_path / "rerun.xlsx")
     run = ImportRun(again.plan, RunOptions(ledger_url=again.ledger_url, settled=again.settled, rate=None))

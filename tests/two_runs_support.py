@@ -18,7 +18,7 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     sheet, mapping, ledger, out, ready, *wait = argv
-    from flows.engine import ImportRun, RunOptions, prepare, send_pending
+    from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 
     plan = prepare(sheet, mapping)
     run = ImportRun(plan, RunOptions(ledger_url=ledger, out=Path(out), rate=None, concurrency=8))

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..contracts import UtcDateTime
+from .types import UtcDateTime
 from ..hooks import RowContext
 from ..outcomes import Action, Outcome, Status
 from ..http.readback import Listing, read_all, the_one

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..contracts import Email, IanaZone, UtcDateTime
+from .types import Email, IanaZone, UtcDateTime
 if TYPE_CHECKING:
     from ..ledger.ledger import Entry
     from ..http.sender import Sender

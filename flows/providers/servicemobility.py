@@ -59,7 +59,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from ..contracts import Email, UtcDateTime
+from .types import Email, UtcDateTime
 from ..hooks import RowContext
 
 _Email = Email  # field names equal to type names need another name for the type

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ..hooks import Callback
-from ..contracts import Email
+from .types import Email
 from ..outcomes import Status
 
 __all__ = ["CreateBooking", "BookingFields", "read_callback", "TYPES"]

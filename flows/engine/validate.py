@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .engine import RunOptions, default_results_path, prepare, run_import
-from .errors import InputError
-from .outcomes import Status
-from .workbooks.results import check_writable
+from .run import RunOptions, default_results_path, prepare, run_import
+from ..errors import InputError
+from ..outcomes import Status
+from ..workbooks.results import check_writable
 
 __all__ = ["validate_sheet", "require_rows"]
 

@@ -26,20 +26,20 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from .http.auth import Auth, build_auth
-from .http.callbacks import check_callback_address, receiving
-from .ledger.claims import DEFAULT_ROW_LEASE_SECONDS, Heartbeat, RowClaims
-from .errors import ConfigError, ImporterError
-from .heap import long_lived_frozen
-from .ledger.ledger import SENDING, Entry, GroupCommit, Ledger, open_ledger, payload_hash
-from .mapping.model import MappingFile, Problem, RowMapper, RunValue, compile_mapping, load_mapping
-from .mapping.transforms import LookupTable
-from .outcomes import DONE_STATUSES, Action, Outcome, Status
-from .hooks import Handler, Readback, resolve
-from .workbooks.results import write_results
-from .redact import MASK, mask_payload, masked_fields, redact_text
-from .workbooks.sheets import Sheet, paused_gc, read_sheet
-from .http.sender import CallResult, ReadbackError, Sender, encode_form, response_messages
+from ..http.auth import Auth, build_auth
+from ..http.callbacks import check_callback_address, receiving
+from ..ledger.claims import DEFAULT_ROW_LEASE_SECONDS, Heartbeat, RowClaims
+from ..errors import ConfigError, ImporterError
+from ..heap import long_lived_frozen
+from ..ledger.ledger import SENDING, Entry, GroupCommit, Ledger, open_ledger, payload_hash
+from ..mapping.model import MappingFile, Problem, RowMapper, RunValue, compile_mapping, load_mapping
+from ..mapping.transforms import LookupTable
+from ..outcomes import DONE_STATUSES, Action, Outcome, Status
+from ..hooks import Handler, Readback, resolve
+from ..workbooks.results import write_results
+from ..redact import MASK, mask_payload, masked_fields, redact_text
+from ..workbooks.sheets import Sheet, paused_gc, read_sheet
+from ..http.sender import CallResult, ReadbackError, Sender, encode_form, response_messages
 
 __all__ = ["PreparedRow", "Plan", "prepare", "map_rows", "RunOptions", "ImportRun", "RowContext", "chunked",
            "count_statuses", "UNSET", "chunk_size_for"]
