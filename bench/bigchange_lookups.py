@@ -34,7 +34,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flows.demo import sandbox_env  # noqa: E402
+from flows.sandbox.demo import sandbox_env  # noqa: E402
 from flows.engine.run import ImportRun, RunOptions, fetch_lookup, map_rows, prepare  # noqa: E402, send_pending
 
 MAPPING = ROOT / "mappings" / "bigchange.yaml"

@@ -327,7 +327,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with imports_paused():
         from .http.auth import build_auth
         from .engine.run import default_results_path, prepare
-        from .report import Progress, print_summary
+        from .terminal import Progress, print_summary
         from .workbooks.results import check_writable
         from .engine.validate import require_rows
 
@@ -398,7 +398,7 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
 def cmd_rerun(args: argparse.Namespace) -> int:
     with imports_paused():
         from .http.auth import build_auth
-        from .report import Progress, print_summary
+        from .terminal import Progress, print_summary
         from .ledger.ledger import parameter_url
         from .engine.rerun import load_rerun, summary_lines
         from .workbooks.results import check_writable
@@ -426,7 +426,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .nightly import serve_inbox
+    from .import_inbox import serve_inbox
 
     return serve_inbox(inbox=args.inbox, cron=args.cron, timezone=args.timezone, name=args.name, mappings=args.mappings,
                        archive=args.archive, ledger=args.ledger, notify=args.notify,
@@ -515,7 +515,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     sim = sim_cls(faults=faults)
-    from .demo import sandbox_env
+    from .sandbox.demo import sandbox_env
 
     def ready(url: str) -> None:
         print(f"{args.provider} simulator listening on {url} (Ctrl-C to stop). In another shell:")
@@ -528,7 +528,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .sandbox.demo import run_demo
     from .prefect_env import contain_ephemeral_server, ephemeral_server
 
     if ephemeral_server():

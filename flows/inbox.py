@@ -1,6 +1,6 @@
 """The inbox: import every new sheet dropped into a folder, once, and archive it with its results.
 
-Plain functions; the Prefect flow ``import_inbox`` (flows/nightly.py) is a thin shell that adds a
+Plain functions; the Prefect flow ``import_inbox`` (flows/import_inbox.py) is a thin shell that adds a
 table artifact and fails the flow run when something needs a person. One pass
 (:func:`process_inbox`):
 

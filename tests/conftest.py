@@ -42,7 +42,7 @@ def served(sim: Any) -> Iterator[Any]:
 def use_sandbox(provider: str, url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Point ``provider`` at a simulator at ``url``: its base URL and secrets, set in os.environ for the
     test (CLI and flow tests read them there) and returned."""
-    from flows.demo import sandbox_env
+    from flows.sandbox.demo import sandbox_env
 
     env = sandbox_env(provider, url)
     for k, v in env.items():

@@ -12,7 +12,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from flows.demo import sandbox_env
+from flows.sandbox.demo import sandbox_env
 from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 from flows.errors import ConfigError, CredentialsError
 from flows.mapping.model import load_mapping

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.demo import sandbox_env
+from flows.sandbox.demo import sandbox_env
 from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 from flows.errors import ConfigError, CredentialsError, MissingSecretError
 from flows.ledger.ledger import open_ledger

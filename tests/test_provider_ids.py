@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from flows.mapping.catalog import callback_readers, demos, provider_ids
-from flows.demo import DEMOS
+from flows.sandbox.demo import DEMOS
 from flows.hooks import resolve
 from flows.sandbox import SIMULATORS, simulator_for
 

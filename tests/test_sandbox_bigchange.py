@@ -13,7 +13,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from flows.demo import DEMOS, sandbox_env
+from flows.sandbox.demo import DEMOS, sandbox_env
 from flows.mapping.model import load_mapping
 from flows.mapping.catalog import provider_ids
 from flows.hooks import resolve

@@ -40,7 +40,7 @@ def sm(request):
     started: list[SimulatorServer] = []
 
     def make(**kwargs) -> ServiceMobilitySimulator:
-        from flows.demo import sandbox_env
+        from flows.sandbox.demo import sandbox_env
 
         sim = ServiceMobilitySimulator(**kwargs)
         server = SimulatorServer(sim)
@@ -490,7 +490,7 @@ def test_only_a_slot_gone_text_counts_as_a_refusal(text, gone):
 
 
 def test_servicemobility_is_registered_everywhere():
-    from flows.demo import DEMOS, sandbox_env
+    from flows.sandbox.demo import DEMOS, sandbox_env
     from flows.mapping.catalog import provider_ids
     from flows.sandbox import SIMULATORS
 

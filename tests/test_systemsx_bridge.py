@@ -376,7 +376,7 @@ def test_a_provider_error_echoing_the_password_is_masked_in_results_and_ledger(b
 def test_one_provider_id_names_the_mapping_module_sample_simulator_and_demo(tmp_path):
     import importlib.util
 
-    from flows.demo import DEMOS, sandbox_env
+    from flows.sandbox.demo import DEMOS, sandbox_env
     from flows.mapping.catalog import provider_ids
     from flows.hooks import resolve
     from flows.sandbox import SIMULATORS, BridgeSimulator

@@ -187,7 +187,7 @@ def lease_expiry_contract(ledger_url: str, sim, tmp_path: Path) -> None:
         assert o.status is Status.SKIPPED and o.needs_rerun
         assert held_message("run-elsewhere").match(o.message) and "another-machine/4242" in o.message
     assert sim.requests["POST /v1/bookings"] == 1
-    from flows.report import summary_lines
+    from flows.terminal import summary_lines
 
     assert "20 row(s) not sent: another run was sending them (see _message); rerun after it ends" in summary_lines(early)
 

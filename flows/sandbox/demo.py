@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .mapping.catalog import Demo, demos
-from .errors import UsageError
-from .sandbox import SIMULATORS, SimulatorServer, simulator_for
+from ..mapping.catalog import ROOT, Demo, demos
+from ..errors import UsageError
+from . import SIMULATORS, SimulatorServer, simulator_for
 
 __all__ = ["DEMOS", "Demo", "run_demo", "sandbox_env", "project_root"]
 
@@ -25,7 +25,7 @@ DEMOS = demos()
 
 
 def project_root() -> Path:
-    here = Path(__file__).resolve().parent.parent
+    here = ROOT
     if (here / "mappings").is_dir() and (here / "sample_data").is_dir():
         return here
     cwd = Path.cwd()
@@ -57,9 +57,9 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
 
 
 def run_demo(out_dir: Path, demos: tuple[Demo, ...] = DEMOS, stream=sys.stdout) -> int:
-    from .import_sheet import Hooks, hooks, import_sheet
-    from .prefect_quiet import quiet_prefect
-    from .report import Progress, print_summary
+    from ..import_sheet import Hooks, hooks, import_sheet
+    from ..prefect_quiet import quiet_prefect
+    from ..terminal import Progress, print_summary
 
     root = project_root()
     out_dir.mkdir(parents=True, exist_ok=True)
