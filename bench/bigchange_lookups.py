@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from flows.sandbox.demo import sandbox_env  # noqa: E402
-from flows.engine.run import ImportRun, RunOptions, fetch_lookup, map_rows, prepare  # noqa: E402, send_pending
+from flows.engine.run import ImportRun, RunOptions, fetch_lookup, map_rows, prepare, send_pending  # noqa: E402
 
 MAPPING = ROOT / "mappings" / "bigchange.yaml"
 SKIP = {"BC-27005", "BC-27011", "BC-27017", "BC-27023", "BC-27029", "BC-27034", "BC-27040", "BC-27044"}
