@@ -34,8 +34,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flows.sandbox.demo import sandbox_env  # noqa: E402
 from flows.engine.run import ImportRun, RunOptions, fetch_lookup, map_rows, prepare, send_pending  # noqa: E402
+from flows.sandbox.demo import sandbox_env  # noqa: E402
 
 MAPPING = ROOT / "mappings" / "bigchange.yaml"
 SKIP = {"BC-27005", "BC-27011", "BC-27017", "BC-27023", "BC-27029", "BC-27034", "BC-27040", "BC-27044"}

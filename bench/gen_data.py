@@ -90,7 +90,7 @@ def build_rows(n: int, *, ref_prefix: str = "BR") -> list[dict[str, object]]:
         event = types[type_i]
         zone = rng.choice(ZONES)
         local = dt.datetime.combine(day, dt.time.fromisoformat(start)).replace(tzinfo=zones[zone or "Europe/London"])
-        slot = (event, local.astimezone(dt.timezone.utc))
+        slot = (event, local.astimezone(dt.UTC))
         if slot in seen:
             continue
         seen.add(slot)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import os
 import re
@@ -33,9 +32,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -328,8 +328,8 @@ def three_workers(tmp: Path, log, quick: bool, pg: str | None) -> list[Line]:
 
 
 def claim_cost(tmp: Path, pg: str | None, n: int = 300) -> list[str]:
-    from flows.ledger.ledger import open_ledger
     from flows.http.ratelimit import SharedTimeline
+    from flows.ledger.ledger import open_ledger
 
     out = []
     targets = [("SQLite", f"sqlite:///{tmp / 'claims.sqlite'}")]

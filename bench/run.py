@@ -140,7 +140,7 @@ class Simulator:
         self._dir = Path(tempfile.mkdtemp(prefix="bench-sim-"))
         self._proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "Simulator":
+    def __enter__(self) -> Simulator:
         log = (self._dir / "out").open("wb")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "flows", "sandbox", "jicoo", "--port", "0", "--latency-ms", str(self.latency_ms),
@@ -614,8 +614,8 @@ def profile_markdown(p: dict) -> str:
 
 
 def machine_info() -> list[str]:
-    from importlib import metadata
     import sqlite3
+    from importlib import metadata
 
     cpu = ""
     try:

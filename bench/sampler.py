@@ -99,14 +99,14 @@ class Sampler:
         #: CPU seconds of this process, and of its children reaped meanwhile (e.g. the Prefect server)
         self.cpu_self = self.cpu_children = 0.0
 
-    def start(self) -> "Sampler":
+    def start(self) -> Sampler:
         self._cpu0 = _cpu_times()
         self._t0 = self._last = time.perf_counter()
         self._old_handler = signal.signal(signal.SIGALRM, self._sample)
         signal.setitimer(signal.ITIMER_REAL, self.interval, self.interval)
         return self
 
-    def stop(self) -> "Sampler":
+    def stop(self) -> Sampler:
         signal.setitimer(signal.ITIMER_REAL, 0, 0)
         if self._old_handler is not None:
             signal.signal(signal.SIGALRM, self._old_handler)

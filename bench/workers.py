@@ -18,8 +18,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -131,7 +132,7 @@ def send_sender(cfg: dict) -> dict:
 
     Diagnostic: the step between the bare httpx loop and the full engine.
     """
-    from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+    from flows.engine.run import ImportRun, RunOptions, prepare
 
     plan = prepare(cfg["sheet"], MAPPING)
     payloads = [r.payload for r in plan.valid]

@@ -15,8 +15,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .errors import ImporterError, UsageError
 from .heap import imports_paused, thaw
@@ -24,7 +25,7 @@ from .heap import imports_paused, thaw
 CHUNK_HELP = ("rows per Prefect task (default: 500, or a fifth of the rows when that is more, so a run has at most "
               "5 tasks: each task run costs the send phase some CPU)")
 
-__all__ = ["main", "build_parser", "COMMANDS"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
 EXIT_OK, EXIT_ROWS, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: commands that run a flow: SIGINT and SIGTERM stop them cleanly (flows.prefect_env.GracefulStop)
@@ -51,7 +52,9 @@ class _Parser(argparse.ArgumentParser):
     def format_help(self) -> str:
         text = super().format_help()
         if _SECRETS in text:
-            from .mapping.catalog import secret_names  # here, not at the top: start-up speed (YAML is read only for help)
+            from .mapping.catalog import (
+                secret_names,  # here, not at the top: start-up speed (YAML is read only for help)
+            )
 
             text = text.replace(_SECRETS, "\n".join(f"  {p}: {', '.join(n)}" for p, n in secret_names().items()))
         return text
@@ -325,11 +328,11 @@ def _checkpoint() -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     with imports_paused():
-        from .http.auth import build_auth
         from .engine.run import default_results_path, prepare
+        from .engine.validate import require_rows
+        from .http.auth import build_auth
         from .terminal import Progress, print_summary
         from .workbooks.results import check_writable
-        from .engine.validate import require_rows
 
     _checkpoint()
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before Prefect starts
@@ -397,12 +400,12 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
 
 def cmd_rerun(args: argparse.Namespace) -> int:
     with imports_paused():
-        from .http.auth import build_auth
-        from .terminal import Progress, print_summary
-        from .ledger.ledger import parameter_url
         from .engine.rerun import load_rerun, summary_lines
-        from .workbooks.results import check_writable
         from .engine.validate import require_rows
+        from .http.auth import build_auth
+        from .ledger.ledger import parameter_url
+        from .terminal import Progress, print_summary
+        from .workbooks.results import check_writable
 
     _checkpoint()
     again = load_rerun(args.results, mapping=args.mapping, ledger_url=args.ledger, out=args.out)  # exit 2 before Prefect
@@ -528,8 +531,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .sandbox.demo import run_demo
     from .prefect_env import contain_ephemeral_server, ephemeral_server
+    from .sandbox.demo import run_demo
 
     if ephemeral_server():
         contain_ephemeral_server()  # as for run: the temporary server ends with this process

@@ -19,14 +19,14 @@ HTTP failures are handled inside the sender and end as a row outcome as well.
 from __future__ import annotations
 
 __all__ = [
-    "ImporterError",
-    "UsageError",
     "ConfigError",
-    "MissingSecretError",
+    "CredentialsError",
+    "ImporterError",
+    "InboxRunFailed",
     "InputError",
     "LedgerError",
-    "CredentialsError",
-    "InboxRunFailed",
+    "MissingSecretError",
+    "UsageError",
 ]
 
 

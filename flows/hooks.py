@@ -24,12 +24,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .outcomes import Outcome, Status
 
 if TYPE_CHECKING:  # types only: the contract must not pull the engine (or the wire) into a provider module
+    from .http.sender import CallResult, Sender
     from .ledger.ledger import Entry
     from .mapping.model import MappingFile
-    from .http.sender import CallResult, Sender
 
-__all__ = ["resolve", "shipped_modules", "Callback", "RowContext", "Handler", "Readback", "CallbackReader",
-           "PROVIDERS_PACKAGE"]
+__all__ = [
+    "PROVIDERS_PACKAGE",
+    "Callback",
+    "CallbackReader",
+    "Handler",
+    "Readback",
+    "RowContext",
+    "resolve",
+    "shipped_modules",
+]
 
 #: where ``<module>.<Name>`` references look
 PROVIDERS_PACKAGE = "flows.providers"

@@ -19,13 +19,13 @@ from .prefect_env import apply_defaults
 
 apply_defaults()
 
-from prefect import flow, get_run_logger  # noqa: E402
-from prefect.artifacts import acreate_table_artifact  # noqa: E402
+from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_table_artifact
 
-from .errors import InboxRunFailed, UsageError  # noqa: E402
-from .inbox import ImportJob, InboxConfig, run_inbox  # noqa: E402
+from .errors import InboxRunFailed, UsageError
+from .inbox import ImportJob, InboxConfig, run_inbox
 
-__all__ = ["import_inbox", "serve_inbox", "check_prefect_server", "ARTIFACT_KEY", "DEFAULT_CRON", "DEFAULT_NAME"]
+__all__ = ["ARTIFACT_KEY", "DEFAULT_CRON", "DEFAULT_NAME", "check_prefect_server", "import_inbox", "serve_inbox"]
 
 ARTIFACT_KEY = "inbox-import"
 DEFAULT_CRON = "0 2 * * *"

@@ -9,23 +9,23 @@ scheduled as it is.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .prefect_env import apply_defaults
 
 apply_defaults()
 
-from prefect import flow, task  # noqa: E402
-from prefect.artifacts import acreate_table_artifact  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect import flow, task
+from prefect.artifacts import acreate_table_artifact
+from prefect.cache_policies import NO_CACHE
 
-from .engine.run import UNSET, ImportRun, Plan, PreparedRow, RunOptions, prepare, run_import  # noqa: E402
-from .errors import UsageError  # noqa: E402
-from .engine.rerun import Rerun, load_rerun  # noqa: E402
+from .engine.rerun import Rerun, load_rerun
+from .engine.run import UNSET, ImportRun, Plan, PreparedRow, RunOptions, prepare, run_import
+from .errors import UsageError
 
-__all__ = ["import_sheet", "Hooks", "hooks"]
+__all__ = ["Hooks", "hooks", "import_sheet"]
 
 
 @dataclass

@@ -35,18 +35,32 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from .engine.run import UNSET, RunOptions, prepare, run_import
-from .ledger.claims import DONE, FileClaims, Heartbeat, file_hash
 from .errors import ConfigError, ImporterError, UsageError
+from .ledger.claims import DONE, FileClaims, Heartbeat, file_hash
 from .outcomes import Status
 from .workbooks.sheets import SUPPORTED_SUFFIXES
 
-__all__ = ["InboxConfig", "ImportJob", "FileReport", "InboxReport", "Importer", "process_inbox", "run_inbox",
-           "import_file", "load_routes", "mapping_for", "send_notification", "ROUTES_FILE", "FILE_STATES"]
+__all__ = [
+    "FILE_STATES",
+    "ROUTES_FILE",
+    "FileReport",
+    "ImportJob",
+    "Importer",
+    "InboxConfig",
+    "InboxReport",
+    "import_file",
+    "load_routes",
+    "mapping_for",
+    "process_inbox",
+    "run_inbox",
+    "send_notification",
+]
 
 log = logging.getLogger("booking_importer.inbox")
 

@@ -2,17 +2,17 @@
 callback receiver, small sheets, and one-call imports through the engine."""
 from __future__ import annotations
 
-import asyncio
 import csv
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.run import ImportRun
 
-from .conftest import MAPPINGS, SAMPLES, served, use_sandbox, import_now
+from .conftest import MAPPINGS, SAMPLES, import_now, served, use_sandbox
 
 SHEET = SAMPLES / "systemsx_bridge" / "bookings.csv"
 MAPPING = MAPPINGS / "systemsx_bridge.yaml"

@@ -5,8 +5,9 @@ import asyncio
 import contextlib
 import tempfile
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -15,7 +16,7 @@ from flows.prefect_env import apply_defaults
 
 apply_defaults()
 
-from flows.engine.run import Plan, RunOptions, prepare, run_import  # noqa: E402  (after Prefect's defaults)
+from flows.engine.run import Plan, RunOptions, prepare, run_import
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS = ROOT / "mappings"

@@ -4,7 +4,6 @@ simulator, like an RFC 6750 resource server, answers a token without the scope w
 insufficient_scope. Everything over loopback against flows/sandbox/bigchange.py."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections import Counter
@@ -12,14 +11,14 @@ from collections import Counter
 import httpx
 import pytest
 
-from flows.sandbox.demo import sandbox_env
-from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.run import ImportRun
 from flows.errors import ConfigError, CredentialsError
 from flows.mapping.model import load_mapping
 from flows.sandbox import BigChangeSimulator
 from flows.sandbox import bigchange as bc
+from flows.sandbox.demo import sandbox_env
 
-from .conftest import MAPPINGS, SAMPLES, mapping_variant, served, import_now
+from .conftest import MAPPINGS, SAMPLES, import_now, mapping_variant, served
 
 SHEET = SAMPLES / "bigchange" / "jobs.xlsx"
 

@@ -13,19 +13,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.sandbox.demo import sandbox_env
 from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 from flows.errors import ConfigError, CredentialsError, MissingSecretError
+from flows.http.sender import CallResult
 from flows.ledger.ledger import open_ledger
 from flows.mapping.model import compile_mapping, load_mapping
+from flows.mapping.transforms import LookupTable
 from flows.outcomes import Action, Status
 from flows.providers.bigchange import split_payload
-from flows.workbooks.results import read_results
 from flows.sandbox import BigChangeSimulator, Faults, SimulatorServer
-from flows.http.sender import CallResult
-from flows.mapping.transforms import LookupTable
+from flows.sandbox.demo import sandbox_env
+from flows.workbooks.results import read_results
 
-from .conftest import MAPPINGS, SAMPLES, mapping_variant, served, import_now
+from .conftest import MAPPINGS, SAMPLES, import_now, mapping_variant, served
 
 SHEET = SAMPLES / "bigchange" / "jobs.xlsx"
 MAPPING = MAPPINGS / "bigchange.yaml"

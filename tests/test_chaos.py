@@ -13,7 +13,6 @@ which is tests/test_prefect_flow.py's business); the runs after it are the same 
 """
 from __future__ import annotations
 
-import asyncio
 import collections
 import csv
 import datetime as dt
@@ -27,11 +26,11 @@ from pathlib import Path
 
 import openpyxl
 
-from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.run import ImportRun
 from flows.outcomes import Status
 from flows.sandbox import EventType, Faults, JicooSimulator
 
-from .conftest import ROOT, mapping_variant, served, use_sandbox, import_now
+from .conftest import ROOT, import_now, mapping_variant, served, use_sandbox
 
 ROWS = 2_000
 WORKSHOPS = 4  # starts, 300 attendees each

@@ -3,11 +3,10 @@ when the input or configuration is wrong."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
-from flows.cli import COMMANDS, build_parser, main
+from flows.cli import COMMANDS, main
 from flows.workbooks.results import read_results
 
 from .conftest import MAPPINGS, SAMPLES, mapping_variant

@@ -9,8 +9,8 @@ import pytest
 
 from flows.cli import COMMANDS
 from flows.mapping.model import MappingFile
-from flows.outcomes import Status
 from flows.mapping.transforms import REGISTRY
+from flows.outcomes import Status
 
 from .conftest import ROOT
 

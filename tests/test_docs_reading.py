@@ -8,7 +8,6 @@ import typing
 import pytest
 
 from flows.mapping.model import DateTimeSource
-from flows.workbooks.sheets import _render_pad
 from flows.mapping.transforms import (
     _DIRECTIVES,
     REGISTRY,
@@ -18,6 +17,7 @@ from flows.mapping.transforms import (
     format_problem,
     parse_time,
 )
+from flows.workbooks.sheets import _render_pad
 
 from .conftest import ROOT
 

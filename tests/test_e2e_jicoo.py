@@ -2,18 +2,17 @@
 meet it. The sample sheet has 60 rows: 5 deliberate mistakes and one double-booked slot."""
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.run import ImportRun
 from flows.outcomes import Status
-from flows.workbooks.results import read_results
 from flows.sandbox import Faults
+from flows.workbooks.results import read_results
 
-from .conftest import MAPPINGS, SAMPLES, mapping_variant, import_now
+from .conftest import MAPPINGS, SAMPLES, import_now, mapping_variant
 
 SHEET = SAMPLES / "jicoo" / "bookings.xlsx"
 MAPPING = MAPPINGS / "jicoo.yaml"

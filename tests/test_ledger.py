@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from contextlib import closing
 import subprocess
 import sys
 import textwrap
+from contextlib import closing
 
 import pytest
 

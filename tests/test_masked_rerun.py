@@ -10,15 +10,15 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from flows.engine.rerun import load_rerun
 from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 from flows.outcomes import Status
 from flows.redact import MASK
-from flows.engine.rerun import load_rerun
-from flows.workbooks.results import read_results
 from flows.sandbox import Faults
+from flows.workbooks.results import read_results
 
 from .bridge_support import bridge, bridge_env, row, write_sheet  # noqa: F401 (fixtures)
-from .conftest import mapping_variant, import_now
+from .conftest import import_now, mapping_variant
 
 
 def run_import(plan, out: Path, ledger_url: str, **options) -> ImportRun:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.workbooks.results import read_results
 from flows.sandbox import Faults
+from flows.workbooks.results import read_results
 
 from .conftest import MAPPINGS, ROOT, SAMPLES
 from .pg_support import pg_server, pg_url  # noqa: F401 (fixtures)

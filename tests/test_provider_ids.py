@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from flows.mapping.catalog import callback_readers, demos, provider_ids
-from flows.sandbox.demo import DEMOS
 from flows.hooks import resolve
+from flows.mapping.catalog import callback_readers, demos, provider_ids
 from flows.sandbox import SIMULATORS, simulator_for
+from flows.sandbox.demo import DEMOS
 
 from .conftest import MAPPINGS, ROOT, SAMPLES
 

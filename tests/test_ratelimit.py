@@ -20,17 +20,16 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from flows.http.ratelimit import (
     HEADROOM,
-    TOLERANCE,
     WINDOW,
     AdaptiveRateLimiter,
-    LocalTimeline,
     RateLimiter,
     SharedTimeline,
     max_in_window,

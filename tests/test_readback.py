@@ -10,21 +10,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import datetime as dt
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from aiohttp import web
 
-from flows.http.auth import build_auth
 from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+from flows.http.auth import build_auth
+from flows.http.readback import instant, norm, same_instant, the_one
+from flows.http.sender import ReadbackError, Sender
 from flows.ledger.ledger import open_ledger
 from flows.mapping.model import load_mapping
 from flows.outcomes import Outcome, Status
 from flows.providers.jicoo import find_booking
-from flows.http.readback import instant, norm, same_instant, the_one
 from flows.sandbox import DEFAULT_API_KEY, EventType, Faults, JicooSimulator, SimulatorServer
-from flows.http.sender import ReadbackError, Sender
 
 from .conftest import MAPPINGS, SAMPLES, use_sandbox
 

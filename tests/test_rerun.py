@@ -2,7 +2,6 @@
 again through the same engine against the simulators, and nothing booked twice."""
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -12,14 +11,14 @@ import openpyxl
 import pytest
 
 from flows.cli import main
-from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.rerun import default_rerun_path, load_rerun
+from flows.engine.run import ImportRun
 from flows.ledger.ledger import open_ledger
 from flows.outcomes import Status
-from flows.engine.rerun import default_rerun_path, load_rerun
-from flows.workbooks.results import read_results
 from flows.sandbox import Faults
+from flows.workbooks.results import read_results
 
-from .conftest import MAPPINGS, SAMPLES, mapping_variant, use_sandbox, import_now
+from .conftest import MAPPINGS, SAMPLES, import_now, mapping_variant, use_sandbox
 
 SHEET = SAMPLES / "jicoo" / "bookings.xlsx"
 MAPPING = MAPPINGS / "jicoo.yaml"

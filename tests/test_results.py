@@ -8,9 +8,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from flows.workbooks import results as results_mod
 from flows.errors import InputError
 from flows.outcomes import Outcome, Status
+from flows.workbooks import results as results_mod
 from flows.workbooks.results import (
     MASK,
     NOT_REACHED_MESSAGE,
@@ -56,7 +56,7 @@ SUMMARY = {
     "mapping": "mappings/jicoo.yaml",
     "provider": "jicoo",
     "run id": "r-123",
-    "started": dt.datetime(2026, 3, 1, 9, 0, 0, tzinfo=dt.timezone.utc),
+    "started": dt.datetime(2026, 3, 1, 9, 0, 0, tzinfo=dt.UTC),
     "duration (s)": 1.5,
     "evil": "=1+1",
 }

@@ -3,7 +3,6 @@ would meet it. Two sample sheets: 36 new work orders (5 with mistakes) upserted 
 36 follow-up visits (4 with mistakes, 5 whose window holds no bookable slot) booked into open slots."""
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -12,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.run import ImportRun, prepare
 from flows.errors import ConfigError, CredentialsError
 from flows.mapping.model import compile_mapping, load_mapping
 from flows.outcomes import Status
 from flows.providers.servicemobility import SLOT_GONE, BookJob, parse_utc
-from flows.workbooks.results import read_results
 from flows.sandbox import Faults, ServiceMobilitySimulator, SimulatorServer
+from flows.workbooks.results import read_results
 
-from .conftest import MAPPINGS, SAMPLES, mapping_variant, import_now
+from .conftest import MAPPINGS, SAMPLES, import_now, mapping_variant
 
 WORK_ORDERS = SAMPLES / "servicemobility" / "workorders.xlsx"
 FOLLOWUPS = SAMPLES / "servicemobility" / "followups.xlsx"
@@ -490,9 +489,9 @@ def test_only_a_slot_gone_text_counts_as_a_refusal(text, gone):
 
 
 def test_servicemobility_is_registered_everywhere():
-    from flows.sandbox.demo import DEMOS, sandbox_env
     from flows.mapping.catalog import provider_ids
     from flows.sandbox import SIMULATORS
+    from flows.sandbox.demo import DEMOS, sandbox_env
 
     assert "servicemobility" in provider_ids() and SIMULATORS["servicemobility"] is ServiceMobilitySimulator
     assert {d.mapping for d in DEMOS if d.provider == "servicemobility"} == {

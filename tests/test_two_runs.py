@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from flows.ledger.claims import Holder, RowClaims
 from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+from flows.ledger.claims import Holder, RowClaims
 from flows.ledger.ledger import SENDING, Ledger, open_ledger, payload_hash
 from flows.outcomes import Status
-from flows.workbooks.results import read_results
 from flows.sandbox import Faults
+from flows.workbooks.results import read_results
 
 from .conftest import MAPPINGS, ROOT, in_threads
 from .test_inbox import jicoo_rows, write_csv

@@ -51,7 +51,7 @@ from ..redact import MASK
 from ..workbooks.results import RESULT_COLUMNS, RESULTS_SHEET, SUMMARY_SHEET
 from ..workbooks.sheets import Sheet, list_sheets, read_sheet
 
-__all__ = ["Rerun", "load_rerun", "read_summary", "default_rerun_path", "change_lines"]
+__all__ = ["Rerun", "change_lines", "default_rerun_path", "load_rerun", "read_summary"]
 
 _STATUS_WORDS = {s.value for s in Status}
 #: statuses meaning "this row is, or may be, at the provider": its key must still lead there

@@ -17,33 +17,45 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from secrets import token_urlsafe
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from ..http.auth import Auth, build_auth
-from ..http.callbacks import check_callback_address, receiving
-from ..ledger.claims import DEFAULT_ROW_LEASE_SECONDS, Heartbeat, RowClaims
 from ..errors import ConfigError, ImporterError
 from ..heap import long_lived_frozen
+from ..hooks import Handler, Readback, resolve
+from ..http.auth import Auth, build_auth
+from ..http.callbacks import check_callback_address, receiving
+from ..http.ratelimit import shared_timeline_for
+from ..http.sender import CallResult, ReadbackError, Sender, encode_form, response_messages
+from ..ledger.claims import DEFAULT_ROW_LEASE_SECONDS, Heartbeat, RowClaims
 from ..ledger.ledger import SENDING, Entry, GroupCommit, Ledger, open_ledger, payload_hash
 from ..mapping.model import MappingFile, Problem, RowMapper, RunValue, compile_mapping, load_mapping
 from ..mapping.transforms import LookupTable
 from ..outcomes import DONE_STATUSES, Action, Outcome, Status
-from ..hooks import Handler, Readback, resolve
-from ..workbooks.results import write_results
 from ..redact import MASK, mask_payload, masked_fields, redact_text
+from ..workbooks.results import write_results
 from ..workbooks.sheets import Sheet, paused_gc, read_sheet
-from ..http.ratelimit import shared_timeline_for
-from ..http.sender import CallResult, ReadbackError, Sender, encode_form, response_messages
 
-__all__ = ["PreparedRow", "Plan", "prepare", "map_rows", "RunOptions", "ImportRun", "RowContext", "chunked",
-           "count_statuses", "UNSET", "chunk_size_for"]
+__all__ = [
+    "UNSET",
+    "ImportRun",
+    "Plan",
+    "PreparedRow",
+    "RowContext",
+    "RunOptions",
+    "chunk_size_for",
+    "chunked",
+    "count_statuses",
+    "map_rows",
+    "prepare",
+]
 
 
 @dataclass
@@ -221,14 +233,14 @@ class RunOptions:
     env: Mapping[str, str] | None = None
     transport: httpx.AsyncBaseTransport | None = None
     resend_unknown: bool = False
-    progress: Callable[["ImportRun"], None] | None = None
+    progress: Callable[[ImportRun], None] | None = None
     #: address of a callback receiver serving this run (flows.http.callbacks); <PROVIDER>_CALLBACK_URL wins
     callback_url: str | None = None
     #: rows settled before anything is sent, by row index (a rerun carries these over from the results
     #: workbook, or refuses them); never sent, and kept when the rows are mapped again after lookups
     settled: Mapping[int, Outcome] | None = None
     #: extra Summary entries, computed when the workbook is written (a rerun: what changed)
-    describe: Callable[["ImportRun"], Mapping[str, object]] | None = None
+    describe: Callable[[ImportRun], Mapping[str, object]] | None = None
     #: how long this run's row claims outlive it if it is killed (flows/ledger/claims.py RowClaims); None: 60 s
     lease_seconds: float | None = None
 
@@ -448,7 +460,7 @@ class ImportRun:
                       # one rate for every process importing to this provider (flows/ratelimit.py)
                       shared_rate=shared_timeline_for(self.ledger, self.base_url) if self.rate else None)
 
-    async def __aenter__(self) -> "ImportRun":
+    async def __aenter__(self) -> ImportRun:
         if self.claims.released:  # entered again after an earlier `async with`: a new lease, claims taken anew
             self.claims.start()
         if self._heartbeat is None:  # keeps this run's row claims alive while it works
@@ -810,7 +822,7 @@ class RowContext:
     that run got part-way), or None.
     """
 
-    run: "ImportRun"
+    run: ImportRun
     row: PreparedRow
     entry: Entry | None
 

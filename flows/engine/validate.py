@@ -6,12 +6,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .run import RunOptions, default_results_path, prepare, run_import
 from ..errors import InputError
 from ..outcomes import Status
 from ..workbooks.results import check_writable
+from .run import RunOptions, default_results_path, prepare, run_import
 
-__all__ = ["validate_sheet", "require_rows"]
+__all__ = ["require_rows", "validate_sheet"]
 
 
 def require_rows(plan: Any, what: str | None = None) -> None:

@@ -65,20 +65,27 @@ import json
 import re
 import time
 import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from aiohttp import web
 
-from ..mapping.catalog import callback_readers
 from ..hooks import Callback, CallbackReader, resolve
 from ..ledger.ledger import Ledger, open_ledger
-from ..outcomes import Status
+from ..mapping.catalog import callback_readers
 from ..redact import MASK, redact_text
 
-__all__ = ["Callback", "CallbackReceiver", "receiving", "scrub", "decode_form", "is_loopback",
-           "check_callback_address", "DEFAULT_PORT"]
+__all__ = [
+    "DEFAULT_PORT",
+    "Callback",
+    "CallbackReceiver",
+    "check_callback_address",
+    "decode_form",
+    "is_loopback",
+    "receiving",
+    "scrub",
+]
 
 #: port of ``booking-import callbacks`` unless --port says otherwise
 DEFAULT_PORT = 8081

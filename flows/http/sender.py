@@ -27,21 +27,22 @@ import email.utils
 import json
 import random
 import time
-from urllib.parse import urlencode
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import httpx
 import orjson
 import yarl
 
-from .auth import Auth
 from ..errors import CredentialsError
 from ..outcomes import Action, Rule, rule_for
+from .auth import Auth
 from .ratelimit import AdaptiveRateLimiter, RateLimiter, SharedTimeline
 
-__all__ = ["Sender", "CallResult", "Reply", "RateLimiter", "AdaptiveRateLimiter", "classify_error", "retry_after_seconds", "ReadbackError"]
+__all__ = ["AdaptiveRateLimiter", "CallResult", "RateLimiter", "ReadbackError", "Reply", "Sender", "classify_error", "retry_after_seconds"]
 
 
 class ReadbackError(Exception):
@@ -125,7 +126,7 @@ class Reply:
     row than the request itself (bench/RESULTS.md). Requests through an injected httpx transport
     (tests) hand back httpx.Response, which reads the same."""
 
-    __slots__ = ("status_code", "headers", "content", "charset")
+    __slots__ = ("charset", "content", "headers", "status_code")
 
     def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes, charset: str | None = None) -> None:
         self.status_code = status_code
@@ -230,7 +231,7 @@ class Sender:
         self._unreachable = 0
         self.unreachable_limit = max(10, 2 * concurrency)
 
-    async def __aenter__(self) -> "Sender":
+    async def __aenter__(self) -> Sender:
         if self._given_transport is None:
             from httpx_aiohttp import AiohttpTransport
 
@@ -356,7 +357,7 @@ class Sender:
                 else:
                     response = await self._send(httpx.Request(method, self._urls_for(path)[0], **kwargs))
                 self._unreachable = 0
-            except (httpx.HTTPError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
                 self.limiter.observe(None, started)
                 action, message = classify_error(exc)
                 if action is Action.RETRY or (idempotent and action is Action.UNKNOWN):

@@ -31,17 +31,28 @@ import secrets
 import sqlite3
 import threading
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import LedgerError
 from ..outcomes import Outcome, Status
 
-__all__ = ["Ledger", "GroupCommit", "Entry", "CallbackToken", "SENDING", "payload_hash", "default_ledger_url", "open_ledger",
-           "Database", "is_postgres_url"]
+__all__ = [
+    "SENDING",
+    "CallbackToken",
+    "Database",
+    "Entry",
+    "GroupCommit",
+    "Ledger",
+    "default_ledger_url",
+    "is_postgres_url",
+    "open_ledger",
+    "payload_hash",
+]
 
 SENDING = "sending"
 _SCHEMA = """
@@ -128,7 +139,7 @@ def default_ledger_url() -> str:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _path_from_url(url: str) -> Path:
@@ -349,7 +360,7 @@ class Ledger:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "Ledger":
+    def __enter__(self) -> Ledger:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -799,7 +810,7 @@ class GroupCommit:
         if self._batch is not None:
             try:
                 await asyncio.shield(self._batch)
-            except Exception:  # noqa: BLE001 - kept in self._error, raised below
+            except Exception:
                 pass
         if self._error is not None:
             error, self._error = self._error, None
@@ -837,7 +848,7 @@ class GroupCommit:
             statements = [st for make, args in batch if (st := make(*args, now=now)) is not None]
             self.ledger.write_many(_records_first(statements))
             self.transactions += 1
-        except BaseException as exc:  # noqa: BLE001 - every waiter hears about it, and confirm()
+        except BaseException as exc:
             self._error = exc
             if done is not None and not done.done():
                 done.set_exception(exc)

@@ -14,8 +14,16 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ROOT", "mappings_dir", "mapping_files", "provider_ids", "callback_readers", "secret_names",
-           "Demo", "demos"]
+__all__ = [
+    "ROOT",
+    "Demo",
+    "callback_readers",
+    "demos",
+    "mapping_files",
+    "mappings_dir",
+    "provider_ids",
+    "secret_names",
+]
 
 #: the checkout this package sits in (mappings/ and sample_data/ beside flows/)
 ROOT = Path(__file__).resolve().parent.parent.parent

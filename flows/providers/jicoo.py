@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .types import Email, IanaZone, UtcDateTime
+
 if TYPE_CHECKING:
-    from ..ledger.ledger import Entry
     from ..http.sender import Sender
+    from ..ledger.ledger import Entry
 from ..http.readback import Listing, ReadbackError, instant, read_all, the_one, utc_text
 
 __all__ = ["CreateBooking", "find_booking"]

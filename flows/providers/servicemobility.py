@@ -59,30 +59,30 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from .types import Email, UtcDateTime
 from ..hooks import RowContext
-
-_Email = Email  # field names equal to type names need another name for the type
+from ..http.sender import CallResult, response_messages
 from ..outcomes import Action, Outcome, Rule, Status
 from ..redact import redact_text
-from ..http.sender import CallResult, response_messages
+from .types import Email, UtcDateTime
+
+_Email = Email  # field names equal to type names need another name for the type
 
 __all__ = [
-    "Account",
-    "Address",
-    "Phone",
-    "Contact",
-    "Location",
-    "Period",
-    "TimeConstraint",
-    "AppointmentSearch",
-    "BookJob",
-    "Dispatch",
-    "AccountLoc",
-    "WorkOrder",
-    "book_followup",
     "SEARCH_PATH",
     "SLOT_GONE",
+    "Account",
+    "AccountLoc",
+    "Address",
+    "AppointmentSearch",
+    "BookJob",
+    "Contact",
+    "Dispatch",
+    "Location",
+    "Period",
+    "Phone",
+    "TimeConstraint",
+    "WorkOrder",
+    "book_followup",
     "format_utc",
     "parse_utc",
 ]
@@ -117,7 +117,7 @@ class Account(_Obj):
     Website: str | None = None
 
     @model_validator(mode="after")
-    def _identified(self) -> "Account":
+    def _identified(self) -> Account:
         if not self.AccountNum and not self.Name:
             raise ValueError("needs an AccountNum (a managed account) or a Name (an ad-hoc one)")
         return self
@@ -280,12 +280,12 @@ def parse_utc(text: Any) -> dt.datetime | None:
         return None
     if value.tzinfo is None:
         return None
-    return value.astimezone(dt.timezone.utc)
+    return value.astimezone(dt.UTC)
 
 
 def format_utc(value: dt.datetime) -> str:
     """Aware datetime -> ``YYYY-MM-DDTHH:mm:SS.sssZ``, as ServiceMobility writes UTC [C]."""
-    value = value.astimezone(dt.timezone.utc)
+    value = value.astimezone(dt.UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
@@ -306,7 +306,7 @@ _EXCLUDED = re.compile(r"unavail|not ?avail|exclu|busy", re.IGNORECASE)
 class _Slot:
     """One offered TimeConstraints entry, with its UTC period and its identity."""
 
-    __slots__ = ("raw", "start", "end", "key")
+    __slots__ = ("end", "key", "raw", "start")
 
     def __init__(self, raw: dict[str, Any], start: dt.datetime, end: dt.datetime) -> None:
         self.raw, self.start, self.end = raw, start, end

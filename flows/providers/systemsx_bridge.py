@@ -19,10 +19,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ..hooks import Callback
-from .types import Email
 from ..outcomes import Status
+from .types import Email
 
-__all__ = ["CreateBooking", "BookingFields", "read_callback", "TYPES"]
+__all__ = ["TYPES", "BookingFields", "CreateBooking", "read_callback"]
 
 #: operator portals Bridge imports from: P&O Cruises, MSC Cruises, TUI (providers.md: "very likely")
 TYPES = ("po", "msc", "tui")
@@ -44,7 +44,7 @@ class BookingFields(BaseModel):
     password: str = Field(min_length=1, max_length=255)
 
     @model_validator(mode="after")
-    def _one_login(self) -> "BookingFields":
+    def _one_login(self) -> BookingFields:
         if self.username and self.email_address:
             raise ValueError("both username and email_address are filled in: give only one (the portal login is one or the other)")
         if not self.username and not self.email_address:

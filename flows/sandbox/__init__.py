@@ -15,32 +15,32 @@ from __future__ import annotations
 import importlib
 
 from ..mapping.catalog import provider_ids
-from .faults import FAULT_KINDS, FaultInjector, Faults
 from .bigchange import BigChangeSimulator
+from .faults import FAULT_KINDS, FaultInjector, Faults
 from .jicoo import DEFAULT_API_KEY, DEFAULT_EVENT_TYPES, EventType, JicooSimulator
 from .server import SimulatorServer, create_app, fault_middleware, json_response, read_json, serve_forever
 from .servicemobility import ServiceMobilitySimulator
 from .systemsx_bridge import DEFAULT_BRIDGE_API_KEY, BridgeSimulator
 
 __all__ = [
-    "Faults",
-    "FaultInjector",
+    "DEFAULT_API_KEY",
+    "DEFAULT_BRIDGE_API_KEY",
+    "DEFAULT_EVENT_TYPES",
     "FAULT_KINDS",
+    "SIMULATORS",
+    "BigChangeSimulator",
+    "BridgeSimulator",
+    "EventType",
+    "FaultInjector",
+    "Faults",
+    "JicooSimulator",
+    "ServiceMobilitySimulator",
     "SimulatorServer",
-    "serve_forever",
     "create_app",
     "fault_middleware",
     "json_response",
     "read_json",
-    "JicooSimulator",
-    "EventType",
-    "DEFAULT_EVENT_TYPES",
-    "DEFAULT_API_KEY",
-    "BigChangeSimulator",
-    "BridgeSimulator",
-    "DEFAULT_BRIDGE_API_KEY",
-    "ServiceMobilitySimulator",
-    "SIMULATORS",
+    "serve_forever",
     "simulator_for",
 ]
 

@@ -49,30 +49,30 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from .faults import FaultInjector, Faults, FaultKnobs
+from .faults import FaultInjector, FaultKnobs, Faults
 from .server import SANDBOX_PREFIX, create_app, json_response, read_json
 
 __all__ = [
-    "BigChangeSimulator",
-    "JobType",
-    "Contact",
-    "Person",
-    "Resource",
-    "CustomFieldDefinition",
-    "DEFAULT_JOB_TYPES",
-    "DEFAULT_CONTACTS",
-    "DEFAULT_PEOPLE",
-    "DEFAULT_RESOURCES",
-    "DEFAULT_CUSTOM_FIELDS",
     "DEFAULT_CLIENT_ID",
     "DEFAULT_CLIENT_SECRET",
+    "DEFAULT_CONTACTS",
     "DEFAULT_CUSTOMER_ID",
+    "DEFAULT_CUSTOM_FIELDS",
+    "DEFAULT_JOB_TYPES",
+    "DEFAULT_PEOPLE",
+    "DEFAULT_RESOURCES",
     "TOKEN_PATH",
+    "BigChangeSimulator",
+    "Contact",
+    "CustomFieldDefinition",
+    "JobType",
+    "Person",
+    "Resource",
 ]
 
 DEFAULT_CLIENT_ID = "sandbox-client"
@@ -218,14 +218,14 @@ DEFAULT_CUSTOM_FIELDS: tuple[CustomFieldDefinition, ...] = (
 
 
 def _now() -> datetime:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _format(when: datetime) -> str:
     """Times as BigChange's .NET API writes a DateTimeOffset [I]: seconds and an offset, never the
     ``...000Z`` clients send (``2027-03-29T08:00:00+00:00``), so a client must compare instants."""
-    return when.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return when.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def parse_instant(text: Any) -> datetime | None:
@@ -236,7 +236,7 @@ def parse_instant(text: Any) -> datetime | None:
         when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _is_int(v: Any) -> bool:

@@ -9,15 +9,15 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from ..mapping.catalog import ROOT, Demo, demos
 from ..errors import UsageError
+from ..mapping.catalog import ROOT, Demo, demos
 from . import SIMULATORS, SimulatorServer, simulator_for
 
-__all__ = ["DEMOS", "Demo", "run_demo", "sandbox_env", "project_root"]
+__all__ = ["DEMOS", "Demo", "project_root", "run_demo", "sandbox_env"]
 
 
 #: one demo per mapping with a sample sheet (flows.mapping.catalog.demos: derived from mappings/ and sample_data/)

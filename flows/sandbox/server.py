@@ -33,17 +33,17 @@ from .faults import (
 )
 
 __all__ = [
-    "SimulatorServer",
-    "SupportsApp",
-    "serve_forever",
-    "json_response",
-    "read_json",
-    "create_app",
-    "fault_middleware",
-    "default_error_body",
-    "ErrorBody",
     "LOOPBACK",
     "SANDBOX_PREFIX",
+    "ErrorBody",
+    "SimulatorServer",
+    "SupportsApp",
+    "create_app",
+    "default_error_body",
+    "fault_middleware",
+    "json_response",
+    "read_json",
+    "serve_forever",
 ]
 
 #: the only address :class:`SimulatorServer` binds to
@@ -268,7 +268,7 @@ class SimulatorServer:
         try:
             try:
                 loop.run_until_complete(self._serve())
-            except BaseException as exc:  # noqa: BLE001 - handed to start()'s caller
+            except BaseException as exc:
                 failure.append(exc)
                 return
             finally:

@@ -52,25 +52,25 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from .faults import FaultInjector, Faults, FaultKnobs
+from .faults import FaultInjector, FaultKnobs, Faults
 from .server import SANDBOX_PREFIX, create_app, json_response, read_json
 
 __all__ = [
+    "CALENDAR_ZONE",
+    "DEFAULT_ACCOUNTS",
+    "DEFAULT_ORDER_TYPES",
+    "DEFAULT_ORIGINAL_ORDERS",
+    "DEFAULT_PASSWORD",
+    "DEFAULT_TECHNICIANS",
+    "DEFAULT_USERNAME",
     "ServiceMobilitySimulator",
     "Technician",
-    "DEFAULT_TECHNICIANS",
-    "DEFAULT_ORIGINAL_ORDERS",
-    "DEFAULT_ORDER_TYPES",
-    "DEFAULT_ACCOUNTS",
-    "DEFAULT_USERNAME",
-    "DEFAULT_PASSWORD",
-    "CALENDAR_ZONE",
     "make_jwt",
     "read_jwt",
 ]
@@ -178,7 +178,7 @@ def parse_utc(text: Any) -> datetime | None:
 
 
 def format_utc(value: datetime) -> str:
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
@@ -253,8 +253,8 @@ class ServiceMobilitySimulator(FaultKnobs):
                     if day.weekday() in tech.days_off:
                         continue
                     for start_h, end_h in periods:
-                        start = datetime(day.year, day.month, day.day, start_h, tzinfo=zone).astimezone(timezone.utc)
-                        end = datetime(day.year, day.month, day.day, end_h, tzinfo=zone).astimezone(timezone.utc)
+                        start = datetime(day.year, day.month, day.day, start_h, tzinfo=zone).astimezone(UTC)
+                        end = datetime(day.year, day.month, day.day, end_h, tzinfo=zone).astimezone(UTC)
                         slot_id = f"{tech.user}-{day:%Y%m%d}-{start_h:02d}00"
                         self._slots[slot_id] = _Slot(slot_id, tech.user, tech.name, start, end)
             day += timedelta(days=1)

@@ -49,10 +49,10 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import web
 
-from .faults import FaultInjector, Faults, FaultKnobs
+from .faults import FaultInjector, FaultKnobs, Faults
 from .server import create_app, json_response, read_json
 
-__all__ = ["BridgeSimulator", "Job", "Received", "DEFAULT_BRIDGE_API_KEY", "BOOKING_PATH"]
+__all__ = ["BOOKING_PATH", "DEFAULT_BRIDGE_API_KEY", "BridgeSimulator", "Job", "Received"]
 
 DEFAULT_BRIDGE_API_KEY = "sx_test_sandbox_key"
 BOOKING_PATH = "/external/deploy/booking"
@@ -239,7 +239,7 @@ class BridgeSimulator(FaultKnobs):
             bookingFields={k: _text(v) for k, v in booking.items() if _text(v)},
             return_url=_text(fields.get("return_url")) or None,
             api_key=key,
-            received_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+            received_at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             source_reference=f"BRG{len(self.jobs) + 1:06d}",
         )
         self.jobs.append(job)
@@ -356,7 +356,7 @@ class BridgeSimulator(FaultKnobs):
                         sent["status"] = response.status
                         sent["answer"] = await response.read()
                 job.callback = f"sent {sent['status']}"
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 sent["error"] = type(exc).__name__
                 job.callback = f"failed {sent['error']}"
             self.callbacks.append(sent)

@@ -22,13 +22,13 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InputError
-from ..ledger.ledger import SENDING, Ledger, open_ledger, is_postgres_url
+from ..ledger.ledger import SENDING, Ledger, is_postgres_url, open_ledger
 from ..mapping.model import load_mapping
+from ..mapping.transforms import to_text
 from ..outcomes import Outcome, Status
 from .results import RESULT_COLUMNS, read_results, write_results
-from ..mapping.transforms import to_text
 
-__all__ = ["refresh_results", "Refresh", "REFRESHED_STATUSES"]
+__all__ = ["REFRESHED_STATUSES", "Refresh", "refresh_results"]
 
 #: rows whose final state may still arrive: the only ones a refresh changes
 REFRESHED_STATUSES = frozenset({Status.ACCEPTED, Status.UNKNOWN})

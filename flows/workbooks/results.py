@@ -34,16 +34,16 @@ from flows.outcomes import Outcome, Status
 from flows.workbooks.sheets import Cell, column_letter
 
 __all__ = [
-    "RESULT_COLUMNS",
-    "RESULTS_SHEET",
-    "SUMMARY_SHEET",
     "MASK",
     "MESSAGE_LIMIT",
-    "STATUS_FILLS",
     "NOT_REACHED_MESSAGE",
-    "write_results",
-    "read_results",
+    "RESULTS_SHEET",
+    "RESULT_COLUMNS",
+    "STATUS_FILLS",
+    "SUMMARY_SHEET",
     "check_writable",
+    "read_results",
+    "write_results",
 ]
 
 RESULT_COLUMNS = ["_row", "_status", "_provider_id", "_http_status", "_message", "_attempts"]
