@@ -62,6 +62,14 @@ class Status(str, enum.Enum):
     def __str__(self) -> str:  # so f-strings and the workbook show the plain word
         return self.value
 
+    @classmethod
+    def of(cls, text: str | None) -> Status | None:
+        """The status named ``text``, or None for anything else (e.g. the ledger's ``sending``)."""
+        try:
+            return cls(text)
+        except ValueError:
+            return None
+
 
 #: statuses that mean "the provider has (or will have) this row": never send again
 DONE_STATUSES = frozenset({Status.CREATED, Status.ACCEPTED})

@@ -35,7 +35,7 @@ from ..http.callbacks import check_callback_address, receiving
 from ..http.ratelimit import shared_timeline_for
 from ..http.sender import CallResult, ReadbackError, Sender, encode_form, response_messages
 from ..ledger.claims import DEFAULT_ROW_LEASE_SECONDS, Heartbeat, RowClaims
-from ..ledger.ledger import SENDING, Entry, GroupCommit, Ledger, open_ledger, payload_hash
+from ..ledger.ledger import SENDING, Entry, GroupCommit, Ledger, open_ledger, payload_hash, settled_since
 from ..mapping.model import MappingFile, Problem, RowMapper, RunValue, compile_mapping, load_mapping
 from ..mapping.transforms import LookupTable
 from ..outcomes import DONE_STATUSES, Action, Outcome, Status
@@ -362,23 +362,12 @@ class ImportRun:
     def refresh_from_ledger(self) -> int:
         """Rows this run left ``accepted`` (or ``unknown``) that the ledger now records as settled (a callback
         came): take that outcome. Returns how many changed."""
-        waiting = [r for r in self.plan.rows
-                   if (o := self.outcomes[r.index]) is not None and o.status in (Status.ACCEPTED, Status.UNKNOWN)]
-        if not waiting:
-            return 0
-        scope = self.plan.mapping.scope
-        self.ledger.match_waiting_callbacks(scope)
-        entries = self.ledger.get_many(scope, [r.ledger_key for r in waiting])
-        changed = 0
-        for r in waiting:
-            entry, old = entries.get(r.ledger_key), self.outcomes[r.index]
-            if (entry is None or entry.status in (old.status.value, SENDING) or entry.run_id != self.run_id
-                    or entry.status not in Status._value2member_map_):
-                continue
-            self.outcomes[r.index] = Outcome(Status(entry.status), entry.message or "", provider_id=entry.provider_id or old.provider_id,
-                                             http_status=old.http_status, attempts=old.attempts)
-            changed += 1
-        return changed
+        waiting = {r.index: (r.ledger_key, o) for r in self.plan.rows
+                   if (o := self.outcomes[r.index]) is not None and o.status in (Status.ACCEPTED, Status.UNKNOWN)}
+        changed = settled_since(self.ledger, self.plan.mapping.scope, waiting, run_id=self.run_id)
+        for i, outcome in changed.items():
+            self.outcomes[i] = outcome
+        return len(changed)
 
     async def await_callbacks(self, seconds: float, poll: float = 0.1) -> int:
         """Wait up to ``seconds`` for the provider's callbacks (received by flows.http.callbacks into the ledger) to

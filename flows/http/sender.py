@@ -306,7 +306,7 @@ class Sender:
         (both would parse and merge the base URL again for every request)."""
         urls = self._urls.get(path)
         if urls is None:
-            url = self.client._merge_url(path)
+            url = _merged(self.client.base_url, path)
             urls = self._urls[path] = (url, yarl.URL(str(url)))
             if len(self._urls) > 10_000:  # per-row paths (PUT /WorkOrder/{n}): don't grow without end
                 self._urls.clear()
@@ -411,6 +411,15 @@ class Sender:
         if data is None:
             raise ReadbackError("the provider's answer was not JSON")
         return data
+
+
+def _merged(base_url: httpx.URL, path: str) -> httpx.URL:
+    """``path`` on the client's base URL as httpx's own requests put it there (the base's path kept, one
+    slash between), or ``path`` itself when it is absolute. Public API only: httpx's merge is private."""
+    url = httpx.URL(path)
+    if not url.is_relative_url:
+        return url
+    return httpx.URL(str(base_url).rstrip("/") + "/" + path.lstrip("/"))
 
 
 def response_messages(body: Any, text: str = "") -> list[tuple[str | None, str]]:

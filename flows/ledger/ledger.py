@@ -755,6 +755,26 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def settled_since(ledger: Ledger, scope: str, waiting: dict[int, tuple[str, Outcome]], *,
+                  run_id: str | None = None) -> dict[int, Outcome]:
+    """The one ledger-refresh loop (a run waiting for callbacks, and `booking-import status`): of the rows
+    ``waiting`` (index -> (key, outcome shown)), those the ledger now records as settled otherwise (a callback
+    came, or a later run finished them), with that outcome. ``run_id``: only what that run recorded."""
+    if not waiting:
+        return {}
+    ledger.match_waiting_callbacks(scope)  # callbacks that came before their row could be matched
+    entries = ledger.get_many(scope, [key for key, _ in waiting.values()])
+    out: dict[int, Outcome] = {}
+    for i, (key, old) in waiting.items():
+        entry = entries.get(key)
+        status = Status.of(entry.status) if entry is not None else None
+        if entry is None or status is None or status is old.status or (run_id is not None and entry.run_id != run_id):
+            continue
+        out[i] = Outcome(status, entry.message or "", provider_id=entry.provider_id or old.provider_id,
+                         http_status=old.http_status, attempts=old.attempts)
+    return out
+
+
 def open_ledger(url: str | None = None) -> Ledger:
     """The ledger at a path, ``sqlite:///path`` or ``postgresql://user[:password]@host[:port]/db`` URL."""
     url = url or default_ledger_url()

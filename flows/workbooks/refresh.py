@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InputError
-from ..ledger.ledger import SENDING, Ledger, is_postgres_url, open_ledger
+from ..ledger.ledger import Ledger, is_postgres_url, open_ledger, settled_since
 from ..mapping.model import load_mapping
 from ..mapping.transforms import to_text
 from ..outcomes import Outcome, Status
@@ -78,18 +78,13 @@ def refresh_results(results: Path | str, *, out: Path | str | None = None, ledge
     report = Refresh(Path(out or results), len(rows))
     ledger = open_ledger(ledger_path)
     try:
-        ledger.match_waiting_callbacks(m.scope)  # callbacks that came before their row could be matched
-        pending = [i for i, o in enumerate(outcomes) if o.status in REFRESHED_STATUSES]
-        entries = ledger.get_many(m.scope, [keys[i] for i in pending])
+        waiting = {i: (keys[i], o) for i, o in enumerate(outcomes) if o.status in REFRESHED_STATUSES}
+        changed = settled_since(ledger, m.scope, waiting)
     finally:
         ledger.close()
-    for i in pending:
-        entry, old = entries.get(keys[i]), outcomes[i]
-        if entry is None or entry.status in (SENDING, old.status.value) or entry.status not in Status._value2member_map_:
-            continue
-        outcomes[i] = Outcome(Status(entry.status), entry.message or "", provider_id=entry.provider_id or old.provider_id,
-                              http_status=old.http_status, attempts=old.attempts)
-        report.changed[(old.status.value, entry.status)] += 1
+    for i, outcome in changed.items():
+        report.changed[(outcomes[i].status.value, outcome.status.value)] += 1
+        outcomes[i] = outcome
 
     info: dict[str, Any] = {k: _summary_value(v) for k, v in summary.items() if k not in _STATUS_WORDS}
     info["refreshed"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
