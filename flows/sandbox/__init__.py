@@ -18,7 +18,7 @@ from ..mapping.catalog import provider_ids
 from .bigchange import BigChangeSimulator
 from .faults import FAULT_KINDS, FaultInjector, Faults
 from .jicoo import DEFAULT_API_KEY, DEFAULT_EVENT_TYPES, EventType, JicooSimulator
-from .server import SimulatorServer, create_app, fault_middleware, json_response, read_json, serve_forever
+from .server import Simulator, SimulatorServer, create_app, fault_middleware, json_response, read_json, serve_forever
 from .servicemobility import ServiceMobilitySimulator
 from .systemsx_bridge import DEFAULT_BRIDGE_API_KEY, BridgeSimulator
 
@@ -35,6 +35,7 @@ __all__ = [
     "Faults",
     "JicooSimulator",
     "ServiceMobilitySimulator",
+    "Simulator",
     "SimulatorServer",
     "create_app",
     "fault_middleware",
@@ -54,7 +55,7 @@ def simulator_for(provider: str) -> type | None:
     except ModuleNotFoundError:
         return None
     found = [v for v in vars(module).values()
-             if isinstance(v, type) and getattr(v, "provider", None) == provider and hasattr(v, "sandbox_env")]
+             if isinstance(v, type) and issubclass(v, Simulator) and getattr(v, "provider", None) == provider]
     return found[0] if found else None
 
 

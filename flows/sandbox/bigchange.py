@@ -54,8 +54,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .faults import FaultInjector, FaultKnobs, Faults
-from .server import SANDBOX_PREFIX, create_app, json_response, read_json
+from .faults import FaultInjector, Faults
+from .server import SANDBOX_PREFIX, Simulator, create_app, json_response, read_json
 
 __all__ = [
     "DEFAULT_CLIENT_ID",
@@ -287,7 +287,7 @@ class _Errors:
 # --- the simulator -----------------------------------------------------------------------------------
 
 
-class BigChangeSimulator(FaultKnobs):
+class BigChangeSimulator(Simulator):
     """In-memory BigChange: reference data, jobs, OAuth2 clients and tokens, fault knobs.
 
     State is only changed on the server's event loop (and by the few methods documented as safe
@@ -373,12 +373,10 @@ class BigChangeSimulator(FaultKnobs):
 
     def reset(self) -> None:
         """Forget jobs, tokens and counts, and restore the faults given to the constructor."""
-        self._clear()
+        super().reset()
         self.busy_resources = set()
         self.schedule_outage = False
-        self.requests.clear()
-        self.injector.counts.clear()
-        self.injector.configure(self._initial_faults)
+
 
     def state(self) -> dict[str, Any]:
         jobs = self.jobs

@@ -53,8 +53,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .faults import FaultInjector, FaultKnobs, Faults
-from .server import SANDBOX_PREFIX, create_app, json_response, read_json
+from .faults import FaultInjector, Faults
+from .server import SANDBOX_PREFIX, Simulator, create_app, json_response, read_json
 
 __all__ = [
     "API_KEY_HEADER",
@@ -212,7 +212,7 @@ def _validation_error(problems: _Problems) -> web.Response:
 # --- the simulator ------------------------------------------------------------------------
 
 
-class JicooSimulator(FaultKnobs):
+class JicooSimulator(Simulator):
     """In-memory Jicoo: bookings, event types, API keys and fault knobs.
 
     State is only changed on the server's event loop; tests may read :attr:`bookings`,
@@ -272,11 +272,9 @@ class JicooSimulator(FaultKnobs):
         return list(self._bookings.values())
 
     def reset(self) -> None:
-        """Forget all bookings and counts, and restore the faults given to the constructor."""
-        self._clear()
-        self.requests.clear()
-        self.injector.counts.clear()
-        self.injector.configure(self._initial_faults)
+        """Forget jobs, tokens and counts, and restore the faults given to the constructor."""
+        super().reset()
+
 
     def state(self) -> dict[str, Any]:
         """What ``GET /_sandbox/state`` answers."""

@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -30,12 +30,15 @@ from .faults import (
     TIMEOUT_AFTER_STORE,
     UNAVAILABLE,
     FaultInjector,
+    FaultKnobs,
+    Faults,
 )
 
 __all__ = [
     "LOOPBACK",
     "SANDBOX_PREFIX",
     "ErrorBody",
+    "Simulator",
     "SimulatorServer",
     "SupportsApp",
     "create_app",
@@ -199,6 +202,40 @@ class SupportsApp(Protocol):
 
 def _as_app(app: web.Application | SupportsApp) -> web.Application:
     return app if isinstance(app, web.Application) else app.app()
+
+
+class Simulator(FaultKnobs):
+    """Base of the provider simulators (``flows/sandbox/<provider id>.py``): the provider id, the fault knobs,
+    request counts, :meth:`reset` to how it was made, and the environment that points a run at it.
+
+    A subclass sets ``provider``, ``self.injector``, ``self.requests`` and ``self._initial_faults`` in its
+    constructor and implements ``_clear`` (forget what was sent), ``state``, ``app`` and ``sandbox_env``."""
+
+    provider: ClassVar[str]
+    requests: collections.Counter[str]
+    _initial_faults: Faults
+
+    def _clear(self) -> None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget everything sent and counted; restore the faults given to the constructor."""
+        self._clear()
+        self.requests.clear()
+        self.injector.counts.clear()
+        self.injector.configure(self._initial_faults)
+
+    def state(self) -> dict[str, Any]:
+        """What ``GET /_sandbox/state`` answers."""
+        raise NotImplementedError
+
+    def app(self) -> web.Application:
+        raise NotImplementedError
+
+    @classmethod
+    def sandbox_env(cls, url: str) -> dict[str, str]:
+        """The environment that points a run at this simulator serving at ``url`` (demo, `booking-import sandbox`)."""
+        raise NotImplementedError
 
 
 class SimulatorServer:

@@ -58,8 +58,8 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from .faults import FaultInjector, FaultKnobs, Faults
-from .server import SANDBOX_PREFIX, create_app, json_response, read_json
+from .faults import FaultInjector, Faults
+from .server import SANDBOX_PREFIX, Simulator, create_app, json_response, read_json
 
 __all__ = [
     "CALENDAR_ZONE",
@@ -192,7 +192,7 @@ _EXCLUDED = re.compile(r"unavail|not ?avail|exclu|busy", re.IGNORECASE)
 # --- the simulator -----------------------------------------------------------------------------------
 
 
-class ServiceMobilitySimulator(FaultKnobs):
+class ServiceMobilitySimulator(Simulator):
     """In-memory ServiceMobility: logins, a technician calendar, work orders, follow-ups, fault knobs.
 
     State changes only on the server's event loop; tests may read :attr:`work_orders`,
@@ -323,11 +323,9 @@ class ServiceMobilitySimulator(FaultKnobs):
         return make_jwt({"sub": username, "iat": round(now, 3), "exp": round(now + life, 3)}, self._secret)
 
     def reset(self) -> None:
-        """Forget every booking, login and count; restore the calendar and the faults given to the constructor."""
-        self._clear()
-        self.requests.clear()
-        self.injector.counts.clear()
-        self.injector.configure(self._initial_faults)
+        """Forget jobs, tokens and counts, and restore the faults given to the constructor."""
+        super().reset()
+
 
     def state(self) -> dict[str, Any]:
         """What ``GET /_sandbox/state`` answers."""

@@ -49,8 +49,8 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import web
 
-from .faults import FaultInjector, FaultKnobs, Faults
-from .server import create_app, json_response, read_json
+from .faults import FaultInjector, Faults
+from .server import Simulator, create_app, json_response, read_json
 
 __all__ = ["BOOKING_PATH", "DEFAULT_BRIDGE_API_KEY", "BridgeSimulator", "Job", "Received"]
 
@@ -115,7 +115,7 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ("" if value is None else str(value).strip())
 
 
-class BridgeSimulator(FaultKnobs):
+class BridgeSimulator(Simulator):
     """In-memory Systems X Bridge: queued jobs, API keys, callbacks and fault knobs."""
 
     provider = "systemsx_bridge"
@@ -166,10 +166,9 @@ class BridgeSimulator(FaultKnobs):
         return [j.public() for j in self.jobs]
 
     def reset(self) -> None:
-        self._clear()
-        self.requests.clear()
-        self.injector.counts.clear()
-        self.injector.configure(self._initial_faults)
+        """Forget jobs, tokens and counts, and restore the faults given to the constructor."""
+        super().reset()
+
 
     def state(self) -> dict[str, Any]:
         return {
