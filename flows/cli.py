@@ -209,13 +209,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("transforms", help="list the transforms a mapping file can use, with examples",
                    description="List every named transform a mapping file's `transforms:` can use, with its "
                                "parameter and In/Out examples.")
+    p = sub.add_parser("template", help="write an empty input workbook for a mapping, for senders to fill",
+                       description="Write an empty input workbook for MAPPING: its column headers (required ones "
+                                   "orange), a note per column (required, format, example), drop-down lists for "
+                                   "columns with a fixed lookup, and date/time columns formatted as the mapping "
+                                   "reads them, so a filled sheet passes `booking-import validate`.")
+    p.add_argument("mapping", type=Path, help="the mapping file, e.g. mappings/jicoo.yaml")
+    p.add_argument("--out", "-o", type=Path, help="the workbook to write (default: <mapping>.template.xlsx here); "
+                                                  "an existing file is never replaced")
     sub.add_parser("schema", help="print the JSON Schema of mapping files",
                    description="Print the JSON Schema of mapping files (mappings/mapping.schema.json is generated "
                                "from it with `make schema`); point your editor's YAML support at it.")
     return parser
 
 
-COMMANDS = ("run", "rerun", "serve", "validate", "render", "status", "callbacks", "sandbox", "demo", "transforms", "schema")
+COMMANDS = ("run", "rerun", "serve", "validate", "render", "status", "callbacks", "sandbox", "demo", "transforms", "schema",
+            "template")
 
 
 def _number(convert: Callable[[str], Any], what: str, least: float, bound: str) -> Callable[[str], Any]:
@@ -551,6 +560,18 @@ def cmd_transforms(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_template(args: argparse.Namespace) -> int:
+    from .mapping.model import load_mapping
+    from .workbooks.template import describe_columns, write_template
+
+    path = write_template(args.mapping, args.out)
+    helps = describe_columns(load_mapping(args.mapping))
+    required = [h.name for h in helps if h.required]
+    print(f"template: {path} ({len(helps)} columns; required: {', '.join(required) or 'none'})")
+    print(f"fill it from row 2, then check it: booking-import validate {path} --mapping {args.mapping}")
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from .mapping.model import MappingFile
 
@@ -570,6 +591,7 @@ _COMMANDS = {
     "demo": cmd_demo,
     "transforms": cmd_transforms,
     "schema": cmd_schema,
+    "template": cmd_template,
 }
 
 if __name__ == "__main__":  # pragma: no cover

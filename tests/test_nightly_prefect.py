@@ -110,9 +110,10 @@ def test_rerun_command_goes_through_the_import_sheet_flow(prefect_api, jicoo_sim
                  ledger, "-o", str(first), "--rate", "0", "-q"]) == 1
     wb = openpyxl.load_workbook(first)
     ws = wb["Results"]
-    email = [c.value for c in ws[1]].index("Email") + 1
+    header = [c.value for c in ws[1]]  # found by name: _status and _message lead (issue 15)
+    email, ref = header.index("Email") + 1, header.index("Booking Ref") + 1
     for r in range(2, ws.max_row + 1):
-        if ws.cell(r, 1).value == "JB-1007":
+        if ws.cell(r, ref).value == "JB-1007":
             ws.cell(r, email).value = "oliver.walker@example.org"
     wb.save(first)
     capsys.readouterr()

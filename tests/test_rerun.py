@@ -312,9 +312,12 @@ def test_a_sorted_workbook_comes_back_in_order_with_copies_refused_and_new_rows_
     ws, status_col = edit.ws, edit.header.index("_status")
     rows = [[c.value for c in row] for row in ws.iter_rows(min_row=2)]
     rows.sort(key=lambda r: (r[status_col] == "created", r[status_col]))  # red rows first, as an analyst filters
-    copy = next(list(r) for r in rows if r[0] == "JB-1001")
-    new = ["JB-2001", "Workshop", "01/03/2029", "10:00", "Europe/London", "New Guest", "new.guest@example.org", None,
-           None, "Zoom", "added by hand", "en"] + [None] * 6
+    ref_col, header = edit.header.index("Booking Ref"), edit.header  # _status and _message lead (issue 15)
+    copy = next(list(r) for r in rows if r[ref_col] == "JB-1001")
+    typed = dict(zip(first.plan.sheet.columns, ["JB-2001", "Workshop", "01/03/2029", "10:00", "Europe/London",
+                                                "New Guest", "new.guest@example.org", None, None, "Zoom",
+                                                "added by hand", "en"]))
+    new = [typed.get(name) for name in header]
     for r, values in enumerate([*rows, copy, new], start=2):
         for c, v in enumerate(values, start=1):
             ws.cell(r, c).value = v

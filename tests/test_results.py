@@ -84,8 +84,8 @@ def test_columns_rows_statuses_and_messages_read_back(written):
 
 
 def test_dates_and_times_are_real_excel_values(written):
-    ws = openpyxl.load_workbook(written)["Results"]
-    date_cell, time_cell, datetime_cell = ws["D2"], ws["E2"], ws["D3"]
+    ws = openpyxl.load_workbook(written)["Results"]  # _status, _message, then the input columns from C
+    date_cell, time_cell, datetime_cell = ws["F2"], ws["G2"], ws["F3"]
     assert date_cell.is_date and date_cell.value == dt.datetime(2026, 3, 1)
     assert time_cell.is_date and time_cell.value == dt.time(9, 30)
     assert datetime_cell.is_date and datetime_cell.value == dt.datetime(2026, 3, 2, 14, 0)
@@ -104,17 +104,17 @@ def test_formula_like_text_stays_text_with_quote_prefix(written):
     wb = openpyxl.load_workbook(written)
     ws = wb["Results"]
     cells = {
-        ws["F3"].value: ws["F3"],  # =HYPERLINK in an input column
-        ws["B4"].value: ws["B4"],  # +1
-        ws["F4"].value: ws["F4"],  # -1+2
-        ws["B5"].value: ws["B5"],  # @SUM(A1)
-        ws["K4"].value: ws["K4"],  # =HYPERLINK in _message
+        ws["H3"].value: ws["H3"],  # =HYPERLINK in an input column
+        ws["D4"].value: ws["D4"],  # +1
+        ws["H4"].value: ws["H4"],  # -1+2
+        ws["D5"].value: ws["D5"],  # @SUM(A1)
+        ws["B4"].value: ws["B4"],  # =HYPERLINK in _message
     }
     assert set(cells) == {EVIL[0], EVIL[1], EVIL[2], EVIL[3]}
     for cell in cells.values():
         assert cell.data_type == "s" and isinstance(cell.value, str)
         assert cell.quotePrefix
-    assert not ws["A3"].quotePrefix  # ordinary text has no prefix
+    assert not ws["C3"].quotePrefix  # ordinary text has no prefix
     with zipfile.ZipFile(written) as zf:
         assert b'quotePrefix="1"' in zf.read("xl/styles.xml")
         for name in zf.namelist():
@@ -132,44 +132,121 @@ def test_rows_are_filled_by_status(written):
     def fill(cell) -> str | None:
         return cell.fill.fgColor.rgb[-6:] if cell.fill.fill_type == "solid" else None
 
+    # by who acts (issue 15): failed (operator) no longer shares the pink of invalid/rejected (the sender),
+    # and unknown (check with the provider) is amber, far from accepted's pale blue
     by_row = {r: fill(ws.cell(row=r, column=1)) for r in range(2, 10)}
-    assert by_row == {2: None, 3: "FFC7CE", 4: "FFC7CE", 5: "FFC7CE", 6: "FFEB9C", 7: "FFF2CC", 8: "EDEDED",
+    assert by_row == {2: None, 3: "E4DFEC", 4: "FFC7CE", 5: "FFC7CE", 6: "FFD966", 7: "DDEBF7", 8: "EDEDED",
                       9: "EDEDED"}
+    assert len({by_row[3], by_row[4], by_row[6], by_row[7], by_row[8]}) == 5
     # the whole row is filled, empty cells included, so the highlight has no gaps
-    assert fill(ws["F5"]) == "FFC7CE" and fill(ws["K3"]) == "FFC7CE"
-    assert fill(ws["F2"]) is None
+    assert fill(ws["H5"]) == "FFC7CE" and fill(ws["K3"]) == "E4DFEC"
+    assert fill(ws["H2"]) is None
 
 
 def test_header_frozen_autofilter_widths_validation(written):
     ws = openpyxl.load_workbook(written)["Results"]
-    assert ws.freeze_panes == "A2"
+    assert ws.freeze_panes == "C2"  # the header and _status/_message stay in view (issue 15)
+    assert [ws.cell(row=1, column=c).value for c in (1, 2)] == ["_status", "_message"]
     assert ws.auto_filter.ref == "A1:L9"
     assert all(ws.cell(row=1, column=c).font.b for c in range(1, 13))
     widths = [ws.column_dimensions[letter].width for letter in "ABCDEFGHIJKL"]
     assert all(8 <= w <= 61 for w in widths), widths
+    assert ws.column_dimensions["B"].width >= 60 and ws["B3"].alignment.wrap_text  # messages read whole
     validations = ws.data_validations.dataValidation
-    assert len(validations) == 1 and str(validations[0].sqref) == "H2:H9"
+    assert len(validations) == 1 and str(validations[0].sqref) == "A2:A9"
     assert "unknown" in validations[0].formula1
 
 
+def summary_column(path: Path, col: int = 1) -> list[object]:
+    ws = openpyxl.load_workbook(path)["Summary"]
+    return [ws.cell(row=r, column=col).value for r in range(1, ws.max_row + 1)]
+
+
 def test_summary_sheet(written):
+    # read back: the counts of the statuses that occurred and the total, then the run details below the
+    # "Technical detail" heading, in the order given
     _, summary = read_results(written)
-    keys = list(summary)
     statuses = ["created", "accepted", "skipped", "invalid", "rejected", "failed", "unknown"]
-    assert keys[:7] == statuses
-    assert [summary[s] for s in statuses] == ["1", "1", "2", "1", "1", "1", "1"]
-    assert summary["total"] == "8"
-    assert keys[8:] == list(SUMMARY)
+    assert list(summary)[:8] == statuses + ["total"]
+    assert [summary[s] for s in statuses] == ["1", "1", "2", "1", "1", "1", "1"] and summary["total"] == "8"
+    assert list(summary)[8:] == list(SUMMARY)
     assert summary["started"] == "2026-03-01T09:00:00+00:00"
     assert summary["duration (s)"] == "1.5"
     assert summary["provider"] == "jicoo"
 
 
-def test_summary_lists_zero_counts(tmp_path):
+def test_summary_leads_with_counts_then_problems_next_step_and_technical_detail(written):
+    """Issue 15: counts first (with who acts, coloured as on the Results sheet: the legend), then the
+    next command, the developer detail last."""
+    ws = openpyxl.load_workbook(written)["Summary"]
+    a = summary_column(written)
+    assert a[0] == "Results of bookings.xlsx"
+    assert a[1] == ("8 rows: 1 booked, 1 queued by the provider, 2 to fix in the sheet, 1 not delivered (operator), "
+                    "1 to check with the provider first, 2 not sent (skipped)")
+    order = [a.index(h) for h in ("Rows by status", "Next step", results_mod.TECHNICAL_HEADING)]
+    assert order == sorted(order) and order[0] < 5
+    top = a.index("Rows by status") + 2
+    statuses = ["created", "accepted", "skipped", "invalid", "rejected", "failed", "unknown"]
+    assert a[top:top + 7] == statuses and a[top + 7] == "total"
+    assert [ws.cell(row=top + 1 + i, column=2).value for i in range(8)] == [1, 1, 2, 1, 1, 1, 1, 8]
+    for i, status in enumerate(statuses):  # each count row is filled like that status's rows: the legend
+        cell = ws.cell(row=top + 1 + i, column=1)
+        want = results_mod.STATUS_FILLS.get(Status(status))
+        got = cell.fill.fgColor.rgb[-6:] if cell.fill.fill_type == "solid" else None
+        assert got == (want[1:] if want else None), status
+        assert ws.cell(row=top + 1 + i, column=3).value == results_mod.WHO_ACTS[Status(status)][0]
+    commands = [v for v in a if isinstance(v, str) and v.startswith("booking-import ")]
+    assert commands == [f"booking-import rerun {written}", f"booking-import status {written}"]
+    assert "zero" not in " ".join(str(v) for v in a)
+
+
+def test_summary_lists_only_statuses_that_occur(tmp_path):
     path = write_results(tmp_path / "r.xlsx", columns=["a"], rows=[], line_numbers=[], outcomes=[], summary={})
     df, summary = read_results(path)
     assert list(df.columns) == ["a"] + RESULT_COLUMNS and len(df) == 0
-    assert summary == {s.value: "0" for s in Status} | {"total": "0"}
+    assert summary == {"total": "0"}  # zero counts are not listed (issue 15)
+    a = summary_column(path)
+    assert a[1] == "0 rows" and not set(a) & {s.value for s in Status}
+    assert "Nothing to do: every row is booked." in a
+
+
+def test_faulty_cell_is_marked_with_its_message_as_a_note(tmp_path):
+    outcomes = [
+        Outcome(Status.INVALID, "Email: not an e-mail address; Date: 31/02/2026 is not a date",
+                column_messages={"Email": ["not an e-mail address"], "Date": ["31/02/2026 is not a date"]}),
+        Outcome(Status.REJECTED, "the provider refused: Email is taken", http_status=422,
+                column_messages={"Email": ["is taken"], "Not a column": ["ignored"]}),
+        Outcome(Status.CREATED, provider_id="P1"),
+    ]
+    rows = [["B1", "ann(at)example", "31/02/2026"], ["B2", "bob@example.com", "01/03/2026"],
+            ["B3", "cy@example.com", "01/03/2026"]]
+    path = write_results(tmp_path / "r.xlsx", columns=["Ref", "Email", "Date"], rows=rows, line_numbers=[2, 3, 4],
+                         outcomes=outcomes, summary={"provider": "jicoo"})
+    ws = openpyxl.load_workbook(path)["Results"]
+    email, date, ref = ws["D2"], ws["E2"], ws["C2"]
+    assert email.value == "ann(at)example" and email.comment.text == "not an e-mail address"
+    assert date.comment.text == "31/02/2026 is not a date"
+    assert ref.comment is None and ws["D4"].comment is None
+    marked = results_mod.FAULT_FILL[1:]
+    assert email.fill.fgColor.rgb[-6:] == marked and email.border.left.style == "medium"
+    assert ref.fill.fgColor.rgb[-6:] == "FFC7CE" and ref.border.left.style is None  # the row, not marked
+    assert ws["D3"].comment.text == "is taken"
+    assert ws["A1"].comment is not None and "who acts" in ws["A1"].comment.text  # the legend on the header
+    a = summary_column(path)
+    at = a.index("Problems by column")
+    assert a[at + 2:at + 4] == ["Email", "Date"]  # most rows first
+    assert summary_column(path, 2)[at + 2:at + 4] == [2, 1]
+    assert "marked cell" in a
+
+
+def test_validate_workbook_says_how_to_check_again(tmp_path):
+    path = write_results(tmp_path / "v.xlsx", columns=["a"], rows=[["x"]], line_numbers=[2],
+                         outcomes=[Outcome(Status.INVALID, "a: bad", column_messages={"a": ["bad"]})],
+                         summary={"input file": "in put.xlsx", "mapping": "mappings/jicoo.yaml",
+                                  "mode": "validate (nothing sent)"})
+    commands = [v for v in summary_column(path) if isinstance(v, str) and v.startswith("booking-import ")]
+    assert commands == ["booking-import validate 'in put.xlsx' --mapping mappings/jicoo.yaml",
+                        f"booking-import rerun {path}"]
 
 
 def test_long_messages_are_truncated(tmp_path):
@@ -235,9 +312,10 @@ def test_round_trip_from_a_read_sheet(tmp_path):
     out = write_results(tmp_path / "r.xlsx", columns=sheet.columns, rows=sheet.rows, line_numbers=sheet.line_numbers,
                         outcomes=[Outcome(Status.CREATED, provider_id="1"), None], summary={"sheet": sheet.sheet_name})
     again = read_sheet(out, sheet="Results")
-    assert again.columns == ["ref", "phone", "note"] + RESULT_COLUMNS
-    assert again.rows[0][:5] == ["B1", "0612345678", "NA", "2", "created"]
-    assert again.rows[1][:5] == ["B2", "01234", "=2+2", "4", "skipped"]
+    assert again.columns == ["_status", "_message", "ref", "phone", "note", "_row", "_provider_id", "_http_status",
+                             "_attempts"]
+    assert again.rows[0][:6] == ["created", None, "B1", "0612345678", "NA", "2"]
+    assert again.rows[1][:6] == ["skipped", results_mod.NOT_REACHED_MESSAGE, "B2", "01234", "=2+2", "4"]
     assert read_results(out)[1]["sheet"] == ""
 
 
@@ -246,7 +324,7 @@ def test_every_formula_trigger_gets_a_quote_prefix(tmp_path, text):
     path = write_results(tmp_path / "r.xlsx", columns=["a"], rows=[[text]], line_numbers=[2],
                          outcomes=[Outcome(Status.REJECTED, message=text)], summary={})
     ws = openpyxl.load_workbook(path)["Results"]
-    for cell in (ws["A2"], ws["F2"]):
+    for cell in (ws["C2"], ws["B2"]):
         assert cell.data_type == "s" and cell.quotePrefix, repr(cell.value)
     # openpyxl shows control characters as XlsxWriter's _x000D_ escapes; calamine (and Excel) decode them
     df, _ = read_results(path)
@@ -262,3 +340,91 @@ def test_unwritable_target_is_a_readable_error(tmp_path):
         write_results(blocker / "r.xlsx", columns=["a"], rows=[], line_numbers=[], outcomes=[], summary={})
     assert "choose another output path" in str(err.value) and "\n" not in str(err.value)
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]
+
+
+def _typed_input(path: Path, *, title: bool = False) -> Path:
+    """An input workbook as a person types it in Excel: dates dd/mm/yyyy, times hh:mm, maybe a title row."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Bookings"
+    if title:
+        ws.append(["Bookings export, March"])
+    ws.append(["Ref", "Date", "Start", "When", "Note"])
+    for i in range(3):
+        ws.append([f"B{i}", dt.datetime(2026, 3, 1 + i), dt.time(9 + i, 30), dt.datetime(2026, 3, 1 + i, 14, 5), "x"])
+    top = 3 if title else 2
+    for r in range(top, top + 3):
+        ws.cell(r, 2).number_format = "dd/mm/yyyy"
+        ws.cell(r, 3).number_format = "hh:mm"
+        ws.cell(r, 4).number_format = "dd/mm/yyyy hh:mm"
+    wb.save(path)
+    return path
+
+
+@pytest.mark.parametrize("title", [False, True])
+def test_input_date_cells_keep_their_number_format(tmp_path, title):
+    """Issue 15: Excel date cells typed dd/mm/yyyy come back as dates shown dd/mm/yyyy, not yyyy-mm-dd."""
+    src = _typed_input(tmp_path / "in.xlsx", title=title)
+    sheet = read_sheet(src, expect=["Ref", "Date", "Start", "When"])
+    formats = results_mod.input_number_formats(sheet.path, sheet.sheet_name, sheet.header_line)
+    assert formats == {"Date": "dd/mm/yyyy", "Start": "hh:mm", "When": "dd/mm/yyyy hh:mm"}
+    outcomes = [Outcome(Status.CREATED, provider_id="1"),
+                Outcome(Status.INVALID, "Date: too early", column_messages={"Date": ["too early"]}), None]
+    out = write_results(tmp_path / "r.xlsx", columns=sheet.columns, rows=sheet.rows, line_numbers=sheet.line_numbers,
+                        outcomes=outcomes, summary={}, number_formats=formats)
+    ws = openpyxl.load_workbook(out)["Results"]
+    header = [c.value for c in ws[1]]
+    for r in (2, 3, 4):  # plain, marked (faulty) and filled rows alike
+        date, start, when = (ws.cell(r, header.index(n) + 1) for n in ("Date", "Start", "When"))
+        assert date.is_date and date.number_format == "dd/mm/yyyy" and date.value == dt.datetime(2026, 3, r - 1)
+        assert start.is_date and start.number_format == "hh:mm"
+        assert when.number_format == "dd/mm/yyyy hh:mm"
+    assert ws.cell(3, header.index("Date") + 1).comment.text == "too early"
+    # and once more from the results workbook itself (what `status` and `rerun` read)
+    assert results_mod.input_number_formats(out, "Results") == formats
+
+
+def test_input_number_formats_is_empty_for_csv_and_plain_workbooks(tmp_path):
+    csv = tmp_path / "in.csv"
+    csv.write_text("a,b\n1,2\n")
+    assert results_mod.input_number_formats(csv, None) == {}
+    wb = openpyxl.Workbook()
+    wb.active.append(["a"])
+    wb.active.append(["x"])
+    wb.save(tmp_path / "plain.xlsx")
+    assert results_mod.input_number_formats(tmp_path / "plain.xlsx", "Sheet") == {}
+    (tmp_path / "broken.xlsx").write_bytes(b"PK\x03\x04 not really")
+    assert results_mod.input_number_formats(tmp_path / "broken.xlsx", "Sheet") == {}
+
+
+def test_a_marked_cell_in_a_masked_column_shows_the_mask_never_the_secret(tmp_path):
+    out = write_results(tmp_path / "r.xlsx", columns=["Ref", "Password"], rows=[["B1", SECRET]], line_numbers=[2],
+                        outcomes=[Outcome(Status.INVALID, "Password: too short",
+                                          column_messages={"Password": ["too short"]})],
+                        summary={}, masked_columns=["Password"])
+    cell = openpyxl.load_workbook(out)["Results"]["D2"]
+    assert cell.value == MASK and cell.comment.text == "too short"
+    assert cell.fill.fgColor.rgb[-6:] == results_mod.FAULT_FILL[1:]
+    with zipfile.ZipFile(out) as zf:
+        for name in zf.namelist():
+            assert SECRET.encode() not in zf.read(name), name
+
+
+def test_a_workbook_written_before_issue_15_still_reads(tmp_path):
+    """Old layout: result columns after the input, Summary a plain key/value table (rerun and status read it)."""
+    import xlsxwriter
+
+    path = tmp_path / "old.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet("Results")
+    ws.write_row(0, 0, ["ref", *RESULT_COLUMNS])
+    ws.write_row(1, 0, ["B1", 2, "invalid", "", "", "ref: bad", 0])
+    summary = wb.add_worksheet("Summary")
+    for r, (k, v) in enumerate([("key", "value"), ("created", 0), ("invalid", 1), ("total", 1),
+                                ("mapping", "mappings/jicoo.yaml"), ("run id", "r-1")]):
+        summary.write(r, 0, k)
+        summary.write(r, 1, v)
+    wb.close()
+    df, info = read_results(path)
+    assert list(df.columns) == ["ref"] + RESULT_COLUMNS and df["_status"].iloc[0] == "invalid"
+    assert info == {"created": "0", "invalid": "1", "total": "1", "mapping": "mappings/jicoo.yaml", "run id": "r-1"}

@@ -48,7 +48,7 @@ from ..ledger.ledger import Entry, Ledger, open_ledger
 from ..mapping.model import load_mapping
 from ..outcomes import DONE_STATUSES, Outcome, Status
 from ..redact import MASK
-from ..workbooks.results import RESULT_COLUMNS, RESULTS_SHEET, SUMMARY_SHEET
+from ..workbooks.results import RESULT_COLUMNS, RESULTS_SHEET, SUMMARY_SHEET, summary_pairs
 from ..workbooks.sheets import Sheet, list_sheets, read_sheet
 
 __all__ = ["Rerun", "change_lines", "default_rerun_path", "load_rerun", "read_summary"]
@@ -131,11 +131,7 @@ def read_summary(path: Path) -> dict[str, str]:
                          f"give the workbook a run wrote, or import a sheet with `booking-import run`")
     with python_calamine.CalamineWorkbook.from_path(str(path)) as wb:
         raw = wb.get_sheet_by_name(SUMMARY_SHEET).to_python(skip_empty_area=False)
-    out: dict[str, str] = {}
-    for row in raw[1:]:
-        if len(row) >= 2 and row[0] not in (None, ""):
-            out[_text(row[0])] = _text(row[1])
-    return out
+    return summary_pairs(raw)  # the run details below the Summary's "Technical detail" heading
 
 
 def _text(value: object) -> str:

@@ -40,7 +40,7 @@ from ..mapping.model import MappingFile, Problem, RowMapper, RunValue, compile_m
 from ..mapping.transforms import LookupTable
 from ..outcomes import DONE_STATUSES, Action, Outcome, Status
 from ..redact import MASK, mask_payload, masked_fields, redact_text
-from ..workbooks.results import write_results
+from ..workbooks.results import input_number_formats, write_results
 from ..workbooks.sheets import Sheet, paused_gc, read_sheet
 
 __all__ = [
@@ -784,7 +784,9 @@ class ImportRun:
         sheet = self.plan.sheet
         self.results_path = write_results(path, columns=sheet.columns, rows=sheet.rows, line_numbers=sheet.line_numbers,
                                           outcomes=self.outcomes, summary=self.summary(),
-                                          masked_columns=self.plan.mapping.sensitive_columns())
+                                          masked_columns=self.plan.mapping.sensitive_columns(),
+                                          number_formats=input_number_formats(sheet.path, sheet.sheet_name,
+                                                                              sheet.header_line))
         self.ledger.end_run(self.run_id, results=str(self.results_path), counts=self.counts())
         return self.results_path
 
@@ -1047,13 +1049,14 @@ def _validate(plan: Plan, options: RunOptions) -> RunResult:
     """Everything a run checks, without network, credentials or ledger: a workbook with invalid rows marked."""
     started = dt.datetime.now().astimezone()
     outcomes: list[Outcome | None] = [
-        Outcome(Status.INVALID, "; ".join(map(str, r.problems)))
+        Outcome(Status.INVALID, "; ".join(map(str, r.problems)), column_messages=_by_column(r.problems))  # marks the cells
         if r.payload is None else Outcome(Status.SKIPPED, "valid; not sent (validate only)") for r in plan.rows]
     path = Path(options.out or default_results_path(plan.sheet.path))
     summary = summarize(plan, started, dt.datetime.now().astimezone(), mode="validate (nothing sent)")
     sheet = plan.sheet
     written = write_results(path, columns=sheet.columns, rows=sheet.rows, line_numbers=sheet.line_numbers,
-                            outcomes=outcomes, summary=summary, masked_columns=plan.mapping.sensitive_columns())
+                            outcomes=outcomes, summary=summary, masked_columns=plan.mapping.sensitive_columns(),
+                            number_formats=input_number_formats(sheet.path, sheet.sheet_name, sheet.header_line))
     return RunResult(count_statuses(outcomes), written, summary, outcomes)
 
 

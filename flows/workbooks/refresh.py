@@ -26,7 +26,7 @@ from ..ledger.ledger import Ledger, is_postgres_url, open_ledger, settled_since
 from ..mapping.model import load_mapping
 from ..mapping.transforms import to_text
 from ..outcomes import Outcome, Status
-from .results import RESULT_COLUMNS, read_results, write_results
+from .results import RESULT_COLUMNS, RESULTS_SHEET, input_number_formats, read_results, write_results
 
 __all__ = ["REFRESHED_STATUSES", "Refresh", "refresh_results"]
 
@@ -90,7 +90,7 @@ def refresh_results(results: Path | str, *, out: Path | str | None = None, ledge
     info["refreshed"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     info["refreshed rows"] = sum(report.changed.values())
     write_results(report.path, columns=columns, rows=rows, line_numbers=lines, outcomes=outcomes, summary=info,
-                  masked_columns=m.sensitive_columns())
+                  masked_columns=m.sensitive_columns(), number_formats=input_number_formats(results, RESULTS_SHEET))
     report.outcomes = outcomes
     return report
 
