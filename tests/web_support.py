@@ -16,8 +16,21 @@ _HASHES = {name: hash_password(pw) for name, pw in PASSWORDS.items()}
 RENAMED = {"Email": "E-mail", "Guest Name": "Guest"}
 
 
+def fast_mappings(tmp: Path) -> Path:
+    """A mappings folder holding the Jicoo mapping without its 10 requests/s limit (the simulator has none),
+    so the tests spend their time on the page, not on waiting for the rate limiter."""
+    import yaml
+
+    folder = tmp / "mappings"
+    folder.mkdir(exist_ok=True)
+    data = yaml.safe_load((ROOT / "mappings" / "jicoo.yaml").read_text())
+    data["connection"]["rate"] = None
+    (folder / "jicoo.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return folder
+
+
 def make_config(tmp: Path, **changes) -> WebConfig:
-    values = dict(mappings_dir=ROOT / "mappings", ledger_url=f"sqlite:///{tmp / 'ledger.sqlite'}",
+    values = dict(mappings_dir=fast_mappings(tmp), ledger_url=f"sqlite:///{tmp / 'ledger.sqlite'}",
                   uploads_dir=tmp / "uploads", accounts=Accounts(None, None, _HASHES))
     values.update(changes)
     return WebConfig(**values)

@@ -131,6 +131,8 @@ def create_app(config: WebConfig) -> Starlette:
     class Gate(BaseHTTPMiddleware):
         async def dispatch(self, request: Request, call_next):
             path = request.url.path
+            if path == "/favicon.ico":
+                return Response(status_code=404)
             if path.startswith("/static/") or path == "/login":
                 return await call_next(request)
             s = session_of(request)
@@ -160,8 +162,8 @@ def create_app(config: WebConfig) -> Starlette:
     # -- sign in / out ------------------------------------------------------------------------------
 
     async def login(request: Request) -> Response:
-        if request.method == "GET":
-            token = secrets.token_urlsafe(24)
+        if request.method == "GET":  # one pre-session token per browser (a second tab, a favicon fetch keep it)
+            token = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
             r = page(request, "login.html", pre=token)
             r.set_cookie(PRE_COOKIE, token, httponly=True, samesite="strict", secure=config.secure_cookies)
             return r
