@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("run", "rerun", "serve", "validate", "render", "status", "callbacks", "sandbox", "demo", "transforms", "schema")
+COMMANDS = ("run", "rerun", "serve", "validate", "render", "status", "callbacks", "sandbox", "demo", "web", "transforms", "schema")
 
 
 def _number(convert: Callable[[str], Any], what: str, least: float, bound: str) -> Callable[[str], Any]:
