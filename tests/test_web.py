@@ -294,3 +294,18 @@ def test_book_progress_results_download_and_resend_books_nothing_twice(client, a
     assert "bookings from the office.csv" in history and "ann" in history
     actions = [a[2] for a in app.state.store.actions()]
     assert {"uploaded", "matched columns", "booked", "booked finished", "resend", "downloaded results"} <= set(actions)
+
+
+def test_uploads_are_private_random_named_and_deleted_after_the_keep_time(tmp_path):
+    app = make_app(tmp_path)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        csrf = sign_in(client)
+        r = upload(client, csrf, renamed_sample(tmp_path))
+        folder = app.state.config.uploads_dir
+        stored = list(folder.iterdir())
+        assert len(stored) == 1 and "office" not in stored[0].name  # never the browser's name
+        assert folder.stat().st_mode & 0o077 == 0 and stored[0].stat().st_mode & 0o077 == 0
+        app.state.uploads.keep_seconds = 0
+        time.sleep(0.01)
+        assert client.get(r.headers["location"]).status_code == 404
+        assert list(folder.iterdir()) == []

@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import os
 import secrets
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -185,8 +184,8 @@ class Uploads:
                 del self._items[u.id]
         for u in old:
             _remove(u.path)
-            if u.results_path is not None and u.results_path.parent != self.folder:
-                shutil.rmtree(u.results_path.parent, ignore_errors=True)
+            if u.results_path is not None:
+                _remove(u.results_path)
         return len(old)
 
     def remove_all(self) -> None:
