@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
-import os
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -44,14 +44,17 @@ def validate(mapping: MappingFile, mapping_path: Path, sheet: Sheet) -> Plan:
 
 
 def prefect_configured() -> bool:
-    from ..prefect_env import ephemeral_server
+    """Whether a Prefect server is configured (PREFECT_API_URL in the environment or the Prefect profile)."""
+    from prefect.settings import PREFECT_API_URL
 
-    return bool(os.environ.get("PREFECT_API_URL")) and not ephemeral_server()
+    return bool(PREFECT_API_URL.value())
 
 
 def flow_run_url(flow_run_id: str) -> str | None:
-    api = os.environ.get("PREFECT_UI_URL") or (os.environ.get("PREFECT_API_URL") or "").removesuffix("/api")
-    return f"{api.rstrip('/')}/runs/flow-run/{flow_run_id}" if api else None
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    ui = PREFECT_UI_URL.value() or (PREFECT_API_URL.value() or "").removesuffix("/api")
+    return f"{ui.rstrip('/')}/runs/flow-run/{flow_run_id}" if ui else None
 
 
 @dataclasses.dataclass
@@ -98,7 +101,8 @@ def start_booking(plan: Plan, *, ledger_url: str, out: Path, on_run: Callable[[I
             if on_done is not None:
                 on_done(booking)
 
-    booking.thread = threading.Thread(target=work, name="web-booking", daemon=False)
+    context = contextvars.copy_context()  # the caller's settings (a Prefect profile or test harness) go along
+    booking.thread = threading.Thread(target=context.run, args=(work,), name="web-booking", daemon=False)
     booking.thread.start()
     return booking
 
