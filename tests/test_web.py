@@ -309,3 +309,21 @@ def test_uploads_are_private_random_named_and_deleted_after_the_keep_time(tmp_pa
         time.sleep(0.01)
         assert client.get(r.headers["location"]).status_code == 404
         assert list(folder.iterdir()) == []
+
+
+def test_a_booking_refused_before_sending_goes_back_to_review_saying_why(client, jicoo_sim, monkeypatch, tmp_path):
+    monkeypatch.setenv("JICOO_BASE_URL", f"{jicoo_sim.url}/v1")
+    monkeypatch.delenv("JICOO_API_KEY", raising=False)
+    csrf = sign_in(client)
+    base = matched(client, csrf, tmp_path)
+    client.post(f"{base}/book", data={"csrf": csrf}, follow_redirects=False)
+    deadline = time.monotonic() + 30
+    while True:
+        r = client.get(f"{base}/progress", follow_redirects=False)
+        if r.headers.get("location", "").endswith("/review"):
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    page = client.get(f"{base}/review").text
+    assert "JICOO_API_KEY" in page and 'class="error"' in page
+    assert jicoo_sim.bookings == []

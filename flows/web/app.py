@@ -357,7 +357,7 @@ def create_app(config: WebConfig) -> Starlette:
             page_no = int(request.query_params.get("page", "1"))
         except ValueError:
             page_no = 1
-        return page(request, "review.html", up=up, counts=counts_view(up), **grid(up, show, page_no))
+        return page(request, "review.html", up=up, counts=counts_view(up), error=up.error, **grid(up, show, page_no))
 
     async def edit_row(request: Request) -> Response:
         up = upload_of(request)
@@ -409,6 +409,8 @@ def create_app(config: WebConfig) -> Starlette:
         except (ValueError, IndexError):
             return HTMLResponse("No such row.", status_code=404)
         with up.lock:
+            if up.state == "booking":
+                return HTMLResponse("The import is running: wait for it to finish.", status_code=409)
             if index in up.excluded:
                 up.excluded.discard(index)
             else:
@@ -444,6 +446,7 @@ def create_app(config: WebConfig) -> Starlette:
             return str(exc)
         out = config.uploads_dir / f"{secrets.token_hex(16)}.results.xlsx"
         up.state, up.error, up.started, up.sent_rows = "booking", None, time.monotonic(), indexes
+        store.save_import(up)
 
         def on_run(run: Any) -> None:
             with up.lock:
@@ -464,7 +467,9 @@ def create_app(config: WebConfig) -> Starlette:
                 if b.flow_run_id:
                     up.flow_run_url = engine_calls.flow_run_url(str(b.flow_run_id))
                 _forget_secrets(up)
-                up.state = "failed" if b.error and not up.outcomes else "done"
+                # refused before anything was sent (a missing secret, a provider that refused the login): back
+                # to the review, which shows why; the rows can be booked again once it is fixed
+                up.state = "review" if b.error and not up.outcomes else "done"
             store.save_import(up)
             store.record(up.user, f"{label} finished", f"upload {up.id}: {json.dumps(up.final_counts())}"
                          + (f"; error: {b.error}" if b.error else ""))
@@ -479,7 +484,7 @@ def create_app(config: WebConfig) -> Starlette:
         if up is None:
             return not_found()
         if up.state != "review":
-            return RedirectResponse(f"/u/{up.id}/progress", status_code=303)
+            return RedirectResponse(f"/u/{up.id}/{'match' if up.plan is None else 'progress'}", status_code=303)
         indexes = [r.index for r in up.plan.rows if r.index not in up.excluded]
         error = start(up, indexes, "booked")
         if error:
@@ -517,10 +522,12 @@ def create_app(config: WebConfig) -> Starlette:
         up = upload_of(request)
         if up is None:
             return not_found()
-        if up.state in ("done", "failed") and request.headers.get("hx-request"):
-            return Response(status_code=200, headers={"HX-Redirect": f"/u/{up.id}/results"})
-        if up.state in ("done", "failed"):
-            return RedirectResponse(f"/u/{up.id}/results", status_code=303)
+        if up.state != "booking":  # finished, or nothing booked yet (or refused before sending: review says why)
+            target = f"/u/{up.id}/" + ("results" if up.state in ("done", "failed") else
+                                       "match" if up.plan is None else "review")
+            if request.headers.get("hx-request"):
+                return Response(status_code=200, headers={"HX-Redirect": target})
+            return RedirectResponse(target, status_code=303)
         name = "_progress.html" if request.headers.get("hx-request") else "progress.html"
         return page(request, name, up=up, **progress_view(up))
 
