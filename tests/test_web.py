@@ -327,3 +327,51 @@ def test_a_booking_refused_before_sending_goes_back_to_review_saying_why(client,
     page = client.get(f"{base}/review").text
     assert "JICOO_API_KEY" in page and 'class="error"' in page
     assert jicoo_sim.bookings == []
+
+
+def test_passwords_are_never_shown_and_must_be_typed_again_to_resend(monkeypatch, tmp_path):
+    """Systems X Bridge sends a portal password per row (a sensitive column): the page shows only masks, and
+    after a run the server drops the passwords, so a row sent again needs its password typed again."""
+    from flows.sandbox import BridgeSimulator
+
+    from .conftest import served, use_sandbox
+    from .web_support import ROOT
+
+    sheet = ROOT / "sample_data" / "systemsx_bridge" / "bookings.csv"
+    secrets_in_sheet = [line.rsplit(",", 1)[-1].strip() for line in sheet.read_text().splitlines()[1:]]
+    app = make_app(tmp_path, wait_callbacks=1.0)
+    with served(BridgeSimulator()) as sim, TestClient(app, base_url="http://127.0.0.1") as client:
+        use_sandbox("systemsx_bridge", sim.url, monkeypatch)
+        monkeypatch.delenv("SYSTEMSX_BRIDGE_CALLBACK_URL", raising=False)
+        csrf = sign_in(client)
+        r = upload(client, csrf, sheet, mapping="systemsx_bridge")
+        match_page = client.get(r.headers["location"]).text
+        needed = re.findall(r'<select name="(col\d+)"[^>]*data-needed="([^"]+)"', match_page)
+        r = client.post(r.headers["location"], data={"csrf": csrf, **{f: n for f, n in needed}}, follow_redirects=False)
+        base = r.headers["location"].rsplit("/", 1)[0]
+        pages = [client.get(f"{base}/review?show=all").text]
+        pages += [client.get(f"{base}/row/{i}/payload").text for i in range(3)]
+        assert not [s for s in secrets_in_sheet if s and any(s in p for p in pages)]
+        client.post(f"{base}/book", data={"csrf": csrf})
+        results = _wait_results(client, base)
+        assert not [s for s in secrets_in_sheet if s and s in results.text]
+        up = next(iter(app.state.uploads._items.values()))
+        j = up.sheet.columns.index("Portal Password")
+        assert all(row[j] is None for row in up.sheet.rows)  # dropped after the run
+        booked = len(sim.bookings) if hasattr(sim, "bookings") else None
+        row = re.search(r'<tr id="row-(\d+)" class="invalid" data-line="(\d+)">((?:(?!</tr>).)*MSC-51200871.*?)</tr>',
+                        client.get(f"{base}/results?status=invalid").text, re.S)
+        index, line, cells = row.groups()
+        fields = {col: f for f, col in re.findall(rf'name="(c\d+)" aria-label="([^"]+) of row {line}"', cells)}
+        r = client.post(f"{base}/row/{index}", data={fields["Portal Username"]: "newuser1"}, headers={"X-CSRF-Token": csrf})
+        assert 'class="invalid"' in r.text and "Portal Password" in r.text
+        r = client.post(f"{base}/row/{index}", data={fields["Portal Username"]: "newuser1",
+                                                    fields["Portal Password"]: "Typed-Again#1"},
+                        headers={"X-CSRF-Token": csrf})
+        assert 'class="invalid"' not in r.text.split("</tr>")[0] and "Typed-Again#1" not in r.text
+        client.post(f"{base}/resend", data={"csrf": csrf})
+        results = _wait_results(client, base)
+        statuses = dict(re.findall(r'data-status="(\w+)">(\d+)<', results.text))
+        assert statuses.get("invalid") == "3"
+        if booked is not None:
+            assert len(sim.bookings) == booked + 1

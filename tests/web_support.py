@@ -26,6 +26,9 @@ def fast_mappings(tmp: Path) -> Path:
     data = yaml.safe_load((ROOT / "mappings" / "jicoo.yaml").read_text())
     data["connection"]["rate"] = None
     (folder / "jicoo.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    import shutil
+
+    shutil.copy(ROOT / "mappings" / "systemsx_bridge.yaml", folder / "systemsx_bridge.yaml")
     return folder
 
 

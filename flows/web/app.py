@@ -70,6 +70,8 @@ class WebConfig:
     secure_cookies: bool = False  # set behind https: cookies then travel only over https
     signer: SessionSigner = field(default_factory=SessionSigner)
     transport: Any = None  # tests may inject an httpx transport for the engine
+    #: providers that confirm later (Systems X Bridge): wait this long for their callbacks after sending
+    wait_callbacks: float = 10.0
 
 
 @dataclass
@@ -475,7 +477,8 @@ def create_app(config: WebConfig) -> Starlette:
                          + (f"; error: {b.error}" if b.error else ""))
 
         up.booking = engine_calls.start_booking(plan, ledger_url=config.ledger_url, out=out, on_run=on_run,
-                                                on_done=on_done, transport=config.transport)
+                                                on_done=on_done, transport=config.transport,
+                                                wait_callbacks=config.wait_callbacks)
         store.record(up.user, label, f"upload {up.id}: {len(plan.valid)} valid rows of {len(indexes)}")
         return None
 
