@@ -375,3 +375,19 @@ def test_passwords_are_never_shown_and_must_be_typed_again_to_resend(monkeypatch
         assert statuses.get("invalid") == "3"
         if booked is not None:
             assert len(sim.bookings) == booked + 1
+
+
+def test_two_people_booking_the_same_sheet_at_once_book_each_row_once(app, jicoo_sim, jicoo_env, tmp_path):
+    with TestClient(app, base_url="http://127.0.0.1") as ann, TestClient(app, base_url="http://127.0.0.1") as bob:
+        ann_csrf, bob_csrf = sign_in(ann), sign_in(bob, "bob")
+        ann_base, bob_base = matched(ann, ann_csrf, tmp_path), matched(bob, bob_csrf, tmp_path)
+        assert ann_base != bob_base
+        ann.post(f"{ann_base}/book", data={"csrf": ann_csrf}, follow_redirects=False)
+        bob.post(f"{bob_base}/book", data={"csrf": bob_csrf}, follow_redirects=False)
+        counts = []
+        for client, base in ((ann, ann_base), (bob, bob_base)):
+            page = _wait_results(client, base).text
+            counts.append(dict((s, int(n)) for s, n in re.findall(r'data-status="(\w+)">(\d+)<', page)))
+    assert len(jicoo_sim.bookings) == 54
+    assert counts[0].get("created", 0) + counts[1].get("created", 0) == 54
+    assert counts[0].get("skipped", 0) + counts[1].get("skipped", 0) >= 54

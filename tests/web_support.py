@@ -17,18 +17,16 @@ RENAMED = {"Email": "E-mail", "Guest Name": "Guest"}
 
 
 def fast_mappings(tmp: Path) -> Path:
-    """A mappings folder holding the Jicoo mapping without its 10 requests/s limit (the simulator has none),
+    """A mappings folder holding the Jicoo and Bridge mappings without their rate limits (the simulators have none),
     so the tests spend their time on the page, not on waiting for the rate limiter."""
     import yaml
 
     folder = tmp / "mappings"
     folder.mkdir(exist_ok=True)
-    data = yaml.safe_load((ROOT / "mappings" / "jicoo.yaml").read_text())
-    data["connection"]["rate"] = None
-    (folder / "jicoo.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    import shutil
-
-    shutil.copy(ROOT / "mappings" / "systemsx_bridge.yaml", folder / "systemsx_bridge.yaml")
+    for name in ("jicoo.yaml", "systemsx_bridge.yaml"):
+        data = yaml.safe_load((ROOT / "mappings" / name).read_text())
+        data["connection"]["rate"] = None
+        (folder / name).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return folder
 
 
