@@ -391,3 +391,42 @@ def test_two_people_booking_the_same_sheet_at_once_book_each_row_once(app, jicoo
     assert len(jicoo_sim.bookings) == 54
     assert counts[0].get("created", 0) + counts[1].get("created", 0) == 54
     assert counts[0].get("skipped", 0) + counts[1].get("skipped", 0) >= 54
+
+
+def test_a_signed_out_session_cookie_no_longer_works(client):
+    csrf = sign_in(client)
+    cookie = client.cookies.get("booking_session")
+    assert client.post("/logout", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+    client.cookies.set("booking_session", cookie)  # a copy kept from before signing out
+    assert client.get("/", follow_redirects=False).headers["location"] == "/login"
+
+
+def test_an_upload_over_the_limit_is_refused_before_it_is_read(tmp_path):
+    with TestClient(make_app(tmp_path, max_bytes=1000), base_url="http://127.0.0.1") as client:
+        csrf = sign_in(client)
+        big = tmp_path / "big.csv"
+        big.write_text("x" * (2 * 1024 * 1024))
+        r = upload(client, csrf, big)
+        assert r.status_code == 413 and "larger than" in r.text
+
+
+def test_progress_comes_live_from_the_ledger_while_rows_are_sent(app, monkeypatch, tmp_path):
+    from flows.sandbox import Faults, JicooSimulator
+
+    from .conftest import served, use_sandbox
+
+    with served(JicooSimulator(faults=Faults(latency_ms=300))) as sim, \
+            TestClient(app, base_url="http://127.0.0.1") as client:
+        use_sandbox("jicoo", sim.url, monkeypatch)
+        csrf = sign_in(client)
+        base = matched(client, csrf, tmp_path)
+        client.post(f"{base}/book", data={"csrf": csrf}, follow_redirects=False)
+        seen = []
+        while True:
+            r = client.get(f"{base}/progress", headers={"HX-Request": "true"})
+            if "HX-Redirect" in r.headers:
+                break
+            seen.append(r.text)
+        assert any(re.search(r"<strong>\d+</strong> of 55 rows settled", t) for t in seen)
+        assert any(re.search(r'<li class="s-created">created: \d+</li>', t) for t in seen)  # counted in the ledger
+        assert len(sim.bookings) == 54

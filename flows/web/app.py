@@ -14,6 +14,7 @@ import html
 import json
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,7 +149,8 @@ def create_app(config: WebConfig) -> Starlette:
                 length = int(request.headers.get("content-length") or 0)
                 if length > config.max_bytes + 256 * 1024:  # before anything is read or stored
                     store.record(s.user, "upload refused", f"{length} bytes")
-                    return _too_big(request, config.max_bytes, templates, s)
+                    return HTMLResponse(f"<p class='error'>The file is larger than {config.max_bytes / 2**20:g} MB: "
+                                        f"split it into smaller sheets. <a href='/'>Back</a></p>", status_code=413)
             return await call_next(request)
 
     def guarded(handler):
@@ -190,6 +192,7 @@ def create_app(config: WebConfig) -> Starlette:
         return r
 
     async def logout(request: Request) -> Response:
+        signer.revoke(request.state.session)
         store.record(request.state.session.user, "signed out")
         r = RedirectResponse("/login", status_code=303)
         r.delete_cookie(COOKIE)
@@ -456,7 +459,7 @@ def create_app(config: WebConfig) -> Starlette:
             store.save_import(up)
 
         def on_done(b: engine_calls.Booking) -> None:
-            with up.lock:
+            with up.lock:  # the state changes last, once the import and its audit line are stored
                 run = b.run
                 if run is not None:
                     for k, i in enumerate(indexes):
@@ -471,10 +474,11 @@ def create_app(config: WebConfig) -> Starlette:
                 _forget_secrets(up)
                 # refused before anything was sent (a missing secret, a provider that refused the login): back
                 # to the review, which shows why; the rows can be booked again once it is fixed
-                up.state = "review" if b.error and not up.outcomes else "done"
-            store.save_import(up)
-            store.record(up.user, f"{label} finished", f"upload {up.id}: {json.dumps(up.final_counts())}"
-                         + (f"; error: {b.error}" if b.error else ""))
+                final = "review" if b.error and not up.outcomes else "done"
+                store.save_import(dataclasses.replace(up, state=final, lock=threading.Lock()))
+                store.record(up.user, f"{label} finished", f"upload {up.id}: {json.dumps(up.final_counts())}"
+                             + (f"; error: {b.error}" if b.error else ""))
+                up.state = final
 
         up.booking = engine_calls.start_booking(plan, ledger_url=config.ledger_url, out=out, on_run=on_run,
                                                 on_done=on_done, transport=config.transport,
@@ -595,17 +599,14 @@ def create_app(config: WebConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         yield
+        for booking in uploads.bookings():  # imports in progress finish (and record) before the store closes
+            booking.thread.join()
         store.close()
 
     app = Starlette(routes=routes, middleware=[Middleware(Gate)], exception_handlers={ImporterError: on_error},
                     lifespan=lifespan)
     app.state.store, app.state.uploads, app.state.config = store, uploads, config
     return app
-
-
-def _too_big(request: Request, limit: int, templates: Jinja2Templates, s: Session) -> Response:
-    return HTMLResponse(f"<p class='error'>The file is larger than {limit / 2**20:g} MB: split it into smaller sheets. "
-                        f"<a href='/'>Back</a></p>", status_code=413)
 
 
 def _required_columns(mapping: Any) -> set[str]:

@@ -126,6 +126,12 @@ class SessionSigner:
         env = os.environ.get("BOOKING_WEB_SECRET")
         self.key = key or (env.encode() if env else secrets.token_bytes(32))
         self.max_age = max_age
+        #: sessions signed out before they expired (by their CSRF token, unique per session): a copied cookie
+        #: is worthless after its owner signs out, until this process restarts (which changes a random key anyway)
+        self.revoked: set[str] = set()
+
+    def revoke(self, s: Session) -> None:
+        self.revoked.add(s.csrf)
 
     def new(self, user: str) -> Session:
         return Session(user, secrets.token_urlsafe(24), time.time() + self.max_age)
@@ -147,4 +153,4 @@ class SessionSigner:
             s = Session(str(data["u"]), str(data["c"]), float(data["e"]))
         except (ValueError, KeyError, TypeError):
             return None
-        return s if s.expires > time.time() else None
+        return s if s.expires > time.time() and s.csrf not in self.revoked else None

@@ -51,7 +51,8 @@ class WebStore:
         self.lock = threading.Lock()
 
     def close(self) -> None:
-        self.db.close()
+        with self.lock:  # never while another thread (a booking finishing) is using the connection
+            self.db.close()
 
     # -- column matches, per user and mapping
     def remembered(self, user: str, mapping: str) -> dict[str, str]:
@@ -165,6 +166,11 @@ class Uploads:
     def add(self, up: Upload) -> None:
         with self._lock:
             self._items[up.id] = up
+
+    def bookings(self) -> list[Any]:
+        """The bookings of every upload (running or finished), for a shutdown that lets them finish."""
+        with self._lock:
+            return [u.booking for u in self._items.values() if u.booking is not None]
 
     def get(self, uid: str, user: str) -> Upload | None:
         """The upload, when it exists and belongs to ``user`` (someone else's reads as missing)."""
