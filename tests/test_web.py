@@ -430,3 +430,29 @@ def test_progress_comes_live_from_the_ledger_while_rows_are_sent(app, monkeypatc
         assert any(re.search(r"<strong>\d+</strong> of 55 rows settled", t) for t in seen)
         assert any(re.search(r'<li class="s-created">created: \d+</li>', t) for t in seen)  # counted in the ledger
         assert len(sim.bookings) == 54
+
+
+def test_history_shows_page_imports_and_other_runs_of_the_ledger_beside_them(client, app, jicoo_sim, jicoo_env, tmp_path):
+    """A run made outside the page (the CLI, the nightly inbox) into the same ledger is listed beside the page's."""
+    import asyncio
+
+    from flows.engine import ImportRun, RunOptions, prepare
+
+    from .web_support import SAMPLE_CSV
+
+    plan = prepare(SAMPLE_CSV, tmp_path / "mappings" / "jicoo.yaml")
+    run = ImportRun(plan, RunOptions(ledger_url=app.state.config.ledger_url, out=tmp_path / "cli.xlsx"))
+    try:
+        asyncio.run(run.send_all())
+        run.write_results()
+    finally:
+        run.close()
+    csrf = sign_in(client)
+    base = matched(client, csrf, tmp_path)
+    client.post(f"{base}/book", data={"csrf": csrf})
+    _wait_results(client, base)
+    page = client.get("/history").text
+    mine, others = page.split("Other runs in the ledger")
+    assert "bookings from the office.csv" in mine and "skipped 54" in mine and f"{base}/results" in mine
+    assert run.run_id in others and "created 54" in others and "bookings.csv" in others
+    assert "bookings from the office" not in others  # the page's own runs are not listed twice
