@@ -826,7 +826,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, default=None,
                     help="at 0 ms, run the engine and the command this many times each, alternating, every run between "
                          "two bare ones; the target verdict is their median ratio (default 3; --quick 1)")
-    ap.add_argument("--only", choices=["send", "sheet"], help="run one part only")
+    ap.add_argument("--only", choices=["send", "sheet", "rates"], help="run one part only")
     ap.add_argument("--no-command", action="store_true", help="skip `booking-import run` (saves Prefect start-ups)")
     ap.add_argument("--no-diagnostics", action="store_true", help="skip the diagnostic contenders at 0 ms")
     ap.add_argument("--profile", choices=["auto", "always", "never"], default=None,
@@ -864,6 +864,17 @@ def bigchange_lookups(log) -> str:
             + table + "\n")
 
 
+def rates_section(log, quick: bool) -> str:
+    """Issue 16, targets 3 and 4: the rate adherence, three-worker and claim-cost tables (bench/rates.py, which
+    can also run alone and splice its section into RESULTS.md)."""
+    log("\n== rates: a published rate, an unpublished 50/s, three workers sharing one rate")
+    done = subprocess.run([sys.executable, str(HERE / "rates.py"), *(["--quick"] if quick else [])],
+                          capture_output=True, text=True, timeout=1800, cwd=ROOT)
+    if done.returncode != 0 or "rates: begin" not in done.stdout:
+        return f"## Rates\n\nnot measured: bench/rates.py failed ({done.stderr.strip()[-300:]})\n"
+    return done.stdout.strip() + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t_start = time.perf_counter()
@@ -893,6 +904,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace, meta: dict, log, t_start: float) -> int:
+    if args.only == "rates":  # its own section only, spliced into RESULTS.md with --write
+        return subprocess.run([sys.executable, str(HERE / "rates.py"), *(["--quick"] if args.quick else []),
+                               *(["--write"] if args.write else [])], cwd=ROOT).returncode
     inputs = gen_data.paths(args.rows, args.xlsx_rows)
     if not all(p.is_file() for p in inputs.values()):
         # in a child process: this one stays small (see Measured.maxrss_mb)
@@ -925,6 +939,8 @@ def _main(args: argparse.Namespace, meta: dict, log, t_start: float) -> int:
     report = render(args, scenarios, sheet, profiles, inputs, meta)
     if args.only is None:
         report += "\n" + bigchange_lookups(log)
+    if args.only is None:
+        report += "\n" + rates_section(log, args.quick)
     log("\n" + "=" * 100 + "\n")
     log(report)
     if args.write:

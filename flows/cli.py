@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "earlier run (same key, same ledger) are skipped, never booked twice.")
     _sheet_args(p)
     p.add_argument("--concurrency", "-c", type=_positive_int, help="requests in flight at once (default: the mapping's)")
-    p.add_argument("--rate", "-r", type=_rate, help="requests per second, never exceeded; 0 for no limit (default: the mapping's)")
+    p.add_argument("--rate", "-r", type=_rate, help="requests per second, never exceeded; 0: none published, adapt to 429s (default: the mapping's)")
     p.add_argument("--ledger", help="ledger database: a path, sqlite:///path, or postgresql://user@host/db to share it between machines (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
     p.add_argument("--resend-unknown", action="store_true",
                    help="resend rows an earlier run left unknown when the provider offers no way to check them")
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mapping", "-m", type=Path, help="the mapping file, if it moved (default: the one the run used)")
     p.add_argument("--ledger", help="ledger database (default: the one named in the workbook's Summary)")
     p.add_argument("--concurrency", "-c", type=_positive_int, help="requests in flight at once (default: the mapping's)")
-    p.add_argument("--rate", "-r", type=_rate, help="requests per second, never exceeded; 0 for no limit (default: the mapping's)")
+    p.add_argument("--rate", "-r", type=_rate, help="requests per second, never exceeded; 0: none published, adapt to 429s (default: the mapping's)")
     p.add_argument("--resend-unknown", action="store_true",
                    help="resend unknown rows the provider offers no way to check (check with the provider first)")
     p.add_argument("--chunk-size", type=_positive_int, help=CHUNK_HELP)

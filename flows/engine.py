@@ -37,6 +37,7 @@ from .outcomes import DONE_STATUSES, Action, Outcome, Status
 from .providers import resolve
 from .redact import MASK, mask_payload, masked_fields, redact_text
 from .sheets import Sheet, paused_gc, read_sheet
+from .ratelimit import shared_timeline_for
 from .submit import CallResult, ReadbackError, Sender, encode_form, response_messages
 
 __all__ = ["PreparedRow", "Plan", "prepare", "map_rows", "RunOptions", "ImportRun", "RowContext", "chunked",
@@ -444,7 +445,9 @@ class ImportRun:
                       timeout=m.connection.timeout_seconds, connect_timeout=m.connection.connect_timeout_seconds,
                       attempts=m.retry.attempts, backoff=m.retry.backoff_seconds, max_backoff=m.retry.max_backoff_seconds,
                       max_retry_after=m.retry.max_retry_after_seconds, rules=m.request.status_rules(),
-                      transport=self.options.transport)
+                      transport=self.options.transport,
+                      # one rate for every process importing to this provider (flows/ratelimit.py)
+                      shared_rate=shared_timeline_for(self.ledger, self.base_url) if self.rate else None)
 
     async def __aenter__(self) -> "ImportRun":
         if self.claims.released:  # entered again after an earlier `async with`: a new lease, claims taken anew

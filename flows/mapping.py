@@ -279,7 +279,7 @@ class Connection(_Strict):
     timeout_seconds: float = Field(30.0, gt=0, description="Seconds to wait for a response before the row becomes `unknown`.")
     connect_timeout_seconds: float = Field(10.0, gt=0, description="Seconds to wait for a connection (safe to retry).")
     concurrency: int = Field(8, ge=1, le=500, description="Requests in flight at once (--concurrency overrides).")
-    rate: float | None = Field(10.0, gt=0, allow_inf_nan=False, description="Requests per second, never exceeded; null for no limit (--rate overrides).")
+    rate: float | None = Field(10.0, gt=0, allow_inf_nan=False, description="Requests per second the provider publishes, never exceeded in any second (shared by every run using the ledger); null when it publishes none: start at the concurrency bound and adapt to its 429s (--rate overrides, 0 = null).")
 
     @field_validator("base_url")
     @classmethod

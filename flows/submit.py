@@ -39,8 +39,9 @@ import yarl
 from .auth import Auth
 from .errors import CredentialsError
 from .outcomes import Action, Rule, rule_for
+from .ratelimit import AdaptiveRateLimiter, RateLimiter, SharedTimeline
 
-__all__ = ["Sender", "CallResult", "Reply", "RateLimiter", "classify_error", "retry_after_seconds", "ReadbackError"]
+__all__ = ["Sender", "CallResult", "Reply", "RateLimiter", "AdaptiveRateLimiter", "classify_error", "retry_after_seconds", "ReadbackError"]
 
 
 class ReadbackError(Exception):
@@ -103,34 +104,7 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
-# --- rate limiting ------------------------------------------------------------------------------------
-
-
-class RateLimiter:
-    """Spaces request starts at least ``1/rate`` seconds apart (so the rate is never exceeded),
-    and can pause everyone until a moment (after a 429)."""
-
-    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Any] = asyncio.sleep) -> None:
-        self.interval = 1.0 / rate if rate else 0.0
-        self._clock = clock
-        self._sleep = sleep
-        self._next = 0.0
-        self._paused_until = 0.0
-
-    async def wait(self) -> None:
-        while True:
-            now = self._clock()
-            start = max(now, self._next, self._paused_until)
-            if start <= now:
-                self._next = now + self.interval
-                return
-            if self.interval == 0 and self._paused_until <= now:
-                return
-            await self._sleep(start - now)
-
-    def pause(self, seconds: float) -> None:
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
+# --- rate limiting: flows/ratelimit.py ---------------------------------------------------------------
 
 
 # --- results ------------------------------------------------------------------------------------------
@@ -216,11 +190,23 @@ class Sender:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
         clock: Callable[[], float] | None = None,
+        shared_rate: SharedTimeline | None = None,
     ) -> None:
         self.base_url = base_url
         self.auth = auth
-        # a test that fakes the clock fakes sleeping too, so the limiter never waits for real
-        self.limiter = RateLimiter(rate) if clock is None else RateLimiter(rate, clock=clock, sleep=sleep)
+        # a test that fakes the clock fakes sleeping too, so the limiter never waits for real. A published
+        # rate is paced on an ideal timeline (shared with other processes through the ledger when given);
+        # none: adapt to the provider's 429s (flows/ratelimit.py)
+        timing: dict[str, Any] = {} if clock is None else {"clock": clock, "sleep": sleep}
+        if rate and shared_rate is not None:
+            timing.setdefault("clock", time.time)  # the wall clock: the one other processes share
+            self.limiter: RateLimiter = RateLimiter(rate, timeline=shared_rate, **timing)
+        elif rate:
+            self.limiter = RateLimiter(rate, **timing)
+        else:
+            self.limiter = AdaptiveRateLimiter(**timing)
+            if shared_rate is not None:
+                shared_rate.close()
         self.attempts = attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -261,6 +247,7 @@ class Sender:
             await self.auth.login(self._client)
         except BaseException:  # a refused login: nothing else will close the client
             await self._client.aclose()
+            self.limiter.close()
             raise
         return self
 
@@ -269,6 +256,7 @@ class Sender:
             await self._client.aclose()
         if self._session is not None and not self._session.closed:
             await self._session.close()
+        self.limiter.close()
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -346,7 +334,7 @@ class Sender:
             if self.stopped:
                 return CallResult(Action.STOP, None, attempt, self.stopped)
             attempt += 1
-            await self.limiter.wait()
+            started = await self.limiter.wait()
             if self.stopped:
                 return CallResult(Action.STOP, None, attempt - 1, self.stopped)
             try:
@@ -369,6 +357,7 @@ class Sender:
                     response = await self._send(httpx.Request(method, self._urls_for(path)[0], **kwargs))
                 self._unreachable = 0
             except (httpx.HTTPError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                self.limiter.observe(None, started)
                 action, message = classify_error(exc)
                 if action is Action.RETRY or (idempotent and action is Action.UNKNOWN):
                     if attempt < self.attempts:
@@ -381,6 +370,7 @@ class Sender:
                     return CallResult(Action.FAIL, None, attempt, f"{message}; gave up after {attempt} attempts")
                 return CallResult(Action.UNKNOWN, None, attempt,
                                   f"{message}: the provider may have booked it; check before resending")
+            self.limiter.observe(response.status_code, started)
             rule = rule_for(response.status_code, rules)
             if rule.reasons:  # the status alone does not say (ServiceMobility's 500s): the body's text decides
                 rule = rule.for_body(response.text[:_REASON_TEXT_LIMIT])

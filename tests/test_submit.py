@@ -20,6 +20,7 @@ from aiohttp.client_reqrep import ConnectionKey
 
 from flows.auth import Auth, BodyKey, HeaderKey
 from flows.outcomes import Action, Rule
+from flows.ratelimit import HEADROOM, TOLERANCE
 from flows.submit import (
     CallResult,
     RateLimiter,
@@ -437,7 +438,9 @@ def test_rate_limiter_spaces_starts_evenly_with_a_fake_clock():
         return starts
 
     starts = asyncio.run(go())
-    assert [round(s - starts[0], 6) for s in starts] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+    # issue 16: the timeline runs 1.5 % under the rate (a margin for late starts and network jitter)
+    interval = 1 / (10 * (1 - HEADROOM))
+    assert [round(s - starts[0], 6) for s in starts] == [round(k * interval, 6) for k in range(6)]
 
 
 def test_rate_limiter_pause_holds_everyone():
@@ -479,11 +482,13 @@ def test_rate_limiter_never_exceeds_the_rate_with_concurrent_waiters():
 
     asyncio.run(go())
     starts.sort()
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert len(starts) == waiters
-    assert min(gaps) >= 1 / rate - 0.002, gaps
-    # so any one-second window holds at most `rate` starts; here: the whole run took at least 14 intervals
-    assert starts[-1] - starts[0] >= (waiters - 1) / rate - 0.002
+    # issue 16: starts follow the ideal timeline (a late one does not push the others back), each within
+    # TOLERANCE of its slot, so any one-second window holds at most `rate` starts (tests/test_ratelimit.py)
+    interval = 1 / (rate * (1 - HEADROOM))
+    for i, t in enumerate(starts):
+        assert t - starts[0] >= i * interval - TOLERANCE - 0.002, (i, t - starts[0])
+    assert starts[-1] - starts[0] >= (waiters - 1) * interval - TOLERANCE - 0.002
 
 
 # --- provider error bodies ----------------------------------------------------------------------------------------

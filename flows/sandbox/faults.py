@@ -8,7 +8,9 @@ knob                       what the client sees
 =========================  ======================================================================
 latency_ms (+ jitter)      every request (reads too) waits ``latency_ms ± latency_jitter_ms``
 rate_limit                 above N requests/s (sliding 1 s window, all clients): **429** with
-                           ``Retry-After`` (whole seconds, >= 1); nothing stored
+                           ``Retry-After`` (whole seconds, >= 1); nothing stored. A server-side
+                           limit the client is not told about (issue 16: an unpublished 50/s)
+rate_limit_retry_after     0: the rate limit's 429 carries no ``Retry-After`` (default 1: it does)
 rate_limited_rate          **429** at random, *without* ``Retry-After`` (Jicoo's docs only say
                            "we recommend an exponential backoff"); nothing stored
 unavailable_rate           **503** before anything is stored (safe to retry)
@@ -87,6 +89,8 @@ class Faults:
     read_error_rate: float = 0
     #: requests per second (writes, all clients together); ``None`` = unlimited
     rate_limit: float | None = None
+    #: 1: a 429 from ``rate_limit`` says ``Retry-After``; 0: it does not (the client backs off on its own)
+    rate_limit_retry_after: float = 1
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -99,6 +103,8 @@ class Faults:
                 problems.append(f"{name} must be between 0 and 1")
         if sum(getattr(self, name) for name, _ in _RATE_KNOBS) > 1 + 1e-9:
             problems.append("the write *_rate knobs must add up to at most 1")
+        if self.rate_limit_retry_after not in (0, 1):
+            problems.append("rate_limit_retry_after must be 0 or 1")
         if self.rate_limit is not None and self.rate_limit <= 0:
             problems.append("rate_limit must be > 0 (or None for no limit)")
         if problems:
@@ -189,6 +195,9 @@ class FaultInjector:
         self._edges = tuple(edges)
         self.has_latency = faults.latency_ms > 0 or faults.latency_jitter_ms > 0
         self.has_write_faults = bool(self._edges) or limit is not None
+        #: when each write request arrived (time.time()), the last 200,000: what a client's pacing looked
+        #: like from the provider's side (tests and bench/ count the busiest 1-second window)
+        self.arrivals: collections.deque[float] = collections.deque(maxlen=200_000)
         self._read_rng = random.Random(None if faults.seed is None else faults.seed + 2)
 
     def read_fails(self) -> bool:

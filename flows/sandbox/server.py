@@ -15,6 +15,7 @@ import contextlib
 import json
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -113,6 +114,7 @@ def fault_middleware(
                 injector.counts[READ_ERROR] += 1
                 return json_response(error_body(500, "internal_error", "Internal server error"), status=500)
             return await handler(request)
+        injector.arrivals.append(time.time())
         if not injector.has_write_faults:
             return await handler(request)
 
@@ -122,7 +124,7 @@ def fault_middleware(
             return json_response(
                 error_body(429, "too_many_requests", "Too many requests. Retry later."),
                 status=429,
-                headers={"Retry-After": str(retry_after)},
+                headers={"Retry-After": str(retry_after)} if injector.faults.rate_limit_retry_after else None,
             )
         fault = injector.draw()
         if fault == RATE_LIMITED:  # at random, no Retry-After: the client backs off on its own

@@ -1,0 +1,455 @@
+"""The rate limiter (flows/ratelimit.py), issue 16 targets 3 and 4.
+
+Unit tests run on *virtual time*: ``sleep`` parks the task until the driver moves the clock to its
+deadline (plus a lateness the test chooses: a busy machine wakes tasks late), so many concurrent
+waiters, seconds of pacing and a provider's sliding window take no real time and can be asserted
+exactly. Then the real thing: a run against the Jicoo simulator enforcing an unpublished 50/s, and
+three processes sharing one rate through the ledger (SQLite and PostgreSQL), counted at the simulator.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import importlib.util
+import itertools
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from flows.ratelimit import (
+    HEADROOM,
+    TOLERANCE,
+    WINDOW,
+    AdaptiveRateLimiter,
+    LocalTimeline,
+    RateLimiter,
+    SharedTimeline,
+    max_in_window,
+)
+from flows.sandbox.faults import FaultInjector, Faults
+
+from .conftest import ROOT, served
+from .pg_support import pg_server, pg_url  # noqa: F401 - fixtures
+
+
+class VirtualTime:
+    """A clock and a ``sleep`` for many tasks at once: the clock jumps to the next sleeper's deadline
+    (plus ``late()`` seconds) once every task is parked."""
+
+    def __init__(self, late: Callable[[], float] = lambda: 0.0) -> None:
+        self.now = 1_000.0
+        self.late = late
+        self._sleepers: list[tuple[float, int, asyncio.Future]] = []
+        self._seq = itertools.count()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now + max(seconds, 0.0) + self.late(), next(self._seq), fut))
+        await fut
+
+    async def run(self, *coros: Any) -> list[Any]:
+        tasks = [asyncio.ensure_future(c) for c in coros]
+        while not all(t.done() for t in tasks):
+            for _ in range(20):  # let every runnable task reach its next sleep
+                await asyncio.sleep(0)
+            if self._sleepers:
+                deadline, _, fut = heapq.heappop(self._sleepers)
+                self.now = max(self.now, deadline)
+                fut.set_result(None)
+            elif not all(t.done() for t in tasks):  # pragma: no cover - a task blocked on something else
+                await asyncio.sleep(0.001)
+        return [t.result() for t in tasks]
+
+
+def _pace(limiter: RateLimiter, vt: VirtualTime, workers: int, requests: int) -> list[float]:
+    """``workers`` tasks taking ``requests`` starts from ``limiter``; the start times."""
+    starts: list[float] = []
+    left = [requests]
+
+    async def worker() -> None:
+        while left[0] > 0:
+            left[0] -= 1
+            await limiter.wait()
+            starts.append(vt.now)
+            await vt.sleep(0.005)  # the request itself
+
+    asyncio.run(vt.run(*(worker() for _ in range(workers))))
+    return sorted(starts)
+
+
+# --- a published rate: >= 0.98 of it, never above it in any 1-second window ----------------------------------
+
+
+@pytest.mark.parametrize("rate", [10, 50, 333])
+def test_a_busy_run_reaches_the_rate_and_no_window_holds_more(rate):
+    vt = VirtualTime(late=lambda rng=random.Random(rate): rng.uniform(0, 0.004))  # woken up to 4 ms late
+    starts = _pace(RateLimiter(rate, clock=vt.clock, sleep=vt.sleep), vt, workers=16, requests=min(rate * 20, 2_000))
+    achieved = (len(starts) - 1) / (starts[-1] - starts[0])
+    assert achieved >= 0.98 * rate, achieved
+    assert achieved == pytest.approx(rate * (1 - HEADROOM), rel=0.002)  # lateness is not lost: the ideal timeline
+    assert max_in_window(starts) <= rate
+
+
+def test_late_wake_ups_never_put_more_than_the_rate_in_a_window():
+    """A loaded machine: tasks woken up to 60 ms late, at random. A late start crowding the window waits;
+    since the timeline is not pushed back by lateness, the rate is still used."""
+    rng = random.Random(7)
+    vt = VirtualTime(late=lambda: rng.choice([0.0, 0.0, 0.002, 0.009, 0.03, 0.06]))
+    limiter = RateLimiter(20, clock=vt.clock, sleep=vt.sleep)
+    starts = _pace(limiter, vt, workers=8, requests=400)
+    assert max_in_window(starts) <= 20
+    assert max_in_window(starts, WINDOW) <= 20  # the guard's own window, a little longer than a second
+    assert (len(starts) - 1) / (starts[-1] - starts[0]) >= 0.95 * 20
+
+
+def test_a_stalled_process_catches_up_within_the_window():
+    """Every 2 s the machine stalls the process for 200 ms: the slots it missed are used after (the rate is
+    kept), and the window guard still keeps every second at the rate."""
+    vt = VirtualTime()
+    wakes = itertools.count()
+    vt.late = lambda: 0.2 if next(wakes) % 100 == 99 else 0.0
+    limiter = RateLimiter(50, clock=vt.clock, sleep=vt.sleep)
+    starts = _pace(limiter, vt, workers=8, requests=1_000)
+    assert max_in_window(starts) <= 50
+    assert (len(starts) - 1) / (starts[-1] - starts[0]) >= 0.98 * 50
+
+
+def test_the_old_wake_up_scheduling_would_lose_the_lateness():
+    """What issue 16 measured (0.94 of --rate): with 6 ms of lateness a wake, scheduling from the wake-up
+    time reaches 10 / (1 + 0.06) = 0.94; the ideal timeline keeps 0.985."""
+    vt = VirtualTime(late=lambda: 0.006)
+    starts = _pace(RateLimiter(10, clock=vt.clock, sleep=vt.sleep), vt, workers=1, requests=100)
+    assert (len(starts) - 1) / (starts[-1] - starts[0]) >= 0.98 * 10
+
+
+def test_an_idle_limiter_starts_at_once_and_does_not_save_up_a_burst():
+    vt = VirtualTime()
+    limiter = RateLimiter(10, clock=vt.clock, sleep=vt.sleep)
+
+    async def go() -> list[float]:
+        out = [await limiter.wait()]
+        await vt.sleep(5)  # idle: no credit is saved up
+        for _ in range(11):
+            await limiter.wait()
+            out.append(vt.now)
+        return out
+
+    (starts,) = asyncio.run(vt.run(go()))
+    assert starts[0] == 1_000.0 and starts[1] == 1_005.0
+    assert max_in_window(starts[1:]) == 10
+
+
+def test_pause_holds_every_waiter_and_drops_the_slots_it_covers():
+    vt = VirtualTime()
+    limiter = RateLimiter(10, clock=vt.clock, sleep=vt.sleep)
+
+    async def go() -> list[float]:
+        out = []
+        for i in range(6):
+            await limiter.wait()
+            out.append(vt.now)
+            if i == 2:
+                limiter.pause(3)
+        return out
+
+    (starts,) = asyncio.run(vt.run(go()))
+    assert starts[3] >= starts[2] + 3  # nothing started during the pause
+    assert max_in_window(starts) <= 10
+
+
+# --- no published rate: additive increase, multiplicative decrease ---------------------------------------------
+
+
+def _against_a_provider(limit: float, rows: int, *, retry_after: bool, workers: int = 8,
+                        latency: float = 0.02) -> tuple[AdaptiveRateLimiter, list[float], int, float]:
+    """An adaptive limiter against the simulator's own sliding-window limiter (FaultInjector.admit) on
+    virtual time: ``rows`` bookings, each retried after a 429 as flows.submit does (Retry-After pauses
+    everyone; without it a jittered backoff does). Returns (limiter, accepted arrival times, 429s, seconds)."""
+    vt = VirtualTime()
+    rng = random.Random(3)
+    injector = FaultInjector(Faults(rate_limit=limit))
+    limiter = AdaptiveRateLimiter(clock=vt.clock, sleep=vt.sleep)
+    accepted: list[float] = []
+    refused = [0]
+    left = [rows]
+
+    async def worker() -> None:
+        while left[0] > 0:
+            left[0] -= 1
+            attempt = 0
+            while True:
+                attempt += 1
+                started = await limiter.wait()
+                await vt.sleep(latency / 2)
+                wait = injector.admit(now=vt.now)  # the provider's side
+                arrived = vt.now
+                await vt.sleep(latency / 2)
+                status = 201 if wait is None else 429
+                limiter.observe(status, started)
+                if status == 201:
+                    accepted.append(arrived)
+                    break
+                refused[0] += 1
+                pause = float(wait) if retry_after else rng.uniform(0, 0.5 * 2 ** (attempt - 1))
+                limiter.pause(pause)
+                await vt.sleep(pause)
+
+    t0 = vt.now
+    asyncio.run(vt.run(*(worker() for _ in range(workers))))
+    return limiter, sorted(accepted), refused[0], vt.now - t0
+
+
+@pytest.mark.parametrize("retry_after", [True, False], ids=["Retry-After", "no Retry-After"])
+def test_an_unpublished_50_per_second_is_found_and_used(retry_after):
+    limiter, accepted, refused, seconds = _against_a_provider(50, 2_000, retry_after=retry_after)
+    assert len(accepted) == 2_000
+    assert len(accepted) / seconds >= 0.9 * 50, len(accepted) / seconds
+    assert refused / (refused + len(accepted)) <= 0.05, refused
+    assert limiter.decreases >= 1 and limiter.rate is not None
+    assert 0.85 * 50 <= limiter.rate <= 1.1 * 50
+
+
+def test_it_starts_at_the_concurrency_bound_until_a_429():
+    limiter, accepted, refused, seconds = _against_a_provider(10_000, 500, retry_after=True, latency=0.02)
+    assert refused == 0 and limiter.rate is None and limiter.decreases == 0
+    assert len(accepted) / seconds == pytest.approx(8 / 0.02, rel=0.02)  # 8 workers, 20 ms each: unpaced
+
+
+def test_one_decrease_per_congestion_not_per_429():
+    """Eight requests in flight all answered 429 at once: the rate is cut once, not eight times."""
+    vt = VirtualTime()
+    limiter = AdaptiveRateLimiter(clock=vt.clock, sleep=vt.sleep)
+    for _ in range(40):
+        limiter.observe(201, vt.now)
+    for _ in range(8):
+        limiter.observe(429, vt.now)
+    assert limiter.decreases == 1 and limiter.rate == pytest.approx(0.97 * 40)
+
+
+def test_additive_increase_then_gentler_probing_at_the_same_ceiling():
+    vt = VirtualTime()
+    limiter = AdaptiveRateLimiter(clock=vt.clock, sleep=vt.sleep)
+    for _ in range(50):
+        limiter.observe(201, vt.now)
+    limiter.observe(429, vt.now)
+    cut = limiter.rate
+    for _ in range(40):  # 10 s of answers, a quarter of a second apart
+        vt.now += 0.25
+        limiter.observe(201, vt.now)
+    assert limiter.rate == pytest.approx(cut + AdaptiveRateLimiter.PROBE * 50 * 10, rel=0.05)  # a share of the ceiling a second
+    first_probe = limiter.probe
+    vt.now += 2
+    for _ in range(50):
+        limiter.observe(201, vt.now - 0.5)
+    limiter.observe(429, vt.now)
+    assert limiter.decreases == 2 and limiter.probe == first_probe / 2  # the same ceiling again
+
+
+# --- one rate for every process: the ledger's shared timeline --------------------------------------------------
+
+
+def _claims_never_overlap(target: Any) -> None:
+    a, b = SharedTimeline(target, "https://api.example/v1"), SharedTimeline(target, "https://api.example/v1")
+    other = SharedTimeline(target, "https://other.example/v1")
+    try:
+        now = time.time()
+        got = [(a if i % 2 else b).claim(3, 0.1, now) for i in range(6)]
+        assert got == [pytest.approx(got[0] + 0.3 * i, abs=0.002) for i in range(6)]  # back to back, no overlap
+        assert got[0] == pytest.approx(now, abs=0.05)  # on PostgreSQL too: its clock, converted back to ours
+        assert other.claim(1, 0.1, now) == pytest.approx(now, abs=0.05)  # another provider: its own timeline
+        # an idle timeline starts again from now, not from the past (no saved-up burst)
+        later = now + 100
+        assert a.claim(1, 0.1, later) == pytest.approx(later, abs=0.05)
+    finally:
+        a.close(), b.close(), other.close()
+
+
+def test_a_process_knows_when_others_claim_on_its_timeline(tmp_path):
+    """More headroom while others claim too (flows/ratelimit.py): assumed at first, dropped once alone."""
+    from flows.ledger import open_ledger
+
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    a, b = SharedTimeline(ledger.path, "p"), SharedTimeline(ledger.path, "p")
+    try:
+        assert a.crowded and b.crowded  # at first: assume company
+        a.crowded_until = b.crowded_until = 0.0
+        now = time.time()
+        a.claim(2, 0.01, now), a.claim(2, 0.01, now)
+        assert not a.crowded  # only its own claims
+        b.claim(2, 0.01, now)
+        assert b.crowded  # a claimed just before
+        a.claim(2, 0.01, now)
+        assert a.crowded
+    finally:
+        a.close(), b.close(), ledger.close()
+
+
+def test_shared_timeline_on_sqlite(tmp_path):
+    from flows.ledger import open_ledger
+
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    _claims_never_overlap(ledger.path)
+    ledger.close()
+
+
+def test_shared_timeline_on_postgres(pg_url):
+    from flows.ledger import open_ledger
+
+    ledger = open_ledger(pg_url)
+    _claims_never_overlap(ledger.path)
+    ledger.close()
+
+
+def test_two_limiters_on_one_shared_timeline_keep_one_rate(tmp_path):
+    """Two runs in one process, paced by the ledger's timeline (real time, 1.5 s)."""
+    from flows.ledger import open_ledger
+
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    rate = 40
+    starts: list[float] = []
+
+    async def run(limiter: RateLimiter) -> None:
+        async def worker() -> None:
+            while time.time() < stop:
+                await limiter.wait()
+                starts.append(time.time())
+        await asyncio.gather(*(worker() for _ in range(4)))
+
+    async def go() -> None:
+        limiters = [RateLimiter(rate, clock=time.time, timeline=SharedTimeline(ledger.path, "x")) for _ in range(2)]
+        await asyncio.gather(*(run(lim) for lim in limiters))
+        for lim in limiters:
+            lim.close()
+
+    stop = time.time() + 1.5
+    asyncio.run(go())
+    ledger.close()
+    assert max_in_window(starts) <= rate
+    assert len(starts) >= 0.8 * rate * 1.5  # loose: the exact share is in bench/RESULTS.md
+
+
+# --- the real thing: the simulator -------------------------------------------------------------------------------
+
+
+def _gen_data():
+    spec = importlib.util.spec_from_file_location("_bench_gen_data", ROOT / "bench" / "gen_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_sheets(tmp_path: Path, parts: int, rows: int) -> list[Path]:
+    """``parts`` CSVs of ``rows`` valid Jicoo rows each, every row on its own slot (no 409 between parts)."""
+    gen = _gen_data()
+    everything = gen.build_rows(parts * rows)
+    columns = list(everything[0])
+    out = []
+    for p in range(parts):
+        path = tmp_path / f"sheet-{p}.csv"
+        gen.write_csv(everything[p * rows:(p + 1) * rows], path, columns)
+        out.append(path)
+    return out
+
+
+def test_a_run_against_an_unpublished_50_per_second_settles_every_row(tmp_path, jicoo_env):
+    """The engine with no rate (Jicoo's mapping publishes none) against the simulator answering 429 above 50/s.
+    About 7 s: the point of the test. Exact figures: bench/RESULTS.md, "Rate adherence"."""
+    from flows.engine import ImportRun, RunOptions, prepare
+    from flows.sandbox import JicooSimulator
+
+    (sheet,) = _write_sheets(tmp_path, 1, 300)
+    with served(JicooSimulator(faults=Faults(rate_limit=50))) as sim:
+        plan = prepare(sheet, ROOT / "mappings" / "jicoo.yaml")
+        run = ImportRun(plan, RunOptions(rate=None, ledger_url=f"sqlite:///{tmp_path / 'l.sqlite'}",
+                                         env={**jicoo_env, "JICOO_BASE_URL": sim.url + "/v1"}))
+        t0 = time.perf_counter()
+        asyncio.run(run.send_all())
+        seconds = time.perf_counter() - t0
+        refused = sim.fault_counts["rate_limited"]
+        booked = len(sim.bookings)
+        arrivals = list(sim.injector.arrivals)
+    statuses = {o.status.value for o in run.outcomes}
+    assert statuses == {"created"} and booked == 300  # every row settled, none twice
+    assert refused / len(arrivals) <= 0.05, (refused, len(arrivals))
+    assert 300 / seconds >= 0.6 * 50  # loose (a busy machine); bench/RESULTS.md has the figure
+
+
+def provider_first(sim: Any) -> None:
+    """Raise the simulator thread's CPU priority where allowed (root): on this shared 2-CPU machine the
+    simulator, starved for 100+ ms while three importers and other sessions run, would stamp the requests
+    that queued meanwhile as one burst; a provider's front end is not starved by its clients' machines."""
+    import threading
+
+    for t in threading.enumerate():  # SimulatorServer's thread
+        if t.name == "sandbox-server" and t.native_id:
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, t.native_id, -10)
+
+
+_WORKER = textwrap.dedent("""
+    import asyncio, json, sys, time
+    from flows.engine import ImportRun, RunOptions, prepare
+    sheet, mapping, ledger = sys.argv[1], sys.argv[2], sys.argv[3]
+    plan = prepare(sheet, mapping)
+    run = ImportRun(plan, RunOptions(ledger_url=ledger))
+    print("ready", flush=True)
+    start_at = float(sys.stdin.readline())  # every process starts at once
+    time.sleep(max(0.0, start_at - time.time()))
+    asyncio.run(run.send_all())
+    print(json.dumps(sorted({o.status.value for o in run.outcomes})))
+""")
+
+
+def three_workers(tmp_path: Path, url: str, ledger: str, rate: int, rows: int) -> list[float]:
+    """Three processes importing ``rows`` rows each for one provider at the mapping's ``rate``, sharing ``ledger``;
+    the write requests' arrival times at the simulator at ``url``."""
+    from .conftest import mapping_variant
+
+    sheets = _write_sheets(tmp_path, 3, rows)
+    mapping = mapping_variant(tmp_path, connection__rate=rate)
+    env = {**os.environ, "JICOO_BASE_URL": url + "/v1", "JICOO_API_KEY": os.environ["JICOO_API_KEY"]}
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(s), str(mapping), ledger], env=env, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for s in sheets]
+    for p in procs:  # every process has imported, read its sheet and opened the ledger
+        line = p.stdout.readline()
+        assert line.strip() == "ready", line + p.stderr.read()[-2000:]
+    start_at = time.time() + 0.2
+    for p in procs:
+        p.stdin.write(f"{start_at}\n")
+        p.stdin.flush()
+    for p in procs:
+        out, err = p.communicate(timeout=90)
+        assert p.returncode == 0, err[-2000:]
+        assert json.loads(out.strip().splitlines()[-1]) == ["created"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_three_processes_share_the_mappings_rate(tmp_path, jicoo_env, backend, request):
+    """Three runs for one provider at `rate: 30`, counted where it matters: at the simulator. ~8 s each."""
+    from flows.sandbox import JicooSimulator
+
+    ledger = f"sqlite:///{tmp_path / 'shared.sqlite'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    rate, rows = 30, 30
+    with served(JicooSimulator()) as sim:
+        provider_first(sim)
+        t0 = time.time()
+        three_workers(tmp_path, sim.url, ledger, rate, rows)
+        arrivals = sorted(sim.injector.arrivals)
+        booked = len(sim.bookings)
+    assert booked == 3 * rows and len(arrivals) == 3 * rows
+    assert t0 < arrivals[0]
+    assert max_in_window(arrivals) <= rate, max_in_window(arrivals)
+    span = arrivals[-1] - arrivals[0]
+    assert (len(arrivals) - 1) / span >= 0.8 * rate  # loose; bench/RESULTS.md has the figure
