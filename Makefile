@@ -18,6 +18,8 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/booking-import demo
+	@echo
+	@echo "Try the web page next: $(VENV)/bin/booking-import web --demo  (it prints where to open it and a demo account)"
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -188,6 +188,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a claim not renewed for this long is taken over by the next run (default 120)")
     p.add_argument("--limit", type=_positive_int, help="flow runs this worker runs at once (default: no limit)")
 
+    p = sub.add_parser("web", help="serve the web page where staff upload, fix and book a sheet",
+                       description="Serve the web page (sign in, choose a mapping, upload, match columns, review and "
+                                   "fix, book with live progress, results, history) until Ctrl-C. Accounts: 'name:hash' "
+                                   "lines in web-users.txt or the file named by BOOKING_WEB_USERS (hash from "
+                                   "--hash-password); --demo serves the bundled simulators with a demo account it prints.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
+    p.add_argument("--demo", action="store_true", help="serve against the bundled simulators, with a demo account")
+    p.add_argument("--mappings", type=Path, default=Path("mappings"), help="folder of mapping files (default ./mappings)")
+    p.add_argument("--ledger", help="ledger database (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
+    p.add_argument("--users", help="accounts file (default: $BOOKING_WEB_USERS or ./web-users.txt)")
+    p.add_argument("--uploads", help="private folder for uploads and results (default out/web-uploads)")
+    p.add_argument("--max-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
+    p.add_argument("--max-rows", type=_positive_int, default=100_000, help="most rows in an upload (default 100000)")
+    p.add_argument("--keep-hours", type=float, default=24.0, help="uploads and their results are deleted this long "
+                                                                 "after last use (default 24)")
+    p.add_argument("--secure-cookies", action="store_true", help="cookies only over https (behind an https proxy)")
+    p.add_argument("--hash-password", action="store_true", help="read a password on stdin, print its hash for the "
+                                                                "accounts file, and exit")
+
     p = sub.add_parser("sandbox", help="serve a provider simulator on loopback for trying things out",
                        description="Serve a faithful provider simulator on 127.0.0.1 until Ctrl-C, with optional faults.")
     p.add_argument("provider", nargs="?", default="jicoo", help="provider id (default jicoo)")
@@ -223,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("run", "rerun", "serve", "validate", "render", "status", "callbacks", "sandbox", "demo", "transforms", "schema",
+COMMANDS = ("run", "rerun", "serve", "validate", "render", "status", "callbacks", "sandbox", "demo", "web", "transforms", "schema",
             "template")
 
 
@@ -549,6 +569,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.out_dir)
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    from .web.serve import run_web
+
+    return run_web(args)
+
+
 def cmd_transforms(args: argparse.Namespace) -> int:
     from .mapping.transforms import REGISTRY
 
@@ -589,6 +615,7 @@ _COMMANDS = {
     "callbacks": cmd_callbacks,
     "sandbox": cmd_sandbox,
     "demo": cmd_demo,
+    "web": cmd_web,
     "transforms": cmd_transforms,
     "schema": cmd_schema,
     "template": cmd_template,
