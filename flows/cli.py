@@ -15,8 +15,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .errors import ImporterError, UsageError
 from .heap import imports_paused, thaw
@@ -24,7 +25,7 @@ from .heap import imports_paused, thaw
 CHUNK_HELP = ("rows per Prefect task (default: 500, or a fifth of the rows when that is more, so a run has at most "
               "5 tasks: each task run costs the send phase some CPU)")
 
-__all__ = ["main", "build_parser", "COMMANDS"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
 EXIT_OK, EXIT_ROWS, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: commands that run a flow: SIGINT and SIGTERM stop them cleanly (flows.prefect_env.GracefulStop)
@@ -39,13 +40,25 @@ EPILOG = """exit codes:
   143 stopped with SIGTERM (e.g. by a service manager): the results workbook holds what was done
 
 Secrets come from the environment (or a .env file in the current folder), never from files
-you commit: JICOO_API_KEY for Jicoo, SYSTEMSX_API_KEY for Systems X Bridge, SERVICEMOBILITY_USERNAME,
-SERVICEMOBILITY_PASSWORD and SERVICEMOBILITY_BASE_URL (required) for ServiceMobility. <PROVIDER>_BASE_URL
-overrides a provider's URL; <PROVIDER>_CALLBACK_URL is where a provider that confirms later
-(Systems X Bridge) reaches `booking-import callbacks`."""
+you commit (each provider's, from its mappings):
+{secrets}
+<PROVIDER>_BASE_URL overrides a provider's URL (required where the mapping holds a placeholder);
+<PROVIDER>_CALLBACK_URL is where a provider that confirms later (Systems X Bridge) reaches
+`booking-import callbacks`."""
+_SECRETS = "{secrets}"  # filled from the mappings only when help is shown (not at start-up, before signals are handled)
 
 
 class _Parser(argparse.ArgumentParser):
+    def format_help(self) -> str:
+        text = super().format_help()
+        if _SECRETS in text:
+            from .mapping.catalog import (
+                secret_names,  # here, not at the top: start-up speed (YAML is read only for help)
+            )
+
+            text = text.replace(_SECRETS, "\n".join(f"  {p}: {', '.join(n)}" for p, n in secret_names().items()))
+        return text
+
     def error(self, message: str) -> None:  # argparse's own exit code is 2 too; one line, pointing at --help
         self.exit(EXIT_INPUT, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
 
@@ -344,11 +357,11 @@ def _checkpoint() -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     with imports_paused():
-        from .auth import build_auth
-        from .engine import default_results_path, prepare
-        from .report import Progress, print_summary
-        from .results import check_writable
-        from .validate import require_rows
+        from .engine.run import default_results_path, prepare
+        from .engine.validate import require_rows
+        from .http.auth import build_auth
+        from .terminal import Progress, print_summary
+        from .workbooks.results import check_writable
 
     _checkpoint()
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before Prefect starts
@@ -356,7 +369,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     require_rows(plan)
     check_writable(args.out or default_results_path(plan.sheet.path), source=plan.sheet.path)  # not after 55 rows are booked
     build_auth(plan.mapping.connection.auth, plan.mapping.provider)  # so does a missing secret
-    from .callbacks import check_callback_address  # and a callback address the provider can never call
+    from .http.callbacks import check_callback_address  # and a callback address the provider can never call
 
     check_callback_address(plan.mapping, os.environ, in_process="http://127.0.0.1" if args.wait_callbacks else None)
     progress = Progress(enabled=not args.quiet)
@@ -372,7 +385,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = None, plan: Any = None) -> tuple[dict | None, Any]:
     with imports_paused():
         from .import_sheet import Hooks, hooks, import_sheet
-        from .ledger import parameter_url  # flow parameters are stored by Prefect: never a password in them
+        from .ledger.ledger import parameter_url  # flow parameters are stored by Prefect: never a password in them
         from .prefect_env import contain_ephemeral_server, ephemeral_server
         from .prefect_quiet import quiet_prefect
 
@@ -416,12 +429,12 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
 
 def cmd_rerun(args: argparse.Namespace) -> int:
     with imports_paused():
-        from .auth import build_auth
-        from .report import Progress, print_summary
-        from .ledger import parameter_url
-        from .rerun import load_rerun, summary_lines
-        from .results import check_writable
-        from .validate import require_rows
+        from .engine.rerun import load_rerun, summary_lines
+        from .engine.validate import require_rows
+        from .http.auth import build_auth
+        from .ledger.ledger import parameter_url
+        from .terminal import Progress, print_summary
+        from .workbooks.results import check_writable
 
     _checkpoint()
     again = load_rerun(args.results, mapping=args.mapping, ledger_url=args.ledger, out=args.out)  # exit 2 before Prefect
@@ -445,7 +458,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .nightly import serve_inbox
+    from .import_inbox import serve_inbox
 
     return serve_inbox(inbox=args.inbox, cron=args.cron, timezone=args.timezone, name=args.name, mappings=args.mappings,
                        archive=args.archive, ledger=args.ledger, notify=args.notify,
@@ -453,14 +466,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .validate import validate_sheet
+    from .engine.validate import validate_sheet
 
     return validate_sheet(args.sheet, args.mapping, sheet_name=args.sheet_name, out=args.out)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .engine import prepare
-    from .validate import require_rows
+    from .engine.run import prepare
+    from .engine.validate import require_rows
 
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)
     require_rows(plan)
@@ -483,7 +496,7 @@ def _secret_values(mapping: Any) -> list[str]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .status import refresh_results
+    from .workbooks.refresh import refresh_results
 
     report = refresh_results(args.results, out=args.out, ledger_url=args.ledger, mapping=args.mapping)
     changes = ", ".join(f"{old} -> {new}: {n}" for (old, new), n in sorted(report.changed.items())) or "none"
@@ -498,7 +511,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_callbacks(args: argparse.Namespace) -> int:
-    from .callbacks import CallbackReceiver
+    from .http.callbacks import CallbackReceiver
     from .sandbox.server import serve_forever
 
     def event(line: str) -> None:
@@ -534,7 +547,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     sim = sim_cls(faults=faults)
-    from .demo import sandbox_env
+    from .sandbox.demo import sandbox_env
 
     def ready(url: str) -> None:
         print(f"{args.provider} simulator listening on {url} (Ctrl-C to stop). In another shell:")
@@ -547,8 +560,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
     from .prefect_env import contain_ephemeral_server, ephemeral_server
+    from .sandbox.demo import run_demo
 
     if ephemeral_server():
         contain_ephemeral_server()  # as for run: the temporary server ends with this process
@@ -563,7 +576,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 def cmd_transforms(args: argparse.Namespace) -> int:
-    from .transforms import REGISTRY
+    from .mapping.transforms import REGISTRY
 
     for name, doc in REGISTRY.items():
         usage = f"{{{name}: <{doc.param}>}}" if doc.param else name
@@ -574,8 +587,8 @@ def cmd_transforms(args: argparse.Namespace) -> int:
 
 
 def cmd_template(args: argparse.Namespace) -> int:
-    from .template import describe_columns, write_template
-    from .mapping import load_mapping
+    from .mapping.model import load_mapping
+    from .workbooks.template import describe_columns, write_template
 
     path = write_template(args.mapping, args.out)
     helps = describe_columns(load_mapping(args.mapping))
@@ -586,7 +599,7 @@ def cmd_template(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from .mapping import MappingFile
+    from .mapping.model import MappingFile
 
     print(json.dumps(MappingFile.json_schema(), indent=2, ensure_ascii=False))
     return EXIT_OK

@@ -1,34 +1,31 @@
-"""The Prefect flow ``import_sheet``: orchestration only, over the plain functions in flows.engine.
+"""The Prefect flow ``import_sheet``: orchestration only, around flows.engine.run.run_import.
 
-One task reads, maps and validates the sheet; one task per chunk of rows sends it (never a
-task per row: the local server manages about 100 task runs a second); one task writes the
-results workbook, which is also written if the run is interrupted. A table artifact summarises
+One task reads, maps and validates the sheet; engine.run_import runs the import, each chunk of
+rows sent as a task (never a task per row: the local server manages about 100 task runs a
+second); the results workbook is written by run_import, also if the run is interrupted. A table artifact summarises
 the run. Flow parameters are plain strings and numbers so the flow can be deployed and
 scheduled as it is.
 """
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import contextvars
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .prefect_env import apply_defaults
 
 apply_defaults()
 
-from prefect import flow, task  # noqa: E402
-from prefect.artifacts import acreate_table_artifact  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect import flow, task
+from prefect.artifacts import acreate_table_artifact
+from prefect.cache_policies import NO_CACHE
 
-from .callbacks import receiving  # noqa: E402
-from .engine import UNSET, ImportRun, Plan, RunOptions, chunked, prepare  # noqa: E402
-from .errors import ImporterError, UsageError  # noqa: E402
-from .rerun import Rerun, load_rerun  # noqa: E402
+from .engine.rerun import Rerun, load_rerun
+from .engine.run import UNSET, ImportRun, Plan, PreparedRow, RunOptions, prepare, run_import
+from .errors import UsageError
 
-__all__ = ["import_sheet", "Hooks", "hooks"]
+__all__ = ["Hooks", "hooks", "import_sheet"]
 
 
 @dataclass
@@ -44,23 +41,6 @@ class Hooks:
 
 
 hooks: contextvars.ContextVar[Hooks] = contextvars.ContextVar("booking_importer_hooks", default=Hooks())
-
-#: chunk tasks in flight at once: two keep the request pipe full across chunk boundaries
-CHUNKS_IN_FLIGHT = 2
-
-
-class _Entered:
-    """``async with`` for a run that is already entered (so its login errors could be told apart)."""
-
-    def __init__(self, run: ImportRun) -> None:
-        self.run = run
-
-    async def __aenter__(self) -> ImportRun:
-        return self.run
-
-    async def __aexit__(self, *exc) -> None:
-        await self.run.__aexit__(*exc)
-
 
 class Opaque:
     """Hands a big value (a plan of 100,000 rows, the chunks) to or from a task without Prefect walking
@@ -90,9 +70,9 @@ async def send_chunk(run: ImportRun, chunks: Opaque, number: int) -> dict[str, i
     return await run.send(chunks.value[number])
 
 
-@task(name="write-results", cache_policy=NO_CACHE, persist_result=False)
-def write_results(run: ImportRun) -> str:
-    return str(run.write_results())
+async def _chunk_as_task(run: ImportRun, chunks: list[list[PreparedRow]], number: int) -> dict[str, int]:
+    """engine.run_import's ``send_chunk``: each chunk is a Prefect task run."""
+    return await send_chunk(run, Opaque(chunks), number)
 
 
 @flow(name="import_sheet", persist_result=False, log_prints=False)
@@ -113,11 +93,11 @@ async def import_sheet(
     """Import one sheet: every row ends created, accepted, skipped, invalid, rejected, failed or unknown.
 
     ``wait_callbacks``: for a mapping with a ``run_value: callback_url`` field, receive the provider's
-    callbacks in-process (flows.callbacks, on 127.0.0.1:``callback_port``) and wait up to this many
+    callbacks in-process (flows.http.callbacks, on 127.0.0.1:``callback_port``) and wait up to this many
     seconds after sending for accepted rows to be confirmed, before writing the results.
 
     ``rerun``: ``sheet`` is a results workbook (possibly edited): its mapping and ledger are the ones
-    it was written with unless given, and rows are carried over, refused or sent as flows.rerun says."""
+    it was written with unless given, and rows are carried over, refused or sent as flows.engine.rerun says."""
     h = hooks.get()
     again: Rerun | None = read_rerun(sheet, mapping, ledger, out).value if rerun else None
     if again is not None:
@@ -127,52 +107,18 @@ async def import_sheet(
     else:
         given = h.plan if h.plan is not None and Path(h.plan.sheet.path) == Path(sheet) else None
         plan: Plan = prepare_rows(sheet, mapping, sheet_name, Opaque(given)).value
-    receiver = contextlib.ExitStack()
-    wait = wait_callbacks if "callback_url" in plan.mapping.run_value_paths().values() else 0.0
-    callback_url = receiver.enter_context(receiving(ledger, port=callback_port)) if wait > 0 else None
     options = RunOptions(concurrency=concurrency, rate=UNSET if rate is None else (rate or None), ledger_url=ledger,
                          out=Path(out) if out else None, transport=h.transport, resend_unknown=resend_unknown,
-                         progress=h.progress, callback_url=callback_url,
+                         progress=h.progress,
                          settled=again.settled if again else None, describe=again.describe if again else None)
-    try:
-        run = ImportRun(plan, options)
-    except BaseException:
-        receiver.close()
-        raise
-    if h.on_run:
-        h.on_run(run)
-    written = False
-    try:
-        try:
-            await run.__aenter__()  # logs in and fetches lookups: a refusal here means nothing was sent
-        except ImporterError:
-            written = True  # no workbook: the CLI reports the one-line error, exit 2
-            raise
-        async with _Entered(run):
-            chunks = Opaque(chunked(run.pending(), chunk_size))
-            if run.options.progress:
-                run.options.progress(run)
-            window = asyncio.Semaphore(CHUNKS_IN_FLIGHT)
-
-            async def one(n: int) -> dict[str, int]:
-                async with window:
-                    return await send_chunk(run, chunks, n)
-
-            await asyncio.gather(*(one(n) for n in range(len(chunks.value))))
-            if wait > 0:  # accepted rows become created as the provider's callbacks arrive
-                await run.await_callbacks(wait)
-        path = write_results(run)
-        written = True
-    finally:
-        if not written:  # interrupted or crashed: still hand back what was done
-            run.mark_interrupted()
-            run.write_results()
-        run.close()
-        receiver.close()
+    result = await run_import(plan, options, send_chunk=_chunk_as_task, chunk_size=chunk_size,
+                              wait_callbacks=wait_callbacks, callback_port=callback_port, on_run=h.on_run)
+    run, path = result.run, str(result.results)
+    assert run is not None
     counts = run.counts()
     await acreate_table_artifact(
         key=f"{plan.mapping.provider.replace('_', '-')}-{'rerun' if rerun else 'import'}-summary",
         table=[{"status": s, "rows": n} for s, n in counts.items()],
         description=f"**{Path(sheet).name}** with `{plan.mapping_path.name}`: {run.total} rows. Results: `{path}`",
     )
-    return {"counts": counts, "results": path, "run_id": run.run_id, "summary": run.summary()}
+    return result.as_dict()

@@ -11,9 +11,9 @@ from openpyxl import load_workbook
 from starlette.testclient import TestClient
 
 from flows.errors import InputError
-from flows.sheets import read_sheet
 from flows.web.auth import Accounts, SessionSigner, hash_password, verify_password
 from flows.web.matching import guess_columns
+from flows.workbooks.sheets import read_sheet
 
 from .web_support import PASSWORDS, csrf_of, make_app, renamed_sample, sign_in
 
@@ -434,19 +434,11 @@ def test_progress_comes_live_from_the_ledger_while_rows_are_sent(app, monkeypatc
 
 def test_history_shows_page_imports_and_other_runs_of_the_ledger_beside_them(client, app, jicoo_sim, jicoo_env, tmp_path):
     """A run made outside the page (the CLI, the nightly inbox) into the same ledger is listed beside the page's."""
-    import asyncio
-
-    from flows.engine import ImportRun, RunOptions, prepare
-
+    from .conftest import import_now
     from .web_support import SAMPLE_CSV
 
-    plan = prepare(SAMPLE_CSV, tmp_path / "mappings" / "jicoo.yaml")
-    run = ImportRun(plan, RunOptions(ledger_url=app.state.config.ledger_url, out=tmp_path / "cli.xlsx"))
-    try:
-        asyncio.run(run.send_all())
-        run.write_results()
-    finally:
-        run.close()
+    run = import_now(SAMPLE_CSV, tmp_path / "mappings" / "jicoo.yaml", ledger_url=app.state.config.ledger_url,
+                     out=tmp_path / "cli.xlsx")
     csrf = sign_in(client)
     base = matched(client, csrf, tmp_path)
     client.post(f"{base}/book", data={"csrf": csrf})

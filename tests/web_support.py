@@ -96,7 +96,7 @@ class LiveServer:
                                                     lifespan="off"))
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "LiveServer":
+    def __enter__(self) -> LiveServer:
         import threading
         import time
 

@@ -30,9 +30,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from ..errors import ImporterError
-from ..outcomes import Status
 from ..redact import MASK
-from ..sheets import SUPPORTED_SUFFIXES
+from ..workbooks.sheets import SUPPORTED_SUFFIXES
 from . import engine_calls
 from .auth import Accounts, Session, SessionSigner
 from .matching import guess_columns
@@ -652,7 +651,7 @@ def _forget_secrets(up: Upload) -> None:
 
 def _combined_workbook(up: Upload, out: Path, run: Any) -> Path:
     """After sending fixed rows again: one workbook with every row's latest status (the CLI's writer)."""
-    from ..results import write_results
+    from ..workbooks.results import write_results
 
     indexes = [i for i in range(len(up.sheet.rows)) if i not in up.excluded]
     summary = dict(run.summary()) if run is not None else {}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 
-__all__ = ["hash_password", "verify_password", "Accounts", "SessionSigner", "Session"]
+__all__ = ["Accounts", "Session", "SessionSigner", "hash_password", "verify_password"]
 
 _N, _R, _P = 2 ** 14, 8, 1  # scrypt cost: ~50 ms per check, so guessing from a stolen file is slow
 
@@ -64,7 +64,7 @@ class Accounts:
         self._load()
 
     @classmethod
-    def from_env(cls, users_file: str | None = None, extra: dict[str, str] | None = None) -> "Accounts":
+    def from_env(cls, users_file: str | None = None, extra: dict[str, str] | None = None) -> Accounts:
         given = users_file or os.environ.get("BOOKING_WEB_USERS")
         path = Path(given) if given else Path("web-users.txt")
         inline = os.environ.get("BOOKING_WEB_USERS_INLINE")

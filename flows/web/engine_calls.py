@@ -1,10 +1,9 @@
 """The web page's only door into the engine: reading, mapping/validating and booking go through here.
 
-Issue 13 adds one import entry point (``run_import``); when it lands, this module is the one place that
-changes. Until then it calls what the CLI calls: ``read_sheet`` with the mapping's source settings and
-``map_rows`` (the same as ``flows.engine.prepare``), ``require_rows``, and for booking the Prefect flow
-``import_sheet`` when a Prefect server is configured (PREFECT_API_URL), else the engine's ``ImportRun``
-directly. Either way the ledger claims and records every row, so nothing is booked twice.
+It calls what the CLI calls: ``read_sheet`` with the mapping's source settings and ``map_rows`` (the
+same as ``flows.engine.run.prepare``), ``require_rows``, and for booking the Prefect flow ``import_sheet``
+when a Prefect server is configured (PREFECT_API_URL), else ``engine.run_import`` directly: the one import
+sequence either way. The ledger claims and records every row, so nothing is booked twice.
 """
 from __future__ import annotations
 
@@ -13,16 +12,17 @@ import contextlib
 import contextvars
 import dataclasses
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..engine import ImportRun, Plan, RunOptions, map_rows
+from ..engine.run import ImportRun, Plan, RunOptions, map_rows, run_import
+from ..engine.validate import require_rows
 from ..errors import ImporterError
-from ..mapping import MappingFile, load_mapping
-from ..sheets import Sheet, read_sheet
-from ..validate import require_rows
+from ..mapping.model import MappingFile, load_mapping
+from ..workbooks.sheets import Sheet, read_sheet
 
-__all__ = ["load", "read", "validate", "Booking", "start_booking", "prefect_configured", "flow_run_url"]
+__all__ = ["Booking", "flow_run_url", "load", "prefect_configured", "read", "start_booking", "validate"]
 
 
 def load(mapping_path: Path) -> MappingFile:
@@ -73,7 +73,7 @@ class Booking:
 
 
 def start_booking(plan: Plan, *, ledger_url: str, out: Path, on_run: Callable[[ImportRun], None] | None = None,
-                  on_done: Callable[["Booking"], None] | None = None, transport: Any = None,
+                  on_done: Callable[[Booking], None] | None = None, transport: Any = None,
                   wait_callbacks: float = 10.0) -> Booking:
     """Book ``plan``'s valid rows in a thread; ``on_done`` is called when it ends (results written or failed)."""
     booking = Booking(thread=threading.Thread(target=lambda: None))
@@ -95,7 +95,7 @@ def start_booking(plan: Plan, *, ledger_url: str, out: Path, on_run: Callable[[I
                 booking.result = asyncio.run(_direct(plan, ledger_url, out, started, transport, wait_callbacks))
         except ImporterError as exc:
             booking.error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - shown on the page, the thread must not die silently
+        except Exception as exc:
             booking.error = f"the import stopped: {type(exc).__name__}: {exc}"
         finally:
             if on_done is not None:
@@ -109,7 +109,7 @@ def start_booking(plan: Plan, *, ledger_url: str, out: Path, on_run: Callable[[I
 
 def _by_flow(plan: Plan, ledger_url: str, out: Path, started: Callable, transport: Any, wait: float) -> dict:
     from ..import_sheet import Hooks, hooks, import_sheet
-    from ..ledger import parameter_url
+    from ..ledger.ledger import parameter_url
 
     token = hooks.set(Hooks(on_run=started, transport=transport, plan=plan))
     try:
@@ -120,27 +120,6 @@ def _by_flow(plan: Plan, ledger_url: str, out: Path, started: Callable, transpor
 
 
 async def _direct(plan: Plan, ledger_url: str, out: Path, started: Callable, transport: Any, wait: float) -> dict:
-    """The engine without Prefect (no server configured): the same ImportRun the flow drives."""
-    from ..callbacks import receiving
-
-    needs_callbacks = "callback_url" in plan.mapping.run_value_paths().values()
-    receiver = contextlib.ExitStack()
-    callback_url = receiver.enter_context(receiving(ledger_url)) if needs_callbacks and wait > 0 else None
-    try:
-        run = ImportRun(plan, RunOptions(ledger_url=ledger_url, out=out, transport=transport, callback_url=callback_url))
-        started(run)
-        try:
-            async with run:
-                await run.send(run.pending())
-                if callback_url is not None:
-                    await run.await_callbacks(wait)
-            path = run.write_results()
-        except BaseException:
-            run.mark_interrupted()
-            run.write_results()
-            raise
-        finally:
-            run.close()
-    finally:
-        receiver.close()
-    return {"counts": run.counts(), "results": str(path), "run_id": run.run_id}
+    """The engine without Prefect (no server configured): engine.run_import, the sequence the flow drives."""
+    options = RunOptions(ledger_url=ledger_url, out=out, transport=transport)
+    return (await run_import(plan, options, wait_callbacks=wait, on_run=started)).as_dict()

@@ -10,7 +10,7 @@ import difflib
 import re
 from dataclasses import dataclass
 
-__all__ = ["Guess", "guess_columns", "folded"]
+__all__ = ["Guess", "folded", "guess_columns"]
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,14 @@ from typing import Any
 from ..errors import UsageError
 from .auth import Accounts, hash_password
 
-__all__ = ["run_web", "demo_environment"]
+__all__ = ["demo_environment", "run_web"]
 
 
 @contextlib.contextmanager
 def demo_environment(stream=sys.stdout):
     """Every provider's simulator on 127.0.0.1, the environment pointing runs at them; yields the simulators."""
-    from ..demo import DEMOS, sandbox_env
     from ..sandbox import SIMULATORS, SimulatorServer
+    from ..sandbox.demo import DEMOS, sandbox_env
 
     sims: dict[str, Any] = {}
     saved = dict(os.environ)
@@ -44,7 +44,7 @@ def run_web(args: Any) -> int:
         return 0
     import uvicorn
 
-    from ..demo import project_root
+    from ..sandbox.demo import project_root
     from .app import WebConfig, create_app
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):

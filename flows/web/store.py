@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..ledger import Database, _path_from_url, default_ledger_url, is_postgres_url, open_ledger
+from ..ledger.ledger import Database, _path_from_url, default_ledger_url, is_postgres_url, open_ledger
 
-__all__ = ["WebStore", "Upload", "Uploads"]
+__all__ = ["Upload", "Uploads", "WebStore"]
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS web_matches (
@@ -80,7 +80,7 @@ class WebStore:
             return self.db.execute(f"SELECT at,username,action,detail FROM web_actions ORDER BY at DESC LIMIT {int(limit)}").fetchall()
 
     # -- imports, for the history page
-    def save_import(self, up: "Upload") -> None:
+    def save_import(self, up: Upload) -> None:
         with self.lock:
             self.db.execute(
                 "INSERT INTO web_imports (id,username,created_at,file_name,mapping,run_ids,counts,results,state) "

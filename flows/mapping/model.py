@@ -12,9 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Union
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -28,20 +29,34 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import ConfigError, InputError
-from .outcomes import Action, Reason, Rule, rule_for
-from .transforms import REGISTRY, LookupTable, TransformProblem, build_transform, closest, format_problem, is_iana_zone, parse_date, parse_datetime, parse_time, to_text, zone_problem
+from ..errors import ConfigError, InputError
+from ..hooks import resolve
+from ..outcomes import Action, Reason, Rule, rule_for
+from .transforms import (
+    REGISTRY,
+    LookupTable,
+    TransformProblem,
+    build_transform,
+    closest,
+    format_problem,
+    is_iana_zone,
+    parse_date,
+    parse_datetime,
+    parse_time,
+    to_text,
+    zone_problem,
+)
 from .yamlfile import load_yaml
 
 __all__ = [
-    "MappingFile",
     "FieldSpec",
-    "load_mapping",
-    "compile_mapping",
+    "MappedRow",
+    "MappingFile",
+    "Problem",
     "RowMapper",
     "RunValue",
-    "Problem",
-    "MappedRow",
+    "compile_mapping",
+    "load_mapping",
     "set_path",
     "split_path",
 ]
@@ -119,7 +134,7 @@ class DateTimeSource(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _zone_given(self) -> "DateTimeSource":
+    def _zone_given(self) -> DateTimeSource:
         if not self.timezone and not self.timezone_column:
             raise ValueError("give `timezone` (an IANA zone such as Europe/London) or `timezone_column`, or both")
         if self.timezone and not is_iana_zone(self.timezone):
@@ -137,7 +152,7 @@ class RunValue(str):
     The payload hash covers the placeholder, not the per-run value, so a rerun sees the same payload.
     """
 
-    def __new__(cls, name: str) -> "RunValue":
+    def __new__(cls, name: str) -> RunValue:
         return super().__new__(cls, "{" + name + "}")
 
     @property
@@ -163,7 +178,7 @@ class FieldSpec(_Strict):
     description: str | None = Field(None, description="Free text for people reading the mapping.")
 
     @model_validator(mode="after")
-    def _one_source(self) -> "FieldSpec":
+    def _one_source(self) -> FieldSpec:
         given = [k for k in ("column", "const", "template", "datetime", "run_value") if k in self.model_fields_set]
         if len(given) != 1:
             raise ValueError(
@@ -251,7 +266,7 @@ class JwtLogin(_Strict):
     refresh_margin_seconds: float = Field(60.0, ge=0, description="Log in again this long before the token's exp.")
 
 
-AuthSpec = Annotated[Union[ApiKeyHeader, ApiKeyBody, NoAuth, OAuth2ClientCredentials, JwtLogin], Field(discriminator="kind")]
+AuthSpec = Annotated[ApiKeyHeader | ApiKeyBody | NoAuth | OAuth2ClientCredentials | JwtLogin, Field(discriminator="kind")]
 
 
 class Paging(_Strict):
@@ -324,6 +339,7 @@ class RequestSpec(_Strict):
     responses: dict[int, ResponseRule] = Field(default_factory=dict, description="Overrides of the default status table, by HTTP status.")
     readback: str | None = Field(None, description="Named check that finds a row at the provider after an unknown outcome, e.g. jicoo.find_booking.")
     handler: str | None = Field(None, description="Named code that sends a row when one request is not enough (lookups of slots, a second call), e.g. bigchange.create_and_schedule.")
+    callback: str | None = Field(None, description="Named code that reads the provider's callback for a row (a run_value: callback_url field), e.g. systemsx_bridge.read_callback.")
 
     @field_validator("path")
     @classmethod
@@ -368,7 +384,7 @@ class MappingFile(_Strict):
     provider: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Provider id: jicoo, bigchange, systemsx_bridge, servicemobility.")
     description: str = ""
     source: SourceSpec = SourceSpec()
-    key: Annotated[list[str], BeforeValidator(_as_list, json_schema_input_type=Union[str, list[str]]),
+    key: Annotated[list[str], BeforeValidator(_as_list, json_schema_input_type=str | list[str]),
                    Field(min_length=1, description="Column(s) that identify a row across runs.")]
     key_scope: str | None = Field(None, description="Ledger namespace for the key; defaults to the provider id.")
     connection: Connection
@@ -467,8 +483,6 @@ _UNION_TAGS = {"api_key_header", "api_key_body", "none", "oauth2_client_credenti
 
 
 def _check_contract(mapping: MappingFile, path: Path, locator) -> None:
-    from .providers import resolve
-
     for path_name, spec in mapping.fields.items():
         for i, t in enumerate(spec.transforms):
             if isinstance(t, dict) and "remote_lookup" in t and t["remote_lookup"] not in mapping.lookups:
@@ -476,7 +490,7 @@ def _check_contract(mapping: MappingFile, path: Path, locator) -> None:
                 known = ", ".join(mapping.lookups) or "none declared"
                 raise ConfigError(f"{path.name}, line {line}: fields.{path_name}: remote_lookup {t['remote_lookup']!r} "
                                   f"is not declared under lookups: ({known})")
-    for attr in ("contract", "readback", "handler"):
+    for attr in ("contract", "readback", "handler", "callback"):
         ref = getattr(mapping.request, attr)
         if ref is None:
             continue
@@ -502,7 +516,7 @@ def _check_contract(mapping: MappingFile, path: Path, locator) -> None:
 _SEGMENT = re.compile(r"^([A-Za-z_][\w-]*)((?:\[\d+\])*)$")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def split_path(path: str) -> tuple[str | int, ...]:
     """'Location.Contacts[0].Phones[1].PhoneNum' -> ('Location', 'Contacts', 0, 'Phones', 1, 'PhoneNum')."""
     parts: list[str | int] = []
@@ -589,7 +603,7 @@ def _resolve_columns(mapping: MappingFile, columns: list[str], source: str) -> d
         else:
             missing.append(name)
     if missing:
-        from .sheets import shown, shown_list
+        from ..workbooks.sheets import shown, shown_list
 
         wanted = mapping.columns()
         if len(missing) == len(wanted) and len(wanted) > 1:
@@ -688,8 +702,8 @@ def to_utc(local: dt.datetime, zone: str, ambiguous: str = "refuse", field_name:
     ``ambiguous`` is "earlier" or "later"."""
     tz = ZoneInfo(zone)
     local = local.replace(tzinfo=None)
-    first = local.replace(tzinfo=tz, fold=0).astimezone(dt.timezone.utc)
-    second = local.replace(tzinfo=tz, fold=1).astimezone(dt.timezone.utc)
+    first = local.replace(tzinfo=tz, fold=0).astimezone(dt.UTC)
+    second = local.replace(tzinfo=tz, fold=1).astimezone(dt.UTC)
     if first == second:
         return first
     if first.astimezone(tz).replace(tzinfo=None) != local:  # the wall clock never shows it
@@ -730,7 +744,7 @@ class RowMapper:
     """Turns rows of cells into payloads. Build with :func:`compile_mapping`."""
 
     def __init__(self, mapping: MappingFile, columns: list[str], source: str = "the sheet",
-                 tables: "dict[str, LookupTable] | None" = None) -> None:
+                 tables: dict[str, LookupTable] | None = None) -> None:
         self.mapping = mapping
         self.tables = tables
         self.index = _resolve_columns(mapping, columns, source)
@@ -847,6 +861,6 @@ class RowMapper:
 
 
 def compile_mapping(mapping: MappingFile, columns: list[str], source: str = "the sheet",
-                    tables: "dict[str, LookupTable] | None" = None) -> RowMapper:
+                    tables: dict[str, LookupTable] | None = None) -> RowMapper:
     """``tables``: lookup tables fetched from the provider (None offline: remote_lookup leaves names)."""
     return RowMapper(mapping, columns, source, tables)

@@ -24,10 +24,10 @@ from typing import Any
 
 import xlsxwriter
 
-from .errors import ImporterError, UsageError
-from .mapping import MappingFile, load_mapping
+from ..errors import ImporterError, UsageError
+from ..mapping.model import MappingFile, load_mapping
 
-__all__ = ["ColumnHelp", "describe_columns", "write_template", "TEMPLATE_ROWS", "HELP_SHEET"]
+__all__ = ["HELP_SHEET", "TEMPLATE_ROWS", "ColumnHelp", "describe_columns", "write_template"]
 
 #: rows prepared with drop-downs and number formats
 TEMPLATE_ROWS = 1000

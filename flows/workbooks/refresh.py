@@ -2,10 +2,10 @@
 
 A run writes its workbook when it ends, but some rows settle later: Systems X Bridge answers
 200 ``{hash}`` (the row is ``accepted``) and confirms by a callback to ``return_url`` whenever
-its import finishes (flows/callbacks.py records it in the ledger). :func:`refresh_results`
-reads the workbook back (:func:`flows.results.read_results`), finds each ``accepted`` or
+its import finishes (flows/http/callbacks.py records it in the ledger). :func:`refresh_results`
+reads the workbook back (:func:`flows.workbooks.results.read_results`), finds each ``accepted`` or
 ``unknown`` row in the ledger by its key, and writes the workbook again
-(:func:`flows.results.write_results`) with the new status, provider id and message of the rows
+(:func:`flows.workbooks.results.write_results`) with the new status, provider id and message of the rows
 whose state changed. Everything else is kept as it was, including the Summary's run details;
 the Summary gains ``refreshed`` (when) and ``refreshed rows`` (how many changed).
 """
@@ -21,14 +21,14 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import InputError
-from .ledger import SENDING, Ledger, open_ledger, is_postgres_url
-from .mapping import load_mapping
-from .outcomes import Outcome, Status
+from ..errors import InputError
+from ..ledger.ledger import Ledger, is_postgres_url, open_ledger, settled_since
+from ..mapping.model import load_mapping
+from ..mapping.transforms import to_text
+from ..outcomes import Outcome, Status
 from .results import RESULT_COLUMNS, RESULTS_SHEET, input_number_formats, read_results, write_results
-from .transforms import to_text
 
-__all__ = ["refresh_results", "Refresh", "REFRESHED_STATUSES"]
+__all__ = ["REFRESHED_STATUSES", "Refresh", "refresh_results"]
 
 #: rows whose final state may still arrive: the only ones a refresh changes
 REFRESHED_STATUSES = frozenset({Status.ACCEPTED, Status.UNKNOWN})
@@ -78,18 +78,13 @@ def refresh_results(results: Path | str, *, out: Path | str | None = None, ledge
     report = Refresh(Path(out or results), len(rows))
     ledger = open_ledger(ledger_path)
     try:
-        ledger.match_waiting_callbacks(m.scope)  # callbacks that came before their row could be matched
-        pending = [i for i, o in enumerate(outcomes) if o.status in REFRESHED_STATUSES]
-        entries = ledger.get_many(m.scope, [keys[i] for i in pending])
+        waiting = {i: (keys[i], o) for i, o in enumerate(outcomes) if o.status in REFRESHED_STATUSES}
+        changed = settled_since(ledger, m.scope, waiting)
     finally:
         ledger.close()
-    for i in pending:
-        entry, old = entries.get(keys[i]), outcomes[i]
-        if entry is None or entry.status in (SENDING, old.status.value) or entry.status not in Status._value2member_map_:
-            continue
-        outcomes[i] = Outcome(Status(entry.status), entry.message or "", provider_id=entry.provider_id or old.provider_id,
-                              http_status=old.http_status, attempts=old.attempts)
-        report.changed[(old.status.value, entry.status)] += 1
+    for i, outcome in changed.items():
+        report.changed[(outcomes[i].status.value, outcome.status.value)] += 1
+        outcomes[i] = outcome
 
     info: dict[str, Any] = {k: _summary_value(v) for k, v in summary.items() if k not in _STATUS_WORDS}
     info["refreshed"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
@@ -103,7 +98,7 @@ def refresh_results(results: Path | str, *, out: Path | str | None = None, ledge
 def _cell(value: Any) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
         return None
-    if isinstance(value, pd.Timestamp):  # midnight is a date, as flows.sheets reads it
+    if isinstance(value, pd.Timestamp):  # midnight is a date, as flows.workbooks.sheets reads it
         value = value.to_pydatetime()
         return value.date() if value.time() == dt.time(0) else value
     return value

@@ -29,7 +29,7 @@ row another live run holds is not sent, and its outcome names that run. The leas
 each row's: one heartbeat renews it, and a claim is live while its run's lease is. A run releases
 its claims when it ends (normally, on an error, on Ctrl-C); a killed run's claims are taken over
 once its lease ran out, or at once on the same host when its process is gone. A taken-over row
-left ``sending`` is checked with the provider before anything is resent (flows/engine.py).
+left ``sending`` is checked with the provider before anything is resent (flows/engine/run.py).
 
 Several machines need one database all of them can lock. SQLite in WAL mode works only for
 processes on one host (WAL needs shared memory, and network file systems break SQLite's locks),
@@ -47,15 +47,26 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from .errors import LedgerError
+from ..errors import LedgerError
 from .ledger import Database, Ledger, is_postgres_url
 
-__all__ = ["FileClaims", "FileRecord", "Heartbeat", "file_hash", "CLAIMED", "DONE", "RELEASED", "RowClaims", "Holder",
-           "Claimed", "DEFAULT_ROW_LEASE_SECONDS"]
+__all__ = [
+    "CLAIMED",
+    "DEFAULT_ROW_LEASE_SECONDS",
+    "DONE",
+    "RELEASED",
+    "Claimed",
+    "FileClaims",
+    "FileRecord",
+    "Heartbeat",
+    "Holder",
+    "RowClaims",
+    "file_hash",
+]
 
 CLAIMED, DONE, RELEASED = "claimed", "done", "released"
 
@@ -161,7 +172,7 @@ class FileClaims:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "FileClaims":
+    def __enter__(self) -> FileClaims:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -398,7 +409,7 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"claim-heartbeat-{content_hash[:8]}", daemon=True)
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 

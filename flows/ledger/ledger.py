@@ -16,7 +16,7 @@ without it).
 The ledger never stores a payload, only its SHA-256, so passwords and personal data stay out.
 
 Providers that answer later (Systems X Bridge's ``return_url``) post callbacks to
-flows/callbacks.py: ``callback_tokens`` holds the SHA-256 of each run's callback token, and
+flows/http/callbacks.py: ``callback_tokens`` holds the SHA-256 of each run's callback token, and
 ``callbacks`` each callback received (secrets removed), linked to the row it settled.
 """
 from __future__ import annotations
@@ -31,17 +31,28 @@ import secrets
 import sqlite3
 import threading
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import LedgerError
-from .outcomes import Outcome, Status
+from ..errors import LedgerError
+from ..outcomes import Outcome, Status
 
-__all__ = ["Ledger", "GroupCommit", "Entry", "CallbackToken", "SENDING", "payload_hash", "default_ledger_url", "open_ledger",
-           "Database", "is_postgres_url"]
+__all__ = [
+    "SENDING",
+    "CallbackToken",
+    "Database",
+    "Entry",
+    "GroupCommit",
+    "Ledger",
+    "default_ledger_url",
+    "is_postgres_url",
+    "open_ledger",
+    "payload_hash",
+]
 
 SENDING = "sending"
 _SCHEMA = """
@@ -70,7 +81,7 @@ CREATE TABLE IF NOT EXISTS runs (
     counts      TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
--- provider callbacks (flows/callbacks.py): a run's callback address carries a token; only its hash is kept
+-- provider callbacks (flows/http/callbacks.py): a run's callback address carries a token; only its hash is kept
 CREATE TABLE IF NOT EXISTS callback_tokens (
     token_hash  TEXT PRIMARY KEY,
     run_id      TEXT NOT NULL,
@@ -97,7 +108,7 @@ CREATE TABLE IF NOT EXISTS callbacks (
 DROP INDEX IF EXISTS rows_by_provider_id;
 CREATE INDEX IF NOT EXISTS accepted_rows_by_provider_id ON rows (scope, provider_id) WHERE status = 'accepted';
 CREATE INDEX IF NOT EXISTS callbacks_by_provider_id ON callbacks (scope, provider_id);
--- two runs at once (flows/claims.py RowClaims): a row is claimed by one run before it is sent. The lease is the
+-- two runs at once (flows/ledger/claims.py RowClaims): a row is claimed by one run before it is sent. The lease is the
 -- run's (renewed by its heartbeat, NULL once the run ended), not each row's: a claim is live while its run's is
 CREATE TABLE IF NOT EXISTS run_leases (
     run_id      TEXT PRIMARY KEY,
@@ -128,7 +139,7 @@ def default_ledger_url() -> str:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _path_from_url(url: str) -> Path:
@@ -349,7 +360,7 @@ class Ledger:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "Ledger":
+    def __enter__(self) -> Ledger:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -467,7 +478,7 @@ class Ledger:
             return None
         return dict(zip(("run_id", "started_at", "ended_at", "input", "mapping", "provider", "results", "counts"), r))
 
-    # --- row claims: two runs at once (policy in flows/claims.py RowClaims) ---------------------------
+    # --- row claims: two runs at once (policy in flows/ledger/claims.py RowClaims) ---------------------------
 
     @property
     def errors(self) -> tuple[type[BaseException], ...]:
@@ -565,7 +576,7 @@ class Ledger:
                                     [scope] if scope else []).fetchall()
         return {(s, k): r for s, k, r in rows}
 
-    # --- provider callbacks (flows/callbacks.py) ----------------------------------------------------
+    # --- provider callbacks (flows/http/callbacks.py) ----------------------------------------------------
 
     def add_callback_token(self, token: str, *, run_id: str, scope: str, provider: str) -> None:
         """Remember a run's callback token (its SHA-256 only: the ledger never holds the token itself)."""
@@ -744,6 +755,26 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def settled_since(ledger: Ledger, scope: str, waiting: dict[int, tuple[str, Outcome]], *,
+                  run_id: str | None = None) -> dict[int, Outcome]:
+    """The one ledger-refresh loop (a run waiting for callbacks, and `booking-import status`): of the rows
+    ``waiting`` (index -> (key, outcome shown)), those the ledger now records as settled otherwise (a callback
+    came, or a later run finished them), with that outcome. ``run_id``: only what that run recorded."""
+    if not waiting:
+        return {}
+    ledger.match_waiting_callbacks(scope)  # callbacks that came before their row could be matched
+    entries = ledger.get_many(scope, [key for key, _ in waiting.values()])
+    out: dict[int, Outcome] = {}
+    for i, (key, old) in waiting.items():
+        entry = entries.get(key)
+        status = Status.of(entry.status) if entry is not None else None
+        if entry is None or status is None or status is old.status or (run_id is not None and entry.run_id != run_id):
+            continue
+        out[i] = Outcome(status, entry.message or "", provider_id=entry.provider_id or old.provider_id,
+                         http_status=old.http_status, attempts=old.attempts)
+    return out
+
+
 def open_ledger(url: str | None = None) -> Ledger:
     """The ledger at a path, ``sqlite:///path`` or ``postgresql://user[:password]@host[:port]/db`` URL."""
     url = url or default_ledger_url()
@@ -799,7 +830,7 @@ class GroupCommit:
         if self._batch is not None:
             try:
                 await asyncio.shield(self._batch)
-            except Exception:  # noqa: BLE001 - kept in self._error, raised below
+            except Exception:
                 pass
         if self._error is not None:
             error, self._error = self._error, None
@@ -837,7 +868,7 @@ class GroupCommit:
             statements = [st for make, args in batch if (st := make(*args, now=now)) is not None]
             self.ledger.write_many(_records_first(statements))
             self.transactions += 1
-        except BaseException as exc:  # noqa: BLE001 - every waiter hears about it, and confirm()
+        except BaseException as exc:
             self._error = exc
             if done is not None and not done.done():
                 done.set_exception(exc)

@@ -27,21 +27,22 @@ import email.utils
 import json
 import random
 import time
-from urllib.parse import urlencode
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import httpx
 import orjson
 import yarl
 
+from ..errors import CredentialsError
+from ..outcomes import Action, Rule, rule_for
 from .auth import Auth
-from .errors import CredentialsError
-from .outcomes import Action, Rule, rule_for
 from .ratelimit import AdaptiveRateLimiter, RateLimiter, SharedTimeline
 
-__all__ = ["Sender", "CallResult", "Reply", "RateLimiter", "AdaptiveRateLimiter", "classify_error", "retry_after_seconds", "ReadbackError"]
+__all__ = ["AdaptiveRateLimiter", "CallResult", "RateLimiter", "ReadbackError", "Reply", "Sender", "classify_error", "retry_after_seconds"]
 
 
 class ReadbackError(Exception):
@@ -125,7 +126,7 @@ class Reply:
     row than the request itself (bench/RESULTS.md). Requests through an injected httpx transport
     (tests) hand back httpx.Response, which reads the same."""
 
-    __slots__ = ("status_code", "headers", "content", "charset")
+    __slots__ = ("charset", "content", "headers", "status_code")
 
     def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes, charset: str | None = None) -> None:
         self.status_code = status_code
@@ -230,7 +231,7 @@ class Sender:
         self._unreachable = 0
         self.unreachable_limit = max(10, 2 * concurrency)
 
-    async def __aenter__(self) -> "Sender":
+    async def __aenter__(self) -> Sender:
         if self._given_transport is None:
             from httpx_aiohttp import AiohttpTransport
 
@@ -305,7 +306,7 @@ class Sender:
         (both would parse and merge the base URL again for every request)."""
         urls = self._urls.get(path)
         if urls is None:
-            url = self.client._merge_url(path)
+            url = _merged(self.client.base_url, path)
             urls = self._urls[path] = (url, yarl.URL(str(url)))
             if len(self._urls) > 10_000:  # per-row paths (PUT /WorkOrder/{n}): don't grow without end
                 self._urls.clear()
@@ -356,7 +357,7 @@ class Sender:
                 else:
                     response = await self._send(httpx.Request(method, self._urls_for(path)[0], **kwargs))
                 self._unreachable = 0
-            except (httpx.HTTPError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
                 self.limiter.observe(None, started)
                 action, message = classify_error(exc)
                 if action is Action.RETRY or (idempotent and action is Action.UNKNOWN):
@@ -410,6 +411,15 @@ class Sender:
         if data is None:
             raise ReadbackError("the provider's answer was not JSON")
         return data
+
+
+def _merged(base_url: httpx.URL, path: str) -> httpx.URL:
+    """``path`` on the client's base URL as httpx's own requests put it there (the base's path kept, one
+    slash between), or ``path`` itself when it is absolute. Public API only: httpx's merge is private."""
+    url = httpx.URL(path)
+    if not url.is_relative_url:
+        return url
+    return httpx.URL(str(base_url).rstrip("/") + "/" + path.lstrip("/"))
 
 
 def response_messages(body: Any, text: str = "") -> list[tuple[str | None, str]]:

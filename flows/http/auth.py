@@ -27,12 +27,13 @@ import base64
 import json
 import os
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import httpx
 
-from .errors import CredentialsError, MissingSecretError
-from .mapping import ApiKeyBody, ApiKeyHeader, JwtLogin, NoAuth, OAuth2ClientCredentials
+from ..errors import CredentialsError, MissingSecretError
+from ..mapping.model import ApiKeyBody, ApiKeyHeader, JwtLogin, NoAuth, OAuth2ClientCredentials
 
 __all__ = ["Auth", "build_auth", "read_secret"]
 
@@ -167,7 +168,7 @@ class TokenAuth(Auth):
                                 f"check {names}")
 
     def mask(self, text: str) -> str:
-        from .redact import redact_text
+        from ..redact import redact_text
 
         return redact_text(text, self.secrets())
 

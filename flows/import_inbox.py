@@ -19,13 +19,13 @@ from .prefect_env import apply_defaults
 
 apply_defaults()
 
-from prefect import flow, get_run_logger  # noqa: E402
-from prefect.artifacts import acreate_table_artifact  # noqa: E402
+from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_table_artifact
 
-from .errors import InboxRunFailed, UsageError  # noqa: E402
-from .inbox import ImportJob, InboxConfig, run_inbox  # noqa: E402
+from .errors import InboxRunFailed, UsageError
+from .inbox import ImportJob, InboxConfig, run_inbox
 
-__all__ = ["import_inbox", "serve_inbox", "check_prefect_server", "ARTIFACT_KEY", "DEFAULT_CRON", "DEFAULT_NAME"]
+__all__ = ["ARTIFACT_KEY", "DEFAULT_CRON", "DEFAULT_NAME", "check_prefect_server", "import_inbox", "serve_inbox"]
 
 ARTIFACT_KEY = "inbox-import"
 DEFAULT_CRON = "0 2 * * *"
@@ -40,7 +40,7 @@ async def _import_with_subflow(job: ImportJob) -> dict[str, Any]:
     from .import_sheet import import_sheet
 
     named = import_sheet.with_options(flow_run_name=f"import {job.name}"[:100])
-    from .ledger import parameter_url
+    from .ledger.ledger import parameter_url
 
     return await named(sheet=str(job.sheet), mapping=str(job.mapping), out=str(job.out), ledger=parameter_url(job.ledger_url),
                        concurrency=job.concurrency, rate=job.rate, resend_unknown=job.resend_unknown)
@@ -146,7 +146,7 @@ def serve_inbox(*, inbox: Path, cron: str = DEFAULT_CRON, timezone: str | None =
         schedule = Cron(cron, timezone=timezone)
     except ValueError as exc:
         raise UsageError(f"--cron {cron!r}: {exc}; e.g. \"0 2 * * *\" is 02:00 every night") from None
-    from .ledger import default_ledger_url, is_postgres_url, parameter_url
+    from .ledger.ledger import default_ledger_url, is_postgres_url, parameter_url
 
     raw = ledger or default_ledger_url()
     if not is_postgres_url(raw):  # the flow runs in a subprocess: file paths must not depend on its folder
@@ -160,7 +160,7 @@ def serve_inbox(*, inbox: Path, cron: str = DEFAULT_CRON, timezone: str | None =
         # in its UI) name a variable instead, which this worker's flow runs (its subprocesses) inherit
         os.environ[NOTIFY_VARIABLE] = notify
         notify = f"env:{NOTIFY_VARIABLE}"
-    from .ledger import open_ledger
+    from .ledger.ledger import open_ledger
 
     open_ledger(ledger).close()  # a ledger that cannot be opened is refused now (exit 2), not at the first run
     url = check_prefect_server()

@@ -65,35 +65,33 @@ import json
 import re
 import time
 import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from aiohttp import web
 
-from .ledger import Ledger, open_ledger
-from .outcomes import Status
-from .redact import MASK, redact_text
+from ..hooks import Callback, CallbackReader, resolve
+from ..ledger.ledger import Ledger, open_ledger
+from ..mapping.catalog import callback_readers
+from ..redact import MASK, redact_text
 
-__all__ = ["Callback", "CallbackReceiver", "receiving", "scrub", "decode_form", "is_loopback",
-           "check_callback_address", "DEFAULT_PORT"]
+__all__ = [
+    "DEFAULT_PORT",
+    "Callback",
+    "CallbackReceiver",
+    "check_callback_address",
+    "decode_form",
+    "is_loopback",
+    "receiving",
+    "scrub",
+]
 
 #: port of ``booking-import callbacks`` unless --port says otherwise
 DEFAULT_PORT = 8081
 #: the token of any callback address: the last part of a URL, 20+ URL-safe characters (ours are 32)
 _TOKEN_IN_URL = re.compile(r"(https?://[^\s\"'<>]*/)[A-Za-z0-9_-]{20,}(?=$|[/?#\s\"'<>])")
 _SECRET_KEY = re.compile(r"api[_-]?key|password|passwd|secret|token|authori[sz]ation|^pass$|^pin$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Callback:
-    """What a provider's callback says about one row (from ``<provider>.read_callback``)."""
-
-    provider_id: str  # the id the provider gave the row (Bridge: hash)
-    status: Status  # created, or rejected when the provider says the row failed
-    message: str
-    reference: str | None = None  # the provider's echo of the row's reference, for people
-    match_key: tuple[str, ...] = ()  # values of the row's key, to find a row whose provider id was never learned
 
 
 def is_loopback(url: str) -> bool:
@@ -118,7 +116,7 @@ def check_callback_address(mapping: Any, env: Mapping[str, str], *, base_url: st
     address of the --wait-callbacks receiver (on 127.0.0.1), used when ``<PROVIDER>_CALLBACK_URL`` is unset."""
     if "callback_url" not in mapping.run_value_paths().values():
         return
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     var = f"{mapping.env_prefix}_CALLBACK_URL"
     base = (env.get(var) or in_process or "").strip()
@@ -145,7 +143,7 @@ def scrub(value: Any, secrets: Iterable[str] = ()) -> Any:
 
 
 def decode_form(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """Form fields with bracket keys -> nested objects (the inverse of flows.submit.encode_form)::
+    """Form fields with bracket keys -> nested objects (the inverse of flows.http.sender.encode_form)::
 
         [("a[b][c]", "1"), ("x", "2")] -> {"a": {"b": {"c": "1"}}, "x": "2"}
 
@@ -188,14 +186,25 @@ class CallbackReceiver:
 
     def __init__(self, ledger_url: str | None = None, *, match_wait: float = 2.0,
                  on_event: Callable[[str], None] | None = None, max_body: int = 64 * 1024,
-                 max_stored: int = 16 * 1024) -> None:
+                 max_stored: int = 16 * 1024, readers: Mapping[str, str] | None = None) -> None:
         self.ledger: Ledger = open_ledger(ledger_url)
+        #: provider id -> its mapping's ``request.callback`` reference (default: every mapping in mappings/)
+        self.readers = dict(readers) if readers is not None else callback_readers()
+        self._resolved: dict[str, CallbackReader] = {}
         self.match_wait = match_wait
         self.on_event = on_event
         self.max_body = max_body
         self.max_stored = max_stored
         #: recorded, matched, duplicate, refused (conflicts, unknown rows and tokens, too large), unreadable
         self.counts: collections.Counter[str] = collections.Counter()
+
+    def _reader(self, provider: str) -> CallbackReader | None:
+        ref = self.readers.get(provider)
+        if ref is None:
+            return None
+        if provider not in self._resolved:
+            self._resolved[provider] = resolve(ref)
+        return self._resolved[provider]
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_body)
@@ -232,11 +241,12 @@ class CallbackReceiver:
         too_large = f"{provider}: a body over {self.max_body} bytes for run {owner.run_id}"
         if request.content_length is not None and request.content_length > self.max_body:
             return self._refuse(too_large, 413, "body too large")
-        from .providers import resolve
-
+        reader = self._reader(provider)
+        if reader is None:
+            return self._refuse(f"{provider}: its mapping names no request.callback reader")
         try:
             body = await _read_body(request)
-            callback: Callback = resolve(f"{provider}.read_callback")(body)
+            callback: Callback = reader(body)
         except web.HTTPRequestEntityTooLarge:
             return self._refuse(too_large, 413, "body too large")
         except (ValueError, UnicodeDecodeError, LookupError, RecursionError) as exc:
@@ -296,7 +306,7 @@ def receiving(ledger_url: str | None = None, *, port: int = 0,
               on_event: Callable[[str], None] | None = None, **options: Any) -> Iterator[str]:
     """A receiver on 127.0.0.1 in a background thread for the length of the block; yields its base URL.
     ``options``: :class:`CallbackReceiver`'s (match_wait, max_body, max_stored)."""
-    from .sandbox.server import SimulatorServer
+    from ..sandbox.server import SimulatorServer
 
     receiver = CallbackReceiver(ledger_url, on_event=on_event, **options)
     try:

@@ -43,15 +43,15 @@ from typing import Any
 
 import python_calamine
 
-from .errors import ImporterError, InputError, LedgerError, UsageError
-from .ledger import Entry, Ledger, open_ledger
-from .mapping import load_mapping
-from .outcomes import DONE_STATUSES, Outcome, Status
-from .redact import MASK
-from .results import RESULT_COLUMNS, RESULTS_SHEET, SUMMARY_SHEET, summary_pairs
-from .sheets import Sheet, list_sheets, read_sheet
+from ..errors import ImporterError, InputError, LedgerError, UsageError
+from ..ledger.ledger import Entry, Ledger, open_ledger
+from ..mapping.model import load_mapping
+from ..outcomes import DONE_STATUSES, Outcome, Status
+from ..redact import MASK
+from ..workbooks.results import RESULT_COLUMNS, RESULTS_SHEET, SUMMARY_SHEET, summary_pairs
+from ..workbooks.sheets import Sheet, list_sheets, read_sheet
 
-__all__ = ["Rerun", "load_rerun", "read_summary", "default_rerun_path", "change_lines"]
+__all__ = ["Rerun", "change_lines", "default_rerun_path", "load_rerun", "read_summary"]
 
 _STATUS_WORDS = {s.value for s in Status}
 #: statuses meaning "this row is, or may be, at the provider": its key must still lead there
@@ -64,7 +64,7 @@ _ROW_LIST_LIMIT = 40
 class Rerun:
     """A results workbook made ready to go through the engine again."""
 
-    plan: Any  # flows.engine.Plan
+    plan: Any  # flows.engine.run.Plan
     settled: dict[int, Outcome]  # row index -> outcome fixed before sending (carried over or refused)
     source: Path
     previous: dict[str, str]  # the workbook's Summary
@@ -203,7 +203,7 @@ def _ledger_file(url: str) -> Path | None:
 
 def _open_checked_ledger(path: Path, ledger_url: str | None, summary: dict[str, str]) -> Ledger:
     """The ledger to rerun against: --ledger, else the one the Summary names; refuses a foreign one."""
-    from .ledger import default_ledger_url, is_postgres_url
+    from ..ledger.ledger import default_ledger_url, is_postgres_url
 
     written_with = summary.get("ledger", "")
     known = written_with and (is_postgres_url(written_with) or Path(written_with).is_file())
@@ -373,7 +373,7 @@ def load_rerun(results: Path | str, *, mapping: Path | str | None = None, ledger
 
     Raises (exit 2) for a file that is not a results workbook, a mapping that cannot be found, a
     missing ledger, or a workbook written with another ledger."""
-    from .engine import map_rows
+    from .run import map_rows
 
     path = Path(results)
     if not path.is_file():

@@ -8,40 +8,54 @@ benchmark drive it directly. Nothing here raises for a bad row: every row ends w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
-import inspect
 import os
 import re
 import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from secrets import token_urlsafe
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from .auth import Auth, build_auth
-from .claims import DEFAULT_ROW_LEASE_SECONDS, Heartbeat, RowClaims
-from .errors import ConfigError
-from .heap import long_lived_frozen
-from .ledger import SENDING, Entry, GroupCommit, Ledger, open_ledger, payload_hash
-from .mapping import MappingFile, Problem, RowMapper, RunValue, compile_mapping, load_mapping
-from .transforms import LookupTable
-from .outcomes import DONE_STATUSES, Action, Outcome, Status
-from .providers import resolve
-from .redact import MASK, mask_payload, masked_fields, redact_text
-from .sheets import Sheet, paused_gc, read_sheet
-from .ratelimit import shared_timeline_for
-from .submit import CallResult, ReadbackError, Sender, encode_form, response_messages
+from ..errors import ConfigError, ImporterError
+from ..heap import long_lived_frozen
+from ..hooks import Handler, Readback, resolve
+from ..http.auth import Auth, build_auth
+from ..http.callbacks import check_callback_address, receiving
+from ..http.ratelimit import shared_timeline_for
+from ..http.sender import CallResult, ReadbackError, Sender, encode_form, response_messages
+from ..ledger.claims import DEFAULT_ROW_LEASE_SECONDS, Heartbeat, RowClaims
+from ..ledger.ledger import SENDING, Entry, GroupCommit, Ledger, open_ledger, payload_hash, settled_since
+from ..mapping.model import MappingFile, Problem, RowMapper, RunValue, compile_mapping, load_mapping
+from ..mapping.transforms import LookupTable
+from ..outcomes import DONE_STATUSES, Action, Outcome, Status
+from ..redact import MASK, mask_payload, masked_fields, redact_text
+from ..workbooks.results import input_number_formats, write_results
+from ..workbooks.sheets import Sheet, paused_gc, read_sheet
 
-__all__ = ["PreparedRow", "Plan", "prepare", "map_rows", "RunOptions", "ImportRun", "RowContext", "chunked",
-           "count_statuses", "UNSET", "chunk_size_for"]
+__all__ = [
+    "UNSET",
+    "ImportRun",
+    "Plan",
+    "PreparedRow",
+    "RowContext",
+    "RunOptions",
+    "chunk_size_for",
+    "chunked",
+    "count_statuses",
+    "map_rows",
+    "prepare",
+]
 
 
 @dataclass
@@ -219,15 +233,15 @@ class RunOptions:
     env: Mapping[str, str] | None = None
     transport: httpx.AsyncBaseTransport | None = None
     resend_unknown: bool = False
-    progress: Callable[["ImportRun"], None] | None = None
-    #: address of a callback receiver serving this run (flows.callbacks); <PROVIDER>_CALLBACK_URL wins
+    progress: Callable[[ImportRun], None] | None = None
+    #: address of a callback receiver serving this run (flows.http.callbacks); <PROVIDER>_CALLBACK_URL wins
     callback_url: str | None = None
     #: rows settled before anything is sent, by row index (a rerun carries these over from the results
     #: workbook, or refuses them); never sent, and kept when the rows are mapped again after lookups
     settled: Mapping[int, Outcome] | None = None
     #: extra Summary entries, computed when the workbook is written (a rerun: what changed)
-    describe: Callable[["ImportRun"], Mapping[str, object]] | None = None
-    #: how long this run's row claims outlive it if it is killed (flows/claims.py RowClaims); None: 60 s
+    describe: Callable[[ImportRun], Mapping[str, object]] | None = None
+    #: how long this run's row claims outlive it if it is killed (flows/ledger/claims.py RowClaims); None: 60 s
     lease_seconds: float | None = None
 
 
@@ -276,9 +290,8 @@ class ImportRun:
         self.auth: Auth = build_auth(m.connection.auth, m.provider, env)
         self.concurrency = options.concurrency or m.connection.concurrency
         self.rate = m.connection.rate if options.rate is UNSET else options.rate
-        self.readback = resolve(m.request.readback) if m.request.readback else None
-        self._readback_takes_entry = self.readback is not None and "entry" in inspect.signature(self.readback).parameters
-        self.handler = resolve(m.request.handler) if m.request.handler else None
+        self.readback: Readback | None = resolve(m.request.readback) if m.request.readback else None
+        self.handler: Handler | None = resolve(m.request.handler) if m.request.handler else None
         #: sensitive field paths as _dig reads them (a[0].b -> a.0.b), worked out once, not per row
         self._sensitive_dig_paths = [re.sub(r"\[(\d+)\]", r".\1", p) for p in m.sensitive_paths()]
         self.lookup_sizes: dict[str, int] = {}
@@ -338,8 +351,6 @@ class ImportRun:
             return {"callback_url": None}, None
         if not re.match(r"^https?://[^\s/]+", base):
             raise ConfigError(f"{var}={base!r} is not an http(s) URL")
-        from .callbacks import check_callback_address  # a provider elsewhere can never call our loopback
-
         check_callback_address(m, env, base_url=self.base_url, in_process=self.options.callback_url)
         token = token_urlsafe(24)
         return {"callback_url": f"{base}/{m.provider}/{token}"}, token
@@ -351,26 +362,15 @@ class ImportRun:
     def refresh_from_ledger(self) -> int:
         """Rows this run left ``accepted`` (or ``unknown``) that the ledger now records as settled (a callback
         came): take that outcome. Returns how many changed."""
-        waiting = [r for r in self.plan.rows
-                   if (o := self.outcomes[r.index]) is not None and o.status in (Status.ACCEPTED, Status.UNKNOWN)]
-        if not waiting:
-            return 0
-        scope = self.plan.mapping.scope
-        self.ledger.match_waiting_callbacks(scope)
-        entries = self.ledger.get_many(scope, [r.ledger_key for r in waiting])
-        changed = 0
-        for r in waiting:
-            entry, old = entries.get(r.ledger_key), self.outcomes[r.index]
-            if (entry is None or entry.status in (old.status.value, SENDING) or entry.run_id != self.run_id
-                    or entry.status not in Status._value2member_map_):
-                continue
-            self.outcomes[r.index] = Outcome(Status(entry.status), entry.message or "", provider_id=entry.provider_id or old.provider_id,
-                                             http_status=old.http_status, attempts=old.attempts)
-            changed += 1
-        return changed
+        waiting = {r.index: (r.ledger_key, o) for r in self.plan.rows
+                   if (o := self.outcomes[r.index]) is not None and o.status in (Status.ACCEPTED, Status.UNKNOWN)}
+        changed = settled_since(self.ledger, self.plan.mapping.scope, waiting, run_id=self.run_id)
+        for i, outcome in changed.items():
+            self.outcomes[i] = outcome
+        return len(changed)
 
     async def await_callbacks(self, seconds: float, poll: float = 0.1) -> int:
-        """Wait up to ``seconds`` for the provider's callbacks (received by flows.callbacks into the ledger) to
+        """Wait up to ``seconds`` for the provider's callbacks (received by flows.http.callbacks into the ledger) to
         settle this run's accepted rows; stops early once none is left waiting. Returns how many were settled."""
         deadline = time.monotonic() + seconds
         changed = 0
@@ -449,7 +449,7 @@ class ImportRun:
                       # one rate for every process importing to this provider (flows/ratelimit.py)
                       shared_rate=shared_timeline_for(self.ledger, self.base_url) if self.rate else None)
 
-    async def __aenter__(self) -> "ImportRun":
+    async def __aenter__(self) -> ImportRun:
         if self.claims.released:  # entered again after an earlier `async with`: a new lease, claims taken anew
             self.claims.start()
         if self._heartbeat is None:  # keeps this run's row claims alive while it works
@@ -545,12 +545,6 @@ class ImportRun:
         """Wait until every queued ledger record is committed (raises if one could not be)."""
         await self._writer.confirm()
 
-    async def send_all(self) -> None:
-        """Everything pending, as one stream of requests (chunks are for the Prefect flow, which makes each
-        a task; sending them one after another here would drain the requests in flight at every border)."""
-        async with self:
-            await self.send(self.pending())
-
     async def _process(self, row: PreparedRow) -> None:
         sender = self._sender
         assert sender is not None
@@ -605,10 +599,7 @@ class ImportRun:
                                            f"{self.plan.mapping.provider} offers no way to check; check with the provider, "
                                            f"then rerun with --resend-unknown if it is not there")
         try:
-            if self._readback_takes_entry:  # e.g. to search around the time the earlier run sent it
-                found = await self.readback(self._sender, row.payload, entry=entry)
-            else:
-                found = await self.readback(self._sender, row.payload)
+            found = await self.readback(self._sender, row.payload, entry=entry)  # e.g. to search around the time the earlier run sent it
         except ReadbackError as exc:
             return Outcome(Status.UNKNOWN, f"run {entry.run_id} may have booked this row and the check failed ({exc}); "
                                            f"it stays unknown until it can be checked")
@@ -641,10 +632,7 @@ class ImportRun:
                                            f"provider; if it is not there, fix the row or rerun with --resend-unknown",
                            **base)
         try:
-            if self._readback_takes_entry:
-                found = await self.readback(self._sender, row.payload, entry=entry)
-            else:
-                found = await self.readback(self._sender, row.payload)
+            found = await self.readback(self._sender, row.payload, entry=entry)  # e.g. to search around the time the earlier run sent it
         except ReadbackError as exc:
             if not uncertain:
                 return refused
@@ -782,42 +770,7 @@ class ImportRun:
         return count_statuses(self.outcomes)
 
     def summary(self) -> dict[str, object]:
-        ended = self.ended or dt.datetime.now().astimezone()
-        sheet = self.plan.sheet
-        info: dict[str, object] = {
-            "input file": str(sheet.path),
-            "worksheet": sheet.sheet_name or "",
-            "mapping": str(self.plan.mapping_path),
-            "provider": self.plan.mapping.provider,
-            "base URL": self.base_url,
-            "run id": self.run_id,
-            "started": self.started.isoformat(timespec="seconds"),
-            "ended": ended.isoformat(timespec="seconds"),
-            "duration (s)": round((ended - self.started).total_seconds(), 3),
-            "sending (s)": round(self._sending_seconds(), 3),
-            "rows sent per second": round(self.rows_sent / self._sending_seconds()) if self._sending_seconds() else 0,
-            "rows": self.total,
-            "concurrency": self.concurrency,
-            "rate limit (req/s)": self.rate if self.rate else "none",
-            "requests sent": self._sender.requests_sent if self._sender else 0,
-            "ledger": str(self.ledger.path),
-            "ledger id": self.ledger.ledger_id,
-            "interrupted": "yes" if self.interrupted else "no",
-        }
-        if self.held_elsewhere:  # two runs at once: the rows' messages name the run holding each
-            info["rows another run was sending (not sent)"] = self.held_elsewhere
-        if self.taken_over:
-            info["rows taken over from a run that was gone"] = self.taken_over
-        if sheet.encoding:
-            info["csv encoding"] = sheet.encoding
-            info["csv delimiter"] = {"\t": "tab"}.get(sheet.delimiter or "", sheet.delimiter or "")
-        if "callback_url" in self.run_values:  # the token is a credential: never shown
-            url = self.run_values["callback_url"]
-            info["callback URL"] = redact_text(url, [self._callback_token or ""]) if url else "none (no callbacks this run)"
-            info["confirmed by callback"] = self.callbacks_confirmed
-        if self.options.describe is not None:
-            info.update(self.options.describe(self))
-        return info
+        return summarize(self.plan, self.started, self.ended or dt.datetime.now().astimezone(), run=self)
 
     def _sending_seconds(self) -> float:
         """From the first row handed to the sender to the last settled and committed (not reading,
@@ -826,8 +779,6 @@ class ImportRun:
         return (ended - started) if started is not None and ended is not None else 0.0
 
     def write_results(self, path: Path | None = None) -> Path:
-        from .results import input_number_formats, write_results
-
         self.ended = self.ended or dt.datetime.now().astimezone()
         path = Path(path or self.options.out or default_results_path(self.plan.sheet.path))
         sheet = self.plan.sheet
@@ -862,7 +813,7 @@ class RowContext:
     that run got part-way), or None.
     """
 
-    run: "ImportRun"
+    run: ImportRun
     row: PreparedRow
     entry: Entry | None
 
@@ -897,6 +848,17 @@ class RowContext:
         """A dict every row's handler shares for the length of the run, e.g. the slots other rows are booking."""
         return self.run.handler_state
 
+    def secrets(self) -> list[str]:
+        """The run's credentials, to mask in messages."""
+        return self.run.auth.secrets()
+
+    def cell(self, column: str) -> Any:
+        """The row's value in this sheet column as read (None when the sheet has no such column)."""
+        try:
+            return self.run.plan.sheet.rows[self.row.index][self.run.plan.mapper.index[column]]
+        except (IndexError, KeyError, AttributeError):
+            return None
+
     def request_path(self, payload: dict[str, Any] | None = None) -> str | None:
         """The mapping's ``request.path`` with its ``{placeholders}`` filled from the payload; None when one is empty."""
         try:
@@ -928,6 +890,174 @@ async def fetch_lookup(sender: Sender, name: str, spec: Any) -> LookupTable:
             break
         page += 1
     return LookupTable(name, pairs)
+
+
+# --- the one import sequence ---------------------------------------------------------------------------
+
+#: chunk tasks in flight at once (``send_chunk``): two keep the request pipe full across chunk boundaries
+CHUNKS_IN_FLIGHT = 2
+
+#: ``send_chunk(run, chunks, number)``: sends ``chunks[number]`` (the Prefect flow makes it a task)
+SendChunk = Callable[["ImportRun", list[list[PreparedRow]], int], Awaitable[dict[str, int]]]
+
+
+def summarize(plan: Plan, started: dt.datetime, ended: dt.datetime, *, run: ImportRun | None = None,
+              mode: str | None = None) -> dict[str, object]:
+    """The results workbook's Summary sheet: what was imported, when, and (for a run) how it went."""
+    sheet = plan.sheet
+    info: dict[str, object] = {"input file": str(sheet.path), "worksheet": sheet.sheet_name or "",
+                               "mapping": str(plan.mapping_path), "provider": plan.mapping.provider}
+    if run is not None:
+        info.update({"base URL": run.base_url, "run id": run.run_id})
+    if mode is not None:
+        info["mode"] = mode
+    info.update({"started": started.isoformat(timespec="seconds"), "ended": ended.isoformat(timespec="seconds"),
+                 "duration (s)": round((ended - started).total_seconds(), 3)})
+    if run is None:
+        info["rows"] = len(plan.rows)
+        return info
+    sending = run._sending_seconds()
+    info.update({
+        "sending (s)": round(sending, 3),
+        "rows sent per second": round(run.rows_sent / sending) if sending else 0,
+        "rows": run.total,
+        "concurrency": run.concurrency,
+        "rate limit (req/s)": run.rate if run.rate else "none",
+        "requests sent": run._sender.requests_sent if run._sender else 0,
+        "ledger": str(run.ledger.path),
+        "ledger id": run.ledger.ledger_id,
+        "interrupted": "yes" if run.interrupted else "no",
+    })
+    if run.held_elsewhere:  # two runs at once: the rows' messages name the run holding each
+        info["rows another run was sending (not sent)"] = run.held_elsewhere
+    if run.taken_over:
+        info["rows taken over from a run that was gone"] = run.taken_over
+    if sheet.encoding:
+        info["csv encoding"] = sheet.encoding
+        info["csv delimiter"] = {"\t": "tab"}.get(sheet.delimiter or "", sheet.delimiter or "")
+    if "callback_url" in run.run_values:  # the token is a credential: never shown
+        url = run.run_values["callback_url"]
+        info["callback URL"] = redact_text(url, [run._callback_token or ""]) if url else "none (no callbacks this run)"
+        info["confirmed by callback"] = run.callbacks_confirmed
+    if run.options.describe is not None:
+        info.update(run.options.describe(run))
+    return info
+
+
+@dataclass
+class RunResult:
+    """How an import ended: counts by status, the results workbook, and the run (None when validating)."""
+
+    counts: dict[str, int]
+    results: Path
+    summary: dict[str, object]
+    outcomes: list[Outcome | None]
+    run: ImportRun | None = None
+
+    @property
+    def run_id(self) -> str | None:
+        return self.run.run_id if self.run is not None else None
+
+    @property
+    def ok(self) -> bool:
+        """Every row created, accepted or skipped."""
+        return all(o is None or o.ok for o in self.outcomes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (the Prefect flow's and the inbox's result)."""
+        return {"counts": self.counts, "results": str(self.results), "run_id": self.run_id, "summary": self.summary}
+
+
+async def _send_entered(run: ImportRun, *, send_chunk: SendChunk | None = None, chunk_size: int | None = None,
+                        wait_callbacks: float = 0.0) -> None:
+    """Send every pending row of an entered run (as one stream, or chunk by chunk through ``send_chunk``),
+    wait for callbacks, then leave the run: rows in flight when cancelled become unknown, claims let go."""
+    try:
+        rows = run.pending()
+        if run.options.progress:
+            run.options.progress(run)
+        if send_chunk is None:  # one stream: sending chunks one after another would drain the pipe at every border
+            await run.send(rows)
+        else:
+            chunks = chunked(rows, chunk_size)
+            window = asyncio.Semaphore(CHUNKS_IN_FLIGHT)
+
+            async def one(n: int) -> dict[str, int]:
+                async with window:
+                    return await send_chunk(run, chunks, n)
+
+            await asyncio.gather(*(one(n) for n in range(len(chunks))))
+        if wait_callbacks > 0:  # accepted rows become created as the provider's callbacks arrive
+            await run.await_callbacks(wait_callbacks)
+    except BaseException as exc:
+        await run.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    await run.__aexit__(None, None, None)
+
+
+async def send_pending(run: ImportRun, **how: Any) -> None:
+    """Log in, fetch lookups, send every pending row and leave the run (no workbook: :func:`run_import` writes
+    it). For callers that build the :class:`ImportRun` themselves; ``how``: send_chunk, chunk_size, wait_callbacks."""
+    await run.__aenter__()
+    await _send_entered(run, **how)
+
+
+async def run_import(plan: Plan, options: RunOptions | None = None, *, validate: bool = False,
+                     send_chunk: SendChunk | None = None, chunk_size: int | None = None, wait_callbacks: float = 0.0,
+                     callback_port: int = 0, on_run: Callable[[ImportRun], None] | None = None) -> RunResult:
+    """Import a prepared sheet: reconcile with the ledger (rows done are skipped, rows claimed), send, wait
+    for callbacks, write the results workbook. On an error or Ctrl-C the workbook holds what was done; a
+    refusal at login or lookups (an ImporterError before anything is sent) writes none.
+
+    ``validate``: send nothing and need no credentials or ledger: invalid rows are marked, the rest skipped.
+    ``send_chunk``: send chunk by chunk through it (the Prefect flow makes each a task), else one stream.
+    ``wait_callbacks``: for a mapping with a ``run_value: callback_url`` field, receive the provider's
+    callbacks in-process (on 127.0.0.1:``callback_port``) and wait up to this many seconds for accepted rows.
+    ``on_run``: called with the run once it exists (the CLI keeps it to report a Ctrl-C)."""
+    options = options or RunOptions()
+    if validate:
+        return _validate(plan, options)
+    receiver = contextlib.ExitStack()
+    with receiver:
+        wait = wait_callbacks if "callback_url" in plan.mapping.run_value_paths().values() else 0.0
+        if wait > 0 and options.callback_url is None:  # no receiver of the caller's: one in-process
+            readers = {plan.mapping.provider: plan.mapping.request.callback} if plan.mapping.request.callback else {}
+            url = receiver.enter_context(receiving(options.ledger_url, port=callback_port, readers=readers))
+            options = dataclasses.replace(options, callback_url=url)
+        run = ImportRun(plan, options)
+        if on_run is not None:
+            on_run(run)
+        written = False
+        try:
+            try:
+                await run.__aenter__()  # logs in and fetches lookups: a refusal here means nothing was sent
+            except ImporterError:
+                written = True  # no workbook: the caller reports the one-line error
+                raise
+            await _send_entered(run, send_chunk=send_chunk, chunk_size=chunk_size, wait_callbacks=wait)
+            path = run.write_results()
+            written = True
+        finally:
+            if not written:  # interrupted or crashed: still hand back what was done
+                run.mark_interrupted()
+                run.write_results()
+            run.close()
+    return RunResult(run.counts(), path, run.summary(), run.outcomes, run)
+
+
+def _validate(plan: Plan, options: RunOptions) -> RunResult:
+    """Everything a run checks, without network, credentials or ledger: a workbook with invalid rows marked."""
+    started = dt.datetime.now().astimezone()
+    outcomes: list[Outcome | None] = [
+        Outcome(Status.INVALID, "; ".join(map(str, r.problems)), column_messages=_by_column(r.problems))  # marks the cells
+        if r.payload is None else Outcome(Status.SKIPPED, "valid; not sent (validate only)") for r in plan.rows]
+    path = Path(options.out or default_results_path(plan.sheet.path))
+    summary = summarize(plan, started, dt.datetime.now().astimezone(), mode="validate (nothing sent)")
+    sheet = plan.sheet
+    written = write_results(path, columns=sheet.columns, rows=sheet.rows, line_numbers=sheet.line_numbers,
+                            outcomes=outcomes, summary=summary, masked_columns=plan.mapping.sensitive_columns(),
+                            number_formats=input_number_formats(sheet.path, sheet.sheet_name, sheet.header_line))
+    return RunResult(count_statuses(outcomes), written, summary, outcomes)
 
 
 def default_results_path(sheet_path: Path) -> Path:

@@ -9,16 +9,15 @@ levels, and an alias inside its own anchor is refused, each with one line, befor
 """
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any
 
-import errno
-
 import yaml
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
-__all__ = ["load_yaml", "Locator", "MAX_NODES", "MAX_DEPTH"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "Locator", "load_yaml"]
 
 #: values a mapping file may expand to, aliases counted every time they are used (the bundled mappings
 #: have a few hundred); far beyond any real mapping, far below what takes memory or time to build

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from .submit import ReadbackError
+from .sender import ReadbackError
 
-__all__ = ["Listing", "read_all", "the_one", "instant", "same_instant", "norm", "utc_text", "ReadbackError"]
+__all__ = ["Listing", "ReadbackError", "instant", "norm", "read_all", "same_instant", "the_one", "utc_text"]
 
 #: how often a listing whose total moved while it was paged through is read again from page 1
 FRESH_TRIES = 3
@@ -165,7 +166,7 @@ def instant(value: Any) -> dt.datetime | None:
     """An ISO 8601 date-time in any precision (seconds, milli-, microseconds, nanoseconds truncated), with
     ``Z``, an offset, or none (taken as UTC) -> an aware datetime. None when unreadable."""
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     if not isinstance(value, str):
         return None
     text = value.strip()
@@ -203,7 +204,7 @@ def norm(value: Any) -> str:
 
 def utc_text(when: dt.datetime) -> str:
     """A UTC instant as filters are written: ``2026-03-16T02:00:00Z`` (seconds; a window's edges need no more)."""
-    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _dig(data: Any, path: str) -> Any:

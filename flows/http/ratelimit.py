@@ -53,10 +53,21 @@ import math
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["RateLimiter", "AdaptiveRateLimiter", "LocalTimeline", "SharedTimeline", "HEADROOM", "TOLERANCE",
-           "max_in_window", "shared_timeline_for", "WINDOW", "SHARED_HEADROOM"]
+__all__ = [
+    "HEADROOM",
+    "SHARED_HEADROOM",
+    "TOLERANCE",
+    "WINDOW",
+    "AdaptiveRateLimiter",
+    "LocalTimeline",
+    "RateLimiter",
+    "SharedTimeline",
+    "max_in_window",
+    "shared_timeline_for",
+]
 
 #: the timeline runs this share under the rate (a margin for late starts and network jitter)
 HEADROOM = 0.015
@@ -116,7 +127,7 @@ class SharedTimeline:
             "last_by TEXT, prev_by TEXT, prev_at REAL)")
 
     def __init__(self, ledger_target: Any, name: str) -> None:
-        from .ledger import Database
+        from ..ledger.ledger import Database
 
         self.name = name
         self.me = uuid.uuid4().hex

@@ -50,9 +50,9 @@ import operator
 import os
 import re
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pandas as pd
 import python_calamine
@@ -60,18 +60,18 @@ import python_calamine
 from flows.errors import InputError
 
 __all__ = [
-    "Cell",
-    "Sheet",
-    "read_sheet",
-    "list_sheets",
-    "column_letter",
     "CSV_SUFFIXES",
     "EXCEL_SUFFIXES",
+    "HEADER_SCAN_ROWS",
     "SUPPORTED_SUFFIXES",
+    "Cell",
+    "Sheet",
+    "column_letter",
+    "list_sheets",
     "paused_gc",
+    "read_sheet",
     "shown",
     "shown_list",
-    "HEADER_SCAN_ROWS",
 ]
 
 Cell = str | datetime.datetime | datetime.date | datetime.time | None
@@ -350,7 +350,7 @@ def _format_kind(code: str) -> str | None:
         return _DATETIME
     # a whole-number pattern of 0/# placeholders with literal separators and at least one padding 0
     # (or a literal) that General would not show: 000000, 00000-0000, 000-00-0000, (###) ###-####
-    if not first or re.search(r"[^0#\- ()/+]", first) or "0" not in first and "#" not in first:
+    if not first or re.search(r"[^0#\- ()/+]", first) or ("0" not in first and "#" not in first):
         return None
     if re.fullmatch(r"#*0?", first):  # 0, #, #0: what General shows anyway
         return None

@@ -44,25 +44,25 @@ from xlsxwriter.worksheet import Worksheet
 
 from flows.errors import ImporterError, InputError
 from flows.outcomes import Outcome, Status
-from flows.sheets import Cell, column_letter
+from flows.workbooks.sheets import Cell, column_letter
 
 __all__ = [
-    "RESULT_COLUMNS",
+    "FAULT_FILL",
     "LEAD_COLUMNS",
-    "RESULTS_SHEET",
-    "SUMMARY_SHEET",
-    "TECHNICAL_HEADING",
     "MASK",
     "MESSAGE_LIMIT",
-    "STATUS_FILLS",
-    "FAULT_FILL",
-    "WHO_ACTS",
     "NOT_REACHED_MESSAGE",
-    "write_results",
-    "read_results",
+    "RESULTS_SHEET",
+    "RESULT_COLUMNS",
+    "STATUS_FILLS",
+    "SUMMARY_SHEET",
+    "TECHNICAL_HEADING",
+    "WHO_ACTS",
+    "check_writable",
     "input_number_formats",
     "next_command",
-    "check_writable",
+    "read_results",
+    "write_results",
 ]
 
 #: the columns a run adds, in the order :func:`read_results` gives them
@@ -275,7 +275,7 @@ def input_number_formats(path: str | os.PathLike[str], sheet_name: str | None,
         return {}
     from xml.etree import ElementTree as ET
 
-    from flows.sheets import _sheet_part  # the sheet-name -> part lookup the reader uses
+    from .sheets import _sheet_part  # the sheet-name -> part lookup the reader uses
 
     try:
         with zipfile.ZipFile(p) as z:
@@ -333,7 +333,7 @@ def _date_styles(z: zipfile.ZipFile) -> dict[int, str]:
     """cellXfs index -> format code, for the styles whose format shows a date or a time."""
     from xml.etree import ElementTree as ET
 
-    from flows.sheets import _NS_MAIN, _strip_format
+    from .sheets import _NS_MAIN, _strip_format
 
     root = ET.fromstring(z.read("xl/styles.xml"))
     codes = dict(_BUILTIN_DATE_FORMATS)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-from .transforms import is_iana_zone
+from ..mapping.transforms import is_iana_zone
 
 __all__ = ["Email", "IanaZone", "UtcDateTime"]
 

@@ -27,10 +27,11 @@ class Progress:
         self._last_drawn = float("-inf")
         self._tty = self.stream.isatty()
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         if self.enabled and self._tty:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
 
             self._bar = RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.fields[counts]}"), TimeRemainingColumn(),
@@ -88,7 +89,7 @@ def summary_lines(run: Any) -> list[str]:
         lines.append(f"results: {run.results_path}")
     not_ok = sum(n for s, n in counts.items() if s not in ("created", "accepted", "skipped"))
     held = sum(1 for o in run.outcomes if o is not None and getattr(o, "needs_rerun", False))
-    if held:  # another run holds them (flows/claims.py RowClaims); exit code 1
+    if held:  # another run holds them (flows/ledger/claims.py RowClaims); exit code 1
         lines.append(f"{held} row(s) not sent: another run was sending them (see _message); rerun after it ends")
     if run.interrupted:
         lines.append("interrupted: rows not reached are marked skipped; run the same command again to continue")

@@ -21,27 +21,28 @@ import decimal
 import difflib
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
-from zoneinfo import ZoneInfo, available_timezones
+from typing import Any
+from zoneinfo import available_timezones
 
 __all__ = [
-    "TransformProblem",
-    "TransformDoc",
     "REGISTRY",
-    "build_transform",
-    "is_iana_zone",
-    "closest",
-    "to_text",
     "LookupTable",
+    "TransformDoc",
+    "TransformProblem",
+    "build_transform",
+    "closest",
     "format_problem",
-    "suggest_format",
+    "is_iana_zone",
     "parse_date",
     "parse_datetime",
     "parse_time",
-    "time_forms",
     "quoted",
     "read_number",
+    "suggest_format",
+    "time_forms",
+    "to_text",
 ]
 
 Value = Any
@@ -634,7 +635,7 @@ def parse_time(v: Value, time_format: str = "%H:%M") -> dt.time:
     raise bad
 
 
-def build_transform(spec: Any, tables: "dict[str, LookupTable] | None" = None) -> tuple[str, Fn]:
+def build_transform(spec: Any, tables: dict[str, LookupTable] | None = None) -> tuple[str, Fn]:
     """Turn ``'trim'`` or ``{'max_length': 64}`` into (name, function). Raises ValueError.
 
     ``tables`` are the run's fetched lookup tables, for ``remote_lookup`` (None when offline)."""
