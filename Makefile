@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install bench lock schema clean
+.PHONY: demo test lint install bench lock schema clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,9 +18,16 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/booking-import demo
+	@echo
+	@echo "Try the web page next: $(VENV)/bin/booking-import web --demo  (it prints where to open it and a demo account)"
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The lint and type gate (pyproject.toml [tool.ruff], [tool.mypy]); `make test` runs it first.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check flows tests bench
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)

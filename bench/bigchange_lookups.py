@@ -8,7 +8,7 @@ For each sheet size it times, in this process, against a simulator in another pr
 
 * login: the OAuth2 token call;
 * fetch: the five lookup lists (job types, contacts in two pages of 1,000, people, resources,
-  custom field definitions), i.e. what :meth:`flows.engine.ImportRun.resolve_lookups` fetches;
+  custom field definitions), i.e. what :meth:`flows.engine.run.ImportRun.resolve_lookups` fetches;
 * remap: mapping and validating every row again with the fetched tables (the per-row part);
 * run: the whole import (login, lookups, create + schedule of every row), and its time per row.
 
@@ -34,8 +34,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flows.demo import sandbox_env  # noqa: E402
-from flows.engine import ImportRun, RunOptions, fetch_lookup, map_rows, prepare  # noqa: E402
+from flows.engine.run import ImportRun, RunOptions, fetch_lookup, map_rows, prepare, send_pending  # noqa: E402
+from flows.sandbox.demo import sandbox_env  # noqa: E402
 
 MAPPING = ROOT / "mappings" / "bigchange.yaml"
 SKIP = {"BC-27005", "BC-27011", "BC-27017", "BC-27023", "BC-27029", "BC-27034", "BC-27040", "BC-27044"}
@@ -111,7 +111,7 @@ def measure(sim: Simulator, sheet: Path, repeat: int, tmp: Path) -> dict[str, fl
         run = ImportRun(prepare(sheet, MAPPING), RunOptions(env=env, ledger_url=f"sqlite:///{tmp / f'{i}-b.sqlite'}", rate=None))
         t = time.perf_counter()
         try:
-            asyncio.run(run.send_all())
+            asyncio.run(send_pending(run))
         finally:
             run.close()
         total.append(time.perf_counter() - t)

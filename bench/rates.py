@@ -5,7 +5,7 @@
 
 bench/run.py calls this too, and puts the same section in the RESULTS.md it writes.
 
-Every run here is the engine (``ImportRun.send_all()``, what ``booking-import run`` and ``serve`` workers
+Every run here is the engine (``engine.send_pending(ImportRun)``, what ``booking-import run`` and ``serve`` workers
 send with) in its own process, importing rows from a CSV of valid Jicoo rows, against one Jicoo
 simulator served from *this* process on 127.0.0.1. The simulator notes when each write request arrives,
 so every figure is measured where a provider would measure it: rows per second from the first
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import os
 import re
@@ -33,9 +32,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -65,7 +65,7 @@ def _loadavg() -> str:
 def worker_main(cfg: dict) -> int:
     """In a child: prepare the sheet, open the run (ledger, shared timeline), say ready, wait for the common
     start time on stdin, send everything, print ``RESULT {json}``."""
-    from flows.engine import UNSET, ImportRun, RunOptions, prepare
+    from flows.engine.run import UNSET, ImportRun, RunOptions, prepare, send_pending
 
     plan = prepare(cfg["sheet"], cfg["mapping"])
     rate = UNSET if cfg.get("rate", "mapping") == "mapping" else cfg["rate"]
@@ -82,7 +82,7 @@ def worker_main(cfg: dict) -> int:
         return s
 
     run.sender = sender
-    from flows.ratelimit import RateLimiter
+    from flows.http.ratelimit import RateLimiter
 
     sent: list[float] = []  # when the limiter let each request go (the wall clock all processes share)
     wait = RateLimiter.wait
@@ -94,7 +94,7 @@ def worker_main(cfg: dict) -> int:
 
     RateLimiter.wait = stamped
     t0 = time.perf_counter()
-    asyncio.run(run.send_all())
+    asyncio.run(send_pending(run))
     seconds = time.perf_counter() - t0
     lim = captured.get("limiter")
     statuses: dict[str, int] = {}
@@ -237,7 +237,7 @@ class Line:
     label: str
     limit: str
     rows: int
-    seconds: float  # the slowest worker's send_all()
+    seconds: float  # the slowest worker's send_pending()
     at_sim_rate: float  # rows/s at the simulator, first arrival to last
     max_window: int
     max_sent: int  # the most the limiters let go in any 1 s, all processes together (their own clocks)
@@ -248,7 +248,7 @@ class Line:
 
 
 def measure(label: str, *, limit: str, cfgs: list[dict], sim_faults: dict, rows: int) -> tuple[Line, list[dict]]:
-    from flows.ratelimit import max_in_window
+    from flows.http.ratelimit import max_in_window
 
     with simulator(**sim_faults) as sim:
         for c in cfgs:
@@ -328,8 +328,8 @@ def three_workers(tmp: Path, log, quick: bool, pg: str | None) -> list[Line]:
 
 
 def claim_cost(tmp: Path, pg: str | None, n: int = 300) -> list[str]:
-    from flows.ledger import open_ledger
-    from flows.ratelimit import SharedTimeline
+    from flows.http.ratelimit import SharedTimeline
+    from flows.ledger.ledger import open_ledger
 
     out = []
     targets = [("SQLite", f"sqlite:///{tmp / 'claims.sqlite'}")]
@@ -361,7 +361,7 @@ def markdown(adherence: list[Line], workers: list[Line], claims: list[str], load
         BEGIN,
         "## Rates: the provider's whole rate, shared by every worker (issue 16, targets 3 and 4)", "",
         f"`bench/rates.py` ({elapsed:.0f} s; load average at start {load_start}, at end {load_end}). Each run is the "
-        "engine (`ImportRun.send_all()`) in its own process against one Jicoo simulator at 0 ms on 127.0.0.1; "
+        "engine (`engine.send_pending(ImportRun)`) in its own process against one Jicoo simulator at 0 ms on 127.0.0.1; "
         "the simulator notes when each write request arrives, so *rows/s at the simulator* (first arrival to "
         "last) and *most in any 1 s* (the busiest sliding 1-second window) are what a provider sees; *... as sent* is "
         "the same count over the moments the limiters let the requests go (all processes together): the difference is "
@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    from flows.demo import sandbox_env
+    from flows.sandbox.demo import sandbox_env
 
     os.environ.update(sandbox_env("jicoo", "http://127.0.0.1:1"))  # the key; the URL is set per simulator
     t0, load_start = time.perf_counter(), _loadavg()

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from flows.outcomes import Outcome, Status
-from flows.results import write_results
+from flows.workbooks.results import write_results
 
 COLUMNS = ["Booking Ref", "Event Type", "Date", "Start Time", "Time Zone", "Guest Name", "Email", "Phone",
            "Company", "Meeting", "Notes", "Language"]

@@ -140,7 +140,7 @@ class Simulator:
         self._dir = Path(tempfile.mkdtemp(prefix="bench-sim-"))
         self._proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "Simulator":
+    def __enter__(self) -> Simulator:
         log = (self._dir / "out").open("wb")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "flows", "sandbox", "jicoo", "--port", "0", "--latency-ms", str(self.latency_ms),
@@ -362,7 +362,7 @@ def send_scenario(latency_ms: float, concurrency: int, inputs: dict[str, Path], 
         plan.append(("engine", "engine, :memory: ledger (diagnostic)", {"ledger": "memory"}, "informative", 0))
     several = rounds if latency_ms == 0 and rounds > 1 else 0
     for n in range(1, several + 1) if several else [0]:
-        plan.append(("engine", "engine: ImportRun.send_all()", {}, "target", n))
+        plan.append(("engine", "engine: send_pending()", {}, "target", n))
         if command:
             plan.append(("command", "", {}, "target", n))
 
@@ -415,9 +415,9 @@ def sheet_scenario(inputs: dict[str, Path], xlsx_rows: int, repeat: int, log) ->
     out = []
     plan = [("read-pandas", 'bare pandas.read_excel(engine="calamine")', {}, False),
             ("read-pandas", "pandas.read_excel, dtype=object text-first", {"variant": "text"}, True),
-            ("read-sheet", "flows.sheets.read_sheet (read step)", {}, True),
+            ("read-sheet", "flows.workbooks.sheets.read_sheet (read step)", {}, True),
             ("map-validate", "map + validate only (sheet in memory)", {}, True),
-            ("prepare", "flows.engine.prepare (read+map+validate)", {}, False)]
+            ("prepare", "flows.engine.run.prepare (read+map+validate)", {}, False)]
     for kind, label, extra, informative in plan:
         cfg = {"kind": kind, "xlsx": str(inputs["xlsx"]), "repeat": repeat, **extra}
         res, m = worker(cfg, timeout=120 + repeat * xlsx_rows / 2000)
@@ -438,7 +438,7 @@ def profile_runs(scenarios: list[Scenario], sheet: list[SheetRow] | None, inputs
     """Sampled runs (bench/sampler.py) of what missed a target (mode auto), or of everything held to one."""
     todo: list[tuple[str, Scenario | None]] = []
     zero = [sc for sc in scenarios if sc.latency_ms == 0]
-    for kind, label in (("engine", "engine: ImportRun.send_all()"), ("command", "booking-import run: send phase")):
+    for kind, label in (("engine", "engine: send_pending()"), ("command", "booking-import run: send phase")):
         missed = [sc for sc in zero if (r := sc.typical(label)) is not None and r.ratio is not None
                   and r.ratio < TARGET_SEND_RATIO]
         if mode == "always" and zero:
@@ -447,18 +447,18 @@ def profile_runs(scenarios: list[Scenario], sheet: list[SheetRow] | None, inputs
             todo.append((kind, missed[0]))
     if sheet is not None:
         bare = next(r for r in sheet if r.contender.startswith("bare"))
-        prep = next(r for r in sheet if r.contender.startswith("flows.engine.prepare"))
+        prep = next(r for r in sheet if r.contender.startswith("flows.engine.run.prepare"))
         if mode == "always" or prep.best > TARGET_PREPARE * bare.best:
             todo.append(("prepare", None))
     out = []
     for kind, sc in todo:
         path = DATA / (f"profile-{kind}-{sc.latency_ms:g}ms-c{sc.concurrency}.json" if sc else f"profile-{kind}.json")
         if kind == "engine":
-            title = f"engine send_all, {sc.rows:,} rows, 0 ms, concurrency {sc.concurrency}"
+            title = f"engine send_pending, {sc.rows:,} rows, 0 ms, concurrency {sc.concurrency}"
         elif kind == "command":
             title = f"booking-import run (as python -m flows run), {sc.rows:,} rows, 0 ms, concurrency {sc.concurrency}"
         else:
-            title = "flows.engine.prepare of the xlsx"
+            title = "flows.engine.run.prepare of the xlsx"
         log(f"\nprofiling (sampled wall clock): {title} -> {path.relative_to(ROOT)}")
         if kind == "engine":
             with Simulator(0) as sim:
@@ -485,29 +485,29 @@ _INCLUSIVE = [
     ("flows/import_sheet.py:import_sheet", "the flow (import_sheet)"),
     ("prefect/task_engine.py:run_task_async", "Prefect task runs (incl. the work inside)"),
     ("prefect/utilities/collections.py:visit_collection", "Prefect visit_collection (parameter introspection)"),
-    ("flows/engine.py:send_all", "ImportRun.send_all"),
-    ("flows/engine.py:send", "ImportRun.send (a chunk)"),
-    ("flows/engine.py:_process", "ImportRun._process (one row)"),
-    ("flows/submit.py:call", "Sender.call"),
+    ("flows/engine/run.py:send_pending", "engine.send_pending"),
+    ("flows/engine/run.py:send", "ImportRun.send (a chunk)"),
+    ("flows/engine/run.py:_process", "ImportRun._process (one row)"),
+    ("flows/http/sender.py:call", "Sender.call"),
     ("httpx/_client.py:request", "httpx AsyncClient.request"),
     ("httpx/_client.py:build_request", "httpx build_request"),
     ("httpx/_models.py:extract_cookies", "httpx Cookies.extract_cookies"),
     ("httpx_aiohttp/transport.py:handle_async_request", "AiohttpTransport.handle_async_request"),
-    ("flows/ledger.py:mark_sending", "Ledger.mark_sending"),
-    ("flows/ledger.py:record", "Ledger.record"),
-    ("flows/ledger.py:write_many", "Ledger.write_many"),
-    ("flows/ledger.py:payload_hash", "payload_hash"),
-    ("flows/engine.py:outcome_from", "ImportRun.outcome_from"),
-    ("flows/engine.py:write_results", "ImportRun.write_results"),
-    ("flows/engine.py:prepare", "prepare"),
-    ("flows/sheets.py:read_sheet", "read_sheet"),
-    ("flows/sheets.py:_build", "read_sheet: _build (cells to text-first rows)"),
-    ("flows/engine.py:map_rows", "map_rows (map + key + validate)"),
-    ("flows/mapping.py:map_row", "RowMapper.map_row"),
-    ("flows/mapping.py:convert", "date + time + zone to UTC (mapping convert)"),
+    ("flows/ledger/ledger.py:mark_sending", "Ledger.mark_sending"),
+    ("flows/ledger/ledger.py:record", "Ledger.record"),
+    ("flows/ledger/ledger.py:write_many", "Ledger.write_many"),
+    ("flows/ledger/ledger.py:payload_hash", "payload_hash"),
+    ("flows/engine/run.py:outcome_from", "ImportRun.outcome_from"),
+    ("flows/engine/run.py:write_results", "ImportRun.write_results"),
+    ("flows/engine/run.py:prepare", "prepare"),
+    ("flows/workbooks/sheets.py:read_sheet", "read_sheet"),
+    ("flows/workbooks/sheets.py:_build", "read_sheet: _build (cells to text-first rows)"),
+    ("flows/engine/run.py:map_rows", "map_rows (map + key + validate)"),
+    ("flows/mapping/model.py:map_row", "RowMapper.map_row"),
+    ("flows/mapping/model.py:convert", "date + time + zone to UTC (mapping convert)"),
     ("_strptime.py:_strptime", "datetime.strptime"),
     ("pydantic/main.py:model_validate", "pydantic model_validate"),
-    ("flows/engine.py:_mark_duplicate_keys", "duplicate keys"),
+    ("flows/engine/run.py:_mark_duplicate_keys", "duplicate keys"),
 ]
 
 
@@ -584,7 +584,7 @@ def sheet_markdown(rows: list[SheetRow], xlsx_rows: int, repeat: int, size_mb: f
     for r in rows:
         ratio = r.best / bare.best
         verdict = ""
-        if r.contender.startswith("flows.engine.prepare"):
+        if r.contender.startswith("flows.engine.run.prepare"):
             verdict = ("met" if ratio <= TARGET_PREPARE else "**missed**") + f" (≤ {TARGET_PREPARE:g}x)"
         lines.append(f"| {r.contender}{' *(informative)*' if r.informative else ''} | {r.best:.2f} | "
                      f"{' / '.join(f'{t:.2f}' for t in r.times)} | {ratio:.2f}x | {xlsx_rows / r.best:,.0f} | "
@@ -614,8 +614,8 @@ def profile_markdown(p: dict) -> str:
 
 
 def machine_info() -> list[str]:
-    from importlib import metadata
     import sqlite3
+    from importlib import metadata
 
     cpu = ""
     try:
@@ -695,7 +695,7 @@ def findings(scenarios: list[Scenario], sheet: list[SheetRow] | None) -> list[st
                                                         if r.round == send_mid.round)
         bare = sorted(1000 * r.cpu / r.rows for r in sc.results if r.is_baseline and r.cpu is not None)
         ms = {name: 1000 * r.cpu / r.rows for name, r in by.items() if r.cpu is not None and r.rows}
-        if bare and "engine: ImportRun.send_all()" in ms:
+        if bare and "engine: send_pending()" in ms:
             prev = bare[len(bare) // 2]
             parts = [f"bare aiohttp {prev:.2f} ms (median of its runs)"]
             if "bare httpx + AiohttpTransport" in ms:
@@ -703,18 +703,18 @@ def findings(scenarios: list[Scenario], sheet: list[SheetRow] | None) -> list[st
                              f"({ms['bare httpx + AiohttpTransport'] - prev:+.2f} against bare aiohttp)")
             for label, name in (("the engine's Sender alone", "engine's Sender only (diagnostic)"),
                                 ("+ outcomes, bookkeeping, ledger in memory", "engine, :memory: ledger (diagnostic)"),
-                                ("+ ledger on disk: the engine", "engine: ImportRun.send_all()")):
+                                ("+ ledger on disk: the engine", "engine: send_pending()")):
                 if name in ms:
                     parts.append(f"{label} {ms[name]:.2f} ms ({ms[name] - prev:+.2f})")
                     prev = ms[name]
             out.append(f"- Client CPU per row at 0 ms, concurrency {sc.concurrency}: " + "; ".join(parts) + ".")
         e2e, send, eng = (by.get("booking-import run: end to end"), by.get("booking-import run: send phase"),
-                          by.get("engine: ImportRun.send_all()"))
+                          by.get("engine: send_pending()"))
         if e2e and send:
             extra = ""
             if eng:
                 x = send.seconds / eng.seconds
-                extra = (f" Its send phase took {x:.1f}x as long as the engine's send_all() on the same rows "
+                extra = (f" Its send phase took {x:.1f}x as long as the engine's send_pending() on the same rows "
                          f"({send.seconds:.1f} s against {eng.seconds:.1f} s)"
                          + (": the difference is what the Prefect flow around the engine costs." if x > 1.15 else
                             ", so the Prefect flow around the engine costs little while sending (the runs are "
@@ -737,9 +737,9 @@ def findings(scenarios: list[Scenario], sheet: list[SheetRow] | None) -> list[st
             out.append(f"- {sc.latency_text}, concurrency {sc.concurrency}: " + "; ".join(parts) + ".")
     if sheet:
         bare = next(r for r in sheet if r.contender.startswith("bare"))
-        rs = next((r for r in sheet if r.contender.startswith("flows.sheets")), None)
+        rs = next((r for r in sheet if r.contender.startswith("flows.workbooks.sheets")), None)
         mv = next((r for r in sheet if r.contender.startswith("map + validate")), None)
-        prep = next(r for r in sheet if r.contender.startswith("flows.engine.prepare"))
+        prep = next(r for r in sheet if r.contender.startswith("flows.engine.run.prepare"))
         if rs and mv:
             out.append(f"- prepare() best {prep.best:.2f} s ≈ read_sheet {rs.best:.2f} s + map/validate {mv.best:.2f} s "
                        f"(best runs, separate processes); the bare pandas read takes {bare.best:.2f} s, so prepare "
@@ -786,7 +786,7 @@ def render(args: argparse.Namespace, scenarios: list[Scenario], sheet: list[Shee
         lines += [send_markdown(sc), ""]
     if sheet:
         lines += ["## Read + map + validate", "",
-                  "`flows.sheets.read_sheet` reads with python-calamine directly; *map + validate only* runs "
+                  "`flows.workbooks.sheets.read_sheet` reads with python-calamine directly; *map + validate only* runs "
                   "`prepare()` on the sheet already in memory.", "",
                   sheet_markdown(sheet, args.xlsx_rows, args.repeat, inputs["xlsx"].stat().st_size / 1e6), ""]
     found = findings(scenarios, sheet)

@@ -39,12 +39,12 @@ OVERRIDES = [
 ]
 #: innermost frame first; the first frame that matches one of these decides
 AREAS = [
-    ("ledger (SQLite)", re.compile(r"flows/ledger\.py")),
-    ("results workbook", re.compile(r"flows/results\.py|site-packages/xlsxwriter/")),
-    ("prepare: read sheet", re.compile(r"flows/sheets\.py|python_calamine")),
-    ("prepare: map + validate", re.compile(r"flows/(mapping|transforms|contracts)\.py|site-packages/pydantic")),
-    ("Sender (flows/submit.py)", re.compile(r"flows/submit\.py")),
-    ("engine bookkeeping (flows/engine.py)", re.compile(r"flows/engine\.py")),
+    ("ledger (SQLite)", re.compile(r"flows/ledger/ledger\.py")),
+    ("results workbook", re.compile(r"flows/workbooks/results\.py|site-packages/xlsxwriter/")),
+    ("prepare: read sheet", re.compile(r"flows/workbooks/sheets\.py|python_calamine")),
+    ("prepare: map + validate", re.compile(r"flows/mapping/|flows/providers/types\.py|site-packages/pydantic")),
+    ("Sender (flows/http/sender.py)", re.compile(r"flows/http/(sender|ratelimit)\.py")),
+    ("engine bookkeeping (flows/engine/run.py)", re.compile(r"flows/engine/")),
     ("flows (other modules)", re.compile(r"/flows/")),
     ("httpx_aiohttp transport", re.compile(r"site-packages/httpx_aiohttp/")),
     ("aiohttp", re.compile(r"site-packages/(aiohttp|yarl|multidict|propcache|aiohappyeyeballs)/")),
@@ -99,14 +99,14 @@ class Sampler:
         #: CPU seconds of this process, and of its children reaped meanwhile (e.g. the Prefect server)
         self.cpu_self = self.cpu_children = 0.0
 
-    def start(self) -> "Sampler":
+    def start(self) -> Sampler:
         self._cpu0 = _cpu_times()
         self._t0 = self._last = time.perf_counter()
         self._old_handler = signal.signal(signal.SIGALRM, self._sample)
         signal.setitimer(signal.ITIMER_REAL, self.interval, self.interval)
         return self
 
-    def stop(self) -> "Sampler":
+    def stop(self) -> Sampler:
         signal.setitimer(signal.ITIMER_REAL, 0, 0)
         if self._old_handler is not None:
             signal.signal(signal.SIGALRM, self._old_handler)

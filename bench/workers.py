@@ -18,8 +18,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -127,11 +128,11 @@ def _env(cfg: dict) -> dict[str, str]:
 
 
 def send_sender(cfg: dict) -> dict:
-    """The engine's HTTP layer alone: flows.submit.Sender.call() per prepared row (no ledger, no outcomes).
+    """The engine's HTTP layer alone: flows.http.sender.Sender.call() per prepared row (no ledger, no outcomes).
 
     Diagnostic: the step between the bare httpx loop and the full engine.
     """
-    from flows.engine import ImportRun, RunOptions, prepare
+    from flows.engine.run import ImportRun, RunOptions, prepare
 
     plan = prepare(cfg["sheet"], MAPPING)
     payloads = [r.payload for r in plan.valid]
@@ -154,18 +155,18 @@ def send_sender(cfg: dict) -> dict:
 
 
 def send_engine(cfg: dict) -> dict:
-    """prepare() (not timed), then ImportRun(...).send_all() timed: HTTP + ledger + outcomes.
+    """prepare() (not timed), then engine.send_pending(ImportRun(...)) timed: HTTP + ledger + outcomes.
 
     ``ledger`` is ``file`` (a fresh SQLite file in a temporary folder, as the CLI uses) or
     ``memory`` (SQLite ``:memory:``, a diagnostic that removes the disk from the ledger's cost).
     """
-    from flows.engine import ImportRun, RunOptions, prepare
+    from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 
     plan = prepare(cfg["sheet"], MAPPING)
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
         ledger = ":memory:" if cfg.get("ledger") == "memory" else f"sqlite:///{tmp}/ledger.sqlite"
         run = ImportRun(plan, RunOptions(env=_env(cfg), ledger_url=ledger, rate=None, concurrency=cfg["concurrency"]))
-        wall, cpu, _ = _timed_async(run.send_all, cfg.get("profile"))
+        wall, cpu, _ = _timed_async(lambda: send_pending(run), cfg.get("profile"))
         counts = {k: v for k, v in run.counts().items() if v}
         statuses = Counter(o.http_status for o in run.outcomes if o is not None)
         run.close()
@@ -214,8 +215,8 @@ def read_pandas(cfg: dict) -> dict:
 
 
 def read_sheet(cfg: dict) -> dict:
-    """flows.sheets.read_sheet alone (the read step inside prepare)."""
-    from flows.sheets import read_sheet as rs
+    """flows.workbooks.sheets.read_sheet alone (the read step inside prepare)."""
+    from flows.workbooks.sheets import read_sheet as rs
 
     return _best_of(lambda: rs(cfg["xlsx"], sheet="Bookings"), cfg["repeat"], cfg.get("profile"),
                     lambda sheet: {"rows": len(sheet.rows)})
@@ -226,8 +227,8 @@ def map_validate(cfg: dict) -> dict:
 
     The sheet is read once, untimed, and handed to prepare() in place of reading it again.
     """
-    import flows.engine as engine
-    from flows.sheets import read_sheet as rs
+    import flows.engine.run as engine
+    from flows.workbooks.sheets import read_sheet as rs
 
     sheet = rs(cfg["xlsx"], sheet="Bookings")
     engine.read_sheet = lambda *a, **k: sheet  # this process only; the engine's code is unchanged
@@ -235,8 +236,8 @@ def map_validate(cfg: dict) -> dict:
 
 
 def prepare_full(cfg: dict) -> dict:
-    """flows.engine.prepare(xlsx, mappings/jicoo.yaml): read + map + validate."""
-    from flows.engine import prepare
+    """flows.engine.run.prepare(xlsx, mappings/jicoo.yaml): read + map + validate."""
+    from flows.engine.run import prepare
 
     return _best_of(lambda: prepare(cfg["xlsx"], MAPPING), cfg["repeat"], cfg.get("profile"),
                     lambda plan: {"rows": len(plan.rows), "invalid": sum(r.payload is None for r in plan.rows)})
@@ -256,7 +257,7 @@ KINDS: dict[str, Callable[[dict], dict]] = {
 
 def read_results_summary(cfg: dict) -> dict:
     """Not a contender: the command's results workbook, read back (Summary duration, status counts)."""
-    from flows.results import read_results
+    from flows.workbooks.results import read_results
 
     results, summary = read_results(cfg["path"])
     return {"rows": len(results), "statuses": {str(k): int(v) for k, v in results["_status"].value_counts().items()},

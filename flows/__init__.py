@@ -1,7 +1,44 @@
-"""booking-importer: book every row of a CSV or Excel sheet into a provider's API.
+"""booking-importer: book every row of a CSV or Excel sheet into a provider's API, exactly once.
 
-Library first: ``flows.engine`` holds the import as plain functions (prepare, send, write
-results); ``flows.import_sheet`` wraps it as the Prefect flow ``import_sheet``; ``flows.cli``
-is the ``booking-import`` command.
+Library first::
+
+    import asyncio
+    from flows import RunOptions, prepare, run_import
+
+    plan = prepare("bookings.xlsx", "mappings/jicoo.yaml")        # read, map and check every row
+    result = asyncio.run(run_import(plan, RunOptions(ledger_url="sqlite:///ledger.sqlite")))
+    print(result.counts, result.results)                          # {'created': 54, ...} and the workbook
+
+``run_import(plan, options, validate=True)`` checks without sending. ``flows.import_sheet`` wraps
+the same call as the Prefect flow ``import_sheet``; ``flows.cli`` is the ``booking-import`` command.
 """
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "prepare": "engine.run", "run_import": "engine.run", "RunOptions": "engine.run", "RunResult": "engine.run", "Plan": "engine.run",
+    "ImportRun": "engine.run", "load_mapping": "mapping.model", "read_sheet": "workbooks.sheets", "Outcome": "outcomes",
+    "Status": "outcomes", "resolve": "hooks", "ImporterError": "errors", "UsageError": "errors",
+    "ConfigError": "errors", "InputError": "errors", "CredentialsError": "errors", "LedgerError": "errors",
+}
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from .engine.run import ImportRun, Plan, RunOptions, RunResult, prepare, run_import
+    from .errors import ConfigError, CredentialsError, ImporterError, InputError, LedgerError, UsageError
+    from .hooks import resolve
+    from .mapping.model import load_mapping
+    from .outcomes import Outcome, Status
+    from .workbooks.sheets import read_sheet
+
+
+def __getattr__(name: str) -> Any:
+    """Loaded on first use, for start-up speed: `booking-import --help` must not import the engine."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'flows' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

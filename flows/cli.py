@@ -15,8 +15,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .errors import ImporterError, UsageError
 from .heap import imports_paused, thaw
@@ -24,7 +25,7 @@ from .heap import imports_paused, thaw
 CHUNK_HELP = ("rows per Prefect task (default: 500, or a fifth of the rows when that is more, so a run has at most "
               "5 tasks: each task run costs the send phase some CPU)")
 
-__all__ = ["main", "build_parser", "COMMANDS"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
 EXIT_OK, EXIT_ROWS, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: commands that run a flow: SIGINT and SIGTERM stop them cleanly (flows.prefect_env.GracefulStop)
@@ -51,7 +52,7 @@ MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
 def environment_help(folder: Path | None = None) -> str:
     """The environment variables each bundled mapping reads, derived from the mapping files (so a new
     mapping, e.g. BigChange's OAuth2 client and Customer-Id header, shows up in `--help` without an edit here)."""
-    from .mapping import load_mapping
+    from .mapping.model import load_mapping
 
     folder = folder or MAPPINGS_DIR
     found: dict[str, tuple[list[str], list[str], list[str]]] = {}
@@ -107,7 +108,7 @@ class _Wrapping(argparse.HelpFormatter):
 
 def sandbox_providers_help(folder: Path | None = None) -> str:
     """The providers `sandbox` can simulate, each with the bundled mappings that use it."""
-    from .mapping import load_mapping
+    from .mapping.model import load_mapping
     from .sandbox import SIMULATORS
 
     folder = folder or MAPPINGS_DIR
@@ -277,6 +278,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a claim not renewed for this long is taken over by the next run (default 120)")
     p.add_argument("--limit", type=_positive_int, help="flow runs this worker runs at once (default: no limit)")
 
+    p = sub.add_parser("web", help="serve the web page where staff upload, fix and book a sheet",
+                       description="Serve the web page (sign in, choose a mapping, upload, match columns, review and "
+                                   "fix, book with live progress, results, history) until Ctrl-C. Accounts: 'name:hash' "
+                                   "lines in web-users.txt or the file named by BOOKING_WEB_USERS (hash from "
+                                   "--hash-password); --demo serves the bundled simulators with a demo account it prints.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
+    p.add_argument("--demo", action="store_true", help="serve against the bundled simulators, with a demo account")
+    p.add_argument("--mappings", type=Path, default=Path("mappings"), help="folder of mapping files (default ./mappings)")
+    p.add_argument("--ledger", help="ledger database (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
+    p.add_argument("--users", help="accounts file (default: $BOOKING_WEB_USERS or ./web-users.txt)")
+    p.add_argument("--uploads", help="private folder for uploads and results (default out/web-uploads)")
+    p.add_argument("--max-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
+    p.add_argument("--max-rows", type=_positive_int, default=100_000, help="most rows in an upload (default 100000)")
+    p.add_argument("--keep-hours", type=float, default=24.0, help="uploads and their results are deleted this long "
+                                                                 "after last use (default 24)")
+    p.add_argument("--secure-cookies", action="store_true", help="cookies only over https (behind an https proxy)")
+    p.add_argument("--hash-password", action="store_true", help="read a password on stdin, print its hash for the "
+                                                                "accounts file, and exit")
+
     p = sub.add_parser("sandbox", help="serve a provider simulator on loopback for trying things out",
                        description="Serve a faithful provider simulator on 127.0.0.1 until Ctrl-C, with optional faults.",
                        epilog="{providers}")
@@ -313,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("run", "rerun", "serve", "validate", "render", "status", "callbacks", "sandbox", "demo", "transforms", "schema",
+COMMANDS = ("run", "rerun", "serve", "validate", "render", "status", "callbacks", "sandbox", "demo", "web", "transforms", "schema",
             "template")
 
 
@@ -451,11 +472,11 @@ def _unstage() -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     _stage(args, "loading")
     with imports_paused():
-        from .auth import build_auth
-        from .engine import default_results_path, prepare
-        from .report import Progress, print_summary
-        from .results import check_writable
-        from .validate import require_rows
+        from .engine.run import default_results_path, prepare
+        from .engine.validate import require_rows
+        from .http.auth import build_auth
+        from .terminal import Progress, print_summary
+        from .workbooks.results import check_writable
 
     _checkpoint()
     _stage(args, f"reading {args.sheet.name} and checking every row against {args.mapping.name}")
@@ -464,7 +485,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     require_rows(plan)
     check_writable(args.out or default_results_path(plan.sheet.path), source=plan.sheet.path)  # not after 55 rows are booked
     build_auth(plan.mapping.connection.auth, plan.mapping.provider)  # so does a missing secret
-    from .callbacks import check_callback_address  # and a callback address the provider can never call
+    from .http.callbacks import check_callback_address  # and a callback address the provider can never call
 
     check_callback_address(plan.mapping, os.environ, in_process="http://127.0.0.1" if args.wait_callbacks else None)
     progress = Progress(enabled=not args.quiet)
@@ -480,7 +501,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = None, plan: Any = None) -> tuple[dict | None, Any]:
     with imports_paused():
         from .import_sheet import Hooks, hooks, run_import_sheet
-        from .ledger import parameter_url  # flow parameters are stored by Prefect: never a password in them
+        from .ledger.ledger import parameter_url  # flow parameters are stored by Prefect: never a password in them
         from .prefect_env import contain_ephemeral_server, ephemeral_server
         from .prefect_quiet import quiet_prefect
 
@@ -537,12 +558,12 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
 def cmd_rerun(args: argparse.Namespace) -> int:
     _stage(args, "loading")
     with imports_paused():
-        from .auth import build_auth
-        from .report import Progress, print_summary
-        from .ledger import parameter_url
-        from .rerun import load_rerun, summary_lines
-        from .results import check_writable
-        from .validate import require_rows
+        from .engine.rerun import load_rerun, summary_lines
+        from .engine.validate import require_rows
+        from .http.auth import build_auth
+        from .ledger.ledger import parameter_url
+        from .terminal import Progress, print_summary
+        from .workbooks.results import check_writable
 
     _checkpoint()
     _stage(args, f"reading {args.results.name} and the ledger of the run that wrote it")
@@ -567,7 +588,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .nightly import serve_inbox
+    from .import_inbox import serve_inbox
 
     return serve_inbox(inbox=args.inbox, cron=args.cron, timezone=args.timezone, name=args.name, mappings=args.mappings,
                        archive=args.archive, ledger=args.ledger, notify=args.notify,
@@ -575,14 +596,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .validate import validate_sheet
+    from .engine.validate import validate_sheet
 
     return validate_sheet(args.sheet, args.mapping, sheet_name=args.sheet_name, out=args.out)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .engine import prepare
-    from .validate import require_rows
+    from .engine.run import prepare
+    from .engine.validate import require_rows
 
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)
     require_rows(plan)
@@ -605,7 +626,7 @@ def _secret_values(mapping: Any) -> list[str]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .status import refresh_results
+    from .workbooks.refresh import refresh_results
 
     report = refresh_results(args.results, out=args.out, ledger_url=args.ledger, mapping=args.mapping)
     changes = ", ".join(f"{old} -> {new}: {n}" for (old, new), n in sorted(report.changed.items())) or "none"
@@ -620,7 +641,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_callbacks(args: argparse.Namespace) -> int:
-    from .callbacks import CallbackReceiver
+    from .http.callbacks import CallbackReceiver
     from .sandbox.server import serve_forever
 
     def event(line: str) -> None:
@@ -656,7 +677,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     sim = sim_cls(faults=faults)
-    from .demo import sandbox_env
+    from .sandbox.demo import sandbox_env
 
     def ready(url: str) -> None:
         print(f"{args.provider} simulator listening on {url} (Ctrl-C to stop). In another shell:")
@@ -669,8 +690,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
     from .prefect_env import contain_ephemeral_server, ephemeral_server
+    from .sandbox.demo import run_demo
 
     if ephemeral_server():
         contain_ephemeral_server()  # as for run: the temporary server ends with this process
@@ -678,8 +699,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.out_dir)
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    from .web.serve import run_web
+
+    return run_web(args)
+
+
 def cmd_transforms(args: argparse.Namespace) -> int:
-    from .transforms import REGISTRY
+    from .mapping.transforms import REGISTRY
 
     for name, doc in REGISTRY.items():
         usage = f"{{{name}: <{doc.param}>}}" if doc.param else name
@@ -690,8 +717,8 @@ def cmd_transforms(args: argparse.Namespace) -> int:
 
 
 def cmd_template(args: argparse.Namespace) -> int:
-    from .template import describe_columns, write_template
-    from .mapping import load_mapping
+    from .mapping.model import load_mapping
+    from .workbooks.template import describe_columns, write_template
 
     path = write_template(args.mapping, args.out)
     helps = describe_columns(load_mapping(args.mapping))
@@ -702,7 +729,7 @@ def cmd_template(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from .mapping import MappingFile
+    from .mapping.model import MappingFile
 
     print(json.dumps(MappingFile.json_schema(), indent=2, ensure_ascii=False))
     return EXIT_OK
@@ -718,6 +745,7 @@ _COMMANDS = {
     "callbacks": cmd_callbacks,
     "sandbox": cmd_sandbox,
     "demo": cmd_demo,
+    "web": cmd_web,
     "transforms": cmd_transforms,
     "schema": cmd_schema,
     "template": cmd_template,

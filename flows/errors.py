@@ -13,7 +13,7 @@
                                   files are archived and reported, so the Prefect flow run fails
 
 Row-level problems are *not* exceptions: they are values (``flows.outcomes.Outcome``,
-``flows.mapping.Problem``) so that one bad row never stops the good ones. Transient
+``flows.mapping.model.Problem``) so that one bad row never stops the good ones. Transient
 HTTP failures are handled inside the sender and end as a row outcome as well.
 """
 from __future__ import annotations
@@ -21,15 +21,15 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "ImporterError",
-    "UsageError",
     "ConfigError",
-    "MissingSecretError",
+    "CredentialsError",
+    "ImporterError",
+    "InboxRunFailed",
     "InputError",
     "LedgerError",
-    "CredentialsError",
-    "InboxRunFailed",
+    "MissingSecretError",
     "RowsNeedAttention",
+    "UsageError",
 ]
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
-__all__ = ["long_lived_frozen", "imports_paused", "thaw"]
+__all__ = ["imports_paused", "long_lived_frozen", "thaw"]
 
 _lock = threading.Lock()
 _senders = 0  # sends in progress (chunks of one run, runs of several threads): the first freezes, the last thaws

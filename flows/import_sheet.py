@@ -1,35 +1,32 @@
-"""The Prefect flow ``import_sheet``: orchestration only, over the plain functions in flows.engine.
+"""The Prefect flow ``import_sheet``: orchestration only, around flows.engine.run.run_import.
 
-One task reads, maps and validates the sheet; one task per chunk of rows sends it (never a
-task per row: the local server manages about 100 task runs a second); one task writes the
-results workbook, which is also written if the run is interrupted. A table artifact summarises
-the run. Flow parameters are plain strings and numbers so the flow can be deployed and
+One task reads, maps and validates the sheet; engine.run_import runs the import, each chunk of
+rows sent as a task (never a task per row: the local server manages about 100 task runs a
+second); the results workbook is written by run_import, also if the run is interrupted. A markdown artifact
+summarises the run (counts, what to do next, the results workbook's absolute path). Flow parameters are plain strings and numbers so the flow can be deployed and
 scheduled as it is.
 """
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import contextvars
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .prefect_env import apply_defaults
 
 apply_defaults()
 
-from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.artifacts import acreate_markdown_artifact  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-from prefect.states import Failed  # noqa: E402
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import acreate_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
 
-from .callbacks import receiving  # noqa: E402
-from .engine import UNSET, ImportRun, Plan, RunOptions, chunked, prepare  # noqa: E402
-from .errors import ImporterError, RowsNeedAttention, UsageError  # noqa: E402
-from .rerun import Rerun, load_rerun  # noqa: E402
+from .engine.rerun import Rerun, load_rerun
+from .engine.run import UNSET, ImportRun, Plan, PreparedRow, RunOptions, prepare, run_import
+from .errors import ImporterError, RowsNeedAttention, UsageError
 
-__all__ = ["import_sheet", "run_import_sheet", "Hooks", "hooks", "flow_run_name", "summary_markdown", "final_problems"]
+__all__ = ["Hooks", "final_problems", "flow_run_name", "hooks", "import_sheet", "run_import_sheet", "summary_markdown"]
 
 
 @dataclass
@@ -47,23 +44,6 @@ class Hooks:
 
 
 hooks: contextvars.ContextVar[Hooks] = contextvars.ContextVar("booking_importer_hooks", default=Hooks())
-
-#: chunk tasks in flight at once: two keep the request pipe full across chunk boundaries
-CHUNKS_IN_FLIGHT = 2
-
-
-class _Entered:
-    """``async with`` for a run that is already entered (so its login errors could be told apart)."""
-
-    def __init__(self, run: ImportRun) -> None:
-        self.run = run
-
-    async def __aenter__(self) -> ImportRun:
-        return self.run
-
-    async def __aexit__(self, *exc) -> None:
-        await self.run.__aexit__(*exc)
-
 
 class Opaque:
     """Hands a big value (a plan of 100,000 rows, the chunks) to or from a task without Prefect walking
@@ -93,9 +73,16 @@ async def send_chunk(run: ImportRun, chunks: Opaque, number: int) -> dict[str, i
     return await run.send(chunks.value[number])
 
 
-@task(name="write-results", cache_policy=NO_CACHE, persist_result=False)
-def write_results(run: ImportRun) -> str:
-    return str(run.write_results())
+async def _chunk_as_task(run: ImportRun, chunks: list[list[PreparedRow]], number: int) -> dict[str, int]:
+    """engine.run_import's ``send_chunk``: each chunk is a Prefect task run; its counts go to the UI's Logs."""
+    logger = get_run_logger()
+    if number == 0:
+        logger.info("sending %d rows to %s in %d chunk(s), %d request(s) at once", sum(map(len, chunks)),
+                    run.base_url, len(chunks), run.concurrency)
+    counts = await send_chunk(run, Opaque(chunks), number)
+    logger.info("chunk %d of %d sent: %s", number + 1, len(chunks),
+                ", ".join(f"{c} {s}" for s, c in counts.items() if c) or "no rows")
+    return counts
 
 
 def flow_run_name() -> str:
@@ -115,7 +102,7 @@ def flow_run_name() -> str:
 def final_problems(run: ImportRun) -> list[str]:
     """Why the run must end Failed (so automations fire), or nothing: rows failed or unknown, or a stop
     (refused credentials, an unreachable provider). invalid and rejected rows are the sheet's to fix: Completed."""
-    from .report import stop_reason
+    from .terminal import stop_reason
 
     counts = run.counts()
     problems = []
@@ -133,8 +120,8 @@ def final_problems(run: ImportRun) -> list[str]:
 def summary_markdown(run: ImportRun, sheet: str, rerun: bool) -> str:
     """The run's artifact: counts, why it failed if it did, what to do next, and the results workbook's absolute path."""
     from .outcomes import Status
-    from .report import attention_lines
-    from .results import next_command
+    from .terminal import attention_lines
+    from .workbooks.results import next_command
 
     counts = run.counts()
     results = Path(run.results_path).resolve() if run.results_path else None
@@ -184,11 +171,11 @@ async def import_sheet(
     """Import one sheet: every row ends created, accepted, skipped, invalid, rejected, failed or unknown.
 
     ``wait_callbacks``: for a mapping with a ``run_value: callback_url`` field, receive the provider's
-    callbacks in-process (flows.callbacks, on 127.0.0.1:``callback_port``) and wait up to this many
+    callbacks in-process (flows.http.callbacks, on 127.0.0.1:``callback_port``) and wait up to this many
     seconds after sending for accepted rows to be confirmed, before writing the results.
 
     ``rerun``: ``sheet`` is a results workbook (possibly edited): its mapping and ledger are the ones
-    it was written with unless given, and rows are carried over, refused or sent as flows.rerun says."""
+    it was written with unless given, and rows are carried over, refused or sent as flows.engine.rerun says."""
     h = hooks.get()
     logger = get_run_logger()
     if h.on_flow_run is not None:
@@ -206,54 +193,18 @@ async def import_sheet(
     invalid = sum(1 for r in plan.rows if r.payload is None)
     logger.info("read %d rows from %s with %s: %d valid, %d invalid", len(plan.rows), Path(sheet).name,
                 plan.mapping_path.name, len(plan.rows) - invalid, invalid)
-    receiver = contextlib.ExitStack()
-    wait = wait_callbacks if "callback_url" in plan.mapping.run_value_paths().values() else 0.0
-    callback_url = receiver.enter_context(receiving(ledger, port=callback_port)) if wait > 0 else None
     options = RunOptions(concurrency=concurrency, rate=UNSET if rate is None else (rate or None), ledger_url=ledger,
                          out=Path(out) if out else None, transport=h.transport, resend_unknown=resend_unknown,
-                         progress=h.progress, callback_url=callback_url,
+                         progress=h.progress,
                          settled=again.settled if again else None, describe=again.describe if again else None)
     try:
-        run = ImportRun(plan, options)
-    except BaseException:
-        receiver.close()
+        result = await run_import(plan, options, send_chunk=_chunk_as_task, chunk_size=chunk_size,
+                                  wait_callbacks=wait_callbacks, callback_port=callback_port, on_run=h.on_run)
+    except ImporterError as exc:  # a refusal at login or lookups: nothing was sent (the CLI prints one line)
+        logger.error("nothing was sent: %s", exc)
         raise
-    if h.on_run:
-        h.on_run(run)
-    written = False
-    try:
-        try:
-            await run.__aenter__()  # logs in and fetches lookups: a refusal here means nothing was sent
-        except ImporterError as exc:
-            written = True  # no workbook: the CLI reports the one-line error, exit 2
-            logger.error("nothing was sent: %s", exc)
-            raise
-        async with _Entered(run):
-            chunks = Opaque(chunked(run.pending(), chunk_size))
-            logger.info("sending %d rows to %s in %d chunk(s), %d request(s) at once", sum(map(len, chunks.value)),
-                        run.base_url, len(chunks.value), run.concurrency)
-            if run.options.progress:
-                run.options.progress(run)
-            window = asyncio.Semaphore(CHUNKS_IN_FLIGHT)
-
-            async def one(n: int) -> dict[str, int]:
-                async with window:
-                    counts = await send_chunk(run, chunks, n)
-                logger.info("chunk %d of %d sent: %s", n + 1, len(chunks.value),
-                            ", ".join(f"{c} {s}" for s, c in counts.items() if c) or "no rows")
-                return counts
-
-            await asyncio.gather(*(one(n) for n in range(len(chunks.value))))
-            if wait > 0:  # accepted rows become created as the provider's callbacks arrive
-                await run.await_callbacks(wait)
-        path = write_results(run)
-        written = True
-    finally:
-        if not written:  # interrupted or crashed: still hand back what was done
-            run.mark_interrupted()
-            run.write_results()
-        run.close()
-        receiver.close()
+    run, path = result.run, str(result.results)
+    assert run is not None
     counts = run.counts()
     problems = final_problems(run)
     if problems and problems[0].startswith(("credentials refused", "stopped")):
@@ -267,12 +218,11 @@ async def import_sheet(
     )
     from prefect.runtime import flow_run
 
-    result = {"counts": counts, "results": path, "run_id": run.run_id, "summary": run.summary(),
-              "flow_run_id": flow_run.id}
+    value = {**result.as_dict(), "flow_run_id": flow_run.id}
     if problems:  # Failed, not Completed, so automations fire; a state, not an exception: no traceback in the logs
         message = f"{Path(sheet).name}: needs attention: {'; '.join(problems)}; results: {Path(path).resolve()}"
-        return Failed(message=message, data=RowsNeedAttention(message, result))
-    return result
+        return Failed(message=message, data=RowsNeedAttention(message, value))
+    return value
 
 
 def _flow_run_url() -> str | None:

@@ -1,6 +1,6 @@
 """The inbox: import every new sheet dropped into a folder, once, and archive it with its results.
 
-Plain functions; the Prefect flow ``import_inbox`` (flows/nightly.py) is a thin shell that adds a
+Plain functions; the Prefect flow ``import_inbox`` (flows/import_inbox.py) is a thin shell that adds a
 table artifact and fails the flow run when something needs a person. One pass
 (:func:`process_inbox`):
 
@@ -13,7 +13,7 @@ table artifact and fails the flow run when something needs a person. One pass
 3. **Route** it to a mapping: the first glob in ``routes.yaml`` (inbox root) that matches its
    path, else its top folder (``jicoo/...`` -> ``<mappings>/jicoo.yaml``). No mapping: reported,
    left in place, never guessed.
-4. **Claim** it in the ledger (flows/claims.py): one run wins; a live claim elsewhere means
+4. **Claim** it in the ledger (flows/ledger/claims.py): one run wins; a live claim elsewhere means
    *busy*; a stale one (owner killed) is taken over and the import resumes from the ledger.
 5. **Import** it (the engine, or the ``import_sheet`` flow as a subflow), renewing the claim from
    a heartbeat thread; write the results workbook to ``archive/YYYY-MM-DD/<folder>/<stem>.results.xlsx``,
@@ -36,17 +36,32 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-from .claims import DONE, FileClaims, Heartbeat, file_hash
+from .engine.run import UNSET, RunOptions, prepare, run_import
 from .errors import ConfigError, ImporterError, UsageError
+from .ledger.claims import DONE, FileClaims, Heartbeat, file_hash
 from .outcomes import Status
-from .sheets import SUPPORTED_SUFFIXES
+from .workbooks.sheets import SUPPORTED_SUFFIXES
 
-__all__ = ["InboxConfig", "ImportJob", "FileReport", "InboxReport", "Importer", "process_inbox", "run_inbox",
-           "import_file", "load_routes", "mapping_for", "send_notification", "ROUTES_FILE", "FILE_STATES"]
+__all__ = [
+    "FILE_STATES",
+    "ROUTES_FILE",
+    "FileReport",
+    "ImportJob",
+    "Importer",
+    "InboxConfig",
+    "InboxReport",
+    "import_file",
+    "load_routes",
+    "mapping_for",
+    "process_inbox",
+    "run_inbox",
+    "send_notification",
+]
 
 log = logging.getLogger("booking_importer.inbox")
 
@@ -210,7 +225,7 @@ def load_routes(inbox: Path, mappings: Path) -> list[tuple[str, Path]]:
     path = inbox / ROUTES_FILE
     if not path.is_file():
         return []
-    from .yamlfile import load_yaml
+    from .mapping.yamlfile import load_yaml
 
     lines = path.read_text(encoding="utf-8-sig").splitlines()
     if not any(line.strip() and not line.lstrip().startswith("#") for line in lines):
@@ -352,34 +367,11 @@ def _rel_to(config: InboxConfig, path: str | Path | None) -> str | None:
 
 
 async def import_file(job: ImportJob) -> dict[str, Any]:
-    """The default importer: the engine, without Prefect (the flow uses ``import_sheet`` instead)."""
-    from .engine import UNSET, ImportRun, RunOptions, prepare
-
+    """The default importer: engine.run_import, without Prefect (the flow uses ``import_sheet`` instead)."""
     plan = prepare(job.sheet, job.mapping)
     options = RunOptions(concurrency=job.concurrency, rate=UNSET if job.rate is None else (job.rate or None),
                          ledger_url=job.ledger_url, out=job.out, resend_unknown=job.resend_unknown)
-    run = ImportRun(plan, options)
-    try:
-        await run.__aenter__()  # login and lookups: a refusal here means nothing was sent (no workbook)
-    except BaseException:
-        run.close()
-        raise
-    written = False
-    try:
-        try:
-            await run.send(run.pending())
-        except BaseException as exc:
-            await run.__aexit__(type(exc), exc, exc.__traceback__)  # cancelled: rows in flight become unknown
-            raise
-        await run.__aexit__(None, None, None)
-        path = run.write_results()
-        written = True
-    finally:
-        if not written:  # interrupted: still hand back what was done
-            run.mark_interrupted()
-            run.write_results()
-        run.close()
-    return {"counts": run.counts(), "results": str(path), "run_id": run.run_id, "summary": run.summary()}
+    return (await run_import(plan, options)).as_dict()
 
 
 async def _import_claimed(config: InboxConfig, claims: FileClaims, cand: _Candidate, digest: str, mapping: Path,
@@ -435,7 +427,7 @@ async def _import_claimed(config: InboxConfig, claims: FileClaims, cand: _Candid
 async def process_inbox(config: InboxConfig, importer: Importer | None = None, *,
                         owner: str | None = None) -> InboxReport:
     """One pass over the inbox (see the module docstring). Never raises for a single file's problem."""
-    from .ledger import open_ledger
+    from .ledger.ledger import open_ledger
 
     config.check()
     importer = importer or import_file

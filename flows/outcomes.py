@@ -37,16 +37,16 @@ import re
 from dataclasses import dataclass, field
 
 __all__ = [
-    "Status",
-    "Action",
-    "Rule",
-    "Reason",
-    "phrase_pattern",
-    "Outcome",
     "DEFAULT_STATUS_TABLE",
-    "rule_for",
     "DONE_STATUSES",
     "OK_STATUSES",
+    "Action",
+    "Outcome",
+    "Reason",
+    "Rule",
+    "Status",
+    "phrase_pattern",
+    "rule_for",
 ]
 
 
@@ -61,6 +61,14 @@ class Status(str, enum.Enum):
 
     def __str__(self) -> str:  # so f-strings and the workbook show the plain word
         return self.value
+
+    @classmethod
+    def of(cls, text: str | None) -> Status | None:
+        """The status named ``text``, or None for anything else (e.g. the ledger's ``sending``)."""
+        try:
+            return cls(text)
+        except ValueError:
+            return None
 
 
 #: statuses that mean "the provider has (or will have) this row": never send again
@@ -113,7 +121,7 @@ class Rule:
     #: checked in order against the answer's body text; the first that matches decides instead
     reasons: tuple[Reason, ...] = ()
 
-    def for_body(self, text: str) -> "Rule":
+    def for_body(self, text: str) -> Rule:
         """This rule, or the one a matching reason makes of it (its message defaults to this rule's)."""
         for reason in self.reasons:
             if reason.matches(text):

@@ -11,7 +11,7 @@ import sys
 import threading
 from typing import Any
 
-__all__ = ["apply_defaults", "DEFAULTS", "ephemeral_server", "contain_ephemeral_server", "GracefulStop"]
+__all__ = ["DEFAULTS", "GracefulStop", "apply_defaults", "contain_ephemeral_server", "ephemeral_server"]
 
 DEFAULTS = {
     # no telemetry calls: offline machines would print errors for them
@@ -85,7 +85,7 @@ class _ContainedSubprocess:
             except (OSError, AttributeError):
                 self._prctl = None
 
-    def Popen(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (the module's name for it)
+    def Popen(self, *args: Any, **kwargs: Any) -> Any:
         if os.name == "posix":
             kwargs.setdefault("start_new_session", True)
             # the parent-death signal fires when the *thread* that started the child ends: only the main thread
@@ -132,7 +132,7 @@ class GracefulStop:
         self._blocked = False
         self._waiter: threading.Thread | None = None
 
-    def __enter__(self) -> "GracefulStop":
+    def __enter__(self) -> GracefulStop:
         if threading.current_thread() is not threading.main_thread():
             return self  # signals are the main thread's business; an in-process caller keeps its own handling
         self._saved = signal.signal(signal.SIGINT, self._on_sigint)

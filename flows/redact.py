@@ -1,9 +1,10 @@
 """Masking: one place that hides secrets and sensitive fields wherever text or payloads are shown."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-__all__ = ["MASK", "redact_text", "mask_payload", "masked_fields"]
+__all__ = ["MASK", "mask_payload", "masked_fields", "redact_text"]
 
 MASK = "••••••"
 

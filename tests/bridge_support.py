@@ -2,17 +2,17 @@
 callback receiver, small sheets, and one-call imports through the engine."""
 from __future__ import annotations
 
-import asyncio
 import csv
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from flows.engine import ImportRun, RunOptions, prepare
+from flows.engine.run import ImportRun
 
-from .conftest import MAPPINGS, SAMPLES, served, use_sandbox
+from .conftest import MAPPINGS, SAMPLES, import_now, served, use_sandbox
 
 SHEET = SAMPLES / "systemsx_bridge" / "bookings.csv"
 MAPPING = MAPPINGS / "systemsx_bridge.yaml"
@@ -40,7 +40,7 @@ def bridge_env(bridge, monkeypatch) -> dict[str, str]:
 @pytest.fixture
 def receiver(ledger_url) -> Iterator[str]:
     """A callback receiver on 127.0.0.1 writing into the test's ledger; yields its base URL."""
-    from flows.callbacks import receiving
+    from flows.http.callbacks import receiving
 
     with receiving(ledger_url) as url:
         yield url
@@ -64,17 +64,8 @@ def row(ref: str, kind: str = "po", **cells: str) -> dict[str, str]:
 
 def run_import(sheet: Path = SHEET, mapping: Path = MAPPING, *, wait: float = 0.0, **options: Any) -> ImportRun:
     """prepare -> send -> (wait for callbacks) -> write results, as the flow does, without Prefect."""
-    plan = prepare(sheet, mapping)
     options.setdefault("rate", None)
-    run = ImportRun(plan, RunOptions(**options))
-    try:
-        asyncio.run(run.send_all())
-        if wait:
-            asyncio.run(run.await_callbacks(wait))
-        run.write_results()
-    finally:
-        run.close()
-    return run
+    return import_now(sheet, mapping, wait=wait, **options)
 
 
 def by_ref(run: ImportRun) -> dict[str, Any]:

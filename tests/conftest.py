@@ -1,10 +1,13 @@
 """Shared fixtures: provider simulators on loopback, a throwaway ledger, mapping variants."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import tempfile
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -12,6 +15,8 @@ import yaml
 from flows.prefect_env import apply_defaults
 
 apply_defaults()
+
+from flows.engine.run import Plan, RunOptions, prepare, run_import
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS = ROOT / "mappings"
@@ -38,7 +43,7 @@ def served(sim: Any) -> Iterator[Any]:
 def use_sandbox(provider: str, url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Point ``provider`` at a simulator at ``url``: its base URL and secrets, set in os.environ for the
     test (CLI and flow tests read them there) and returned."""
-    from flows.demo import sandbox_env
+    from flows.sandbox.demo import sandbox_env
 
     env = sandbox_env(provider, url)
     for k, v in env.items():
@@ -90,3 +95,15 @@ def in_threads(target: Callable[..., Any], args: Iterable[tuple]) -> None:
         t.start()
     for t in threads:
         t.join()
+
+
+def import_now(plan: Any, mapping: Path | str | None = None, *, wait: float = 0.0, **options: Any) -> Any:
+    """The tests' one way to import: engine.run_import on a plan (or a sheet and its mapping), without Prefect.
+
+    ``options`` are RunOptions'; ``wait``: seconds to wait for callbacks. Returns the ImportRun (closed) for
+    its outcomes and counts. Its workbook goes to ``out``, else to a temporary folder (never sample_data/)."""
+    if not isinstance(plan, Plan):
+        plan = prepare(plan, mapping)
+    if options.get("out") is None:
+        options["out"] = Path(tempfile.mkdtemp(prefix="import-now-")) / "results.xlsx"
+    return asyncio.run(run_import(plan, RunOptions(**options), wait_callbacks=wait)).run

@@ -21,8 +21,8 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -119,7 +119,7 @@ def pg_url(pg_server) -> str:
 
 def race_for_claim(url: str, owner: str, content_hash: str, start_at: float, results) -> None:
     """In a spawned process: wait for the common start, then try to claim; report (owner, won)."""
-    from flows.claims import FileClaims
+    from flows.ledger.claims import FileClaims
 
     with FileClaims(url, owner=owner) as claims:
         time.sleep(max(0.0, start_at - time.time()))

@@ -4,7 +4,6 @@ simulator, like an RFC 6750 resource server, answers a token without the scope w
 insufficient_scope. Everything over loopback against flows/sandbox/bigchange.py."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections import Counter
@@ -12,14 +11,14 @@ from collections import Counter
 import httpx
 import pytest
 
-from flows.demo import sandbox_env
-from flows.engine import ImportRun, RunOptions, prepare
+from flows.engine.run import ImportRun
 from flows.errors import ConfigError, CredentialsError
-from flows.mapping import load_mapping
+from flows.mapping.model import load_mapping
 from flows.sandbox import BigChangeSimulator
 from flows.sandbox import bigchange as bc
+from flows.sandbox.demo import sandbox_env
 
-from .conftest import MAPPINGS, SAMPLES, mapping_variant, served
+from .conftest import MAPPINGS, SAMPLES, import_now, mapping_variant, served
 
 SHEET = SAMPLES / "bigchange" / "jobs.xlsx"
 
@@ -31,13 +30,7 @@ def sim():
 
 
 def run_import(sim, ledger_url, mapping) -> ImportRun:
-    run = ImportRun(prepare(SHEET, mapping), RunOptions(env=sandbox_env("bigchange", sim.url), ledger_url=ledger_url,
-                                                        rate=None))
-    try:
-        asyncio.run(run.send_all())
-    finally:
-        run.close()
-    return run
+    return import_now(SHEET, mapping, env=sandbox_env("bigchange", sim.url), ledger_url=ledger_url, rate=None)
 
 
 def claims(token: str) -> dict:

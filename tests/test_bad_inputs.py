@@ -6,9 +6,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -77,7 +77,7 @@ class Case:
     args: Callable[[Path], list]
     says: str  # a fragment of the one line
     #: lines on stderr: one, except a mapping file's validation errors, which are a heading and then one
-    #: line per problem (line number and key), by design of flows/mapping.py
+    #: line per problem (line number and key), by design of flows/mapping/model.py
     lines: int = 1
 
 

@@ -13,19 +13,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.demo import sandbox_env
-from flows.engine import ImportRun, RunOptions, prepare
+from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 from flows.errors import ConfigError, CredentialsError, MissingSecretError
-from flows.ledger import open_ledger
-from flows.mapping import compile_mapping, load_mapping
+from flows.http.sender import CallResult
+from flows.ledger.ledger import open_ledger
+from flows.mapping.model import compile_mapping, load_mapping
+from flows.mapping.transforms import LookupTable
 from flows.outcomes import Action, Status
 from flows.providers.bigchange import split_payload
-from flows.results import read_results
 from flows.sandbox import BigChangeSimulator, Faults, SimulatorServer
-from flows.submit import CallResult
-from flows.transforms import LookupTable
+from flows.sandbox.demo import sandbox_env
+from flows.workbooks.results import read_results
 
-from .conftest import MAPPINGS, SAMPLES, mapping_variant, served
+from .conftest import MAPPINGS, SAMPLES, import_now, mapping_variant, served
 
 SHEET = SAMPLES / "bigchange" / "jobs.xlsx"
 MAPPING = MAPPINGS / "bigchange.yaml"
@@ -56,14 +56,7 @@ def fast(tmp_path, **changes) -> Path:
 
 def run_import(env, ledger_url, mapping=MAPPING, sheet=SHEET, **options) -> ImportRun:
     options.setdefault("rate", None)
-    run = ImportRun(prepare(sheet, mapping), RunOptions(env=env, ledger_url=ledger_url, **options))
-    try:
-        asyncio.run(run.send_all())
-        if options.get("out"):
-            run.write_results()
-    finally:
-        run.close()
-    return run
+    return import_now(sheet, mapping, env=env, ledger_url=ledger_url, **options)
 
 
 def statuses(run: ImportRun) -> Counter:
@@ -297,7 +290,7 @@ def test_a_bad_client_secret_stops_before_anything_is_sent(sim, env, ledger_url)
     run = ImportRun(prepare(SHEET, MAPPING), RunOptions(env=env, ledger_url=ledger_url))
     try:
         with pytest.raises(CredentialsError) as exc:
-            asyncio.run(run.send_all())
+            asyncio.run(send_pending(run))
     finally:
         run.close()
     message = str(exc.value)
@@ -312,7 +305,7 @@ def test_a_customer_id_the_client_may_not_use_stops_before_any_job_is_sent(sim, 
     run = ImportRun(prepare(SHEET, MAPPING), RunOptions(env=env, ledger_url=ledger_url))
     try:
         with pytest.raises(ConfigError, match="could not fetch the provider's job_types list"):
-            asyncio.run(run.send_all())
+            asyncio.run(send_pending(run))
     finally:
         run.close()
     assert sim.requests["POST /v1/jobs"] == 0 and sim.jobs == []
@@ -430,8 +423,8 @@ def test_what_bigchange_receives_is_the_golden_payloads(sim, env, ledger_url):
 
 
 def test_a_token_shorter_lived_than_the_refresh_margin_is_not_renewed_before_every_request():
-    from flows.auth import build_auth
-    from flows.mapping import OAuth2ClientCredentials
+    from flows.http.auth import build_auth
+    from flows.mapping.model import OAuth2ClientCredentials
 
     now = [0.0]
     calls = []

@@ -17,15 +17,24 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.callbacks import decode_form, receiving, scrub
 from flows.cli import main
-from flows.ledger import Ledger, open_ledger
+from flows.http.callbacks import decode_form, receiving, scrub
+from flows.ledger.ledger import Ledger, open_ledger
 from flows.outcomes import Outcome, Status
-from flows.results import read_results
 from flows.sandbox import DEFAULT_BRIDGE_API_KEY, BridgeSimulator, Faults, SimulatorServer
+from flows.workbooks.results import read_results
 
 from .bridge_support import (  # noqa: F401  (fixtures)
-    MAPPING, SHEET, bridge, bridge_env, file_texts, receiver, row, run_import, sample_passwords, write_sheet,
+    MAPPING,
+    SHEET,
+    bridge,
+    bridge_env,
+    file_texts,
+    receiver,
+    row,
+    run_import,
+    sample_passwords,
+    write_sheet,
 )
 from .conftest import ROOT, in_threads
 from .pg_support import pg_server, pg_url  # noqa: F401 - fixtures

@@ -13,7 +13,6 @@ which is tests/test_prefect_flow.py's business); the runs after it are the same 
 """
 from __future__ import annotations
 
-import asyncio
 import collections
 import csv
 import datetime as dt
@@ -27,11 +26,11 @@ from pathlib import Path
 
 import openpyxl
 
-from flows.engine import ImportRun, RunOptions, prepare
+from flows.engine.run import ImportRun
 from flows.outcomes import Status
 from flows.sandbox import EventType, Faults, JicooSimulator
 
-from .conftest import ROOT, mapping_variant, served, use_sandbox
+from .conftest import ROOT, import_now, mapping_variant, served, use_sandbox
 
 ROWS = 2_000
 WORKSHOPS = 4  # starts, 300 attendees each
@@ -73,25 +72,14 @@ def write_sheet(path: Path) -> dict[str, str]:
 
 RUNNER = textwrap.dedent("""
     import asyncio, sys
-    from flows.engine import ImportRun, RunOptions, prepare
+    from flows.engine.run import RunOptions, prepare, run_import
     sheet, mapping, ledger, out = sys.argv[1:5]
-    run = ImportRun(prepare(sheet, mapping), RunOptions(ledger_url=ledger, out=out, rate=300.0, concurrency=16))
-    try:
-        asyncio.run(run.send_all())
-        run.write_results()
-    finally:
-        run.close()
+    asyncio.run(run_import(prepare(sheet, mapping), RunOptions(ledger_url=ledger, out=out, rate=300.0, concurrency=16)))
 """)
 
 
 def run_once(sheet: Path, mapping: Path, ledger: str, out: Path) -> ImportRun:
-    run = ImportRun(prepare(sheet, mapping), RunOptions(ledger_url=ledger, out=out, rate=None, concurrency=16))
-    try:
-        asyncio.run(run.send_all())
-        run.write_results()
-    finally:
-        run.close()
-    return run
+    return import_now(sheet, mapping, ledger_url=ledger, out=out, rate=None, concurrency=16)
 
 
 def settled(run: ImportRun) -> bool:

@@ -3,12 +3,11 @@ when the input or configuration is wrong."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
-from flows.cli import COMMANDS, build_parser, main
-from flows.results import read_results
+from flows.cli import COMMANDS, main
+from flows.workbooks.results import read_results
 
 from .conftest import MAPPINGS, SAMPLES, mapping_variant
 
@@ -112,7 +111,7 @@ def test_render_masks_secrets_and_sensitive_fields(tmp_path, monkeypatch, capsys
 
 
 def test_transforms_lists_every_transform_with_examples(capsys):
-    from flows.transforms import REGISTRY
+    from flows.mapping.transforms import REGISTRY
 
     code, out, _ = run_cli(["transforms"], capsys)
     assert code == 0

@@ -8,9 +8,9 @@ import typing
 import pytest
 
 from flows.cli import COMMANDS
-from flows.mapping import MappingFile
+from flows.mapping.model import MappingFile
+from flows.mapping.transforms import REGISTRY
 from flows.outcomes import Status
-from flows.transforms import REGISTRY
 
 from .conftest import ROOT
 
@@ -50,3 +50,23 @@ def test_the_two_commands_exist():
     assert "make demo" in README and "make test" in README
     assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_readme_library_example_runs(tmp_path, jicoo_env, ledger_url):
+    """The ten-line example under "Library use" imports the Jicoo sample into the simulator, as written."""
+    from .conftest import MAPPINGS, SAMPLES
+
+    code = re.search(r"## Library use.*?```python\n(.*?)```", README, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 12
+    import openpyxl
+
+    book = openpyxl.load_workbook(SAMPLES / "jicoo" / "bookings.xlsx")  # the sample's first 8 rows: at the
+    for ws in book.worksheets:  # mapping's 10 requests a second the whole sheet would take six seconds
+        ws.delete_rows(10, ws.max_row)
+    book.save(tmp_path / "bookings.xlsx")
+    (tmp_path / "mappings").symlink_to(MAPPINGS)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # cwd is tmp_path (conftest)
+    result = scope["result"]
+    assert result.counts["created"] > 0 and result.results.parent.name == "out"
+    assert result.results.is_file()

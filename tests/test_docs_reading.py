@@ -7,9 +7,8 @@ import typing
 
 import pytest
 
-from flows.mapping import DateTimeSource
-from flows.sheets import _render_pad
-from flows.transforms import (
+from flows.mapping.model import DateTimeSource
+from flows.mapping.transforms import (
     _DIRECTIVES,
     REGISTRY,
     TIME_FORMS_12,
@@ -18,6 +17,7 @@ from flows.transforms import (
     format_problem,
     parse_time,
 )
+from flows.workbooks.sheets import _render_pad
 
 from .conftest import ROOT
 

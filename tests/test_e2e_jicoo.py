@@ -2,18 +2,17 @@
 meet it. The sample sheet has 60 rows: 5 deliberate mistakes and one double-booked slot."""
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from flows.engine import ImportRun, RunOptions, prepare
+from flows.engine.run import ImportRun
 from flows.outcomes import Status
-from flows.results import read_results
 from flows.sandbox import Faults
+from flows.workbooks.results import read_results
 
-from .conftest import MAPPINGS, SAMPLES, mapping_variant
+from .conftest import MAPPINGS, SAMPLES, import_now, mapping_variant
 
 SHEET = SAMPLES / "jicoo" / "bookings.xlsx"
 MAPPING = MAPPINGS / "jicoo.yaml"
@@ -21,14 +20,7 @@ INVALID_REFS = {"JB-1007", "JB-1013", "JB-1019", "JB-1026", "JB-1033"}
 
 
 def run_import(sheet=SHEET, mapping=MAPPING, **options) -> ImportRun:
-    plan = prepare(sheet, mapping)
-    run = ImportRun(plan, RunOptions(**options))
-    try:
-        asyncio.run(run.send_all())
-        run.write_results()
-    finally:
-        run.close()
-    return run
+    return import_now(sheet, mapping, **options)
 
 
 def statuses(run: ImportRun) -> Counter:
@@ -170,7 +162,7 @@ def test_an_unreachable_provider_stops_the_run_instead_of_retrying_every_row(led
     (0, None, []),
 ])
 def test_rows_are_sent_in_chunks_of_500_or_a_fifth_of_the_sheet(rows, given, sizes):
-    from flows.engine import chunk_size_for, chunked
+    from flows.engine.run import chunk_size_for, chunked
 
     chunks = chunked(list(range(rows)), given)
     assert [len(c) for c in chunks] == sizes and [i for c in chunks for i in c] == list(range(rows))

@@ -1,4 +1,4 @@
-"""The inbox (flows/inbox.py, flows/claims.py) without a scheduler: files across two providers, a
+"""The inbox (flows/inbox.py, flows/ledger/claims.py) without a scheduler: files across two providers, a
 duplicate, a half-written file, a file nobody routes, a run killed mid-file and the run that
 finishes it, two runs racing for the same files, the notify hook, and ``serve`` without a server."""
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from flows.claims import CLAIMED, DONE, FileClaims, file_hash
 from flows.errors import ConfigError
 from flows.inbox import InboxConfig, load_routes, mapping_for, process_inbox, run_inbox, send_notification
-from flows.results import read_results
+from flows.ledger.claims import CLAIMED, DONE, FileClaims, file_hash
 from flows.sandbox import Faults
+from flows.workbooks.results import read_results
 
 from .conftest import MAPPINGS, ROOT, SAMPLES, in_threads, served, use_sandbox
 
@@ -306,7 +306,7 @@ def test_a_whole_file_problem_leaves_the_file_and_fails_the_run(jicoo_sim, jicoo
 class _Hook(http.server.BaseHTTPRequestHandler):
     received: list = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         _Hook.received.append((self.path, self.headers["Content-Type"], json.loads(body)))
         self.send_response(204)

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from contextlib import closing
 import subprocess
 import sys
 import textwrap
+from contextlib import closing
 
 import pytest
 
 from flows.errors import LedgerError
-from flows.ledger import SENDING, GroupCommit, Ledger, default_ledger_url, open_ledger, payload_hash
+from flows.ledger.ledger import SENDING, GroupCommit, Ledger, default_ledger_url, open_ledger, payload_hash
 from flows.outcomes import Outcome, Status
 
 SCOPE = "jicoo"
@@ -108,7 +108,7 @@ def test_a_killed_writer_loses_nothing_it_committed(tmp_path):
     script = textwrap.dedent(f"""
         import os
         from pathlib import Path
-        from flows.ledger import Ledger
+        from flows.ledger.ledger import Ledger
         from flows.outcomes import Outcome, Status
         led = Ledger(Path({str(path)!r}))
         led.mark_sending("jicoo", '["B1"]', "run-1", "h")

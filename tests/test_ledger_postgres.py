@@ -11,15 +11,15 @@ from collections import Counter
 
 import pytest
 
-from flows.claims import FileClaims
 from flows.errors import LedgerError
-from flows.ledger import SENDING, CallbackToken, Ledger, open_ledger
+from flows.ledger.claims import FileClaims
+from flows.ledger.ledger import SENDING, CallbackToken, Ledger, open_ledger
 from flows.outcomes import Outcome, Status
 from flows.sandbox import Faults
 
 from .conftest import in_threads
-from .test_inbox import stale_claim_contract, two_workers_contract
 from .pg_support import pg_server, pg_url, race_for_claim  # noqa: F401 - fixtures
+from .test_inbox import stale_claim_contract, two_workers_contract
 from .test_ledger import callback_lookup_contract, group_commit_contract, mark_then_record_contract
 from .test_two_runs import claim_race_contract, lease_expiry_contract, row_claims_contract, two_runs_at_once_contract
 
@@ -118,7 +118,7 @@ def test_many_connections_open_a_new_database_at_once(pg_url):
         try:
             with open_ledger(pg_url) as led, FileClaims(led.path, owner="x"):
                 ids.append(led.ledger_id)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
 
     in_threads(open_one, [()] * 8)
@@ -131,7 +131,7 @@ def test_the_password_never_shows_but_still_connects(pg_url):
         assert "s3cret" not in str(led.path) and str(led.path) == pg_url
         with open_ledger(str(led.path)) as again:  # what the results workbook names: reopens in this process
             assert again.ledger_id == led.ledger_id
-    from flows.ledger import _pg_url
+    from flows.ledger.ledger import _pg_url
     assert _pg_url(pg_url) == url
 
 
@@ -270,7 +270,7 @@ def test_two_inbox_workers_sharing_a_postgres_ledger_import_each_file_exactly_on
 
 
 def test_rerun_and_status_find_a_postgres_ledger_from_the_workbook(jicoo_sim, jicoo_env, pg_url, tmp_path, monkeypatch):
-    from flows.status import refresh_results
+    from flows.workbooks.refresh import refresh_results
 
     from .test_rerun import first_run, rerun
 

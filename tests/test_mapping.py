@@ -1,7 +1,7 @@
 """Mapping files: how sheet columns become a payload, and what a row's problems say.
 
 Mappings are built in code from the same dictionaries a YAML file holds; the last section runs
-``flows.engine.prepare`` over a small CSV with the real mappings/jicoo.yaml.
+``flows.engine.run.prepare`` over a small CSV with the real mappings/jicoo.yaml.
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.engine import prepare
+from flows.engine.run import prepare
 from flows.errors import InputError
-from flows.mapping import MappingFile, Problem, compile_mapping, load_mapping, set_path, split_path
+from flows.mapping.model import MappingFile, Problem, compile_mapping, load_mapping, set_path, split_path
 from flows.providers.jicoo import CreateBooking
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -396,7 +396,7 @@ def test_prepare_reports_mapping_problems_by_column(tmp_path):
      {"Email": "ann@"}, "Email", "is not a valid e-mail address"),
 ])
 def test_prepare_contract_problems_name_the_sheet_column(tmp_path, removals, cells, column, fragment):
-    values = dict(zip(HEADER.split(","), "B9,Workshop,17/07/2026,09:00,,Ann,ann@example.com,,,,,".split(",")))
+    values = dict(zip(HEADER.split(","), ["B9", "Workshop", "17/07/2026", "09:00", "", "Ann", "ann@example.com", "", "", "", "", ""]))
     values.update(cells)
     sheet = write_csv(tmp_path, ",".join(values.values()))
     (row,) = prepare(sheet, loosened(tmp_path, *removals)).rows

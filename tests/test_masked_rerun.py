@@ -10,25 +10,19 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from flows.engine import ImportRun, RunOptions, prepare
+from flows.engine.rerun import load_rerun
+from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 from flows.outcomes import Status
 from flows.redact import MASK
-from flows.rerun import load_rerun
-from flows.results import read_results
 from flows.sandbox import Faults
+from flows.workbooks.results import read_results
 
 from .bridge_support import bridge, bridge_env, row, write_sheet  # noqa: F401 (fixtures)
-from .conftest import mapping_variant
+from .conftest import import_now, mapping_variant
 
 
 def run_import(plan, out: Path, ledger_url: str, **options) -> ImportRun:
-    run = ImportRun(plan, RunOptions(ledger_url=ledger_url, out=out, rate=None, **options))
-    try:
-        asyncio.run(run.send_all())
-        run.write_results()
-    finally:
-        run.close()
-    return run
+    return import_now(plan, ledger_url=ledger_url, out=out, rate=None, **options)
 
 
 def rerun(results: Path, out: Path) -> ImportRun:
@@ -118,7 +112,7 @@ def test_the_engine_never_sends_a_mask_in_a_sensitive_field(bridge, bridge_env, 
     late = ImportRun(plan, RunOptions(ledger_url=ledger_url, out=tmp_path / "late.xlsx", rate=None))
     try:
         plan.rows[0].payload["bookingFields"]["password"] = MASK
-        asyncio.run(late.send_all())
+        asyncio.run(send_pending(late))
     finally:
         late.close()
     assert late.outcomes[0].status is Status.INVALID

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.results import read_results
+from flows.workbooks.results import read_results
 
 from .conftest import MAPPINGS, SAMPLES
 
@@ -63,7 +63,7 @@ def table_of(artifact: dict) -> list[dict]:
 
 
 def test_import_inbox_flow_archives_leaves_an_artifact_notifies_then_fails(prefect_api, jicoo_sim, jicoo_env, tmp_path):
-    from flows.nightly import ARTIFACT_KEY, import_inbox
+    from flows.import_inbox import ARTIFACT_KEY, import_inbox
 
     inbox = tmp_path / "inbox"
     sheet(inbox / "jicoo" / "week.csv", "PF", 5, "10:00")

@@ -4,9 +4,9 @@ from __future__ import annotations
 import io
 from types import SimpleNamespace
 
-from flows import report
+from flows import terminal as report
 from flows.outcomes import Outcome, Status
-from flows.report import Progress
+from flows.terminal import Progress
 
 
 class Terminal(io.StringIO):

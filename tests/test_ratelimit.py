@@ -1,4 +1,4 @@
-"""The rate limiter (flows/ratelimit.py), issue 16 targets 3 and 4.
+"""The rate limiter (flows/http/ratelimit.py), issue 16 targets 3 and 4.
 
 Unit tests run on *virtual time*: ``sleep`` parks the task until the driver moves the clock to its
 deadline (plus a lateness the test chooses: a busy machine wakes tasks late), so many concurrent
@@ -20,17 +20,16 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from flows.ratelimit import (
+from flows.http.ratelimit import (
     HEADROOM,
-    TOLERANCE,
     WINDOW,
     AdaptiveRateLimiter,
-    LocalTimeline,
     RateLimiter,
     SharedTimeline,
     max_in_window,
@@ -175,7 +174,7 @@ def test_pause_holds_every_waiter_and_drops_the_slots_it_covers():
 def _against_a_provider(limit: float, rows: int, *, retry_after: bool, workers: int = 8,
                         latency: float = 0.02) -> tuple[AdaptiveRateLimiter, list[float], int, float]:
     """An adaptive limiter against the simulator's own sliding-window limiter (FaultInjector.admit) on
-    virtual time: ``rows`` bookings, each retried after a 429 as flows.submit does (Retry-After pauses
+    virtual time: ``rows`` bookings, each retried after a 429 as flows.http.sender does (Retry-After pauses
     everyone; without it a jittered backoff does). Returns (limiter, accepted arrival times, 429s, seconds)."""
     vt = VirtualTime()
     rng = random.Random(3)
@@ -277,8 +276,8 @@ def _claims_never_overlap(target: Any) -> None:
 
 
 def test_a_process_knows_when_others_claim_on_its_timeline(tmp_path):
-    """More headroom while others claim too (flows/ratelimit.py): assumed at first, dropped once alone."""
-    from flows.ledger import open_ledger
+    """More headroom while others claim too (flows/http/ratelimit.py): assumed at first, dropped once alone."""
+    from flows.ledger.ledger import open_ledger
 
     ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     a, b = SharedTimeline(ledger.path, "p"), SharedTimeline(ledger.path, "p")
@@ -297,7 +296,7 @@ def test_a_process_knows_when_others_claim_on_its_timeline(tmp_path):
 
 
 def test_shared_timeline_on_sqlite(tmp_path):
-    from flows.ledger import open_ledger
+    from flows.ledger.ledger import open_ledger
 
     ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     _claims_never_overlap(ledger.path)
@@ -305,7 +304,7 @@ def test_shared_timeline_on_sqlite(tmp_path):
 
 
 def test_shared_timeline_on_postgres(pg_url):
-    from flows.ledger import open_ledger
+    from flows.ledger.ledger import open_ledger
 
     ledger = open_ledger(pg_url)
     _claims_never_overlap(ledger.path)
@@ -314,7 +313,7 @@ def test_shared_timeline_on_postgres(pg_url):
 
 def test_two_limiters_on_one_shared_timeline_keep_one_rate(tmp_path):
     """Two runs in one process, paced by the ledger's timeline (real time, 1.5 s)."""
-    from flows.ledger import open_ledger
+    from flows.ledger.ledger import open_ledger
 
     ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     rate = 40
@@ -366,7 +365,7 @@ def _write_sheets(tmp_path: Path, parts: int, rows: int) -> list[Path]:
 def test_a_run_against_an_unpublished_50_per_second_settles_every_row(tmp_path, jicoo_env):
     """The engine with no rate (Jicoo's mapping publishes none) against the simulator answering 429 above 50/s.
     About 7 s: the point of the test. Exact figures: bench/RESULTS.md, "Rate adherence"."""
-    from flows.engine import ImportRun, RunOptions, prepare
+    from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
     from flows.sandbox import JicooSimulator
 
     (sheet,) = _write_sheets(tmp_path, 1, 300)
@@ -375,7 +374,7 @@ def test_a_run_against_an_unpublished_50_per_second_settles_every_row(tmp_path, 
         run = ImportRun(plan, RunOptions(rate=None, ledger_url=f"sqlite:///{tmp_path / 'l.sqlite'}",
                                          env={**jicoo_env, "JICOO_BASE_URL": sim.url + "/v1"}))
         t0 = time.perf_counter()
-        asyncio.run(run.send_all())
+        asyncio.run(send_pending(run))
         seconds = time.perf_counter() - t0
         refused = sim.fault_counts["rate_limited"]
         booked = len(sim.bookings)
@@ -400,14 +399,14 @@ def provider_first(sim: Any) -> None:
 
 _WORKER = textwrap.dedent("""
     import asyncio, json, sys, time
-    from flows.engine import ImportRun, RunOptions, prepare
+    from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
     sheet, mapping, ledger = sys.argv[1], sys.argv[2], sys.argv[3]
     plan = prepare(sheet, mapping)
     run = ImportRun(plan, RunOptions(ledger_url=ledger))
     print("ready", flush=True)
     start_at = float(sys.stdin.readline())  # every process starts at once
     time.sleep(max(0.0, start_at - time.time()))
-    asyncio.run(run.send_all())
+    asyncio.run(send_pending(run))
     print(json.dumps(sorted({o.status.value for o in run.outcomes})))
 """)
 

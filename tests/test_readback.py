@@ -10,21 +10,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import datetime as dt
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from aiohttp import web
 
-from flows.auth import build_auth
-from flows.engine import ImportRun, RunOptions, prepare
-from flows.ledger import open_ledger
-from flows.mapping import load_mapping
+from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+from flows.http.auth import build_auth
+from flows.http.readback import instant, norm, same_instant, the_one
+from flows.http.sender import ReadbackError, Sender
+from flows.ledger.ledger import open_ledger
+from flows.mapping.model import load_mapping
 from flows.outcomes import Outcome, Status
 from flows.providers.jicoo import find_booking
-from flows.readback import instant, norm, same_instant, the_one
 from flows.sandbox import DEFAULT_API_KEY, EventType, Faults, JicooSimulator, SimulatorServer
-from flows.submit import ReadbackError, Sender
 
 from .conftest import MAPPINGS, SAMPLES, use_sandbox
 
@@ -245,7 +245,7 @@ SHEET = SAMPLES / "jicoo" / "bookings.xlsx"
 def run_sample(ledger_url: str, **options: Any) -> ImportRun:
     run = ImportRun(prepare(SHEET, MAPPINGS / "jicoo.yaml"), RunOptions(ledger_url=ledger_url, rate=None, **options))
     try:
-        asyncio.run(run.send_all())
+        asyncio.run(send_pending(run))
     finally:
         run.close()
     return run

@@ -12,7 +12,7 @@ import zlib
 import pytest
 
 from flows.outcomes import Outcome, Status
-from flows.results import write_results
+from flows.workbooks.results import write_results
 
 from .conftest import ROOT
 

@@ -2,7 +2,6 @@
 again through the same engine against the simulators, and nothing booked twice."""
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -12,14 +11,14 @@ import openpyxl
 import pytest
 
 from flows.cli import main
-from flows.engine import ImportRun, RunOptions, prepare
-from flows.ledger import open_ledger
+from flows.engine.rerun import default_rerun_path, load_rerun
+from flows.engine.run import ImportRun
+from flows.ledger.ledger import open_ledger
 from flows.outcomes import Status
-from flows.rerun import default_rerun_path, load_rerun
-from flows.results import read_results
 from flows.sandbox import Faults
+from flows.workbooks.results import read_results
 
-from .conftest import MAPPINGS, SAMPLES, mapping_variant, use_sandbox
+from .conftest import MAPPINGS, SAMPLES, import_now, mapping_variant, use_sandbox
 
 SHEET = SAMPLES / "jicoo" / "bookings.xlsx"
 MAPPING = MAPPINGS / "jicoo.yaml"
@@ -27,27 +26,15 @@ VALID = 54  # 60 rows: 5 invalid, 1 slot conflict (JB-1045 loses to JB-1022)
 
 
 def first_run(out: Path, ledger_url: str, sheet=SHEET, mapping=MAPPING, **options) -> ImportRun:
-    run = ImportRun(prepare(sheet, mapping), RunOptions(ledger_url=ledger_url, out=out, rate=None, **options))
-    try:
-        asyncio.run(run.send_all())
-        run.write_results()
-    finally:
-        run.close()
-    return run
+    return import_now(sheet, mapping, ledger_url=ledger_url, out=out, rate=None, **options)
 
 
 def rerun(results: Path, out: Path | None = None, **kwargs) -> ImportRun:
     """What the rerun flow does, without Prefect: load_rerun, then the engine with the rows it settled."""
     resend_unknown = kwargs.pop("resend_unknown", False)
     again = load_rerun(results, out=out, **kwargs)
-    run = ImportRun(again.plan, RunOptions(ledger_url=again.ledger_url, out=again.out, rate=None, settled=again.settled,
-                                           describe=again.describe, resend_unknown=resend_unknown))
-    try:
-        asyncio.run(run.send_all())
-        run.write_results()
-    finally:
-        run.close()
-    return run
+    return import_now(again.plan, ledger_url=again.ledger_url, out=again.out, rate=None, settled=again.settled,
+                      describe=again.describe, resend_unknown=resend_unknown)
 
 
 class Edit:

@@ -1,4 +1,4 @@
-"""flows.results: the results workbook written to tmp_path, read back with pandas and openpyxl."""
+"""flows.workbooks.results: the results workbook written to tmp_path, read back with pandas and openpyxl."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,17 +8,17 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from flows import results as results_mod
 from flows.errors import InputError
 from flows.outcomes import Outcome, Status
-from flows.results import (
+from flows.workbooks import results as results_mod
+from flows.workbooks.results import (
     MASK,
     NOT_REACHED_MESSAGE,
     RESULT_COLUMNS,
     read_results,
     write_results,
 )
-from flows.sheets import read_sheet
+from flows.workbooks.sheets import read_sheet
 
 COLUMNS = ["Booking Ref", "Name", "Password", "Date", "Start", "Note"]
 SECRET = "hunter2-Sup3rSecret"
@@ -56,7 +56,7 @@ SUMMARY = {
     "mapping": "mappings/jicoo.yaml",
     "provider": "jicoo",
     "run id": "r-123",
-    "started": dt.datetime(2026, 3, 1, 9, 0, 0, tzinfo=dt.timezone.utc),
+    "started": dt.datetime(2026, 3, 1, 9, 0, 0, tzinfo=dt.UTC),
     "duration (s)": 1.5,
     "evil": "=1+1",
 }

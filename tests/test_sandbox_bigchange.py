@@ -7,17 +7,18 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pandas as pd
 import pytest
 
-from flows.demo import DEMOS, sandbox_env
-from flows.mapping import load_mapping
-from flows.providers import PROVIDER_IDS, resolve
+from flows.hooks import resolve
+from flows.mapping.catalog import provider_ids
+from flows.mapping.model import load_mapping
 from flows.sandbox import SIMULATORS, BigChangeSimulator, Faults, SimulatorServer
 from flows.sandbox import bigchange as bc
+from flows.sandbox.demo import DEMOS, sandbox_env
 
 from .conftest import MAPPINGS, ROOT, SAMPLES
 
@@ -168,7 +169,7 @@ def test_create_answers_201_with_the_id(api):
     assert job["status"] == "new" and job["plannedDuration"] == 60  # the job type's default
     assert job["typeName"] == "Boiler Service" and job["contactName"] == "Acme Ltd"
     assert job["customFields"] == [{"definitionId": 71, "name": "Boiler Make", "value": "Baxi"}]
-    assert datetime.fromisoformat(job["createdAt"].replace("Z", "+00:00")) > datetime.now(timezone.utc) - timedelta(minutes=1)
+    assert datetime.fromisoformat(job["createdAt"].replace("Z", "+00:00")) > datetime.now(UTC) - timedelta(minutes=1)
 
 
 def test_a_missing_order_number_is_a_422_with_an_errors_map(api):
@@ -252,7 +253,7 @@ def test_the_job_list_filters_by_contact_reference_and_created_at(api):
     acme = api.client.get("/jobs", params={"contactId": 5001}).json()
     assert [j["id"] for j in acme["items"]] == ids[1::2] and acme["totalCount"] == 3
     assert [j["id"] for j in api.client.get("/jobs", params={"reference": "T-4"}).json()["items"]] == [ids[4]]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     window = {"createdAtFrom": (now - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
               "createdAtTo": (now + timedelta(minutes=5)).isoformat()}
     assert len(api.client.get("/jobs", params=window).json()["items"]) == 6
@@ -326,7 +327,7 @@ def test_the_sample_sheet_spans_the_clock_change_with_names_the_simulator_knows(
 
 
 def test_the_bigchange_id_names_mapping_module_sample_simulator_and_env_vars():
-    assert "bigchange" in PROVIDER_IDS and SIMULATORS["bigchange"] is BigChangeSimulator
+    assert "bigchange" in provider_ids() and SIMULATORS["bigchange"] is BigChangeSimulator
     mapping = load_mapping(MAPPINGS / "bigchange.yaml")
     assert mapping.provider == "bigchange"
     for ref in (mapping.request.contract, mapping.request.handler, mapping.request.readback):

@@ -8,7 +8,7 @@ import threading
 import time
 import zoneinfo
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -483,8 +483,8 @@ def test_the_sample_rows_exercise_the_documented_problems() -> None:
         except (ValueError, zoneinfo.ZoneInfoNotFoundError):
             continue
         if r["Event Type"] in names:
-            start = local.replace(tzinfo=zone).astimezone(timezone.utc)
-            assert start > datetime(2027, 1, 4, tzinfo=timezone.utc)
+            start = local.replace(tzinfo=zone).astimezone(UTC)
+            assert start > datetime(2027, 1, 4, tzinfo=UTC)
             slots.setdefault((names[r["Event Type"]], start), []).append(ref)
     assert [refs for refs in slots.values() if len(refs) > 1] == [["JB-1022", "JB-1045"]]
 

@@ -15,7 +15,13 @@ import pandas as pd
 import pytest
 
 from flows.sandbox import Faults, ServiceMobilitySimulator, SimulatorServer
-from flows.sandbox.servicemobility import DEFAULT_ORIGINAL_ORDERS, DEFAULT_PASSWORD, DEFAULT_USERNAME, make_jwt, read_jwt
+from flows.sandbox.servicemobility import (
+    DEFAULT_ORIGINAL_ORDERS,
+    DEFAULT_PASSWORD,
+    DEFAULT_USERNAME,
+    make_jwt,
+    read_jwt,
+)
 
 API = "/seiapi/v3/trans"
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_data" / "servicemobility"

@@ -119,7 +119,7 @@ def test_the_return_url_response_comes_after_the_delay_with_credentials_echoed(e
         assert ctype == "application/x-www-form-urlencoded"
         pairs = dict(urllib.parse.parse_qsl(raw.decode()))
         assert pairs["ImportDetail[importRequest][bookingFields][password]"] == "Tr0ub4dor&3"
-        from flows.callbacks import decode_form
+        from flows.http.callbacks import decode_form
 
         body = decode_form(urllib.parse.parse_qsl(raw.decode()))
     request = body["ImportDetail"]["importRequest"]

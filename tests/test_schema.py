@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 import yaml
 
-from flows.mapping import MappingFile
+from flows.mapping.model import MappingFile
 
 MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
 SCHEMA_FILE = MAPPINGS / "mapping.schema.json"
@@ -29,7 +29,7 @@ def validator() -> jsonschema.protocols.Validator:
 def test_schema_file_is_current():
     assert SCHEMA_FILE.exists(), "mappings/mapping.schema.json is missing: run `make schema`"
     assert SCHEMA_FILE.read_text(encoding="utf-8") == generated(), (
-        "mappings/mapping.schema.json is out of date with flows/mapping.py: run `make schema` and commit the result")
+        "mappings/mapping.schema.json is out of date with flows/mapping/model.py: run `make schema` and commit the result")
 
 
 def test_schema_is_draft_2020_12_with_a_title():

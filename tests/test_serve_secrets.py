@@ -29,7 +29,7 @@ PASSWORD = "s3cret-Ledger-pw"
 class _Hook(http.server.BaseHTTPRequestHandler):
     received: list[tuple[str, bytes]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.received.append((self.path, self.rfile.read(int(self.headers.get("Content-Length", 0)))))
         self.send_response(204)
         self.end_headers()

@@ -3,7 +3,6 @@ would meet it. Two sample sheets: 36 new work orders (5 with mistakes) upserted 
 36 follow-up visits (4 with mistakes, 5 whose window holds no bookable slot) booked into open slots."""
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -12,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from flows.engine import ImportRun, RunOptions, prepare
+from flows.engine.run import ImportRun, prepare
 from flows.errors import ConfigError, CredentialsError
-from flows.mapping import compile_mapping, load_mapping
+from flows.mapping.model import compile_mapping, load_mapping
 from flows.outcomes import Status
 from flows.providers.servicemobility import SLOT_GONE, BookJob, parse_utc
-from flows.results import read_results
 from flows.sandbox import Faults, ServiceMobilitySimulator, SimulatorServer
+from flows.workbooks.results import read_results
 
-from .conftest import MAPPINGS, SAMPLES, mapping_variant
+from .conftest import MAPPINGS, SAMPLES, import_now, mapping_variant
 
 WORK_ORDERS = SAMPLES / "servicemobility" / "workorders.xlsx"
 FOLLOWUPS = SAMPLES / "servicemobility" / "followups.xlsx"
@@ -40,7 +39,7 @@ def sm(request):
     started: list[SimulatorServer] = []
 
     def make(**kwargs) -> ServiceMobilitySimulator:
-        from flows.demo import sandbox_env
+        from flows.sandbox.demo import sandbox_env
 
         sim = ServiceMobilitySimulator(**kwargs)
         server = SimulatorServer(sim)
@@ -55,16 +54,9 @@ def sm(request):
 
 
 def run_import(sim, sheet=FOLLOWUPS, mapping=FU_MAPPING, *, ledger_url, env=None, **options) -> ImportRun:
-    plan = prepare(sheet, mapping)
     options.setdefault("rate", None)
     options.setdefault("out", Path(ledger_url.removeprefix("sqlite:///")).with_name(f"results-{os.urandom(3).hex()}.xlsx"))
-    run = ImportRun(plan, RunOptions(env=env or sim.env, ledger_url=ledger_url, **options))
-    try:
-        asyncio.run(run.send_all())
-        run.write_results()
-    finally:
-        run.close()
-    return run
+    return import_now(sheet, mapping, env=env or sim.env, ledger_url=ledger_url, **options)
 
 
 def statuses(run: ImportRun) -> dict[str, int]:
@@ -497,11 +489,11 @@ def test_only_a_slot_gone_text_counts_as_a_refusal(text, gone):
 
 
 def test_servicemobility_is_registered_everywhere():
-    from flows.demo import DEMOS, sandbox_env
-    from flows.providers import PROVIDER_IDS
+    from flows.mapping.catalog import provider_ids
     from flows.sandbox import SIMULATORS
+    from flows.sandbox.demo import DEMOS, sandbox_env
 
-    assert "servicemobility" in PROVIDER_IDS and SIMULATORS["servicemobility"] is ServiceMobilitySimulator
+    assert "servicemobility" in provider_ids() and SIMULATORS["servicemobility"] is ServiceMobilitySimulator
     assert {d.mapping for d in DEMOS if d.provider == "servicemobility"} == {
         "mappings/servicemobility_workorders.yaml", "mappings/servicemobility_followups.yaml"}
     assert set(sandbox_env("servicemobility", "http://127.0.0.1:1")) == {

@@ -1,4 +1,4 @@
-"""flows.sheets: real CSV and Excel files written to tmp_path and read back."""
+"""flows.workbooks.sheets: real CSV and Excel files written to tmp_path and read back."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,7 +8,7 @@ import pytest
 import xlsxwriter
 
 from flows.errors import InputError
-from flows.sheets import Sheet, column_letter, list_sheets, read_sheet
+from flows.workbooks.sheets import Sheet, column_letter, list_sheets, read_sheet
 
 
 def write_csv(tmp_path: Path, text: str, encoding: str = "utf-8", name: str = "in.csv") -> Path:

@@ -22,14 +22,14 @@ import openpyxl
 import pytest
 
 from flows.cli import main
-from flows.engine import ImportRun, RunOptions, prepare
-from flows.results import read_results
+from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 from flows.sandbox import JicooSimulator
 from flows.sandbox.jicoo import EventType
+from flows.workbooks.results import read_results
 
 from .conftest import MAPPINGS, served, use_sandbox
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 ZONES = ("Europe/London", "Europe/Paris", "America/Chicago", "America/Denver")
 YEARS = (2026, 2027)
 MINUTE = dt.timedelta(minutes=1)
@@ -251,7 +251,7 @@ def check_run(cases: list[Case], sheet: Path, mapping: Path, tmp_path: Path, mon
         run = ImportRun(prepare(sheet, mapping), RunOptions(ledger_url=f"sqlite:///{tmp_path / 'ledger.sqlite'}",
                                                              out=out))
         try:
-            asyncio.run(run.send_all())
+            asyncio.run(send_pending(run))
             run.write_results()
         finally:
             run.close()
@@ -415,7 +415,7 @@ def test_messy_workbook_through_render_and_a_jicoo_run(tmp_path, capsys, monkeyp
         run = ImportRun(prepare(sheet, mapping), RunOptions(ledger_url=f"sqlite:///{tmp_path / 'l.sqlite'}",
                                                              out=out_path))
         try:
-            asyncio.run(run.send_all())
+            asyncio.run(send_pending(run))
             run.write_results()
         finally:
             run.close()
@@ -504,7 +504,7 @@ def twelve_hour_cases() -> list[Case]:
 def test_cp1252_csv_with_sep_line_12_hour_times_and_line_breaks(tmp_path, capsys, monkeypatch):
     cases = twelve_hour_cases()
     sheet = write_csv(tmp_path / "chicago.csv", cases, NOTE_COLUMNS, encoding="cp1252", sep=";", sep_line=True)
-    assert b"sep=;\r\n" == sheet.read_bytes()[:7] and "é".encode("cp1252") in sheet.read_bytes()
+    assert sheet.read_bytes()[:7] == b"sep=;\r\n" and "é".encode("cp1252") in sheet.read_bytes()
     mapping = mapping_file(tmp_path, "chicago", datetime=TWELVE, extra="  message: {column: Notes}\n")
     assert [c.row for c in cases][:4] == [2, 3, 4, 5]  # the rows Excel shows, line breaks or not
     check_render(cases, sheet, mapping, capsys)

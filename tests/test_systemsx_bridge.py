@@ -10,16 +10,25 @@ from collections import Counter
 import pytest
 from pydantic import ValidationError
 
-from flows.engine import ImportRun, RunOptions, _column_mentioned, prepare
+from flows.engine.run import ImportRun, RunOptions, _column_mentioned, prepare
 from flows.errors import ConfigError
-from flows.mapping import RunValue, compile_mapping, load_mapping
+from flows.mapping.model import RunValue, compile_mapping, load_mapping
 from flows.outcomes import Status
 from flows.providers.systemsx_bridge import CreateBooking
-from flows.results import read_results
 from flows.sandbox import DEFAULT_BRIDGE_API_KEY
+from flows.workbooks.results import read_results
 
 from .bridge_support import (  # noqa: F401  (fixtures)
-    INVALID_REFS, MAPPING, SHEET, bridge, bridge_env, by_ref, receiver, row, run_import, write_sheet,
+    INVALID_REFS,
+    MAPPING,
+    SHEET,
+    bridge,
+    bridge_env,
+    by_ref,
+    receiver,
+    row,
+    run_import,
+    write_sheet,
 )
 from .conftest import mapping_variant
 
@@ -376,11 +385,12 @@ def test_a_provider_error_echoing_the_password_is_masked_in_results_and_ledger(b
 def test_one_provider_id_names_the_mapping_module_sample_simulator_and_demo(tmp_path):
     import importlib.util
 
-    from flows.demo import DEMOS, sandbox_env
-    from flows.providers import PROVIDER_IDS, resolve
+    from flows.hooks import resolve
+    from flows.mapping.catalog import provider_ids
     from flows.sandbox import SIMULATORS, BridgeSimulator
+    from flows.sandbox.demo import DEMOS, sandbox_env
 
-    assert "systemsx_bridge" in PROVIDER_IDS and SIMULATORS["systemsx_bridge"] is BridgeSimulator
+    assert "systemsx_bridge" in provider_ids() and SIMULATORS["systemsx_bridge"] is BridgeSimulator
     assert load_mapping(MAPPING).provider == "systemsx_bridge" and resolve("systemsx_bridge.read_callback")
     demo = next(d for d in DEMOS if d.provider == "systemsx_bridge")
     assert (demo.sheet, demo.mapping) == ("sample_data/systemsx_bridge/bookings.csv", "mappings/systemsx_bridge.yaml")

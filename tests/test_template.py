@@ -7,9 +7,9 @@ import openpyxl
 import pytest
 
 from flows.cli import main
-from flows.mapping import load_mapping
-from flows.results import read_results
-from flows.template import HELP_SHEET, describe_columns
+from flows.mapping.model import load_mapping
+from flows.workbooks.results import read_results
+from flows.workbooks.template import HELP_SHEET, describe_columns
 
 from .conftest import MAPPINGS
 
@@ -124,7 +124,7 @@ def test_every_mapping_gets_a_template(mapping, tmp_path, capsys):
     wb = openpyxl.load_workbook(out)
     ws = wb.worksheets[0]
     assert [c.value for c in ws[1]] == m.columns()
-    assert all(c.comment is not None and c.comment.text.split("\n")[0] in ("Required.", "Optional.")
+    assert all((c.comment is not None and c.comment.text.split("\n")[0] in ("Required.", "Optional."))
                or c.comment.text.startswith("Optional.") for c in ws[1])
     required = {h.name for h in describe_columns(m) if h.required}
     assert set(m.key) <= required

@@ -3,7 +3,6 @@
 mappings; --notify delivers through Apprise (json://, form://) to a real loopback HTTP server."""
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
@@ -15,23 +14,17 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from flows.engine import ImportRun, RunOptions, prepare
-from flows.report import summary_lines
+from flows.engine.run import ImportRun
 from flows.sandbox import Faults
+from flows.terminal import summary_lines
 
-from .conftest import MAPPINGS, ROOT, SAMPLES, mapping_variant
+from .conftest import MAPPINGS, ROOT, SAMPLES, import_now, mapping_variant
 
 SHEET = SAMPLES / "jicoo" / "bookings.xlsx"
 
 
 def run_import(out: Path, mapping: Path = MAPPINGS / "jicoo.yaml", **options) -> ImportRun:
-    run = ImportRun(prepare(SHEET, mapping), RunOptions(out=out, **options))
-    try:
-        asyncio.run(run.send_all())
-        run.write_results()
-    finally:
-        run.close()
-    return run
+    return import_now(SHEET, mapping, out=out, **options)
 
 
 def test_refused_credentials_say_so_from_which_row_and_what_to_run(jicoo_sim, jicoo_env, ledger_url, tmp_path,

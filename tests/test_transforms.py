@@ -10,7 +10,15 @@ import datetime as dt
 import pytest
 import yaml
 
-from flows.transforms import LookupTable, REGISTRY, TransformProblem, build_transform, closest, is_iana_zone, to_text
+from flows.mapping.transforms import (
+    REGISTRY,
+    LookupTable,
+    TransformProblem,
+    build_transform,
+    closest,
+    is_iana_zone,
+    to_text,
+)
 
 #: parameters for documented examples that do not spell out "with ..." (the docs show only In/Out)
 EXAMPLE_PARAMS = {

@@ -1,6 +1,6 @@
 """Two runs at once (issue 11): two `run`s of one sheet against one ledger book every row exactly once.
 
-Each run claims its rows in the ledger before sending them (flows/claims.py RowClaims); a row another
+Each run claims its rows in the ledger before sending them (flows/ledger/claims.py RowClaims); a row another
 live run holds is not sent, and the run's workbook names that run. The runs here are real processes
 (tests/two_runs_support.py) against a loopback Jicoo simulator. The contracts take a ledger URL, so
 tests/test_ledger_postgres.py runs the same ones on PostgreSQL.
@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from flows.claims import Holder, RowClaims
-from flows.engine import ImportRun, RunOptions, prepare
-from flows.ledger import SENDING, Ledger, open_ledger, payload_hash
+from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+from flows.ledger.claims import Holder, RowClaims
+from flows.ledger.ledger import SENDING, Ledger, open_ledger, payload_hash
 from flows.outcomes import Status
-from flows.results import read_results
 from flows.sandbox import Faults
+from flows.workbooks.results import read_results
 
 from .conftest import MAPPINGS, ROOT, in_threads
 from .test_inbox import jicoo_rows, write_csv
@@ -134,12 +134,12 @@ def test_two_runs_started_together_book_every_row_once(jicoo_sim, jicoo_env, led
     res = two_runs_at_once_contract(ledger_url, jicoo_sim, tmp_path)
     # the run that left rows to the other one is rerun from its workbook: those rows are found created, none sent
     holder = next((n for n, r in res.items() if r["held"]), None) or "b"
-    from flows.rerun import load_rerun
+    from flows.engine.rerun import load_rerun
 
     again = load_rerun(tmp_path / f"{holder}.results.xlsx", ledger_url=ledger_url, out=tmp_path / "rerun.xlsx")
     run = ImportRun(again.plan, RunOptions(ledger_url=again.ledger_url, settled=again.settled, rate=None))
     try:
-        asyncio.run(run.send_all())
+        asyncio.run(send_pending(run))
     finally:
         run.close()
     assert all(o.ok for o in run.outcomes) and run.counts()["skipped"] == ROWS - len(again.settled)
@@ -176,7 +176,7 @@ def lease_expiry_contract(ledger_url: str, sim, tmp_path: Path) -> None:
     def one_run() -> ImportRun:
         run = ImportRun(prepare(sheet, MAPPING), RunOptions(ledger_url=ledger_url, rate=None))
         try:
-            asyncio.run(run.send_all())
+            asyncio.run(send_pending(run))
         finally:
             run.close()
         return run
@@ -187,7 +187,7 @@ def lease_expiry_contract(ledger_url: str, sim, tmp_path: Path) -> None:
         assert o.status is Status.SKIPPED and o.needs_rerun
         assert held_message("run-elsewhere").match(o.message) and "another-machine/4242" in o.message
     assert sim.requests["POST /v1/bookings"] == 1
-    from flows.report import summary_lines
+    from flows.terminal import summary_lines
 
     assert "20 row(s) not sent: another run was sending them (see _message); rerun after it ends" in summary_lines(early)
 
@@ -228,7 +228,7 @@ def test_a_killed_run_on_this_machine_is_taken_over_at_once(jicoo_sim, jicoo_env
     jicoo_sim.faults = Faults()
     run = ImportRun(prepare(sheet, MAPPING), RunOptions(ledger_url=ledger_url, rate=None))
     try:
-        asyncio.run(run.send_all())
+        asyncio.run(send_pending(run))
     finally:
         run.close()
     assert run.taken_over > 0 and run.held_elsewhere == 0  # ... until a run on the same machine sees it is gone
@@ -252,7 +252,7 @@ def test_claims_are_released_after_an_exception(jicoo_sim, jicoo_env, ledger_url
     run = ImportRun(prepare(sheet, MAPPING), RunOptions(ledger_url=ledger_url, rate=None, concurrency=2, progress=explode))
     try:
         with pytest.raises(RuntimeError, match="boom"):
-            asyncio.run(run.send_all())
+            asyncio.run(send_pending(run))
         with open_ledger(ledger_url) as ledger:
             assert ledger.claimed() == {}  # released by the run's `async with`, before close()
             lease = ledger._db.execute("SELECT lease_until FROM run_leases WHERE run_id=?", (run.run_id,)).fetchone()
@@ -261,7 +261,7 @@ def test_claims_are_released_after_an_exception(jicoo_sim, jicoo_env, ledger_url
         run.close()
     again = ImportRun(prepare(sheet, MAPPING), RunOptions(ledger_url=ledger_url, rate=None))
     try:
-        asyncio.run(again.send_all())
+        asyncio.run(send_pending(again))
     finally:
         again.close()
     assert again.held_elsewhere == 0 and all(o.ok for o in again.outcomes)
@@ -276,7 +276,7 @@ def test_claims_are_released_when_the_run_is_cancelled_and_its_rows_in_flight_ar
     run = ImportRun(prepare(sheet, MAPPING), RunOptions(ledger_url=ledger_url, rate=None, concurrency=4))
 
     async def cancel_part_way() -> None:
-        task = asyncio.create_task(run.send_all())
+        task = asyncio.create_task(send_pending(run))
         while run.done < 8:
             await asyncio.sleep(0.005)
         task.cancel()
@@ -293,7 +293,7 @@ def test_claims_are_released_when_the_run_is_cancelled_and_its_rows_in_flight_ar
     jicoo_sim.faults = Faults()
     again = ImportRun(prepare(sheet, MAPPING), RunOptions(ledger_url=ledger_url, rate=None))
     try:
-        asyncio.run(again.send_all())
+        asyncio.run(send_pending(again))
     finally:
         again.close()
     assert again.held_elsewhere == 0 and all(o.ok for o in again.outcomes)
@@ -316,7 +316,7 @@ def test_a_run_that_lost_its_lease_sends_no_further_row(jicoo_sim, jicoo_env, le
     try:
         rows = run.pending()
         run._lost_lease()  # what the heartbeat does when its renewal finds the lease ran out
-        asyncio.run(run.send_all())
+        asyncio.run(send_pending(run))
     finally:
         run.close()
     assert len(rows) == 10 and jicoo_sim.requests["POST /v1/bookings"] == 0
@@ -328,7 +328,7 @@ def test_a_run_past_its_own_lease_sends_no_further_row_even_before_its_heartbeat
     run = ImportRun(prepare(big_sheet(tmp_path, 10, "LX"), MAPPING), RunOptions(ledger_url=ledger_url, rate=None))
     try:
         run.claims.clock = lambda: time.time() + 3600  # an hour without a renewal getting through
-        asyncio.run(run.send_all())
+        asyncio.run(send_pending(run))
     finally:
         run.close()
     assert jicoo_sim.requests["POST /v1/bookings"] == 0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     sheet, mapping, ledger, out, ready, *wait = argv
-    from flows.engine import ImportRun, RunOptions, prepare
+    from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 
     plan = prepare(sheet, mapping)
     run = ImportRun(plan, RunOptions(ledger_url=ledger, out=Path(out), rate=None, concurrency=8))
@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
             if time.monotonic() > deadline:
                 raise SystemExit(f"gave up waiting for {wait}")
             time.sleep(0.005)
-        asyncio.run(run.send_all())
+        asyncio.run(send_pending(run))
         run.write_results()
     finally:
         run.close()

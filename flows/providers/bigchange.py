@@ -31,18 +31,27 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..contracts import UtcDateTime
+from ..hooks import RowContext
+from ..http.readback import Listing, read_all, the_one
+from ..http.sender import ReadbackError
 from ..outcomes import Action, Outcome, Status
-from ..readback import Listing, read_all, the_one
-from ..submit import ReadbackError
+from .types import UtcDateTime
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine import RowContext
-    from ..ledger import Entry
-    from ..submit import Sender
+    from ..http.sender import Sender
+    from ..ledger.ledger import Entry
 
-__all__ = ["CustomField", "CreateJob", "ScheduleJob", "JobRow", "create_and_schedule", "find_job", "split_payload",
-           "SCHEDULE_KEY", "SCHEDULE_PATH"]
+__all__ = [
+    "SCHEDULE_KEY",
+    "SCHEDULE_PATH",
+    "CreateJob",
+    "CustomField",
+    "JobRow",
+    "ScheduleJob",
+    "create_and_schedule",
+    "find_job",
+    "split_payload",
+]
 
 #: payload key holding the body of the schedule call (never sent to POST /jobs)
 SCHEDULE_KEY = "schedule"
@@ -100,7 +109,7 @@ def split_payload(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     return create, schedule
 
 
-async def create_and_schedule(ctx: "RowContext") -> Outcome:
+async def create_and_schedule(ctx: RowContext) -> Outcome:
     """Create the job (unless an earlier run did), then schedule it when the row has a planned start."""
     create, schedule = split_payload(ctx.payload)
     entry = ctx.entry
@@ -143,7 +152,7 @@ async def create_and_schedule(ctx: "RowContext") -> Outcome:
                    column_messages=failed.column_messages)
 
 
-async def find_job(sender: "Sender", payload: dict[str, Any], entry: "Entry | None" = None) -> str | None:
+async def find_job(sender: Sender, payload: dict[str, Any], *, entry: Entry | None = None) -> str | None:
     """The id of the job an earlier, uncertain run created for this row, or None when BigChange has none.
 
     Lists ``GET /jobs?contactId=…&createdAtFrom=…&createdAtTo=…`` (every page, by ``totalCount``) from a
@@ -156,7 +165,7 @@ async def find_job(sender: "Sender", payload: dict[str, Any], entry: "Entry | No
     contact = payload.get("contactId")
     if not reference or contact is None:
         raise ReadbackError("the row has no reference or customer to look for")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     since = _ledger_time(entry.updated_at) - LOOKBACK if entry is not None and entry.updated_at else now - DEFAULT_WINDOW
     window = {"contactId": contact, "createdAtFrom": _iso(since), "createdAtTo": _iso(now + LOOKBACK)}
     items = await read_all(sender, Listing("/jobs", params=window, items="items", total="totalCount",
@@ -170,9 +179,9 @@ def _ledger_time(text: str) -> dt.datetime:
     try:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
-        return dt.datetime.now(dt.timezone.utc) - DEFAULT_WINDOW
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+        return dt.datetime.now(dt.UTC) - DEFAULT_WINDOW
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def _iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

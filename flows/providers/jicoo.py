@@ -6,12 +6,16 @@ mappings/jicoo.yaml. Facts: ../shared/providers.md, section Jicoo.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..contracts import Email, IanaZone, UtcDateTime
-from ..readback import Listing, ReadbackError, instant, read_all, the_one, utc_text
+from .types import Email, IanaZone, UtcDateTime
+
+if TYPE_CHECKING:
+    from ..http.sender import Sender
+    from ..ledger.ledger import Entry
+from ..http.readback import Listing, ReadbackError, instant, read_all, the_one, utc_text
 
 __all__ = ["CreateBooking", "find_booking"]
 
@@ -64,7 +68,7 @@ AFTER = dt.timedelta(days=1)
 PER_PAGE = 100  # Jicoo's maximum
 
 
-async def find_booking(sender, payload: dict) -> str | None:
+async def find_booking(sender: Sender, payload: dict[str, Any], *, entry: Entry | None = None) -> str | None:
     """Look for a booking matching this row: same start instant, event type and e-mail, not cancelled.
 
     Lists ``GET /bookings`` over a window that surely contains the row's start (every page, oldest

@@ -59,29 +59,30 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from ..contracts import Email, UtcDateTime
-
-_Email = Email  # field names equal to type names need another name for the type
+from ..hooks import RowContext
+from ..http.sender import CallResult, response_messages
 from ..outcomes import Action, Outcome, Rule, Status
 from ..redact import redact_text
-from ..submit import CallResult, response_messages
+from .types import Email, UtcDateTime
+
+_Email = Email  # field names equal to type names need another name for the type
 
 __all__ = [
-    "Account",
-    "Address",
-    "Phone",
-    "Contact",
-    "Location",
-    "Period",
-    "TimeConstraint",
-    "AppointmentSearch",
-    "BookJob",
-    "Dispatch",
-    "AccountLoc",
-    "WorkOrder",
-    "book_followup",
     "SEARCH_PATH",
     "SLOT_GONE",
+    "Account",
+    "AccountLoc",
+    "Address",
+    "AppointmentSearch",
+    "BookJob",
+    "Contact",
+    "Dispatch",
+    "Location",
+    "Period",
+    "Phone",
+    "TimeConstraint",
+    "WorkOrder",
+    "book_followup",
     "format_utc",
     "parse_utc",
 ]
@@ -116,7 +117,7 @@ class Account(_Obj):
     Website: str | None = None
 
     @model_validator(mode="after")
-    def _identified(self) -> "Account":
+    def _identified(self) -> Account:
         if not self.AccountNum and not self.Name:
             raise ValueError("needs an AccountNum (a managed account) or a Name (an ad-hoc one)")
         return self
@@ -279,12 +280,12 @@ def parse_utc(text: Any) -> dt.datetime | None:
         return None
     if value.tzinfo is None:
         return None
-    return value.astimezone(dt.timezone.utc)
+    return value.astimezone(dt.UTC)
 
 
 def format_utc(value: dt.datetime) -> str:
     """Aware datetime -> ``YYYY-MM-DDTHH:mm:SS.sssZ``, as ServiceMobility writes UTC [C]."""
-    value = value.astimezone(dt.timezone.utc)
+    value = value.astimezone(dt.UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
@@ -305,7 +306,7 @@ _EXCLUDED = re.compile(r"unavail|not ?avail|exclu|busy", re.IGNORECASE)
 class _Slot:
     """One offered TimeConstraints entry, with its UTC period and its identity."""
 
-    __slots__ = ("raw", "start", "end", "key")
+    __slots__ = ("end", "key", "raw", "start")
 
     def __init__(self, raw: dict[str, Any], start: dt.datetime, end: dt.datetime) -> None:
         self.raw, self.start, self.end = raw, start, end
@@ -362,13 +363,13 @@ def _count(slots: list[_Slot], key: tuple) -> int:
 class _Row:
     """One row's booking: the calls made so far and how to word its outcome."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: RowContext) -> None:
         self.ctx = ctx
         self.payload: dict[str, Any] = ctx.payload
         self.zone = _row_zone(ctx)
         self.wanted, self.excluded = _windows(self.payload)
         self.requests = 0
-        self.secrets = ctx.run.auth.secrets()
+        self.secrets = ctx.secrets()
 
     def window(self) -> str:
         if not self.wanted:
@@ -408,7 +409,7 @@ class _Row:
         return _slots(offered or [])
 
 
-def _row_zone(ctx: Any) -> ZoneInfo | None:
+def _row_zone(ctx: RowContext) -> ZoneInfo | None:
     """The zone the sheet's window is written in (from the mapping's datetime field), for messages."""
     for path, spec in ctx.mapping.fields.items():
         source = spec.datetime
@@ -416,10 +417,7 @@ def _row_zone(ctx: Any) -> ZoneInfo | None:
             continue
         zone = source.timezone
         if source.timezone_column:
-            try:
-                cell = ctx.run.plan.sheet.rows[ctx.row.index][ctx.run.plan.mapper.index[source.timezone_column]]
-            except (IndexError, KeyError, AttributeError):
-                cell = None
+            cell = ctx.cell(source.timezone_column)
             if isinstance(cell, str) and cell.strip():
                 zone = cell.strip()
         try:
@@ -429,7 +427,7 @@ def _row_zone(ctx: Any) -> ZoneInfo | None:
     return None
 
 
-async def book_followup(ctx: Any) -> Outcome:
+async def book_followup(ctx: RowContext) -> Outcome:
     """Search ServiceMobility's open slots for the row's window, then book the first that fits as a
     follow-up of ``OriginalOrderNum``. See the module docstring for every outcome."""
     row = _Row(ctx)

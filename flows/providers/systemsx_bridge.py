@@ -10,7 +10,7 @@ and ../shared/specs/systemsx-bridge-create-job.txt.
 * 200 ``{"hash"}`` means queued: the row is ``accepted`` with the hash as its provider id.
   400 ``{"hash", "errors": ["X field is Missing or Empty."]}``: ``rejected``.
 * Later Bridge POSTs the "return_url Response" to the row's ``return_url``;
-  :func:`read_callback` reads it for flows/callbacks.py, which settles the row ``created``.
+  :func:`read_callback` (the mapping's ``request.callback``) reads it for flows/http/callbacks.py, which settles the row ``created``.
 """
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from ..callbacks import Callback
-from ..contracts import Email
+from ..hooks import Callback
 from ..outcomes import Status
+from .types import Email
 
-__all__ = ["CreateBooking", "BookingFields", "read_callback", "TYPES"]
+__all__ = ["TYPES", "BookingFields", "CreateBooking", "read_callback"]
 
 #: operator portals Bridge imports from: P&O Cruises, MSC Cruises, TUI (providers.md: "very likely")
 TYPES = ("po", "msc", "tui")
@@ -44,7 +44,7 @@ class BookingFields(BaseModel):
     password: str = Field(min_length=1, max_length=255)
 
     @model_validator(mode="after")
-    def _one_login(self) -> "BookingFields":
+    def _one_login(self) -> BookingFields:
         if self.username and self.email_address:
             raise ValueError("both username and email_address are filled in: give only one (the portal login is one or the other)")
         if not self.username and not self.email_address:

@@ -49,30 +49,30 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from .faults import FaultInjector, Faults, FaultKnobs
-from .server import SANDBOX_PREFIX, create_app, json_response, read_json
+from .faults import FaultInjector, Faults
+from .server import SANDBOX_PREFIX, Simulator, create_app, json_response, read_json
 
 __all__ = [
-    "BigChangeSimulator",
-    "JobType",
-    "Contact",
-    "Person",
-    "Resource",
-    "CustomFieldDefinition",
-    "DEFAULT_JOB_TYPES",
-    "DEFAULT_CONTACTS",
-    "DEFAULT_PEOPLE",
-    "DEFAULT_RESOURCES",
-    "DEFAULT_CUSTOM_FIELDS",
     "DEFAULT_CLIENT_ID",
     "DEFAULT_CLIENT_SECRET",
+    "DEFAULT_CONTACTS",
     "DEFAULT_CUSTOMER_ID",
+    "DEFAULT_CUSTOM_FIELDS",
+    "DEFAULT_JOB_TYPES",
+    "DEFAULT_PEOPLE",
+    "DEFAULT_RESOURCES",
     "TOKEN_PATH",
+    "BigChangeSimulator",
+    "Contact",
+    "CustomFieldDefinition",
+    "JobType",
+    "Person",
+    "Resource",
 ]
 
 DEFAULT_CLIENT_ID = "sandbox-client"
@@ -218,14 +218,14 @@ DEFAULT_CUSTOM_FIELDS: tuple[CustomFieldDefinition, ...] = (
 
 
 def _now() -> datetime:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _format(when: datetime) -> str:
     """Times as BigChange's .NET API writes a DateTimeOffset [I]: seconds and an offset, never the
     ``...000Z`` clients send (``2027-03-29T08:00:00+00:00``), so a client must compare instants."""
-    return when.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return when.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def parse_instant(text: Any) -> datetime | None:
@@ -236,7 +236,7 @@ def parse_instant(text: Any) -> datetime | None:
         when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _is_int(v: Any) -> bool:
@@ -287,7 +287,7 @@ class _Errors:
 # --- the simulator -----------------------------------------------------------------------------------
 
 
-class BigChangeSimulator(FaultKnobs):
+class BigChangeSimulator(Simulator):
     """In-memory BigChange: reference data, jobs, OAuth2 clients and tokens, fault knobs.
 
     State is only changed on the server's event loop (and by the few methods documented as safe
@@ -296,6 +296,13 @@ class BigChangeSimulator(FaultKnobs):
     """
 
     provider = "bigchange"
+
+    @classmethod
+    def sandbox_env(cls, url: str) -> dict[str, str]:
+        """The environment that points a run at this simulator serving at ``url`` (demo, `booking-import sandbox`)."""
+        return {"BIGCHANGE_BASE_URL": f"{url}/v1", "BIGCHANGE_TOKEN_URL": f"{url}{TOKEN_PATH}",
+                "BIGCHANGE_CLIENT_ID": DEFAULT_CLIENT_ID, "BIGCHANGE_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+                "BIGCHANGE_CUSTOMER_ID": DEFAULT_CUSTOMER_ID}
 
     def __init__(
         self,
@@ -366,12 +373,10 @@ class BigChangeSimulator(FaultKnobs):
 
     def reset(self) -> None:
         """Forget jobs, tokens and counts, and restore the faults given to the constructor."""
-        self._clear()
+        super().reset()
         self.busy_resources = set()
         self.schedule_outage = False
-        self.requests.clear()
-        self.injector.counts.clear()
-        self.injector.configure(self._initial_faults)
+
 
     def state(self) -> dict[str, Any]:
         jobs = self.jobs

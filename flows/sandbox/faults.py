@@ -43,16 +43,16 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 __all__ = [
-    "Faults",
-    "FaultInjector",
-    "RATE_LIMITED",
-    "UNAVAILABLE",
-    "ERROR_AFTER_STORE",
-    "TIMEOUT_AFTER_STORE",
     "DROP_AFTER_STORE",
-    "READ_ERROR",
+    "ERROR_AFTER_STORE",
     "FAULT_KINDS",
+    "RATE_LIMITED",
+    "READ_ERROR",
+    "TIMEOUT_AFTER_STORE",
+    "UNAVAILABLE",
+    "FaultInjector",
     "FaultKnobs",
+    "Faults",
 ]
 
 #: counter keys, one per kind of fault that fired
@@ -256,6 +256,6 @@ class FaultKnobs:
         self.injector.configure(value)
 
     @property
-    def fault_counts(self) -> "collections.Counter[str]":
+    def fault_counts(self) -> collections.Counter[str]:
         """Fault kind (``rate_limited``, ``unavailable``, ...) -> how many times it fired."""
         return self.injector.counts

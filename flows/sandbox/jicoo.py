@@ -47,22 +47,22 @@ import string
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
 from aiohttp import web
 
-from .faults import FaultInjector, Faults, FaultKnobs
-from .server import SANDBOX_PREFIX, create_app, json_response, read_json
+from .faults import FaultInjector, Faults
+from .server import SANDBOX_PREFIX, Simulator, create_app, json_response, read_json
 
 __all__ = [
-    "JicooSimulator",
-    "EventType",
-    "DEFAULT_EVENT_TYPES",
-    "DEFAULT_API_KEY",
-    "LOCATION_IDS",
     "API_KEY_HEADER",
+    "DEFAULT_API_KEY",
+    "DEFAULT_EVENT_TYPES",
+    "LOCATION_IDS",
+    "EventType",
+    "JicooSimulator",
 ]
 
 API_KEY_HEADER = "X-Jicoo-Api-Key"
@@ -135,7 +135,7 @@ def parse_utc(text: str) -> datetime | None:
     y, mo, d, h, mi, s, frac = m.groups()
     try:
         ms = int((frac or "0")[:3].ljust(3, "0"))
-        return datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), ms * 1000, tzinfo=timezone.utc)
+        return datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), ms * 1000, tzinfo=UTC)
     except ValueError:
         return None
 
@@ -143,7 +143,7 @@ def parse_utc(text: str) -> datetime | None:
 def format_utc(dt: datetime) -> str:
     """Aware datetime -> ``2026-03-16T02:00:00.000Z``."""
     if dt.utcoffset():
-        dt = dt.astimezone(timezone.utc)
+        dt = dt.astimezone(UTC)
     return dt.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
@@ -159,9 +159,9 @@ def format_instant(dt: datetime, style: str = "seconds", zone: str | None = None
     if style == "millis":
         return format_utc(dt)
     if style == "offset":
-        local = dt.astimezone(zoneinfo.ZoneInfo(zone) if zone else timezone.utc)
+        local = dt.astimezone(zoneinfo.ZoneInfo(zone) if zone else UTC)
         return local.isoformat(timespec="seconds")
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @functools.cache
@@ -174,14 +174,14 @@ def is_valid_email(value: str) -> bool:
 
 
 def _now() -> datetime:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 class _Problems:
     """Collects ``{"field", "message"}`` details; any 'bad request' one makes the answer 400."""
 
-    __slots__ = ("details", "bad_request")
+    __slots__ = ("bad_request", "details")
 
     def __init__(self) -> None:
         self.details: list[dict[str, str]] = []
@@ -212,7 +212,7 @@ def _validation_error(problems: _Problems) -> web.Response:
 # --- the simulator ------------------------------------------------------------------------
 
 
-class JicooSimulator(FaultKnobs):
+class JicooSimulator(Simulator):
     """In-memory Jicoo: bookings, event types, API keys and fault knobs.
 
     State is only changed on the server's event loop; tests may read :attr:`bookings`,
@@ -220,6 +220,11 @@ class JicooSimulator(FaultKnobs):
     """
 
     provider = "jicoo"
+
+    @classmethod
+    def sandbox_env(cls, url: str) -> dict[str, str]:
+        """The environment that points a run at this simulator serving at ``url`` (demo, `booking-import sandbox`)."""
+        return {"JICOO_BASE_URL": f"{url}/v1", "JICOO_API_KEY": DEFAULT_API_KEY}
 
     def __init__(
         self,
@@ -267,11 +272,9 @@ class JicooSimulator(FaultKnobs):
         return list(self._bookings.values())
 
     def reset(self) -> None:
-        """Forget all bookings and counts, and restore the faults given to the constructor."""
-        self._clear()
-        self.requests.clear()
-        self.injector.counts.clear()
-        self.injector.configure(self._initial_faults)
+        """Forget jobs, tokens and counts, and restore the faults given to the constructor."""
+        super().reset()
+
 
     def state(self) -> dict[str, Any]:
         """What ``GET /_sandbox/state`` answers."""

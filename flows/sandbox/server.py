@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -30,20 +30,23 @@ from .faults import (
     TIMEOUT_AFTER_STORE,
     UNAVAILABLE,
     FaultInjector,
+    FaultKnobs,
+    Faults,
 )
 
 __all__ = [
-    "SimulatorServer",
-    "SupportsApp",
-    "serve_forever",
-    "json_response",
-    "read_json",
-    "create_app",
-    "fault_middleware",
-    "default_error_body",
-    "ErrorBody",
     "LOOPBACK",
     "SANDBOX_PREFIX",
+    "ErrorBody",
+    "Simulator",
+    "SimulatorServer",
+    "SupportsApp",
+    "create_app",
+    "default_error_body",
+    "fault_middleware",
+    "json_response",
+    "read_json",
+    "serve_forever",
 ]
 
 #: the only address :class:`SimulatorServer` binds to
@@ -201,6 +204,40 @@ def _as_app(app: web.Application | SupportsApp) -> web.Application:
     return app if isinstance(app, web.Application) else app.app()
 
 
+class Simulator(FaultKnobs):
+    """Base of the provider simulators (``flows/sandbox/<provider id>.py``): the provider id, the fault knobs,
+    request counts, :meth:`reset` to how it was made, and the environment that points a run at it.
+
+    A subclass sets ``provider``, ``self.injector``, ``self.requests`` and ``self._initial_faults`` in its
+    constructor and implements ``_clear`` (forget what was sent), ``state``, ``app`` and ``sandbox_env``."""
+
+    provider: ClassVar[str]
+    requests: collections.Counter[str]
+    _initial_faults: Faults
+
+    def _clear(self) -> None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget everything sent and counted; restore the faults given to the constructor."""
+        self._clear()
+        self.requests.clear()
+        self.injector.counts.clear()
+        self.injector.configure(self._initial_faults)
+
+    def state(self) -> dict[str, Any]:
+        """What ``GET /_sandbox/state`` answers."""
+        raise NotImplementedError
+
+    def app(self) -> web.Application:
+        raise NotImplementedError
+
+    @classmethod
+    def sandbox_env(cls, url: str) -> dict[str, str]:
+        """The environment that points a run at this simulator serving at ``url`` (demo, `booking-import sandbox`)."""
+        raise NotImplementedError
+
+
 class SimulatorServer:
     """Run an aiohttp application on ``127.0.0.1`` in a background thread with its own loop.
 
@@ -268,7 +305,7 @@ class SimulatorServer:
         try:
             try:
                 loop.run_until_complete(self._serve())
-            except BaseException as exc:  # noqa: BLE001 - handed to start()'s caller
+            except BaseException as exc:
                 failure.append(exc)
                 return
             finally:

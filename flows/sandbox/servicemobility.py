@@ -52,25 +52,25 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from .faults import FaultInjector, Faults, FaultKnobs
-from .server import SANDBOX_PREFIX, create_app, json_response, read_json
+from .faults import FaultInjector, Faults
+from .server import SANDBOX_PREFIX, Simulator, create_app, json_response, read_json
 
 __all__ = [
+    "CALENDAR_ZONE",
+    "DEFAULT_ACCOUNTS",
+    "DEFAULT_ORDER_TYPES",
+    "DEFAULT_ORIGINAL_ORDERS",
+    "DEFAULT_PASSWORD",
+    "DEFAULT_TECHNICIANS",
+    "DEFAULT_USERNAME",
     "ServiceMobilitySimulator",
     "Technician",
-    "DEFAULT_TECHNICIANS",
-    "DEFAULT_ORIGINAL_ORDERS",
-    "DEFAULT_ORDER_TYPES",
-    "DEFAULT_ACCOUNTS",
-    "DEFAULT_USERNAME",
-    "DEFAULT_PASSWORD",
-    "CALENDAR_ZONE",
     "make_jwt",
     "read_jwt",
 ]
@@ -178,7 +178,7 @@ def parse_utc(text: Any) -> datetime | None:
 
 
 def format_utc(value: datetime) -> str:
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
@@ -192,7 +192,7 @@ _EXCLUDED = re.compile(r"unavail|not ?avail|exclu|busy", re.IGNORECASE)
 # --- the simulator -----------------------------------------------------------------------------------
 
 
-class ServiceMobilitySimulator(FaultKnobs):
+class ServiceMobilitySimulator(Simulator):
     """In-memory ServiceMobility: logins, a technician calendar, work orders, follow-ups, fault knobs.
 
     State changes only on the server's event loop; tests may read :attr:`work_orders`,
@@ -201,6 +201,13 @@ class ServiceMobilitySimulator(FaultKnobs):
     """
 
     provider = "servicemobility"
+
+    @classmethod
+    def sandbox_env(cls, url: str) -> dict[str, str]:
+        """The environment that points a run at this simulator serving at ``url`` (demo, `booking-import sandbox`)."""
+        # the tenant's root URL: /createjwt and /seiapi/... hang off it
+        return {"SERVICEMOBILITY_BASE_URL": url, "SERVICEMOBILITY_USERNAME": DEFAULT_USERNAME,
+                "SERVICEMOBILITY_PASSWORD": DEFAULT_PASSWORD}
 
     def __init__(
         self,
@@ -246,8 +253,8 @@ class ServiceMobilitySimulator(FaultKnobs):
                     if day.weekday() in tech.days_off:
                         continue
                     for start_h, end_h in periods:
-                        start = datetime(day.year, day.month, day.day, start_h, tzinfo=zone).astimezone(timezone.utc)
-                        end = datetime(day.year, day.month, day.day, end_h, tzinfo=zone).astimezone(timezone.utc)
+                        start = datetime(day.year, day.month, day.day, start_h, tzinfo=zone).astimezone(UTC)
+                        end = datetime(day.year, day.month, day.day, end_h, tzinfo=zone).astimezone(UTC)
                         slot_id = f"{tech.user}-{day:%Y%m%d}-{start_h:02d}00"
                         self._slots[slot_id] = _Slot(slot_id, tech.user, tech.name, start, end)
             day += timedelta(days=1)
@@ -316,11 +323,9 @@ class ServiceMobilitySimulator(FaultKnobs):
         return make_jwt({"sub": username, "iat": round(now, 3), "exp": round(now + life, 3)}, self._secret)
 
     def reset(self) -> None:
-        """Forget every booking, login and count; restore the calendar and the faults given to the constructor."""
-        self._clear()
-        self.requests.clear()
-        self.injector.counts.clear()
-        self.injector.configure(self._initial_faults)
+        """Forget jobs, tokens and counts, and restore the faults given to the constructor."""
+        super().reset()
+
 
     def state(self) -> dict[str, Any]:
         """What ``GET /_sandbox/state`` answers."""

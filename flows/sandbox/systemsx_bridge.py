@@ -49,10 +49,10 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import web
 
-from .faults import FaultInjector, Faults, FaultKnobs
-from .server import create_app, json_response, read_json
+from .faults import FaultInjector, Faults
+from .server import Simulator, create_app, json_response, read_json
 
-__all__ = ["BridgeSimulator", "Job", "Received", "DEFAULT_BRIDGE_API_KEY", "BOOKING_PATH"]
+__all__ = ["BOOKING_PATH", "DEFAULT_BRIDGE_API_KEY", "BridgeSimulator", "Job", "Received"]
 
 DEFAULT_BRIDGE_API_KEY = "sx_test_sandbox_key"
 BOOKING_PATH = "/external/deploy/booking"
@@ -115,10 +115,16 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ("" if value is None else str(value).strip())
 
 
-class BridgeSimulator(FaultKnobs):
+class BridgeSimulator(Simulator):
     """In-memory Systems X Bridge: queued jobs, API keys, callbacks and fault knobs."""
 
     provider = "systemsx_bridge"
+
+    @classmethod
+    def sandbox_env(cls, url: str) -> dict[str, str]:
+        """The environment that points a run at this simulator serving at ``url`` (demo, `booking-import sandbox`)."""
+        # the issue names the key SYSTEMSX_API_KEY; URLs follow the provider id
+        return {"SYSTEMSX_BRIDGE_BASE_URL": url, "SYSTEMSX_API_KEY": DEFAULT_BRIDGE_API_KEY}
 
     def __init__(
         self,
@@ -160,10 +166,9 @@ class BridgeSimulator(FaultKnobs):
         return [j.public() for j in self.jobs]
 
     def reset(self) -> None:
-        self._clear()
-        self.requests.clear()
-        self.injector.counts.clear()
-        self.injector.configure(self._initial_faults)
+        """Forget jobs, tokens and counts, and restore the faults given to the constructor."""
+        super().reset()
+
 
     def state(self) -> dict[str, Any]:
         return {
@@ -233,7 +238,7 @@ class BridgeSimulator(FaultKnobs):
             bookingFields={k: _text(v) for k, v in booking.items() if _text(v)},
             return_url=_text(fields.get("return_url")) or None,
             api_key=key,
-            received_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+            received_at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             source_reference=f"BRG{len(self.jobs) + 1:06d}",
         )
         self.jobs.append(job)
@@ -350,7 +355,7 @@ class BridgeSimulator(FaultKnobs):
                         sent["status"] = response.status
                         sent["answer"] = await response.read()
                 job.callback = f"sent {sent['status']}"
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 sent["error"] = type(exc).__name__
                 job.callback = f"failed {sent['error']}"
             self.callbacks.append(sent)

@@ -1,0 +1,361 @@
+"""Pacing requests: a published rate reached and never exceeded, an unpublished one found by adapting to
+429s, and one rate shared by every process that imports for the same provider.
+
+**A published rate** (the mapping's ``rate:`` or ``--rate``): :class:`RateLimiter` hands out start
+times on an *ideal timeline* (GCRA with no burst): slot ``k`` is ``t0 + k * interval``, whatever
+time the task that takes it actually wakes up. The old limiter set the next slot from the
+wake-up time, so every millisecond of lateness was lost for good (0.94 of ``--rate``, issue 16).
+Two margins make "never above the rate in any 1-second window" hold also for starts that wake up
+late, and leave room for the jitter between leaving here and arriving at the provider:
+
+* ``interval`` is ``1 / (rate * (1 - HEADROOM))``: the timeline runs 1.5 % under the rate, so
+  ``rate + 1`` consecutive slots span 1.015 s;
+* a start that woke late is not lost (a slot up to ``CATCH_UP``, 250 ms, late is still used, so a
+  process stalled by a busy machine catches up), but no more than ``ceil(rate)`` starts of one
+  process fall in any ``WINDOW`` (1.010 s): one that would crowd the window waits for it.
+* on a timeline other processes claim slots on too, a slot taken more than ``TOLERANCE``
+  (10 ms) late is given up instead (the next slots may be another process's), so every start
+  is within 10 ms of its slot; and while another process claims slots too (assumed for a
+  process's first second), the timeline runs ``SHARED_HEADROOM`` (4 %) under the rate, so
+  ``rate + 1`` starts of all processes together span 1.03 s: three processes on a busy machine
+  jitter more than one.
+
+So a busy run sends 0.985 of the rate and at most ``ceil(rate)`` requests start in any 1-second
+window, as the provider sees them too unless the way there adds more than ~5 ms of jitter
+(bench/RESULTS.md, "Rates").
+
+**No published rate** (``rate: null`` or ``--rate 0``): :class:`AdaptiveRateLimiter` starts
+unpaced, bounded only by the concurrency, and adapts to 429s for the whole run (every row, not
+per request). On a 429 (at most one decrease per second, and only for requests sent after the
+last decrease) it paces at ``BETA`` (0.97) of the requests the provider *accepted* in the last
+second (that count is the provider's window as the provider sees it), but not below 0.9 of the
+pace so far (a busy machine's count of one second can fall short). Then it adds a little every
+second (additive increase) to find out whether the provider allows more. Each time the provider
+answers 429 again near the same ceiling, the probing halves in speed, so a fixed limit is hit
+less and less often (each 429 with ``Retry-After`` pauses the whole run, which costs more than
+the probe gains). Retry-After keeps pausing every sender; only what cannot book twice is retried
+(:mod:`flows.submit`).
+
+**One rate for every worker**: with a ledger database, the timeline lives in the ledger's table
+``rate_timeline`` (one row per provider address), and each process claims its slots there in
+batches of ~0.1 s of the rate (:class:`SharedTimeline`). Three runs or ``serve`` workers importing
+for one provider then share one rate, on one machine (SQLite: the wall clock they share) or
+several (PostgreSQL: the slots are on the database server's clock, each process measures its
+offset to it at start; the machines' clocks need not agree). Slots claimed but not used (a
+process that ends, or waits on a 429) are lost, never reused: the combined rate can fall short,
+never exceed. bench/README.md explains why the ledger and not Prefect's global concurrency limits.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+__all__ = [
+    "HEADROOM",
+    "SHARED_HEADROOM",
+    "TOLERANCE",
+    "WINDOW",
+    "AdaptiveRateLimiter",
+    "LocalTimeline",
+    "RateLimiter",
+    "SharedTimeline",
+    "max_in_window",
+    "shared_timeline_for",
+]
+
+#: the timeline runs this share under the rate (a margin for late starts and network jitter)
+HEADROOM = 0.015
+#: a slot of a *shared* timeline is given up when its start would be this much later than its time (seconds)
+TOLERANCE = 0.010
+#: no more than ceil(rate) starts of one process in any this many seconds
+WINDOW = 1.010
+#: the headroom while other processes claim slots on the same shared timeline
+SHARED_HEADROOM = 0.04
+#: alone on a timeline, a slot up to this late (seconds) is still used: a stalled process catches up
+CATCH_UP = 0.25
+#: a shared timeline is claimed this many seconds of the rate at a time
+BATCH_SECONDS = 0.1
+
+
+def max_in_window(times: list[float], window: float = 1.0) -> int:
+    """The most of ``times`` (seconds) that fall in any half-open window ``[t, t + window)``."""
+    times = sorted(times)
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while times[lo] <= t - window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+class LocalTimeline:
+    """The ideal timeline of one process: the next free slot, in memory."""
+
+    shared = False
+    crowded = False
+
+    def __init__(self) -> None:
+        self.next_at = -math.inf
+
+    def claim(self, n: int, interval: float, now: float, late_ok: float = TOLERANCE) -> float:
+        """``n`` consecutive slots ``interval`` apart: from the timeline's next slot when that is at most
+        ``late_ok`` old (a late start keeps the ideal timeline), else from ``now``; their start."""
+        start = self.next_at if self.next_at >= now - late_ok else now
+        self.next_at = start + n * interval
+        return start
+
+    def close(self) -> None:
+        pass
+
+
+class SharedTimeline:
+    """The ideal timeline of every process using one ledger database, one row per ``name`` (the provider's
+    address). Claims are one statement each, atomic on SQLite (a write lock) and PostgreSQL (a row lock).
+
+    Times are this process's ``time.time()``; on PostgreSQL the row holds the database server's clock and
+    ``offset`` (measured once, at open) converts."""
+
+    shared = True
+
+    _DDL = ("CREATE TABLE IF NOT EXISTS rate_timeline (name TEXT PRIMARY KEY, next_at REAL NOT NULL, updated_at REAL, "
+            "last_by TEXT, prev_by TEXT, prev_at REAL)")
+
+    def __init__(self, ledger_target: Any, name: str) -> None:
+        from ..ledger.ledger import Database
+
+        self.name = name
+        self.me = uuid.uuid4().hex
+        #: until this time (ours), assume other processes claim slots too: for the first second, and for two after
+        #: a claim found another process's claim right before it (alone, a process sees only its own)
+        self.crowded_until = time.time() + 1.0
+        self._db = Database(ledger_target, what="the ledger (shared rate)")
+        self._lock = threading.Lock()
+        try:
+            self._db.create(self._DDL)
+            self._db.execute("INSERT INTO rate_timeline (name, next_at, updated_at) VALUES (?, 0, 0) "
+                             "ON CONFLICT(name) DO NOTHING", (name,))
+            self.offset = self._measure_offset() if self._db.postgres else 0.0
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _measure_offset(self) -> float:
+        """Database clock minus ours, from the quickest of a few round trips (error: half that round trip)."""
+        best: tuple[float, float] | None = None
+        for _ in range(5):
+            t0 = time.time()
+            (db_now,) = self._db.execute("SELECT extract(epoch from clock_timestamp())::float8").fetchone()
+            t1 = time.time()
+            if best is None or t1 - t0 < best[0]:
+                best = (t1 - t0, float(db_now) - (t0 + t1) / 2)
+        return best[1]
+
+    def claim(self, n: int, interval: float, now: float, late_ok: float = TOLERANCE) -> float:
+        at = now + self.offset
+        span = n * interval
+        with self._lock:  # SET reads the row as it was: prev_* say who claimed before us, and when
+            next_at, prev_by, prev_at = self._db.execute(
+                "UPDATE rate_timeline SET next_at = (CASE WHEN next_at >= ? THEN next_at ELSE ? END) + ?, updated_at = ?, "
+                "prev_by = last_by, prev_at = updated_at, last_by = ? WHERE name = ? RETURNING next_at, prev_by, prev_at",
+                (at - late_ok, at, span, at, self.me, self.name)).fetchone()
+        if prev_by is not None and prev_by != self.me and prev_at is not None and prev_at > at - 1.0:
+            self.crowded_until = now + 2.0
+        return float(next_at) - span - self.offset
+
+    @property
+    def crowded(self) -> bool:
+        """Another process claimed slots in the last two seconds or so."""
+        return time.time() < self.crowded_until
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def shared_timeline_for(ledger: Any, base_url: str) -> SharedTimeline | None:
+    """The timeline every process using ``ledger`` shares for the provider at ``base_url``; None for a ledger
+    no other process can see (SQLite ``:memory:``)."""
+    if str(ledger.path) in (":memory:", ""):
+        return None
+    return SharedTimeline(ledger.path, base_url.rstrip("/"))
+
+
+class RateLimiter:
+    """Hands out request start times at most ``rate`` a second (see the module's doc), and can pause
+    everyone until a moment (after a 429). ``rate`` None: no pacing, only pauses.
+
+    ``wait()`` returns the slot's time (on ``clock``), which :meth:`observe` takes back with the answer."""
+
+    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Any] = asyncio.sleep, *, timeline: LocalTimeline | SharedTimeline | None = None,
+                 headroom: float = HEADROOM) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self.headroom = headroom
+        self.timeline = timeline or LocalTimeline()
+        self._paused_until = 0.0
+        self._batch_start = 0.0
+        self._batch_left = 0
+        self._batch_i = 0
+        self._batch_interval = 0.0
+        self._claim_lock: asyncio.Lock | None = None
+        #: slots given up because their start came too late (statistics)
+        self.skipped = 0
+        self.set_rate(rate)
+
+    def set_rate(self, rate: float | None) -> None:
+        self.rate = rate if rate else None
+        self.interval = 1.0 / (rate * (1.0 - self.headroom)) if rate else 0.0
+        self._cap = math.ceil(rate) if rate and rate >= 1 else 0
+        self._ring: collections.deque[float] = collections.deque(getattr(self, "_ring", ()), maxlen=self._cap or 1)
+        self._batch_left = 0  # slots of a batch claimed at the old pace are dropped (a shared timeline loses them)
+
+    @property
+    def batch(self) -> int:
+        """Slots claimed at once: one locally; ~0.1 s of the rate on a shared timeline."""
+        if not self.timeline.shared or not self.rate:
+            return 1
+        return max(1, math.ceil(self.rate * BATCH_SECONDS))
+
+    async def _take_slot(self) -> float:
+        """Reserve the next slot not already too late."""
+        while True:
+            now = self._clock()
+            # alone, a slot up to CATCH_UP late is still used (the window guard keeps every second under the
+            # rate); between other processes' slots, one more than TOLERANCE late is given up
+            late_ok = TOLERANCE if self.timeline.crowded else CATCH_UP
+            while self._batch_left:
+                slot = self._batch_start + self._batch_i * self._batch_interval
+                self._batch_i += 1
+                self._batch_left -= 1
+                if slot >= now - late_ok:
+                    return slot
+                self.skipped += 1
+            n, interval = self.batch, self.interval
+            base = interval
+            if self.timeline.crowded:  # other processes' slots between ours: more margin (module doc)
+                interval = 1.0 / (self.rate * (1.0 - max(self.headroom, SHARED_HEADROOM)))
+            if self.timeline.shared:
+                if self._claim_lock is None:
+                    self._claim_lock = asyncio.Lock()
+                async with self._claim_lock:
+                    if self._batch_left:  # another waiter claimed meanwhile
+                        continue
+                    start = await asyncio.to_thread(self.timeline.claim, n, interval, self._clock(), late_ok)
+            else:
+                start = self.timeline.claim(n, interval, now, late_ok)
+            if base != self.interval:  # the rate changed while claiming
+                continue
+            self._batch_start, self._batch_i, self._batch_left, self._batch_interval = start, 0, n, interval
+
+    async def wait(self) -> float:
+        while True:
+            now = self._clock()
+            if self._paused_until > now:
+                await self._sleep(self._paused_until - now)
+                continue
+            if not self.interval:
+                return now
+            slot = await self._take_slot()
+            now = self._clock()
+            if slot > now:
+                await self._sleep(slot - now)
+                now = self._clock()
+                if self._paused_until > now or (self.timeline.crowded and now > slot + TOLERANCE):
+                    # a 429 came meanwhile; or woke too late for a slot between other processes' slots
+                    self.skipped += 1
+                    continue
+            await self._window_guard()
+            return max(slot, self._clock())
+
+    async def _window_guard(self) -> None:
+        """Never more than ceil(rate) starts in any WINDOW seconds of this process, however late they woke:
+        a start that would crowd the window waits (the slot is not lost; lateness is absorbed here)."""
+        cap = self._cap
+        if not cap:
+            return
+        ring = self._ring
+        while len(ring) >= cap:
+            wait = ring[0] + WINDOW - self._clock()
+            if wait <= 0:
+                break
+            await self._sleep(wait)
+        ring.append(self._clock())
+
+    def pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def observe(self, status: int | None, started: float) -> None:
+        """An answer (``status``; None: no answer) to a request that started at ``started``. Fixed rates ignore it."""
+
+    def close(self) -> None:
+        self.timeline.close()
+
+
+class AdaptiveRateLimiter(RateLimiter):
+    """No published rate: unpaced until the provider answers 429, then paced at what it accepted
+    (multiplicative decrease), probing for more (additive increase). See the module's doc."""
+
+    #: after a 429: this share of the requests accepted in the last second
+    BETA = 0.97
+    #: probing: the rate grows by this share of the last ceiling per second (halved at each confirmation)
+    PROBE = 0.004
+    MIN_PROBE = 0.0005
+    #: never paced below this (requests per second)
+    MIN_RATE = 0.5
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] = asyncio.sleep,
+                 **kwargs: Any) -> None:
+        kwargs.setdefault("headroom", 0.0)  # BETA is the margin here
+        super().__init__(None, clock, sleep, **kwargs)
+        self._accepted: collections.deque[float] = collections.deque()  # start times of answers other than 429
+        self._last_decrease = -math.inf
+        self._last_change = -math.inf
+        self.ceiling: float | None = None
+        self.probe = self.PROBE
+        #: decreases so far, and the rates chosen (statistics, tests)
+        self.decreases = 0
+        self.history: list[tuple[float, float]] = []
+
+    def observe(self, status: int | None, started: float) -> None:
+        now = self._clock()
+        accepted = self._accepted
+        while accepted and accepted[0] <= now - 1.0:
+            accepted.popleft()
+        if status != 429:
+            if status is not None:
+                accepted.append(started)
+            if self.rate is not None and self.ceiling is not None:
+                self._increase(now)
+            return
+        if started < self._last_decrease or now - self._last_decrease < 1.0:
+            return  # sent before the last decrease took effect: the same congestion
+        seen = max(len(accepted), 1)
+        if self.ceiling is not None and abs(seen - self.ceiling) <= 0.05 * self.ceiling:
+            self.probe = max(self.MIN_PROBE, self.probe / 2)  # the same ceiling again: probe more gently
+        else:
+            self.probe = self.PROBE
+        self.ceiling = float(seen)
+        self.decreases += 1
+        self._last_decrease = self._last_change = now
+        # what the provider accepted, as a floor 0.9 of the pace so far: on a busy machine the count of the
+        # last second can fall short of what the provider allows, and one 429 should not halve the run
+        floor = 0.9 * self.rate if self.rate is not None else 0.0
+        self._set(max(self.MIN_RATE, self.BETA * seen, floor), now)
+
+    def _increase(self, now: float) -> None:
+        elapsed = now - self._last_change
+        if elapsed >= 0.25:
+            self._last_change = now
+            self._set(self.rate + self.probe * self.ceiling * min(elapsed, 1.0), now)
+
+    def _set(self, rate: float, now: float) -> None:
+        self.history.append((now, rate))
+        # the ideal timeline carries on from where it is: a new pace needs no new start
+        self.set_rate(rate)

@@ -1,0 +1,125 @@
+"""The web page's only door into the engine: reading, mapping/validating and booking go through here.
+
+It calls what the CLI calls: ``read_sheet`` with the mapping's source settings and ``map_rows`` (the
+same as ``flows.engine.run.prepare``), ``require_rows``, and for booking the Prefect flow ``import_sheet``
+when a Prefect server is configured (PREFECT_API_URL), else ``engine.run_import`` directly: the one import
+sequence either way. The ledger claims and records every row, so nothing is booked twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import dataclasses
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..engine.run import ImportRun, Plan, RunOptions, map_rows, run_import
+from ..engine.validate import require_rows
+from ..errors import ImporterError
+from ..mapping.model import MappingFile, load_mapping
+from ..workbooks.sheets import Sheet, read_sheet
+
+__all__ = ["Booking", "flow_run_url", "load", "prefect_configured", "read", "start_booking", "validate"]
+
+
+def load(mapping_path: Path) -> MappingFile:
+    return load_mapping(mapping_path)
+
+
+def read(path: Path, mapping: MappingFile) -> Sheet:
+    """The sheet as the CLI reads it (same settings, same one-line InputError for an unreadable file)."""
+    src = mapping.source
+    return read_sheet(path, sheet=src.sheet, encoding=src.encoding, delimiter=src.delimiter,
+                      header_row=src.header_row, expect=mapping.columns())
+
+
+def validate(mapping: MappingFile, mapping_path: Path, sheet: Sheet) -> Plan:
+    """Every row mapped and checked exactly as ``booking-import validate`` does."""
+    plan = map_rows(mapping, mapping_path, sheet)
+    require_rows(plan, "the uploaded sheet")
+    return plan
+
+
+def prefect_configured() -> bool:
+    """Whether a Prefect server is configured (PREFECT_API_URL in the environment or the Prefect profile)."""
+    from prefect.settings import PREFECT_API_URL
+
+    return bool(PREFECT_API_URL.value())
+
+
+def flow_run_url(flow_run_id: str) -> str | None:
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    ui = PREFECT_UI_URL.value() or (PREFECT_API_URL.value() or "").removesuffix("/api")
+    return f"{ui.rstrip('/')}/runs/flow-run/{flow_run_id}" if ui else None
+
+
+@dataclasses.dataclass
+class Booking:
+    """A booking going on in a background thread (it goes on when the browser leaves)."""
+
+    thread: threading.Thread
+    run: ImportRun | None = None
+    result: dict | None = None
+    error: str | None = None
+    flow_run_id: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+
+def start_booking(plan: Plan, *, ledger_url: str, out: Path, on_run: Callable[[ImportRun], None] | None = None,
+                  on_done: Callable[[Booking], None] | None = None, transport: Any = None,
+                  wait_callbacks: float = 10.0) -> Booking:
+    """Book ``plan``'s valid rows in a thread; ``on_done`` is called when it ends (results written or failed)."""
+    booking = Booking(thread=threading.Thread(target=lambda: None))
+
+    def started(run: ImportRun) -> None:
+        booking.run = run
+        with contextlib.suppress(Exception):
+            from prefect.runtime import flow_run
+
+            booking.flow_run_id = flow_run.id
+        if on_run is not None:
+            on_run(run)
+
+    def work() -> None:
+        try:
+            if prefect_configured():
+                booking.result = _by_flow(plan, ledger_url, out, started, transport, wait_callbacks)
+            else:
+                booking.result = asyncio.run(_direct(plan, ledger_url, out, started, transport, wait_callbacks))
+        except ImporterError as exc:
+            booking.error = str(exc)
+        except Exception as exc:
+            booking.error = f"the import stopped: {type(exc).__name__}: {exc}"
+        finally:
+            if on_done is not None:
+                on_done(booking)
+
+    context = contextvars.copy_context()  # the caller's settings (a Prefect profile or test harness) go along
+    booking.thread = threading.Thread(target=context.run, args=(work,), name="web-booking", daemon=False)
+    booking.thread.start()
+    return booking
+
+
+def _by_flow(plan: Plan, ledger_url: str, out: Path, started: Callable, transport: Any, wait: float) -> dict:
+    from ..import_sheet import Hooks, hooks, run_import_sheet
+    from ..ledger.ledger import parameter_url
+
+    token = hooks.set(Hooks(on_run=started, transport=transport, plan=plan))
+    try:
+        return asyncio.run(run_import_sheet(sheet=str(plan.sheet.path), mapping=str(plan.mapping_path), out=str(out),
+                                            ledger=parameter_url(ledger_url), wait_callbacks=wait))
+    finally:
+        hooks.reset(token)
+
+
+async def _direct(plan: Plan, ledger_url: str, out: Path, started: Callable, transport: Any, wait: float) -> dict:
+    """The engine without Prefect (no server configured): engine.run_import, the sequence the flow drives."""
+    options = RunOptions(ledger_url=ledger_url, out=out, transport=transport)
+    return (await run_import(plan, options, wait_callbacks=wait, on_run=started)).as_dict()
