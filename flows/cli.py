@@ -40,24 +40,112 @@ EPILOG = """exit codes:
   143 stopped with SIGTERM (e.g. by a service manager): the results workbook holds what was done
 
 Secrets come from the environment (or a .env file in the current folder), never from files
-you commit (each provider's, from its mappings):
-{secrets}
-<PROVIDER>_BASE_URL overrides a provider's URL (required where the mapping holds a placeholder);
-<PROVIDER>_CALLBACK_URL is where a provider that confirms later (Systems X Bridge) reaches
-`booking-import callbacks`."""
-_SECRETS = "{secrets}"  # filled from the mappings only when help is shown (not at start-up, before signals are handled)
+you commit. <PROVIDER>_BASE_URL overrides a provider's URL; <PROVIDER>_CALLBACK_URL is where a
+provider that confirms later (Systems X Bridge) reaches `booking-import callbacks`.
+
+{environment}"""
+
+#: where `--help` reads the bundled mappings from, to list the variables each provider needs
+MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
+
+
+def environment_help(folder: Path | None = None) -> str:
+    """The environment variables each bundled mapping reads, derived from the mapping files (so a new
+    mapping, e.g. BigChange's OAuth2 client and Customer-Id header, shows up in `--help` without an edit here)."""
+    from .mapping.model import load_mapping
+
+    folder = folder or MAPPINGS_DIR
+    found: dict[str, tuple[list[str], list[str], list[str]]] = {}
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        try:
+            m = load_mapping(path)
+        except Exception:  # a broken mapping is `run`'s to report, with its line; the help lists the others
+            continue
+        files, required, optional = found.setdefault(m.provider, ([], [], []))
+        files.append(path.name)
+        auth, prefix = m.connection.auth, m.env_prefix
+        names = [getattr(auth, a) for a in ("secret", "client_id", "client_secret", "username", "password")
+                 if getattr(auth, a, None)]
+        names += list((getattr(auth, "headers", None) or {}).values())
+        placeholder = m.connection.base_url.split("/")[2].endswith(".invalid") if "//" in m.connection.base_url else True
+        (required if placeholder else optional).append(f"{prefix}_BASE_URL")
+        if getattr(auth, "token_url", None):
+            optional.append(f"{prefix}_TOKEN_URL")
+        if "callback_url" in m.run_value_paths().values():
+            optional.append(f"{prefix}_CALLBACK_URL")
+        required[:0] = [n for n in names if n not in required]
+    if not found:
+        return ""
+    lines = [f"environment variables, from the mappings in {folder}:"]
+    for provider, (files, required, optional) in found.items():
+        need = ", ".join(dict.fromkeys(required))
+        extra = ", ".join(n for n in dict.fromkeys(optional) if n not in required)
+        lines.append(f"  {provider} ({', '.join(files)}): {need or 'none'}" + (f"; optional {extra}" if extra else ""))
+    return "\n".join(lines)
+
+
+class _Wrapping(argparse.HelpFormatter):
+    """Descriptions and epilogs wrapped to the terminal's width, paragraph by paragraph (argparse's raw
+    formatter printed 600-character lines); indented lines (lists, exit codes) keep their indent."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        out: list[str] = []
+        for paragraph in text.split("\n\n"):
+            lines = paragraph.splitlines()
+            if any(line.startswith("  ") for line in lines) or (lines and lines[0].endswith(":")):
+                for line in lines:  # a list: each item wrapped on its own, continuation lines indented
+                    lead = line[:len(line) - len(line.lstrip())]
+                    out.append(textwrap.fill(line.strip(), width, initial_indent=indent + lead,
+                                             subsequent_indent=indent + lead + "    ") if line.strip() else "")
+            else:
+                out.append(textwrap.fill(" ".join(paragraph.split()), width, initial_indent=indent,
+                                         subsequent_indent=indent))
+            out.append("")
+        return "\n".join(out).rstrip("\n")
+
+
+def sandbox_providers_help(folder: Path | None = None) -> str:
+    """The providers `sandbox` can simulate, each with the bundled mappings that use it."""
+    from .mapping.model import load_mapping
+    from .sandbox import SIMULATORS
+
+    folder = folder or MAPPINGS_DIR
+    uses: dict[str, list[str]] = {p: [] for p in SIMULATORS}
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        try:
+            uses.setdefault(load_mapping(path).provider, []).append(path.name)
+        except Exception:
+            continue
+    lines = ["providers:"]
+    for provider, files in uses.items():
+        if provider in SIMULATORS:
+            lines.append(f"  {provider:<16} {'for ' + ', '.join(files) if files else '(no bundled mapping)'}")
+    return "\n".join(lines)
+
+
+#: placeholders in descriptions and epilogs, filled only when a help is shown (reading the mappings costs time)
+_LAZY_HELP: dict[str, Callable[[], str]] = {"{environment}": lambda: environment_help(),
+                                            "{providers}": lambda: sandbox_providers_help()}
 
 
 class _Parser(argparse.ArgumentParser):
-    def format_help(self) -> str:
-        text = super().format_help()
-        if _SECRETS in text:
-            from .mapping.catalog import (
-                secret_names,  # here, not at the top: start-up speed (YAML is read only for help)
-            )
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Wrapping)
+        super().__init__(*args, **kwargs)
 
-            text = text.replace(_SECRETS, "\n".join(f"  {p}: {', '.join(n)}" for p, n in secret_names().items()))
-        return text
+    def format_help(self) -> str:
+        saved = self.description, self.epilog
+        try:
+            for marker, fill in _LAZY_HELP.items():
+                if marker in (self.description or "") + (self.epilog or ""):
+                    text = fill()
+                    self.description = self.description and self.description.replace(marker, text)
+                    self.epilog = self.epilog and self.epilog.replace(marker, text)
+            return super().format_help()
+        finally:
+            self.description, self.epilog = saved
 
     def error(self, message: str) -> None:  # argparse's own exit code is 2 too; one line, pointing at --help
         self.exit(EXIT_INPUT, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
@@ -72,13 +160,13 @@ def _sheet_args(p: argparse.ArgumentParser, *, out: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="booking-import", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+    parser = _Parser(prog="booking-import", formatter_class=_Wrapping, epilog=EPILOG,
                      description="Book every row of a CSV or Excel sheet into a provider's API, concurrently and "
                                  "safely, and write a results workbook that says row by row what happened.")
     parser.add_argument("--version", action="version", version="booking-importer 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("run", help="import a sheet (a Prefect flow run)", formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = sub.add_parser("run", help="import a sheet (a Prefect flow run)", formatter_class=_Wrapping,
                        epilog=EPILOG, description="Check every row, send the valid ones concurrently, record each "
                        "row in the ledger as it goes, and write the results workbook. Rows already created by an "
                        "earlier run (same key, same ledger) are skipped, never booked twice.")
@@ -138,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ledger", help="ledger database the runs used (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
 
     p = sub.add_parser("rerun", help="run a results workbook again: fixed rows are sent, booked rows are not",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+                       formatter_class=_Wrapping, epilog=EPILOG,
                        description="Read a results workbook (edited in Excel or not: values fixed in red rows, rows "
                                    "deleted, columns moved, notes columns added) and run it again with the mapping "
                                    "and ledger of the run that wrote it. Rows the ledger records as created or accepted "
@@ -161,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     p = sub.add_parser("serve", help="serve the nightly inbox import (a Prefect deployment on a schedule)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       formatter_class=_Wrapping,
                        description="Serve the Prefect deployment import_inbox/NAME until Ctrl-C: on the cron schedule, "
                                    "or when started from the Prefect UI, it imports every new sheet in the inbox once "
                                    "(mapping from the file's folder, inbox/jicoo/... -> MAPPINGS/jicoo.yaml, or from "
@@ -171,8 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "claimed by one run, in the ledger.",
                        epilog="Schedules need a real Prefect server: start one with `prefect server start`, then "
                               "`prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api`. Without one, serve "
-                              "exits 2. --notify gets the run's summary as JSON: a command on its stdin, or an "
-                              "http(s) URL by POST; env:NAME reads either from the worker's environment.")
+                              "exits 2. --notify gets the run's summary: an Apprise URL (Slack, Teams, e-mail...) a readable "
+                              "message, a command the JSON on its stdin, an http(s) URL the JSON by POST; env:NAME "
+                              "reads any of them from the worker's environment.")
     p.add_argument("--inbox", type=Path, required=True, help="the folder sheets are dropped into")
     p.add_argument("--cron", default="0 2 * * *", help='when to run (default "0 2 * * *": 02:00 every night)')
     p.add_argument("--timezone", help="IANA time zone of the cron, e.g. Europe/London (default UTC)")
@@ -181,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mappings", type=Path, default=Path("mappings"), help="folder of mapping files (default ./mappings)")
     p.add_argument("--archive", type=Path, help="where imported files go (default INBOX/archive)")
     p.add_argument("--ledger", help="ledger database (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
-    p.add_argument("--notify", help="command or http(s) webhook URL that gets each run's summary JSON")
+    p.add_argument("--notify", help="where each run's summary goes: an Apprise URL (slack://, msteams://, mailto://, json://...), "
+                                    "an http(s) webhook URL (the summary JSON by POST) or a command (the JSON on its stdin)")
     p.add_argument("--settle-seconds", type=_seconds, default=2.0,
                    help="a file must keep its size and time this long to be imported (default 2)")
     p.add_argument("--lease-seconds", type=_seconds, default=120.0,
@@ -209,8 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "accounts file, and exit")
 
     p = sub.add_parser("sandbox", help="serve a provider simulator on loopback for trying things out",
-                       description="Serve a faithful provider simulator on 127.0.0.1 until Ctrl-C, with optional faults.")
-    p.add_argument("provider", nargs="?", default="jicoo", help="provider id (default jicoo)")
+                       description="Serve a faithful provider simulator on 127.0.0.1 until Ctrl-C, with optional faults.",
+                       epilog="{providers}")
+    p.add_argument("provider", nargs="?", default="jicoo", help="provider id, one of those listed below (default jicoo)")
     p.add_argument("--port", type=_port, default=8080, help="port on 127.0.0.1 (default 8080; 0 picks a free one)")
     p.add_argument("--latency-ms", type=float, default=0, help="added latency per request")
     p.add_argument("--latency-jitter-ms", type=float, default=0,
@@ -291,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_INPUT
     _load_dotenv()
-    global _stop
+    global _stop, _staged
     stopping = contextlib.nullcontext()
     if args.command in _FLOW_COMMANDS:
         from .prefect_env import GracefulStop
@@ -301,6 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with stopping:
             code = _COMMANDS[args.command](args)
     except ImporterError as exc:
+        _unstage()
         print(f"error: {exc}", file=sys.stderr)
         code = exc.exit_code
     except KeyboardInterrupt:
@@ -309,6 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         signalled = _stop.signum if _stop is not None else None
         _stop = None
+        _staged = 0
         thaw()  # what run/rerun froze while loading pandas and Prefect (flows/heap.py)
     if signalled:  # stopped by a signal, whatever the command got to: 128 + the signal, every time
         code = _interrupted_code_of(signalled)
@@ -355,7 +448,29 @@ def _checkpoint() -> None:
 # --- commands ---------------------------------------------------------------------------------------
 
 
+_staged = 0  # stage lines shown on this terminal, erased again if the command ends in a one-line error
+
+
+def _stage(args: argparse.Namespace, text: str) -> None:
+    """Say what the command is doing while nothing else shows (loading, reading the sheet, starting Prefect,
+    connecting): a line on stderr when it is a terminal (a pipe or a log gets the progress lines and the
+    summary only); none with --quiet."""
+    global _staged
+    if not getattr(args, "quiet", False) and sys.stderr.isatty():
+        print(f"\x1b[2m{text}...\x1b[0m", file=sys.stderr, flush=True)
+        _staged += 1
+
+
+def _unstage() -> None:
+    """Erase the stage lines (a refused input is one line on the terminal, as on a pipe)."""
+    global _staged
+    if _staged and sys.stderr.isatty():
+        print(f"\x1b[{_staged}F\x1b[0J", end="", file=sys.stderr, flush=True)
+    _staged = 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    _stage(args, "loading")
     with imports_paused():
         from .engine.run import default_results_path, prepare
         from .engine.validate import require_rows
@@ -364,6 +479,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .workbooks.results import check_writable
 
     _checkpoint()
+    _stage(args, f"reading {args.sheet.name} and checking every row against {args.mapping.name}")
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before Prefect starts
     _checkpoint()
     require_rows(plan)
@@ -384,7 +500,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = None, plan: Any = None) -> tuple[dict | None, Any]:
     with imports_paused():
-        from .import_sheet import Hooks, hooks, import_sheet
+        from .import_sheet import Hooks, hooks, run_import_sheet
         from .ledger.ledger import parameter_url  # flow parameters are stored by Prefect: never a password in them
         from .prefect_env import contain_ephemeral_server, ephemeral_server
         from .prefect_quiet import quiet_prefect
@@ -393,7 +509,15 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
             contain_ephemeral_server()  # it ends with this process, and Ctrl-C in a terminal does not stop it
 
     holder: dict[str, Any] = {}
-    token = hooks.set(Hooks(progress=progress.update, on_run=lambda r: holder.setdefault("run", r), plan=plan))
+    def on_run(run: Any) -> None:
+        holder.setdefault("run", run)
+        _stage(args, f"{sum(1 for r in run.plan.rows if r.payload is not None)} valid rows; connecting to "
+                     f"{run.plan.mapping.provider} at {run.base_url}")
+
+    def on_flow_run(url: str) -> None:  # a configured Prefect server: where to follow (and find) this run
+        print(f"Prefect flow run: {url}", flush=True)
+
+    token = hooks.set(Hooks(progress=progress.update, on_run=on_run, plan=plan, on_flow_run=on_flow_run))
     result = None
     stop = _stop
 
@@ -401,7 +525,7 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
         if stop is not None:  # a signal now cancels the flow, which then writes the workbook of what was done
             stop.attach(asyncio.get_running_loop(), asyncio.current_task())
         try:
-            return await (import_sheet(**kwargs) if kwargs is not None else import_sheet(
+            return await (run_import_sheet(**kwargs) if kwargs is not None else run_import_sheet(
                 sheet=str(args.sheet), mapping=str(args.mapping), out=str(args.out) if args.out else None,
                 concurrency=args.concurrency, rate=args.rate, sheet_name=args.sheet_name, ledger=parameter_url(args.ledger),
                 chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
@@ -412,6 +536,10 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
                 stop.detach()
 
     _checkpoint()
+    from prefect.settings import PREFECT_API_URL
+
+    _stage(args, f"starting the Prefect flow run (on {PREFECT_API_URL.value()})" if PREFECT_API_URL.value() else
+           "starting the Prefect flow run (a temporary local Prefect server: a few seconds)")
     try:
         with quiet_prefect(), progress:
             result = asyncio.run(flow())
@@ -428,6 +556,7 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
+    _stage(args, "loading")
     with imports_paused():
         from .engine.rerun import load_rerun, summary_lines
         from .engine.validate import require_rows
@@ -437,6 +566,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         from .workbooks.results import check_writable
 
     _checkpoint()
+    _stage(args, f"reading {args.results.name} and the ledger of the run that wrote it")
     again = load_rerun(args.results, mapping=args.mapping, ledger_url=args.ledger, out=args.out)  # exit 2 before Prefect
     _checkpoint()
     require_rows(again.plan, f"the results workbook {args.results}")

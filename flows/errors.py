@@ -18,6 +18,8 @@ HTTP failures are handled inside the sender and end as a row outcome as well.
 """
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ConfigError",
     "CredentialsError",
@@ -26,6 +28,7 @@ __all__ = [
     "InputError",
     "LedgerError",
     "MissingSecretError",
+    "RowsNeedAttention",
     "UsageError",
 ]
 
@@ -69,3 +72,16 @@ class LedgerError(ImporterError):
 
 class InboxRunFailed(Exception):
     """An inbox run needs a person (see flows/inbox.py); the message lists what, file by file."""
+
+
+class RowsNeedAttention(Exception):
+    """An ``import_sheet`` flow run that ended Failed on purpose (rows failed or unknown, or the run stopped on
+    refused credentials), so Prefect automations fire. An expected outcome, not a crash: no traceback is logged;
+    ``result`` is what the flow would have returned (counts, results workbook)."""
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.result = result or {}
+
+    def __reduce__(self) -> tuple[Any, ...]:  # Prefect may pickle a state's data
+        return (type(self), (str(self), self.result))

@@ -21,6 +21,7 @@ apply_defaults()
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
+from prefect.states import Failed
 
 from .errors import InboxRunFailed, UsageError
 from .inbox import ImportJob, InboxConfig, run_inbox
@@ -37,16 +38,27 @@ START_SERVER = ("start one with `prefect server start` (SQLite by default), then
 
 
 async def _import_with_subflow(job: ImportJob) -> dict[str, Any]:
+    from .errors import RowsNeedAttention
     from .import_sheet import import_sheet
 
-    named = import_sheet.with_options(flow_run_name=f"import {job.name}"[:100])
+    named = import_sheet.with_options(flow_run_name=f"{Path(job.mapping).stem}: {job.name}"[:100])
     from .ledger.ledger import parameter_url
 
-    return await named(sheet=str(job.sheet), mapping=str(job.mapping), out=str(job.out), ledger=parameter_url(job.ledger_url),
-                       concurrency=job.concurrency, rate=job.rate, resend_unknown=job.resend_unknown)
+    try:
+        return await named(sheet=str(job.sheet), mapping=str(job.mapping), out=str(job.out),
+                           ledger=parameter_url(job.ledger_url), concurrency=job.concurrency, rate=job.rate,
+                           resend_unknown=job.resend_unknown)
+    except RowsNeedAttention as exc:  # the file's own run ended Failed (rows failed or unknown): reported below
+        return exc.result
 
 
-@flow(name="import_inbox", persist_result=False, log_prints=False)
+def _inbox_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    return f"inbox: {Path(str((flow_run.parameters or {}).get('inbox') or '?')).name}"[:100]
+
+
+@flow(name="import_inbox", persist_result=False, log_prints=False, flow_run_name=_inbox_run_name)
 async def import_inbox(
     inbox: str,
     mappings: str = "mappings",
@@ -71,8 +83,10 @@ async def import_inbox(
                                  description=report.markdown())
     for f in report.files:
         logger.info("%s: %s %s", f.file, f.state, f.message)
-    if not report.ok:
-        raise InboxRunFailed("the inbox run needs attention: " + "; ".join(report.problems()))
+    if not report.ok:  # Failed so Prefect's automations fire; a state, not a raise: an expected outcome, no traceback
+        message = "the inbox run needs attention: " + "; ".join(report.problems())
+        logger.error("%s", message)
+        return Failed(message=message, data=InboxRunFailed(message))
     return report.to_dict()
 
 
@@ -155,6 +169,12 @@ def serve_inbox(*, inbox: Path, cron: str = DEFAULT_CRON, timezone: str | None =
         ledger = parameter_url(raw)  # flow runs (subprocesses of this one) get it back from BOOKING_IMPORTER_LEDGER
         if ledger != raw:
             os.environ["BOOKING_IMPORTER_LEDGER"] = raw
+    if notify and not notify.startswith("env:"):
+        from .inbox import check_apprise_url, is_apprise_url
+
+        problem = check_apprise_url(notify) if is_apprise_url(notify) else None
+        if problem:
+            raise UsageError(f"--notify: {problem}")
     if notify and not notify.startswith("env:"):
         # a webhook URL usually holds its token: the deployment's parameters (stored by the Prefect server, shown
         # in its UI) name a variable instead, which this worker's flow runs (its subprocesses) inherit

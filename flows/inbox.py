@@ -31,6 +31,7 @@ import fnmatch
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -181,14 +182,13 @@ class InboxReport:
                 "files": [asdict(f) for f in self.files]}
 
     def table(self) -> list[dict[str, Any]]:
-        """One line per file, for the Prefect table artifact."""
+        """One line per file, for the Prefect table artifact: five columns that fit a normal screen (the
+        seven status columns, zero for most files, made it 12 wide); rows are the non-zero counts."""
         rows = []
         for f in self.files:
-            row: dict[str, Any] = {"file": f.file, "state": f.state, "provider": f.provider or ""}
-            row.update({s.value: f.counts.get(s.value, 0) for s in Status})
-            row["results"] = f.results or ""
-            row["message"] = f.message
-            rows.append(row)
+            counts = ", ".join(f"{n} {s}" for s, n in f.counts.items() if n)
+            rows.append({"file": f.file, "state": f.state, "rows": counts,
+                         "results": f.results or "", "message": f.message})
         return rows
 
     def markdown(self) -> str:
@@ -199,6 +199,18 @@ class InboxReport:
         text = f"Inbox `{self.inbox}`: {head}. " + ("All good." if self.ok else "**Needs attention:** " +
                                                   "; ".join(self.problems()))
         return text
+
+    def message(self) -> str:
+        """The notification a person reads (Apprise: Slack, Teams, e-mail): what happened, what needs doing."""
+        lines = [self.markdown(), ""]
+        for f in self.files:
+            counts = ", ".join(f"{n} {s}" for s, n in f.counts.items() if n)
+            lines.append(f"- {f.file}: {f.state.replace('_', ' ')}" + (f" ({counts})" if counts else "")
+                         + (f": {f.message}" if f.message else "") + (f"; results {f.results}" if f.results else ""))
+        if not self.ok:
+            lines += ["", "Fix the marked cells of invalid/rejected rows in the results workbook; check unknown rows "
+                          "with the provider first; then `booking-import rerun RESULTS.xlsx`."]
+        return "\n".join(lines)
 
 
 # --- routing -----------------------------------------------------------------------------------------
@@ -493,6 +505,32 @@ def _resolve_target(target: str) -> str:
     return target
 
 
+_APPRISE_URL = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
+
+
+def is_apprise_url(target: str) -> bool:
+    """An Apprise URL (slack://, msteams://, mailto://, json://, form://, ...): any scheme but http(s),
+    which stays the plain JSON webhook. A shell command never starts with ``scheme://``."""
+    m = _APPRISE_URL.match(target.strip())
+    return bool(m) and m.group(1).lower() not in ("http", "https")
+
+
+def check_apprise_url(target: str) -> str | None:
+    """None when Apprise knows the URL, else a one-line reason (so serve refuses it at start, exit 2)."""
+    import apprise
+
+    apprise_log = logging.getLogger("apprise")
+    saved, apprise_log.disabled = apprise_log.disabled, True  # its own "Unparseable URL" line: ours says more
+    try:
+        if apprise.Apprise().add(target.strip()):
+            return None
+    finally:
+        apprise_log.disabled = saved
+    scheme = target.split("://", 1)[0]
+    return (f"Apprise does not understand the {scheme}:// URL (unknown service or missing parts); see "
+            f"https://github.com/caronc/apprise/wiki for the URL of each service, e.g. slack://, msteams://, mailto://")
+
+
 def _describe_target(target: str) -> str:
     """A webhook's scheme and host only: the path often holds a token."""
     if target.startswith(("http://", "https://")):
@@ -500,11 +538,37 @@ def _describe_target(target: str) -> str:
 
         url = httpx.URL(target)
         return f"webhook {url.scheme}://{url.host}"
+    if is_apprise_url(target):
+        rest = target.split("://", 1)[1]
+        host = rest.split("/", 1)[0].rsplit("@", 1)[-1]  # never the user:password@ part, nor a path holding a token
+        return f"Apprise {target.split('://', 1)[0]}://{host}"
     return f"command {target.split()[0] if target.split() else target!r}"
 
 
-def send_notification(target: str, summary: dict[str, Any], timeout: float = 30.0) -> str | None:
-    """Send the summary JSON: POSTed to an http(s) URL, else on the stdin of a shell command.
+def _send_apprise(target: str, summary: dict[str, Any], message: str | None, what: str) -> str | None:
+    """Notify through Apprise: a title and the human summary (markdown). Assumption (Apprise's docs leave
+    it to each service): a service that takes structured data (json://, form://) gets the same text."""
+    import apprise
+
+    problem = check_apprise_url(target)
+    if problem:
+        return f"the notify {what}: {problem}"
+    sender = apprise.Apprise()
+    sender.add(target.strip())
+    title = f"booking-importer: inbox {summary.get('inbox', '')}: " + ("all good" if summary.get("ok") else
+                                                                       "needs attention")
+    body = message or json.dumps(summary, ensure_ascii=False, default=str)
+    try:
+        ok = sender.notify(title=title, body=body, body_format=apprise.NotifyFormat.MARKDOWN)
+    except Exception as exc:  # a plugin's own failure: reported like an unreachable webhook
+        return f"the notify {what} failed ({type(exc).__name__})"
+    return None if ok else f"the notify {what} could not deliver the summary (see the worker's log)"
+
+
+def send_notification(target: str, summary: dict[str, Any], timeout: float = 30.0,
+                      message: str | None = None) -> str | None:
+    """Send the summary JSON: POSTed to an http(s) URL, through Apprise for any other URL (slack://,
+    msteams://, mailto://..., with ``message`` as its text), else on the stdin of a shell command.
 
     ``env:NAME`` reads the URL or command from the worker's environment (keeps webhook tokens out
     of deployment parameters). Returns None on success, else a one-line reason."""
@@ -514,6 +578,8 @@ def send_notification(target: str, summary: dict[str, Any], timeout: float = 30.
         return str(exc)
     body = json.dumps(summary, ensure_ascii=False, default=str)
     what = _describe_target(target)
+    if is_apprise_url(target):
+        return _send_apprise(target, summary, message, what)
     if target.startswith(("http://", "https://")):
         import httpx
 
@@ -544,5 +610,5 @@ async def run_inbox(config: InboxConfig, importer: Importer | None = None, *, no
     report = await process_inbox(config, importer, owner=owner)
     log.info("inbox pass took %.1f s: %s", time.monotonic() - started, report.markdown())
     if notify:
-        report.notify_error = send_notification(notify, report.to_dict())
+        report.notify_error = send_notification(notify, report.to_dict(), message=report.message())
     return report

@@ -19,6 +19,11 @@ DEFAULTS = {
     "DO_NOT_TRACK": "1",
     # the terminal shows the progress bar and the summary; Prefect's own INFO lines go to the UI/API
     "PREFECT_LOGGING_LEVEL": "WARNING",
+    # ...and so do a run's own lines (rows read, chunks sent, stops, counts): the flow and task run loggers
+    # log INFO to the API handler (the UI's Logs tab), while the console handler shows warnings and errors only
+    "PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL": "INFO",
+    "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "INFO",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
     "PREFECT_LOGGING_SERVER_LEVEL": "WARNING",
     "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
     # the temporary local server starts slower on small machines than the 20 s default allows

@@ -29,6 +29,8 @@ class _DropInterruptNoise(logging.Filter):
         message = record.getMessage()
         if "cancelled by the runtime environment" in message:
             return False
+        if record.levelno < logging.WARNING and record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
+            return True  # the run's own lines: for the UI's Logs tab (the console handler is at WARNING)
         return not ("Finished in state Failed" in message and _importer_error_named(message))
 
 
@@ -39,6 +41,35 @@ def _importer_error_named(message: str) -> bool:
 
 
 _FILTER = _DropInterruptNoise()
+
+
+class _TerminalOnly(logging.Filter):
+    """On the terminal (not in the UI): the run's own lines and its final state are the summary's to say.
+    A run that ends Failed on purpose (rows failed or unknown, credentials refused) logs "Finished in state
+    Failed(...)" at ERROR; the summary printed next says the same, with what to do."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
+            return True
+        if record.levelno < logging.WARNING:
+            return False
+        message = record.getMessage()
+        if message.startswith("Finished in state Failed") and "needs attention" in message:
+            return False
+        return not (record.exc_info is None and message.startswith(("nothing was sent:", "the run stopped sending:")))
+
+
+_TERMINAL = _TerminalOnly()
+
+
+def _console_handlers() -> list[logging.Handler]:
+    """The handlers that write to the terminal (Prefect's console handler on the root logger)."""
+    found = []
+    for handler in logging.getLogger().handlers:
+        stream = isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+        if stream or type(handler).__name__ == "PrefectConsoleHandler":
+            found.append(handler)
+    return found
 
 
 @contextmanager
@@ -53,9 +84,14 @@ def quiet_prefect() -> Iterator[None]:
     run_loggers = [logging.getLogger("prefect.flow_runs"), logging.getLogger("prefect.task_runs")]
     for logger in run_loggers:
         logger.addFilter(_FILTER)
+    consoles = _console_handlers()
+    for handler in consoles:
+        handler.addFilter(_TERMINAL)
     try:
         yield
     finally:
+        for handler in consoles:
+            handler.removeFilter(_TERMINAL)
         for logger in run_loggers:
             logger.removeFilter(_FILTER)
         for name, lvl in saved.items():

@@ -83,7 +83,9 @@ def test_import_inbox_flow_archives_leaves_an_artifact_notifies_then_fails(prefe
 
     table = table_of(asyncio.run(artifacts(ARTIFACT_KEY))[0])
     rows = {r["file"]: r for r in table}
-    assert rows["jicoo/week.csv"]["state"] == "imported" and rows["jicoo/week.csv"]["created"] == 5
+    # issue 15: five columns (file, state, rows, results, message), readable at normal width
+    assert rows["jicoo/week.csv"]["state"] == "imported" and rows["jicoo/week.csv"]["rows"] == "5 created"
+    assert all(list(r) == ["file", "state", "rows", "results", "message"] for r in table)
     assert rows["jicoo/week.csv"]["results"] == f"archive/{day}/jicoo/week.results.xlsx"
     assert rows["loose.csv"]["state"] == "no_mapping"
     assert rows["jicoo/broken.csv"]["state"] == "error" and "lacks the columns" in rows["jicoo/broken.csv"]["message"]
@@ -124,8 +126,8 @@ def test_rerun_command_goes_through_the_import_sheet_flow(prefect_api, jicoo_sim
     assert "invalid -> created: 1 row(s): 8" in out and "rerun of r1.xlsx: 54 row(s) carried over, 2 sent" in out
     df, summary = read_results(tmp_path / "r2.xlsx")
     assert (df["_status"] == "created").sum() == 55 and len(jicoo_sim.bookings) == 55
-    table = table_of(asyncio.run(artifacts("jicoo-rerun-summary"))[0])
-    assert {"status": "created", "rows": 55} in table
+    summary_md = asyncio.run(artifacts("jicoo-rerun-summary"))[0]["data"]  # issue 15: markdown, not a bare table
+    assert "| created | 55 |" in summary_md and str((tmp_path / "r2.xlsx").resolve()) in summary_md
 
 
 def test_serve_runs_the_deployment_when_asked(prefect_api, jicoo_sim, jicoo_env, tmp_path):

@@ -51,8 +51,6 @@ def wait_for(predicate, timeout=60.0):
 
 
 def test_flow_imports_the_sample_and_leaves_a_summary_artifact(prefect_api, jicoo_sim, jicoo_env, ledger_url, tmp_path):
-    from prefect.client.orchestration import get_client
-
     from flows.import_sheet import import_sheet
 
     out = tmp_path / "flow.xlsx"
@@ -63,18 +61,66 @@ def test_flow_imports_the_sample_and_leaves_a_summary_artifact(prefect_api, jico
     df, _ = read_results(out)
     assert (df["_status"] == "created").sum() == 54
 
-    async def latest_summary():
-        # a raw filter request: prefect 3.8.8's client sends nulls that its server (fastapi 0.154) rejects
-        async with get_client() as client:
-            response = await client._client.post("/artifacts/filter", json={
-                "artifacts": {"key": {"any_": ["jicoo-import-summary"]}}, "limit": 5, "sort": "CREATED_DESC"})
-            response.raise_for_status()
-            return response.json()
+    artifacts = asyncio.run(api_post("/artifacts/filter", {
+        "artifacts": {"key": {"any_": ["jicoo-import-summary"]}}, "limit": 5, "sort": "CREATED_DESC"}))
+    # issue 15: a markdown summary (was a bare count table) with what to do next and the absolute path
+    assert artifacts and artifacts[0]["type"] == "markdown"
+    text = artifacts[0]["data"]
+    assert "| created | 54 |" in text and f"`{out.resolve()}`" in text
+    assert f"booking-import rerun {out.resolve()}" in text and "Fix the marked cells" in text
 
-    artifacts = asyncio.run(latest_summary())
-    assert artifacts and artifacts[0]["type"] == "table"
-    table = json.loads(artifacts[0]["data"]) if isinstance(artifacts[0]["data"], str) else artifacts[0]["data"]
-    assert {"status": "created", "rows": 54} in table
+    # the flow run is named after the mapping and the file, ends Completed (invalid/rejected rows are the
+    # sheet's to fix), and its own lines reach the UI's Logs tab
+    (flow_run,) = asyncio.run(api_post("/flow_runs/filter", {"flow_runs": {"id": {"any_": [result["flow_run_id"]]}}}))
+    assert flow_run["name"] == "jicoo: bookings.xlsx" and flow_run["state"]["type"] == "COMPLETED"
+    logs = run_logs(flow_run["id"], until="rows: ")
+    assert any(m.startswith("read 60 rows from bookings.xlsx with jicoo.yaml: 55 valid, 5 invalid") for m in logs), logs
+    assert any(m.startswith("chunk 1 of 3 sent:") for m in logs) and any("results workbook:" in m for m in logs)
+
+
+async def api_post(path: str, body: dict) -> list[dict]:
+    from prefect.client.orchestration import get_client
+
+    # a raw filter request: prefect 3.8.8's client sends nulls that its server (fastapi 0.154) rejects
+    async with get_client() as client:
+        response = await client._client.post(path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+
+def run_logs(flow_run_id: str, until: str) -> list[str]:
+    """The messages the UI's Logs tab shows for a flow run; they are sent in batches (every 2 s by default),
+    so this waits (up to 20 s) until one starting with ``until`` has arrived."""
+    messages: list[str] = []
+    for _ in range(100):
+        logs = asyncio.run(api_post("/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200}))
+        messages = [entry["message"] for entry in logs]
+        if any(m.startswith(until) for m in messages):
+            break
+        time.sleep(0.2)
+    return messages
+
+
+def test_refused_credentials_end_the_flow_run_failed_without_a_traceback(prefect_api, jicoo_sim, jicoo_env, tmp_path,
+                                                                          monkeypatch):
+    from flows.errors import RowsNeedAttention
+    from flows.import_sheet import import_sheet
+
+    monkeypatch.setenv("JICOO_API_KEY", "sk_test_wrong")
+    out = tmp_path / "refused.xlsx"
+    state = asyncio.run(import_sheet(sheet=str(SHEET), mapping=str(MAPPING), out=str(out), ledger=str(tmp_path / "l.sqlite"),
+                                     rate=0, concurrency=1, return_state=True))
+    assert state.is_failed()  # not a green Completed: Prefect automations on Failed fire
+    assert "credentials refused" in state.message and f"results: {out.resolve()}" in state.message
+    with pytest.raises(RowsNeedAttention) as caught:  # what a caller of the flow gets: the counts travel with it
+        state.result()
+    assert caught.value.result["counts"]["skipped"] == 54
+    (flow_run,) = asyncio.run(api_post("/flow_runs/filter", {"flow_runs": {"id": {"any_": [str(state.state_details.flow_run_id)]}}}))
+    assert flow_run["state"]["type"] == "FAILED"
+    logs = run_logs(flow_run["id"], until="Finished in state")
+    assert any(m.startswith("the run stopped sending: credentials refused") for m in logs), logs
+    assert not any("Traceback" in m for m in logs), "an expected outcome, not a crash"
+    assert jicoo_sim.bookings == []
 
 
 def test_run_command_prints_only_progress_and_summary(prefect_api, jicoo_sim, jicoo_env, tmp_path):
@@ -83,6 +129,8 @@ def test_run_command_prints_only_progress_and_summary(prefect_api, jicoo_sim, ji
     out, err = p.communicate(timeout=180)
     assert p.returncode == 1, err  # 5 invalid rows and one slot conflict
     assert "created   54" in out and f"results: {tmp_path / 'r.xlsx'}" in out
+    # a Prefect server is configured: the terminal says where the flow run is
+    assert f"Prefect flow run: {prefect_api.removesuffix('/api')}/runs/flow-run/" in out, out
     noise = [line for line in err.splitlines() if "rows settled" not in line and line.strip()]
     assert noise == [], "Prefect printed more than the progress: " + "\n".join(noise)
 

@@ -57,7 +57,7 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
 
 
 def run_demo(out_dir: Path, demos: tuple[Demo, ...] = DEMOS, stream=sys.stdout) -> int:
-    from ..import_sheet import Hooks, hooks, import_sheet
+    from ..import_sheet import Hooks, hooks, run_import_sheet
     from ..prefect_quiet import quiet_prefect
     from ..terminal import Progress, print_summary
 
@@ -82,7 +82,7 @@ def run_demo(out_dir: Path, demos: tuple[Demo, ...] = DEMOS, stream=sys.stdout) 
                 token = hooks.set(Hooks(progress=progress.update, on_run=lambda r: holder.setdefault("run", r)))
                 try:
                     with quiet_prefect(), progress:
-                        asyncio.run(import_sheet(sheet=str(root / demo.sheet), mapping=str(root / demo.mapping),
+                        asyncio.run(run_import_sheet(sheet=str(root / demo.sheet), mapping=str(root / demo.mapping),
                                                  out=str(out_dir / f"{Path(demo.mapping).stem}-results-run{attempt}.xlsx"),
                                                  ledger=str(ledger), wait_callbacks=demo.wait_callbacks))
                 finally:

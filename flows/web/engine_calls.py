@@ -108,13 +108,13 @@ def start_booking(plan: Plan, *, ledger_url: str, out: Path, on_run: Callable[[I
 
 
 def _by_flow(plan: Plan, ledger_url: str, out: Path, started: Callable, transport: Any, wait: float) -> dict:
-    from ..import_sheet import Hooks, hooks, import_sheet
+    from ..import_sheet import Hooks, hooks, run_import_sheet
     from ..ledger.ledger import parameter_url
 
     token = hooks.set(Hooks(on_run=started, transport=transport, plan=plan))
     try:
-        return asyncio.run(import_sheet(sheet=str(plan.sheet.path), mapping=str(plan.mapping_path), out=str(out),
-                                        ledger=parameter_url(ledger_url), wait_callbacks=wait))
+        return asyncio.run(run_import_sheet(sheet=str(plan.sheet.path), mapping=str(plan.mapping_path), out=str(out),
+                                            ledger=parameter_url(ledger_url), wait_callbacks=wait))
     finally:
         hooks.reset(token)
 
