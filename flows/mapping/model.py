@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -97,6 +98,10 @@ TransformRef = Annotated[Any, BeforeValidator(_check_transform), WithJsonSchema(
 # --- field sources ------------------------------------------------------------------------------
 
 
+#: which kind of format each DateTimeSource field holds, for format_problem
+_FORMAT_KINDS = {"format": "date", "time_format": "time", "output": "output"}
+
+
 class DateTimeSource(_Strict):
     """A local date (and time) from one or two columns, converted to UTC."""
 
@@ -109,26 +114,11 @@ class DateTimeSource(_Strict):
     output: str = Field("%Y-%m-%dT%H:%M:%S.000Z", description="strftime format of the UTC result (ISO 8601 with Z by default).")
     ambiguous: Literal["refuse", "earlier", "later"] = Field("refuse", description="A local time that happens twice (the hour the clocks go back): refuse the row, naming both UTC instants (default), or take the earlier or the later one.")
 
-    @field_validator("format")
+    @field_validator("format", "time_format", "output")
     @classmethod
-    def _date_format(cls, v: str) -> str:
-        problem = format_problem(v, "date")
-        if problem:
-            raise ValueError(problem)
-        return v
-
-    @field_validator("time_format")
-    @classmethod
-    def _time_format(cls, v: str) -> str:
-        problem = format_problem(v, "time")
-        if problem:
-            raise ValueError(problem)
-        return v
-
-    @field_validator("output")
-    @classmethod
-    def _output_format(cls, v: str) -> str:
-        problem = format_problem(v, "output")
+    def _checked_format(cls, v: str, info: ValidationInfo) -> str:
+        """Each format is checked for the kind of value it reads or writes (flows/mapping/transforms.format_problem)."""
+        problem = format_problem(v, _FORMAT_KINDS[info.field_name])
         if problem:
             raise ValueError(problem)
         return v
