@@ -124,6 +124,18 @@ def create_app(config: WebConfig) -> Starlette:
     def not_found() -> HTMLResponse:
         return HTMLResponse("<p>No such upload (it may have expired): <a href='/'>start again</a>.</p>", status_code=404)
 
+    def upload_row(request: Request) -> tuple[Upload, int] | Response:
+        """The upload and the row index a row's URL names, or the 404 to answer instead."""
+        up = upload_of(request)
+        if up is None:
+            return not_found()
+        try:
+            index = int(request.path_params["index"])
+            up.plan.rows[index]
+        except (ValueError, IndexError):
+            return HTMLResponse("No such row.", status_code=404)
+        return up, index
+
     def secret_values(mapping: Any) -> list[str]:
         names = [getattr(mapping.connection.auth, "secret", None)]
         return [os.environ[n] for n in names if n and os.environ.get(n)]
@@ -364,14 +376,11 @@ def create_app(config: WebConfig) -> Starlette:
         return page(request, "review.html", up=up, counts=counts_view(up), error=up.error, **grid(up, show, page_no))
 
     async def edit_row(request: Request) -> Response:
-        up = upload_of(request)
-        if up is None:
-            return not_found()
-        try:
-            index = int(request.path_params["index"])
-            r = up.plan.rows[index]
-        except (ValueError, IndexError):
-            return HTMLResponse("No such row.", status_code=404)
+        found = upload_row(request)
+        if isinstance(found, Response):
+            return found
+        up, index = found
+        r = up.plan.rows[index]
         form = await request.form()
         needed = up.plan.mapping.columns()
         sensitive = up.plan.mapping.sensitive_columns()
@@ -404,14 +413,11 @@ def create_app(config: WebConfig) -> Starlette:
         return r
 
     async def exclude_row(request: Request) -> Response:
-        up = upload_of(request)
-        if up is None:
-            return not_found()
-        try:
-            index = int(request.path_params["index"])
-            r = up.plan.rows[index]
-        except (ValueError, IndexError):
-            return HTMLResponse("No such row.", status_code=404)
+        found = upload_row(request)
+        if isinstance(found, Response):
+            return found
+        up, index = found
+        r = up.plan.rows[index]
         with up.lock:
             if up.state == "booking":
                 return HTMLResponse("The import is running: wait for it to finish.", status_code=409)
@@ -423,13 +429,11 @@ def create_app(config: WebConfig) -> Starlette:
         return row_response(request, up, index)
 
     async def payload(request: Request) -> Response:
-        up = upload_of(request)
-        if up is None:
-            return not_found()
-        try:
-            r = up.plan.rows[int(request.path_params["index"])]
-        except (ValueError, IndexError):
-            return HTMLResponse("No such row.", status_code=404)
+        found = upload_row(request)
+        if isinstance(found, Response):
+            return found
+        up, index = found
+        r = up.plan.rows[index]
         if r.payload is None:
             text = "Not valid yet: " + "; ".join(map(str, r.problems))
         else:
