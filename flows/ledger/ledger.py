@@ -31,7 +31,7 @@ import secrets
 import sqlite3
 import threading
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -376,9 +376,7 @@ class Ledger:
         keys = list(keys)
         out: dict[str, Entry] = {}
         with self._lock:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _batches(keys):
                 for r in self._db.execute(
                     f"SELECT {_COLUMNS} "
                     f"FROM rows WHERE scope=? AND row_key IN ({marks})", [scope, *chunk]
@@ -512,8 +510,7 @@ class Ledger:
         with self._lock:
             self._db.begin()
             try:
-                for start in range(0, len(keys), 500):
-                    chunk = keys[start:start + 500]
+                for chunk, _marks in _batches(keys):
                     rows = ",".join("(?,?,?,?)" for _ in chunk)
                     params = [v for k in chunk for v in (scope, k, run_id, now)]
                     won += [r[0] for r in self._db.execute(
@@ -531,9 +528,7 @@ class Ledger:
         keys = list(keys)
         out: dict[str, tuple] = {}
         with self._lock:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _batches(keys):
                 for r in self._db.execute(
                         f"SELECT c.row_key, c.run_id, l.host, l.pid, l.started_at, l.lease_until, l.machine FROM row_claims c "
                         f"LEFT JOIN run_leases l ON l.run_id = c.run_id WHERE c.scope=? AND c.row_key IN ({marks})",
@@ -548,9 +543,7 @@ class Ledger:
         won: list[str] = []
         now = _now()
         with self._lock:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _batches(keys):
                 won += [r[0] for r in self._db.execute(
                     f"UPDATE row_claims SET run_id=?, claimed_at=? WHERE scope=? AND run_id=? AND row_key IN ({marks}) "
                     f"RETURNING row_key", [run_id, now, scope, from_run, *chunk]).fetchall()]
@@ -749,6 +742,13 @@ def _key_holds(row_key: str, match_key: Iterable[str]) -> bool:
     """Whether a row's key (JSON list) holds every value of ``match_key``, trimmed and case-insensitive."""
     have = {str(v).strip().casefold() for v in json.loads(row_key)}
     return {str(v).strip().casefold() for v in match_key} <= have
+
+
+def _batches(keys: list[str]) -> Iterator[tuple[list[str], str]]:
+    """Keys in slices of 500 (well under SQLite's limit on parameters), each with its ``?,?,...`` marks."""
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        yield chunk, ",".join("?" * len(chunk))
 
 
 def _token_hash(token: str) -> str:
