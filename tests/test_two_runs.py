@@ -30,7 +30,7 @@ from flows.outcomes import Status
 from flows.sandbox import Faults
 from flows.workbooks.results import read_results
 
-from .conftest import MAPPINGS, ROOT, in_threads
+from .conftest import MAPPINGS, ROOT, import_now, in_threads
 from .test_inbox import jicoo_rows, write_csv
 
 MAPPING = MAPPINGS / "jicoo.yaml"
@@ -174,11 +174,7 @@ def lease_expiry_contract(ledger_url: str, sim, tmp_path: Path) -> None:
     assert booked.status_code == 201
 
     def one_run() -> ImportRun:
-        run = ImportRun(prepare(sheet, MAPPING), RunOptions(ledger_url=ledger_url, rate=None))
-        try:
-            asyncio.run(send_pending(run))
-        finally:
-            run.close()
+        run = import_now(sheet, MAPPING, ledger_url=ledger_url, rate=None)
         return run
 
     early = one_run()
@@ -226,11 +222,7 @@ def test_a_killed_run_on_this_machine_is_taken_over_at_once(jicoo_sim, jicoo_env
         assert len(left) == 200  # the killed run's claims outlive it ...
         assert any(e.status == SENDING for e in ledger.all(SCOPE))
     jicoo_sim.faults = Faults()
-    run = ImportRun(prepare(sheet, MAPPING), RunOptions(ledger_url=ledger_url, rate=None))
-    try:
-        asyncio.run(send_pending(run))
-    finally:
-        run.close()
+    run = import_now(sheet, MAPPING, ledger_url=ledger_url, rate=None)
     assert run.taken_over > 0 and run.held_elsewhere == 0  # ... until a run on the same machine sees it is gone
     assert all(o.ok for o in run.outcomes), Counter(o.status for o in run.outcomes)
     # a request cut off by the kill before the simulator stored it was checked (absent) and sent again: never a
@@ -259,11 +251,7 @@ def test_claims_are_released_after_an_exception(jicoo_sim, jicoo_env, ledger_url
             assert lease == (None,)
     finally:
         run.close()
-    again = ImportRun(prepare(sheet, MAPPING), RunOptions(ledger_url=ledger_url, rate=None))
-    try:
-        asyncio.run(send_pending(again))
-    finally:
-        again.close()
+    again = import_now(sheet, MAPPING, ledger_url=ledger_url, rate=None)
     assert again.held_elsewhere == 0 and all(o.ok for o in again.outcomes)
     booked_once(jicoo_sim, 30)
 
@@ -291,11 +279,7 @@ def test_claims_are_released_when_the_run_is_cancelled_and_its_rows_in_flight_ar
     finally:
         run.close()
     jicoo_sim.faults = Faults()
-    again = ImportRun(prepare(sheet, MAPPING), RunOptions(ledger_url=ledger_url, rate=None))
-    try:
-        asyncio.run(send_pending(again))
-    finally:
-        again.close()
+    again = import_now(sheet, MAPPING, ledger_url=ledger_url, rate=None)
     assert again.held_elsewhere == 0 and all(o.ok for o in again.outcomes)
     booked_once(jicoo_sim, 40, asked_once=False)
 
