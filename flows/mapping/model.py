@@ -10,9 +10,10 @@ one row of cells into a payload plus the list of its problems, each naming its s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_validator
 
 from ..errors import ConfigError
 from ..hooks import resolve
@@ -149,7 +150,7 @@ def load_mapping(path: Path | str) -> MappingFile:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
+            loc = file_loc(MappingFile, err["loc"])
             line = locator.line(loc)
             where = f"line {line}, " if line else ""
             msg = err["msg"].removeprefix("Value error, ")
@@ -165,8 +166,52 @@ def load_mapping(path: Path | str) -> MappingFile:
     return mapping
 
 
-_UNION_TAGS = {"api_key_header", "api_key_body", "none", "oauth2_client_credentials", "jwt_login",
-               "function-after[_one_source(), FieldSpec]"}
+Loc = tuple[int | str, ...]
+
+
+def file_loc(model: type[BaseModel], loc: Loc) -> Loc:
+    """An error's ``loc`` (pydantic's documented error shape) as keys and indexes of the file: the tag
+    pydantic adds after a discriminated union (``connection.auth.api_key_header.secret``: the member
+    the ``kind`` chose) is left out, found from the model's own fields (``FieldInfo.discriminator``)."""
+    out: list[int | str] = []
+    node: Any = model
+    member_of: tuple[Any, str] | None = None  # (the union, its discriminator) when the next part is a tag
+    for part in loc:
+        if member_of is not None:
+            node, member_of = _member(*member_of, part), None
+            continue
+        out.append(part)
+        node, member_of = _step(node, part)
+    return tuple(out)
+
+
+def _unwrapped(annotation: Any) -> Any:
+    """``X | None`` -> ``X``; anything else as it is."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    return args[0] if get_origin(annotation) in (Union, UnionType) and len(args) == 1 else annotation
+
+
+def _step(node: Any, part: int | str) -> tuple[Any, tuple[Any, str] | None]:
+    """The annotation one loc part below ``node``, and (union, discriminator) when it is a discriminated union."""
+    node = _unwrapped(node)
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        info = node.model_fields.get(str(part))
+        if info is None:
+            return None, None
+        key = info.discriminator
+        return info.annotation, ((info.annotation, key) if isinstance(key, str) else None)
+    if get_origin(node) in (dict, list):
+        return get_args(node)[-1], None
+    return None, None
+
+
+def _member(union: Any, discriminator: str, tag: int | str) -> Any:
+    """The member of a discriminated ``union`` whose discriminator is the literal ``tag``."""
+    for member in get_args(union):
+        info = member.model_fields.get(discriminator) if isinstance(member, type) and issubclass(member, BaseModel) else None
+        if info is not None and tag in get_args(info.annotation):
+            return member
+    return None
 
 
 def _check_contract(mapping: MappingFile, path: Path, locator) -> None:
