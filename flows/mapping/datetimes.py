@@ -9,7 +9,7 @@ import re
 from typing import Any
 from zoneinfo import available_timezones
 
-from .registry import Fn, TransformProblem, Value, closest, quoted, register, to_text
+from .registry import Fn, TransformProblem, Value, cell_text, closest, quoted, register
 
 __all__ = [
     "TIME_FORMS_12",
@@ -45,7 +45,7 @@ def _iana_zone() -> Fn:
         if v is None:
             return v
         if not isinstance(v, str) or not is_iana_zone(v):
-            raise TransformProblem(zone_problem(to_text(v)))
+            raise TransformProblem(zone_problem(cell_text(v)))
         return v
 
     return iana_zone
@@ -203,7 +203,7 @@ def parse_date(v: Value, fmt: str) -> dt.date:
         return v.date()
     if isinstance(v, dt.date):
         return v
-    text = to_text(v).strip()
+    text = cell_text(v).strip()
     try:
         return strict_parse(text, fmt).date()
     except ValueError:
@@ -218,7 +218,7 @@ def parse_datetime(v: Value, fmt: str) -> dt.datetime:
         raise TransformProblem(
             f"{v.isoformat()} is a date without a time (an Excel date cell); this column needs a date and a time, "
             f"e.g. {_example(fmt)}: format the cell to show the time, or type it")
-    text = to_text(v).strip()
+    text = cell_text(v).strip()
     try:
         return strict_parse(text, fmt)
     except ValueError:
@@ -263,7 +263,7 @@ def parse_time(v: Value, time_format: str = "%H:%M") -> dt.time:
         return v
     if isinstance(v, dt.datetime):
         return v.time()
-    text = to_text(v).strip()
+    text = cell_text(v).strip()
     twelve = is_twelve_hour(time_format)
     forms = time_forms(time_format)
     bad = TransformProblem(f"{quoted(text)} is not a time in the form {forms[0]}"

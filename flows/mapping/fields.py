@@ -64,7 +64,7 @@ class DateTimeSource(Strict):
     @classmethod
     def _checked_format(cls, v: str, info: ValidationInfo) -> str:
         """Each format is checked for the kind of value it reads or writes (flows/mapping/transforms.format_problem)."""
-        problem = format_problem(v, _FORMAT_KINDS[info.field_name])
+        problem = format_problem(v, _FORMAT_KINDS[str(info.field_name)])
         if problem:
             raise ValueError(problem)
         return v

@@ -32,7 +32,7 @@ from .request import (
     RetrySpec,
 )
 from .rows import MappedRow, Problem, RowMapper, compile_mapping
-from .yamlfile import load_yaml
+from .yamlfile import Locator, load_yaml
 
 __all__ = [
     "ApiKeyBody",
@@ -56,10 +56,10 @@ __all__ = [
 
 
 class SourceSpec(Strict):
-    sheet: str | None = Field(None, description="Worksheet to read by default (--sheet overrides).")
-    encoding: str | None = Field(None, description="CSV encoding; detected when empty (UTF-8, UTF-8 BOM, then cp1252).")
-    delimiter: str | None = Field(None, description="CSV delimiter; detected when empty (a `sep=;` first line, else comma, semicolon, tab or pipe).")
-    header_row: int | None = Field(None, ge=1, description="Row number (as Excel shows it) of the header row, when title rows sit above it; found from the mapping's column names when empty.")
+    sheet: str | None = Field(default=None, description="Worksheet to read by default (--sheet overrides).")
+    encoding: str | None = Field(default=None, description="CSV encoding; detected when empty (UTF-8, UTF-8 BOM, then cp1252).")
+    delimiter: str | None = Field(default=None, description="CSV delimiter; detected when empty (a `sep=;` first line, else comma, semicolon, tab or pipe).")
+    header_row: int | None = Field(default=None, ge=1, description="Row number (as Excel shows it) of the header row, when title rows sit above it; found from the mapping's column names when empty.")
 
 
 def _as_list(v: Any) -> Any:
@@ -84,7 +84,7 @@ class MappingFile(Strict):
     @field_validator("fields")
     @classmethod
     def _paths(cls, v: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
-        shapes: dict[tuple, tuple[str, str]] = {}  # path prefix -> (value | list | object, field that made it so)
+        shapes: dict[tuple[str | int, ...], tuple[str, str]] = {}  # path prefix -> (value | list | object, field that made it so)
         for path in v:
             parts = split_path(path)  # raises ValueError on a malformed path
             for i in range(len(parts)):
@@ -137,7 +137,7 @@ class MappingFile(Strict):
 # --- loading ---------------------------------------------------------------------------------------
 
 
-def _loc_text(loc: tuple) -> str:
+def _loc_text(loc: Loc) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
@@ -214,7 +214,7 @@ def _member(union: Any, discriminator: str, tag: int | str) -> Any:
     return None
 
 
-def _check_contract(mapping: MappingFile, path: Path, locator) -> None:
+def _check_contract(mapping: MappingFile, path: Path, locator: Locator) -> None:
     for path_name, spec in mapping.fields.items():
         for i, t in enumerate(spec.transforms):
             if isinstance(t, dict) and "remote_lookup" in t and t["remote_lookup"] not in mapping.lookups:

@@ -27,7 +27,7 @@ def path_text(parts: tuple[str | int, ...]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(parts))
 
 
-def set_path(target: dict, parts: tuple[str | int, ...], value: Any) -> None:
+def set_path(target: dict[str, Any], parts: tuple[str | int, ...], value: Any) -> None:
     cur: Any = target
     for i, part in enumerate(parts[:-1]):
         nxt = parts[i + 1]

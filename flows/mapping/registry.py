@@ -6,9 +6,20 @@ import datetime as dt
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["REGISTRY", "Fn", "TransformDoc", "TransformProblem", "Value", "closest", "quoted", "register", "to_text"]
+__all__ = [
+    "REGISTRY",
+    "Fn",
+    "TransformDoc",
+    "TransformProblem",
+    "Value",
+    "cell_text",
+    "closest",
+    "quoted",
+    "register",
+    "to_text",
+]
 
 Value = Any
 Fn = Callable[[Value], Value]
@@ -30,8 +41,12 @@ class TransformDoc:
 REGISTRY: dict[str, TransformDoc] = {}
 
 
-def register(name: str, summary: str, examples: list[tuple[str, str]], param: str | None = None):
-    def deco(factory: Callable[..., Fn]) -> Callable[..., Fn]:
+Factory = TypeVar("Factory", bound=Callable[..., Fn])
+
+
+def register(name: str, summary: str, examples: list[tuple[str, str]],
+             param: str | None = None) -> Callable[[Factory], Factory]:
+    def deco(factory: Factory) -> Factory:
         REGISTRY[name] = TransformDoc(name, param, summary, tuple(examples), factory)
         return factory
 
@@ -42,6 +57,11 @@ def to_text(value: Value) -> str | None:
     """The text form of a cell: dates as ISO, everything else ``str``; empty -> None."""
     if value is None:
         return None
+    return cell_text(value)
+
+
+def cell_text(value: Value) -> str:
+    """The text form of a cell that holds something: dates as ISO, everything else ``str``."""
     if isinstance(value, str):
         return value
     if isinstance(value, (dt.datetime, dt.date, dt.time)):

@@ -186,7 +186,7 @@ class RequestSpec(Strict):
 
 
 class RetrySpec(Strict):
-    attempts: int = Field(5, ge=1, le=20, description="Most tries of one request when a resend is safe.")
-    backoff_seconds: float = Field(0.5, ge=0, description="First backoff; doubles each time, with full jitter.")
-    max_backoff_seconds: float = Field(30.0, ge=0, description="Longest single backoff.")
-    max_retry_after_seconds: float = Field(120.0, ge=0, description="Longest Retry-After honoured; longer ones give up the row as failed.")
+    attempts: int = Field(default=5, ge=1, le=20, description="Most tries of one request when a resend is safe.")
+    backoff_seconds: float = Field(default=0.5, ge=0, description="First backoff; doubles each time, with full jitter.")
+    max_backoff_seconds: float = Field(default=30.0, ge=0, description="Longest single backoff.")
+    max_retry_after_seconds: float = Field(default=120.0, ge=0, description="Longest Retry-After honoured; longer ones give up the row as failed.")

@@ -14,7 +14,7 @@ from ..errors import InputError
 from .datetimes import is_iana_zone, parse_date, parse_datetime, parse_time, zone_problem
 from .fields import PLACEHOLDER, DateTimeSource, FieldSpec, RunValue
 from .paths import prune, set_path, split_path
-from .registry import TransformProblem, closest, to_text
+from .registry import Fn, TransformProblem, cell_text, closest, to_text
 from .transforms import LookupTable, build_transform
 
 if TYPE_CHECKING:
@@ -86,10 +86,12 @@ def _resolve_columns(mapping: MappingFile, columns: list[str], source: str) -> d
     return resolved
 
 
-Getter = Callable[[list], Any]
+#: a row's cells, as the sheet reader gives them
+Row = list[Any]
+Getter = Callable[[Row], Any]
 
 
-def _chain(fns: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+def _chain(fns: list[Fn]) -> Fn:
     if not fns:
         return lambda v: v
     if len(fns) == 1:
@@ -137,7 +139,7 @@ def _datetime_getter(spec: DateTimeSource, idx: dict[str, int], field_name: str)
             raise _ColumnProblem(spec.timezone_column or blame, zone_problem(zone))
         return to_utc(local, zone, choose, field_name).strftime(out_fmt)
 
-    def get(row: list) -> Any:
+    def get(row: Row) -> Any:
         dv = _blank_to_none(row[di])
         if dv is None:
             return None
@@ -146,7 +148,7 @@ def _datetime_getter(spec: DateTimeSource, idx: dict[str, int], field_name: str)
         if zi is not None:
             zv = _blank_to_none(row[zi])
             if zv is not None:
-                zone = to_text(zv).strip()
+                zone = cell_text(zv).strip()
         if zone is None:
             raise _ColumnProblem(spec.timezone_column, "is empty and the mapping has no default timezone")
         return convert(dv, tv, zone)
@@ -219,12 +221,14 @@ class RowMapper:
     def _compile(self, path: str, spec: FieldSpec) -> _CompiledField:
         fns = [build_transform(t, self.tables)[1] for t in spec.transforms]
         post = _chain(fns)
+        get: Getter
+        blame: str | None
         if spec.column is not None:
             i = self.index[spec.column]
 
             chain = tuple(fns)  # inlined rather than through _chain: this runs for every cell mapped
 
-            def get(row: list, i=i, chain=chain) -> Any:
+            def column(row: Row, i: int = i, chain: tuple[Fn, ...] = chain) -> Any:
                 v = row[i]
                 if v.__class__ is str and (not v or v.isspace()):
                     v = None
@@ -232,13 +236,13 @@ class RowMapper:
                     v = fn(v)
                 return v
 
-            blame = spec.column
+            get, blame = column, spec.column
         elif spec.template is not None:
             names = PLACEHOLDER.findall(spec.template)
             idxs = [self.index[n] for n in names]
             pieces = PLACEHOLDER.split(spec.template)  # text, name, text, name, ...
 
-            def get(row: list, idxs=idxs, pieces=pieces, post=post) -> Any:
+            def template(row: Row, idxs: list[int] = idxs, pieces: list[str] = pieces, post: Fn = post) -> Any:
                 vals = [to_text(_blank_to_none(row[i])) for i in idxs]
                 if all(v is None for v in vals):
                     return post(None)
@@ -247,36 +251,38 @@ class RowMapper:
                     out.append((vals[j // 2] or "") if j % 2 else piece)
                 return post(" ".join("".join(out).split()) or None)
 
-            blame = names[0] if len(names) == 1 else " + ".join(names)
+            get, blame = template, names[0] if len(names) == 1 else " + ".join(names)
         elif spec.datetime is not None:
             dget, blame = _datetime_getter(spec.datetime, self.index, path)
 
-            def get(row: list, dget=dget, post=post) -> Any:
+            def local_datetime(row: Row, dget: Getter = dget, post: Fn = post) -> Any:
                 return post(dget(row))
+
+            get = local_datetime
         elif spec.run_value is not None:
             placeholder = RunValue(spec.run_value)  # the run fills it in just before sending
 
-            def get(row: list, placeholder=placeholder) -> Any:
+            def run_value(row: Row, placeholder: RunValue = placeholder) -> Any:
                 return placeholder
 
-            blame = None
+            get, blame = run_value, None
         else:
             value = spec.const
 
-            def get(row: list, value=value, post=post) -> Any:
+            def const(row: Row, value: Any = value, post: Fn = post) -> Any:
                 return post(value)
 
-            blame = None
+            get, blame = const, None
         parts = split_path(path)
         items = tuple(parts[:i + 1] for i, p in enumerate(parts) if isinstance(p, int))
         remote = any(isinstance(t, dict) and "remote_lookup" in t for t in spec.transforms)
         return _CompiledField(path, parts, get, blame, spec.required, spec.when_empty == "null",
                               bool({"const", "run_value"} & spec.model_fields_set), items, remote)
 
-    def key_of(self, row: list) -> tuple[str, ...]:
+    def key_of(self, row: Row) -> tuple[str, ...]:
         return tuple((to_text(row[i]) or "").strip() for i in self.key_indexes)
 
-    def _values(self, row: list, problems: list[Problem]) -> list[tuple[_CompiledField, Any]]:
+    def _values(self, row: Row, problems: list[Problem]) -> list[tuple[_CompiledField, Any]]:
         """(field, value) for every field that yields something to send (a value, or an explicit null);
         each field's problem is added to ``problems`` once."""
         out: list[tuple[_CompiledField, Any]] = []
@@ -298,7 +304,7 @@ class RowMapper:
             out.append((f, value))
         return out
 
-    def map_row(self, row: list) -> MappedRow:
+    def map_row(self, row: Row) -> MappedRow:
         problems: list[Problem] = []
         values = self._values(row, problems)
         if self.flat:
@@ -306,7 +312,7 @@ class RowMapper:
         # nested: a list item is kept only when a column gave one of its fields a value (or an explicit
         # null, "clear it"), so a Phones item built from an empty phone column disappears with its
         # constant PhoneType
-        filled: set[tuple] = set()
+        filled: set[tuple[str | int, ...]] = set()
         for f, _ in values:
             if not f.const:
                 filled.update(f.items)

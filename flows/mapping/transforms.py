@@ -30,7 +30,18 @@ from .datetimes import (
     suggest_format,
     time_forms,
 )
-from .registry import REGISTRY, Fn, TransformDoc, TransformProblem, Value, closest, quoted, register, to_text
+from .registry import (
+    REGISTRY,
+    Fn,
+    TransformDoc,
+    TransformProblem,
+    Value,
+    cell_text,
+    closest,
+    quoted,
+    register,
+    to_text,
+)
 
 __all__ = [
     "REGISTRY",
@@ -169,7 +180,7 @@ def _integer(decimal_sep: str | None = None) -> Fn:
     def integer(v: Value) -> Value:
         if v is None or (isinstance(v, int) and not isinstance(v, bool)):
             return v
-        text = to_text(v).strip()
+        text = cell_text(v).strip()
         if decimal_sep is not None:
             d = read_number(text, decimal_sep)
             if d is None:
@@ -242,7 +253,7 @@ def _lookup(table: dict[str, Any]) -> Fn:
     def lookup(v: Value) -> Value:
         if v is None:
             return v
-        text = to_text(v)
+        text = cell_text(v)
         hit = folded.get(text.strip().casefold(), _MISSING)
         if hit is _MISSING:
             near = closest(text, keys)
@@ -303,7 +314,7 @@ def _remote_lookup(name: str, tables: dict[str, LookupTable] | None = None) -> F
     def remote_lookup(v: Value) -> Value:
         if v is None:
             return v
-        return table.resolve(to_text(v))
+        return table.resolve(cell_text(v))
 
     return remote_lookup
 
@@ -313,6 +324,7 @@ def build_transform(spec: Any, tables: dict[str, LookupTable] | None = None) -> 
     """Turn ``'trim'`` or ``{'max_length': 64}`` into (name, function). Raises ValueError.
 
     ``tables`` are the run's fetched lookup tables, for ``remote_lookup`` (None when offline)."""
+    args: tuple[Any, ...]
     if isinstance(spec, str):
         name, args = spec, ()
     elif isinstance(spec, dict) and len(spec) == 1:

@@ -10,12 +10,16 @@ levels, and an alias inside its own anchor is refused, each with one line, befor
 from __future__ import annotations
 
 import errno
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..errors import ConfigError
+
+#: where a node sits: its keys and list indexes from the top of the file
+Key = tuple[Hashable, ...]
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "Locator", "load_yaml"]
 
@@ -43,10 +47,10 @@ class _Budget:
 
 
 class Locator:
-    def __init__(self, lines: dict[tuple, int]) -> None:
+    def __init__(self, lines: dict[Key, int]) -> None:
         self._lines = lines
 
-    def line(self, loc: tuple) -> int | None:
+    def line(self, loc: Key) -> int | None:
         """The 1-based line of the deepest known node on the way to ``loc``."""
         loc = tuple(loc)
         while loc:
@@ -56,7 +60,7 @@ class Locator:
         return self._lines.get((), None)
 
 
-def _construct(node: yaml.Node, path: tuple, lines: dict[tuple, int], source: str, budget: _Budget | None = None) -> Any:
+def _construct(node: yaml.Node, path: Key, lines: dict[Key, int], source: str, budget: _Budget | None = None) -> Any:
     budget = budget or _Budget(source)
     budget.spend(node, len(path))
     lines[path] = node.start_mark.line + 1
@@ -72,7 +76,7 @@ def _construct(node: yaml.Node, path: tuple, lines: dict[tuple, int], source: st
     return _scalar(node, source)
 
 
-def _construct_collection(node: yaml.Node, path: tuple, lines: dict[tuple, int], source: str, budget: _Budget) -> Any:
+def _construct_collection(node: yaml.Node, path: Key, lines: dict[Key, int], source: str, budget: _Budget) -> Any:
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -100,12 +104,7 @@ def _scalar(node: yaml.Node, source: str) -> Any:
         raise ConfigError(f"{source}, line {node.start_mark.line + 1}: not a valid value: {problem}") from None
 
 
-class _Stub(yaml.SafeLoader):
-    def __init__(self) -> None:  # a loader used only for its scalar constructors
-        yaml.SafeLoader.__init__(self, "")
-
-
-_LOADER_STUB = _Stub()
+_LOADER_STUB = yaml.SafeLoader("")  # a loader used only for its scalar constructors
 
 
 def load_yaml(path: Path | str) -> tuple[Any, Locator]:
@@ -139,6 +138,6 @@ def load_yaml(path: Path | str) -> tuple[Any, Locator]:
         raise ConfigError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if node is None:
         raise ConfigError(f"{source} is empty; see mappings/jicoo.yaml for an example")
-    lines: dict[tuple, int] = {}
+    lines: dict[Key, int] = {}
     data = _construct(node, (), lines, source)
     return data, Locator(lines)
