@@ -82,8 +82,8 @@ def read_callback(body: Any) -> Callback:
     provider_id = str(body.get("hash") or "").strip()
     if not provider_id:
         raise ValueError("the body has no hash")
-    detail = body.get("ImportDetail") if isinstance(body.get("ImportDetail"), dict) else {}
-    request = detail.get("importRequest") if isinstance(detail.get("importRequest"), dict) else {}
+    detail = _section(body, "ImportDetail")
+    request = _section(detail, "importRequest")
     reference = str(request.get("bookingReference") or "").strip() or None
     kind = str(request.get("type") or "").strip() or None
     errors = body.get("errors") or detail.get("errors")
@@ -96,3 +96,9 @@ def read_callback(body: Any) -> Callback:
                         reference, tuple(v for v in (kind, reference) if v) if reference else ())
     return Callback(provider_id, Status.CREATED, "imported: confirmed by Systems X Bridge's callback", reference,
                     tuple(v for v in (kind, reference) if v) if reference else ())
+
+
+def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """``data[key]`` when it is an object, else an empty one (a callback body is read defensively)."""
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}

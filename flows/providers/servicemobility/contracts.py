@@ -112,8 +112,8 @@ class Period(_Obj):
     @field_validator("End")
     @classmethod
     def _after_start(cls, end: str, info: ValidationInfo) -> str:
-        start = info.data.get("Start")
-        if start and parse_utc(end) is not None and parse_utc(start) is not None and parse_utc(end) <= parse_utc(start):
+        start_at, end_at = parse_utc(info.data.get("Start")), parse_utc(end)
+        if start_at is not None and end_at is not None and end_at <= start_at:
             raise ValueError("must be after the start of the window")
         return end
 

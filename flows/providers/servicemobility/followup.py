@@ -27,6 +27,11 @@ SLOT_GONE = re.compile(
 SEARCH_RULES = {500: Rule(Action.REJECT, "the appointment search was refused (500)")}
 _STATE_KEY = "servicemobility.slots_in_use"
 
+#: a slot's identity: ("ID", id) when ServiceMobility gives one, else ("slot", Desc, Type, start, end)
+SlotKey = tuple[Any, ...]
+#: a window of the row's TimeConstraints, in UTC
+Window = tuple[dt.datetime, dt.datetime]
+
 
 def _span(start: dt.datetime, end: dt.datetime, zone: ZoneInfo | None) -> str:
     utc = f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC" if start.date() == end.date() else f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
@@ -50,7 +55,7 @@ class _Slot:
     def __init__(self, raw: dict[str, Any], start: dt.datetime, end: dt.datetime) -> None:
         self.raw, self.start, self.end = raw, start, end
         ident = raw.get("ID")
-        self.key: tuple = ("ID", str(ident)) if ident not in (None, "") else (
+        self.key: SlotKey = ("ID", str(ident)) if ident not in (None, "") else (
             "slot", raw.get("Desc"), raw.get("Type"), start, end)
 
     def booking(self) -> dict[str, Any]:
@@ -75,9 +80,10 @@ def _slots(offered: list[Any]) -> list[_Slot]:
     return out
 
 
-def _windows(payload: dict[str, Any]) -> tuple[list[tuple[dt.datetime, dt.datetime]], list[tuple[dt.datetime, dt.datetime]]]:
+def _windows(payload: dict[str, Any]) -> tuple[list[Window], list[Window]]:
     """(preferred windows, excluded windows) from the row's TimeConstraints."""
-    wanted, excluded = [], []
+    wanted: list[Window] = []
+    excluded: list[Window] = []
     for tc in payload.get("TimeConstraints") or []:
         period = tc.get("Period") or {}
         start, end = parse_utc(period.get("Start")), parse_utc(period.get("End"))
@@ -87,12 +93,12 @@ def _windows(payload: dict[str, Any]) -> tuple[list[tuple[dt.datetime, dt.dateti
     return wanted, excluded
 
 
-def _fits(slot: _Slot, wanted: list, excluded: list) -> bool:
+def _fits(slot: _Slot, wanted: list[Window], excluded: list[Window]) -> bool:
     inside = any(s <= slot.start and slot.end <= e for s, e in wanted) if wanted else True
     return inside and not any(slot.start < e and s < slot.end for s, e in excluded)
 
 
-def _count(slots: list[_Slot], key: tuple) -> int:
+def _count(slots: list[_Slot], key: SlotKey) -> int:
     return sum(1 for s in slots if s.key == key)
 
 
@@ -173,7 +179,7 @@ async def book_followup(ctx: RowContext) -> Outcome:
     path = ctx.request_path()
     if path is None:
         return Outcome(Status.INVALID, "the booking path needs OriginalOrderNum, which is empty")
-    in_use: set = ctx.run_state.setdefault(_STATE_KEY, set())
+    in_use: set[SlotKey] = ctx.run_state.setdefault(_STATE_KEY, set())
     found = await row.search()
     if isinstance(found, Outcome):
         return found
