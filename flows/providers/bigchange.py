@@ -32,8 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..hooks import RowContext
-from ..http.readback import Listing, read_all, the_one
-from ..http.sender import ReadbackError
+from ..http.readback import Listing, ReadbackError, read_all, the_one
 from ..outcomes import Action, Outcome, Status
 from .types import UtcDateTime
 

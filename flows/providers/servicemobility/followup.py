@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from ...hooks import RowContext
-from ...http.sender import CallResult, response_messages
-from ...outcomes import Action, Outcome, Rule, Status
+from ...outcomes import Action, Outcome, Rule, Status, response_messages
 from ...redact import redact_text
 from .contracts import format_utc, parse_utc
+
+if TYPE_CHECKING:  # types only, as in the contract (flows/hooks.py): what RowContext.call returns
+    from ...http.sender import CallResult
 
 __all__ = ["SEARCH_PATH", "SLOT_GONE", "book_followup"]
 
