@@ -61,6 +61,8 @@ def _resolve_columns(mapping: MappingFile, columns: list[str], source: str) -> d
         else:
             missing.append(name)
     if missing:
+        # imported here for start-up speed: workbooks/sheets.py loads pandas (seconds), which loading or
+        # rendering a mapping never needs; only this error message does
         from ..workbooks.sheets import shown, shown_list
 
         wanted = mapping.columns()

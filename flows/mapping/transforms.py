@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import decimal
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from .datetimes import (
@@ -233,11 +232,6 @@ def read_number(text: str, decimal_sep: str) -> decimal.Decimal | None:
 def _plain(d: decimal.Decimal) -> str:
     return format(d.normalize(), "f") if d != d.to_integral_value() else str(int(d))
 
-
-
-@dataclass(frozen=True)
-class _LookupParam:
-    table: dict[str, Any]
 
 
 @register("lookup", "Translate sheet values to provider values with a table (case and surrounding spaces ignored); "
