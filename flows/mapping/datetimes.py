@@ -63,7 +63,8 @@ def zone_problem(text: str) -> str:
            "Real Excel date cells are taken as they are. The text must have exactly the format's form "
            "(day and month may drop a leading zero; %Y is four digits); a format with no % directives "
            "('dd/mm/yyyy') is refused when the mapping loads, naming the likely intended one.",
-           [("'21/11/2026' with '%d/%m/%Y'", "'2026-11-21'"), ("'31/02/2026'", "problem: is not a date in the form 31/12/2026")],
+           [("'21/11/2026' with '%d/%m/%Y'", "'2026-11-21'"), ("'31/02/2026'", "problem: is not a date in the form "
+                                                                               "31/12/2026")],
            param="the strftime format, e.g. '%d/%m/%Y'")
 def _date(fmt: str) -> Fn:
     problem = format_problem(fmt, "date")
@@ -123,7 +124,9 @@ def strict_parse(text: str, fmt: str) -> dt.datetime:
         raise ValueError(text)
     if "%p" in fmt:
         text = _AMPM.sub(lambda m: m.group(1).upper() + "M", text)
-    return dt.datetime.strptime(" ".join(text.split()) if " " in fmt else text, " ".join(fmt.split()) if " " in fmt else fmt)
+    if " " in fmt:
+        text, fmt = " ".join(text.split()), " ".join(fmt.split())
+    return dt.datetime.strptime(text, fmt)
 
 
 _TOKEN = re.compile(r"(AM/PM|am/pm|A/P|a/p|y+|Y+|d+|D+|m+|M+|h+|H+|s+|S+|tt|TT)")
@@ -184,7 +187,8 @@ def format_problem(fmt: Any, need: str) -> str | None:
         return (f"format {fmt!r} uses {', '.join('%' + d for d in unknown)}, which sheet values are not read with; "
                 f"use %d %m %Y %y %b %B %H %I %M %S %p")
     has = set(directives)
-    if need in ("date", "datetime") and not ({"d", "j"} & has and ({"m", "b", "B"} & has or "j" in has) and {"Y", "y"} & has):
+    has_date = {"d", "j"} & has and ({"m", "b", "B"} & has or "j" in has) and {"Y", "y"} & has
+    if need in ("date", "datetime") and not has_date:
         return f"format {fmt!r} lacks a day, month or year (%d, %m, %Y); a date format needs all three, e.g. '%d/%m/%Y'"
     if need in ("time", "datetime"):
         if not ({"H", "I"} & has and "M" in has):

@@ -53,12 +53,21 @@ class DateTimeSource(Strict):
 
     date: str = Field(description="Column holding the date (or the date and time together).")
     time: str | None = Field(None, description="Column holding the time, when it is separate from the date.")
-    format: str = Field(description="strftime format of the date column, e.g. '%d/%m/%Y' (day first) or, without a time column, '%d/%m/%Y %H:%M'. Checked when the mapping loads.")
-    time_format: str = Field("%H:%M", description="strftime format of the time column: '%H:%M' (24-hour; also accepts 17:45:30, 17.45 and 5:45 PM) or '%I:%M %p' (12-hour: AM/PM required up to 12:59). See README, 'Dates and times'.")
-    timezone: str | None = Field(None, description="Fixed IANA zone of the sheet's times, or the default when timezone_column is empty.")
+    format: str = Field(description="strftime format of the date column, e.g. '%d/%m/%Y' (day first) or, without a "
+                                    "time column, '%d/%m/%Y %H:%M'. Checked when the mapping loads.")
+    time_format: str = Field("%H:%M", description="strftime format of the time column: '%H:%M' (24-hour; also accepts "
+                                                  "17:45:30, 17.45 and 5:45 PM) or '%I:%M %p' (12-hour: AM/PM required "
+                                                  "up to 12:59). See README, 'Dates and times'.")
+    timezone: str | None = Field(None, description="Fixed IANA zone of the sheet's times, or the default when "
+                                                   "timezone_column is empty.")
     timezone_column: str | None = Field(None, description="Column holding each row's IANA zone.")
-    output: str = Field("%Y-%m-%dT%H:%M:%S.000Z", description="strftime format of the UTC result (ISO 8601 with Z by default).")
-    ambiguous: Literal["refuse", "earlier", "later"] = Field("refuse", description="A local time that happens twice (the hour the clocks go back): refuse the row, naming both UTC instants (default), or take the earlier or the later one.")
+    output: str = Field("%Y-%m-%dT%H:%M:%S.000Z",
+                        description="strftime format of the UTC result (ISO 8601 with Z by default).")
+    ambiguous: Literal["refuse", "earlier", "later"] = Field("refuse",
+                                                             description="A local time that happens twice (the hour "
+                                                                         "the clocks go back): refuse the row, naming "
+                                                                         "both UTC instants (default), or take the "
+                                                                         "earlier or the later one.")
 
     @field_validator("format", "time_format", "output")
     @classmethod
@@ -104,12 +113,19 @@ class FieldSpec(Strict):
 
     column: str | None = Field(None, description="Sheet column the value comes from (header text).")
     const: Any = Field(None, description="A fixed value for every row.")
-    template: str | None = Field(None, description="Text with {Column Name} placeholders, e.g. '{First name} {Last name}'.")
+    template: str | None = Field(None, description="Text with {Column Name} placeholders, e.g. '{First name} {Last "
+                                                   "name}'.")
     datetime: DateTimeSource | None = Field(None, description="A date and time in local time, converted to UTC.")
-    run_value: Literal["callback_url"] | None = Field(None, description="A value the run supplies when it starts, the same for every row: callback_url (this run's return address with an unguessable token, served by `booking-import callbacks`; set <PROVIDER>_CALLBACK_URL or run with --wait-callbacks). No transforms.")
+    run_value: Literal["callback_url"] | None = Field(None, description="A value the run supplies when it starts, the "
+                                                                        "same for every row: callback_url (this run's "
+                                                                        "return address with an unguessable token, "
+                                                                        "served by `booking-import callbacks`; set "
+                                                                        "<PROVIDER>_CALLBACK_URL or run with "
+                                                                        "--wait-callbacks). No transforms.")
     transforms: list[TransformRef] = Field(default_factory=list, description="Named transforms applied in order.")
     required: bool = Field(False, description="An empty value makes the row invalid.")
-    when_empty: Literal["omit", "null"] = Field("omit", description="What to send when the value is empty: leave the field out, or send null (e.g. to clear it).")
+    when_empty: Literal["omit", "null"] = Field("omit", description="What to send when the value is empty: leave the "
+                                                                    "field out, or send null (e.g. to clear it).")
     sensitive: bool = Field(False, description="Mask the value wherever a payload is shown (render, results, logs).")
     description: str | None = Field(None, description="Free text for people reading the mapping.")
 

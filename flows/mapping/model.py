@@ -57,9 +57,13 @@ __all__ = [
 
 class SourceSpec(Strict):
     sheet: str | None = Field(default=None, description="Worksheet to read by default (--sheet overrides).")
-    encoding: str | None = Field(default=None, description="CSV encoding; detected when empty (UTF-8, UTF-8 BOM, then cp1252).")
-    delimiter: str | None = Field(default=None, description="CSV delimiter; detected when empty (a `sep=;` first line, else comma, semicolon, tab or pipe).")
-    header_row: int | None = Field(default=None, ge=1, description="Row number (as Excel shows it) of the header row, when title rows sit above it; found from the mapping's column names when empty.")
+    encoding: str | None = Field(default=None, description="CSV encoding; detected when empty (UTF-8, UTF-8 BOM, then "
+                                                           "cp1252).")
+    delimiter: str | None = Field(default=None, description="CSV delimiter; detected when empty (a `sep=;` first line, "
+                                                            "else comma, semicolon, tab or pipe).")
+    header_row: int | None = Field(default=None, ge=1,
+                                   description="Row number (as Excel shows it) of the header row, when title rows sit "
+                                               "above it; found from the mapping's column names when empty.")
 
 
 def _as_list(v: Any) -> Any:
@@ -69,7 +73,8 @@ def _as_list(v: Any) -> Any:
 class MappingFile(Strict):
     """A mapping file: which provider, how to call it, and how columns become the payload."""
 
-    provider: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Provider id: jicoo, bigchange, systemsx_bridge, servicemobility.")
+    provider: str = Field(pattern=r"^[a-z][a-z0-9_]*$",
+                          description="Provider id: jicoo, bigchange, systemsx_bridge, servicemobility.")
     description: str = ""
     source: SourceSpec = SourceSpec()
     key: Annotated[list[str], BeforeValidator(_as_list, json_schema_input_type=str | list[str]),
@@ -78,13 +83,16 @@ class MappingFile(Strict):
     connection: Connection
     request: RequestSpec
     retry: RetrySpec = RetrySpec()
-    lookups: dict[str, LookupSpec] = Field(default_factory=dict, description="Provider lists fetched once per run, used by the remote_lookup transform.")
+    lookups: dict[str, LookupSpec] = Field(default_factory=dict,
+                                           description="Provider lists fetched once per run, used by the remote_lookup "
+                                                       "transform.")
     fields: dict[str, FieldSpec] = Field(min_length=1, description="Payload fields by path (a.b, a[0].b), in order.")
 
     @field_validator("fields")
     @classmethod
     def _paths(cls, v: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
-        shapes: dict[tuple[str | int, ...], tuple[str, str]] = {}  # path prefix -> (value | list | object, field that made it so)
+        # path prefix -> (value | list | object, field that made it so)
+        shapes: dict[tuple[str | int, ...], tuple[str, str]] = {}
         for path in v:
             parts = split_path(path)  # raises ValueError on a malformed path
             for i in range(len(parts)):
@@ -208,7 +216,9 @@ def _step(node: Any, part: int | str) -> tuple[Any, tuple[Any, str] | None]:
 def _member(union: Any, discriminator: str, tag: int | str) -> Any:
     """The member of a discriminated ``union`` whose discriminator is the literal ``tag``."""
     for member in get_args(union):
-        info = member.model_fields.get(discriminator) if isinstance(member, type) and issubclass(member, BaseModel) else None
+        if not (isinstance(member, type) and issubclass(member, BaseModel)):
+            continue
+        info = member.model_fields.get(discriminator)
         if info is not None and tag in get_args(info.annotation):
             return member
     return None
@@ -238,6 +248,7 @@ def _check_contract(mapping: MappingFile, path: Path, locator: Locator) -> None:
             if missing:
                 line = locator.line(("fields",))
                 raise ConfigError(
-                    f"{path.name}{f', line {line}' if line else ''}: fields: the provider requires {', '.join(missing)} but the mapping does not fill "
-                    f"{'it' if len(missing) == 1 else 'them'}; add a field for each (a column, a const or a template)"
+                    f"{path.name}{f', line {line}' if line else ''}: fields: the provider requires "
+                    f"{', '.join(missing)} but the mapping does not fill {'it' if len(missing) == 1 else 'them'}; "
+                    f"add a field for each (a column, a const or a template)"
                 )

@@ -32,7 +32,8 @@ _ENV_NAME = r"^[A-Z][A-Z0-9_]*$"
 
 # --- connection, auth, request -------------------------------------------------------------------
 
-EnvName = Annotated[str, Field(pattern=_ENV_NAME, description="Name of an environment variable (never the secret itself).")]
+EnvName = Annotated[str, Field(pattern=_ENV_NAME,
+                               description="Name of an environment variable (never the secret itself).")]
 
 
 class ApiKeyHeader(Strict):
@@ -58,9 +59,12 @@ class OAuth2ClientCredentials(Strict):
     token_url: str = Field(description="Absolute token URL; <PROVIDER>_TOKEN_URL in the environment overrides it.")
     client_id: EnvName
     client_secret: EnvName
-    scope: str | list[str] | None = Field(None, description="Scopes the token request asks for (sent as `scope`), a list or one "
-                                                           "space-separated string, e.g. [jobs:read, jobs:write] for BigChange.")
-    headers: dict[str, EnvName] = Field(default_factory=dict, description="Extra headers on every call, each from an environment variable, e.g. Customer-Id: BIGCHANGE_CUSTOMER_ID.")
+    scope: str | list[str] | None = Field(None, description="Scopes the token request asks for (sent as `scope`), a "
+                                                            "list or one space-separated string, e.g. [jobs:read, "
+                                                            "jobs:write] for BigChange.")
+    headers: dict[str, EnvName] = Field(default_factory=dict,
+                                        description="Extra headers on every call, each from an environment variable, "
+                                                    "e.g. Customer-Id: BIGCHANGE_CUSTOMER_ID.")
     refresh_margin_seconds: float = Field(60.0, ge=0, description="Refresh the token this long before it expires.")
 
     @field_validator("token_url")
@@ -91,7 +95,8 @@ class JwtLogin(Strict):
     refresh_margin_seconds: float = Field(60.0, ge=0, description="Log in again this long before the token's exp.")
 
 
-AuthSpec = Annotated[ApiKeyHeader | ApiKeyBody | NoAuth | OAuth2ClientCredentials | JwtLogin, Field(discriminator="kind")]
+AuthSpec = Annotated[ApiKeyHeader | ApiKeyBody | NoAuth | OAuth2ClientCredentials | JwtLogin,
+                     Field(discriminator="kind")]
 
 
 class Paging(Strict):
@@ -116,10 +121,15 @@ class LookupSpec(Strict):
 class Connection(Strict):
     base_url: str = Field(description="Provider base URL; <PROVIDER>_BASE_URL in the environment overrides it.")
     auth: AuthSpec
-    timeout_seconds: float = Field(30.0, gt=0, description="Seconds to wait for a response before the row becomes `unknown`.")
+    timeout_seconds: float = Field(30.0, gt=0, description="Seconds to wait for a response before the row becomes "
+                                                           "`unknown`.")
     connect_timeout_seconds: float = Field(10.0, gt=0, description="Seconds to wait for a connection (safe to retry).")
     concurrency: int = Field(8, ge=1, le=500, description="Requests in flight at once (--concurrency overrides).")
-    rate: float | None = Field(10.0, gt=0, allow_inf_nan=False, description="Requests per second the provider publishes, never exceeded in any second (shared by every run using the ledger); null when it publishes none: start at the concurrency bound and adapt to its 429s (--rate overrides, 0 = null).")
+    rate: float | None = Field(10.0, gt=0, allow_inf_nan=False,
+                               description="Requests per second the provider publishes, never exceeded in any second "
+                                           "(shared by every run using the ledger); null when it publishes none: start "
+                                           "at the concurrency bound and adapt to its 429s (--rate overrides, 0 = "
+                                           "null).")
 
     @field_validator("base_url")
     @classmethod
@@ -132,10 +142,13 @@ class Connection(Strict):
 class ResponseReason(Strict):
     """Phrases that, found in an answer's body, decide it (e.g. a 500 whose text says the row was refused)."""
 
-    action: Action = Field(description="success, reject, retry, unknown, stop or fail, for a body with one of the phrases.")
-    text: list[str] = Field(min_length=1, description="Phrases as the provider writes them, e.g. 'Account * does not exist': "
-                                                      "case and spacing ignored, * is any text within one sentence.")
-    message: str = Field("", description="Message put in _message (the body's own text follows it); defaults to the status's.")
+    action: Action = Field(description="success, reject, retry, unknown, stop or fail, for a body with one of the "
+                                       "phrases.")
+    text: list[str] = Field(min_length=1, description="Phrases as the provider writes them, e.g. 'Account * does not "
+                                                      "exist': case and spacing ignored, * is any text within one "
+                                                      "sentence.")
+    message: str = Field("", description="Message put in _message (the body's own text follows it); defaults to the "
+                                         "status's.")
 
     @field_validator("text")
     @classmethod
@@ -147,24 +160,39 @@ class ResponseReason(Strict):
 
 
 class ResponseRule(Strict):
-    action: Action | None = Field(None, description="success, reject, retry, unknown, stop or fail; defaults to the status table's.")
+    action: Action | None = Field(None, description="success, reject, retry, unknown, stop or fail; defaults to the "
+                                                    "status table's.")
     message: str = Field("", description="Message put in _message for rows that get this status.")
-    reasons: list[ResponseReason] = Field(default_factory=list, description="Checked in order against the body's text; the first "
-                                                                              "with a matching phrase decides, else `action`.")
+    reasons: list[ResponseReason] = Field(default_factory=list,
+                                          description="Checked in order against the body's text; the first with a "
+                                                      "matching phrase decides, else `action`.")
 
 
 class RequestSpec(Strict):
     method: Literal["POST", "PUT", "PATCH"] = "POST"
-    path: str = Field(description="Path after base_url; {field} placeholders take values from the payload, e.g. /WorkOrder/{WorkOrderNum}.")
-    body: Literal["json", "form"] = Field("json", description="json, or form (application/x-www-form-urlencoded, nested fields as a[b] keys).")
-    contract: str | None = Field(None, description="Provider request model the payload must satisfy, e.g. jicoo.CreateBooking.")
-    idempotent: bool = Field(False, description="True only when resending the same request cannot create a second booking (e.g. a PUT upsert keyed by your own number).")
-    success: Literal["created", "accepted"] = Field("created", description="Status of a row the provider answered with success: created, or accepted when the provider only queues it.")
-    provider_id: str | None = Field(None, description="Dotted path of the provider's id in the success response, e.g. uid or data.id.")
-    responses: dict[int, ResponseRule] = Field(default_factory=dict, description="Overrides of the default status table, by HTTP status.")
-    readback: str | None = Field(None, description="Named check that finds a row at the provider after an unknown outcome, e.g. jicoo.find_booking.")
-    handler: str | None = Field(None, description="Named code that sends a row when one request is not enough (lookups of slots, a second call), e.g. bigchange.create_and_schedule.")
-    callback: str | None = Field(None, description="Named code that reads the provider's callback for a row (a run_value: callback_url field), e.g. systemsx_bridge.read_callback.")
+    path: str = Field(description="Path after base_url; {field} placeholders take values from the payload, e.g. "
+                                  "/WorkOrder/{WorkOrderNum}.")
+    body: Literal["json", "form"] = Field("json", description="json, or form (application/x-www-form-urlencoded, "
+                                                              "nested fields as a[b] keys).")
+    contract: str | None = Field(None, description="Provider request model the payload must satisfy, e.g. "
+                                                   "jicoo.CreateBooking.")
+    idempotent: bool = Field(False, description="True only when resending the same request cannot create a second "
+                                                "booking (e.g. a PUT upsert keyed by your own number).")
+    success: Literal["created", "accepted"] = Field("created",
+                                                    description="Status of a row the provider answered with success: "
+                                                                "created, or accepted when the provider only queues "
+                                                                "it.")
+    provider_id: str | None = Field(None, description="Dotted path of the provider's id in the success response, e.g. "
+                                                      "uid or data.id.")
+    responses: dict[int, ResponseRule] = Field(default_factory=dict,
+                                               description="Overrides of the default status table, by HTTP status.")
+    readback: str | None = Field(None, description="Named check that finds a row at the provider after an unknown "
+                                                   "outcome, e.g. jicoo.find_booking.")
+    handler: str | None = Field(None, description="Named code that sends a row when one request is not enough (lookups "
+                                                  "of slots, a second call), e.g. bigchange.create_and_schedule.")
+    callback: str | None = Field(None, description="Named code that reads the provider's callback for a row (a "
+                                                   "run_value: callback_url field), e.g. "
+                                                   "systemsx_bridge.read_callback.")
 
     @field_validator("path")
     @classmethod
@@ -189,4 +217,6 @@ class RetrySpec(Strict):
     attempts: int = Field(default=5, ge=1, le=20, description="Most tries of one request when a resend is safe.")
     backoff_seconds: float = Field(default=0.5, ge=0, description="First backoff; doubles each time, with full jitter.")
     max_backoff_seconds: float = Field(default=30.0, ge=0, description="Longest single backoff.")
-    max_retry_after_seconds: float = Field(default=120.0, ge=0, description="Longest Retry-After honoured; longer ones give up the row as failed.")
+    max_retry_after_seconds: float = Field(default=120.0, ge=0,
+                                           description="Longest Retry-After honoured; longer ones give up the row as "
+                                                       "failed.")

@@ -96,8 +96,8 @@ def _upper() -> Fn:
     return lambda v: v.upper() if isinstance(v, str) else v
 
 
-@register("default", "Use this value when the cell is empty.", [("(empty)", "'Europe/London'"), ("'Asia/Tokyo'", "'Asia/Tokyo'")],
-           param="the value to use")
+@register("default", "Use this value when the cell is empty.",
+          [("(empty)", "'Europe/London'"), ("'Asia/Tokyo'", "'Asia/Tokyo'")], param="the value to use")
 def _default(value: Any) -> Fn:
     def default(v: Value) -> Value:
         return value if v is None or v == "" else v
@@ -137,7 +137,8 @@ def _truncate(n: int) -> Fn:
     return lambda v: v[:n] if isinstance(v, str) else v
 
 
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # one part of a domain name
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@" + _LABEL + r"(?:\." + _LABEL + r")+$")
 
 
 @register("email", "Check the text is an e-mail address (name@domain.tld).",
@@ -153,7 +154,8 @@ def _email() -> Fn:
     return email
 
 
-@register("digits", "Keep only the digits (and a leading +).", [("'07700 900-123'", "'07700900123'"), ("'+44 7700'", "'+447700'")])
+@register("digits", "Keep only the digits (and a leading +).",
+          [("'07700 900-123'", "'07700900123'"), ("'+44 7700'", "'+447700'")])
 def _digits() -> Fn:
     def digits(v: Value) -> Value:
         if not isinstance(v, str):
@@ -236,7 +238,8 @@ def _plain(d: decimal.Decimal) -> str:
 
 @register("lookup", "Translate sheet values to provider values with a table (case and surrounding spaces ignored); "
            "a value not in the table makes the row invalid and names the closest entries.",
-           [("'In person' with {In person: inPerson}", "'inPerson'"), ("'Massage'", "problem: 'Massage' is not one of: ...")],
+           [("'In person' with {In person: inPerson}", "'inPerson'"), ("'Massage'", "problem: 'Massage' is not one of: "
+                                                                                    "...")],
            param="a table of sheet value: provider value")
 def _lookup(table: dict[str, Any]) -> Fn:
     if not isinstance(table, dict) or not table:
@@ -288,15 +291,18 @@ class LookupTable:
             raise TransformProblem(f"{quoted(text)} is not in the provider's {self.name} list{hint}")
         if len(hits) > 1:
             raise TransformProblem(f"{quoted(text)} matches {len(hits)} entries of the provider's {self.name} list "
-                                   f"({', '.join(map(str, hits[:5]))}); make the name unique at the provider or use the id")
+                                   f"({', '.join(map(str, hits[:5]))}); make the name unique at the provider or use "
+                                   "the id")
         return hits[0]
 
 
 @register("remote_lookup", "Translate a name to a provider id with a list fetched from the provider once per run "
            "(declared under lookups:); matching ignores case and surrounding spaces; an unknown or ambiguous name "
-           "makes the row invalid and names the closest known names. Offline commands (validate, render) leave the name as it is.",
+           "makes the row invalid and names the closest known names. Offline commands (validate, render) leave the "
+           "name as it is.",
            [("'Boiler Service' with job_types", "1042"),
-            ("'Boiler Servise' with job_types", "problem: is not in the provider's job_types list; closest: Boiler Service")],
+            ("'Boiler Servise' with job_types", "problem: is not in the provider's job_types list; closest: Boiler "
+                                                "Service")],
            param="the name of a lookup declared under lookups:")
 def _remote_lookup(name: str, tables: dict[str, LookupTable] | None = None) -> Fn:
     if not isinstance(name, str) or not name:

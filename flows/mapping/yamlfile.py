@@ -86,13 +86,13 @@ def _construct_collection(node: yaml.Node, path: Key, lines: dict[Key, int], sou
             if key in out:
                 raise ConfigError(
                     f"{source}, line {key_node.start_mark.line + 1}: the key {key!r} appears twice "
-                    f"(first on line {lines.get(path + (key,), '?')}); keep one"
+                    f"(first on line {lines.get((*path, key), '?')}); keep one"
                 )
-            lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _construct(value_node, path + (key,), lines, source, budget)
-            lines[path + (key,)] = key_node.start_mark.line + 1
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = _construct(value_node, (*path, key), lines, source, budget)
+            lines[(*path, key)] = key_node.start_mark.line + 1
         return out
-    return [_construct(item, path + (i,), lines, source, budget) for i, item in enumerate(node.value)]
+    return [_construct(item, (*path, i), lines, source, budget) for i, item in enumerate(node.value)]
 
 
 def _scalar(node: yaml.Node, source: str) -> Any:
@@ -133,7 +133,8 @@ def load_yaml(path: Path | str) -> tuple[Any, Locator]:
     except yaml.reader.ReaderError as exc:  # a control character: not a MarkedYAMLError
         line = text.count("\n", 0, max(exc.position, 0)) + 1
         char = exc.character if isinstance(exc.character, int) else 0
-        raise ConfigError(f"{source}, line {line}: not valid YAML: {exc.reason} (character #x{char:04x}); remove it") from None
+        raise ConfigError(f"{source}, line {line}: not valid YAML: {exc.reason} (character #x{char:04x}); "
+                          f"remove it") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if node is None:

@@ -165,7 +165,8 @@ async def find_job(sender: Sender, payload: dict[str, Any], *, entry: Entry | No
     if not reference or contact is None:
         raise ReadbackError("the row has no reference or customer to look for")
     now = dt.datetime.now(dt.UTC)
-    since = _ledger_time(entry.updated_at) - LOOKBACK if entry is not None and entry.updated_at else now - DEFAULT_WINDOW
+    since = (_ledger_time(entry.updated_at) - LOOKBACK if entry is not None and entry.updated_at
+             else now - DEFAULT_WINDOW)
     window = {"contactId": contact, "createdAtFrom": _iso(since), "createdAtTo": _iso(now + LOOKBACK)}
     items = await read_all(sender, Listing("/jobs", params=window, items="items", total="totalCount",
                                            page="pageNumber", size="pageSize", page_size=PAGE_SIZE,

@@ -36,11 +36,17 @@ Window = tuple[dt.datetime, dt.datetime]
 
 
 def _span(start: dt.datetime, end: dt.datetime, zone: ZoneInfo | None) -> str:
-    utc = f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC" if start.date() == end.date() else f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+    if start.date() == end.date():
+        utc = f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC"
+    else:
+        utc = f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
     if zone is None:
         return utc
     ls, le = start.astimezone(zone), end.astimezone(zone)
-    local = f"{ls:%a %d %b %Y %H:%M}-{le:%H:%M}" if ls.date() == le.date() else f"{ls:%a %d %b %Y %H:%M} to {le:%a %d %b %Y %H:%M}"
+    if ls.date() == le.date():
+        local = f"{ls:%a %d %b %Y %H:%M}-{le:%H:%M}"
+    else:
+        local = f"{ls:%a %d %b %Y %H:%M} to {le:%a %d %b %Y %H:%M}"
     return f"{local} {zone.key} ({utc})"
 
 
@@ -137,7 +143,8 @@ class _Row:
         text = text.strip()
         return redact_text(text[:1000] + ("..." if len(text) > 1000 else ""), self.secrets)
 
-    def outcome(self, status: Status, message: str, result: CallResult | None = None, provider_id: str | None = None) -> Outcome:
+    def outcome(self, status: Status, message: str, result: CallResult | None = None,
+                provider_id: str | None = None) -> Outcome:
         return Outcome(status, message, provider_id=provider_id, attempts=self.requests,
                        http_status=result.status_code if result is not None else None)
 
@@ -191,8 +198,8 @@ async def book_followup(ctx: RowContext) -> Outcome:
         slot = next((s for s in offered if _fits(s, row.wanted, row.excluded) and s.key not in in_use), None)
         if slot is None:
             if lost:
-                return row.outcome(Status.REJECTED, f"the slot {lost[-1]} was taken before it could be booked and no other "
-                                                    f"open slot is left in the preferred window {row.window()}")
+                return row.outcome(Status.REJECTED, f"the slot {lost[-1]} was taken before it could be booked and no "
+                                                    f"other open slot is left in the preferred window {row.window()}")
             inside = sum(1 for s in offered if _fits(s, row.wanted, row.excluded))
             why = (f"ServiceMobility offered {len(offered)} slot(s), none inside it" if offered and not inside else
                    f"the {inside} open slot(s) inside it are being booked by other rows of this sheet" if inside else
@@ -227,10 +234,11 @@ async def book_followup(ctx: RowContext) -> Outcome:
         text = row.text(result)
         after = await row.search()
         if isinstance(after, Outcome):
-            return row.outcome(Status.UNKNOWN, f"ServiceMobility answered {result.status_code} ({text or 'no details'}) "
-                               f"to booking {what}, and the search that would show whether the slot is still open "
-                               f"failed ({after.message}); check work order {row.payload.get('OriginalOrderNum')}'s "
-                               f"follow-ups before rerunning with --resend-unknown", result)
+            return row.outcome(Status.UNKNOWN, f"ServiceMobility answered {result.status_code} "
+                               f"({text or 'no details'}) to booking {what}, and the search that would show "
+                               f"whether the slot is still open failed ({after.message}); check work order "
+                               f"{row.payload.get('OriginalOrderNum')}'s follow-ups before rerunning with "
+                               f"--resend-unknown", result)
         if SLOT_GONE.search(text):
             lost.append(what)
             offered = after
@@ -240,9 +248,11 @@ async def book_followup(ctx: RowContext) -> Outcome:
             return row.outcome(Status.REJECTED, f"ServiceMobility refused the booking ({result.status_code}): "
                                                 f"{text or 'no details'} (the slot {what} is still open, so nothing "
                                                 f"was booked)", result)
-        return row.outcome(Status.UNKNOWN, f"ServiceMobility answered {result.status_code} ({text or 'no details'}) "
-                           f"and the slot {what} is no longer offered: the follow-up may have been booked. Check work "
-                           f"order {row.payload.get('OriginalOrderNum')}'s follow-ups before rerunning with "
+        return row.outcome(Status.UNKNOWN, f"ServiceMobility answered {result.status_code} "
+                           f"({text or 'no details'}) and the slot {what} is no longer offered: the follow-up "
+                           f"may have been booked. Check work order {row.payload.get('OriginalOrderNum')}'s "
+                           f"follow-ups before rerunning with "
                            f"--resend-unknown", result)
-    return row.outcome(Status.REJECTED, f"the slot was taken twice between search and booking ({'; then '.join(lost)}); "
-                                        f"searched the preferred window {row.window()}: rerun the row to search again")
+    return row.outcome(Status.REJECTED, "the slot was taken twice between search and booking "
+                                        f"({'; then '.join(lost)}); searched the preferred window {row.window()}: "
+                                        f"rerun the row to search again")
