@@ -6,6 +6,10 @@ errors, messages carry line numbers) and ``MappingFile.json_schema()`` is what
 ``mappings/mapping.schema.json`` is generated from. ``compile_mapping(mapping, columns)``
 checks the sheet has every column the mapping names and returns a :class:`RowMapper` that turns
 one row of cells into a payload plus the list of its problems, each naming its sheet column.
+
+The parts live beside this module (fields.py, request.py, rows.py, paths.py); this one holds the
+file as a whole and its loading, and exports the names callers use (``__all__``), so
+``flows.mapping.model`` stays the one import for them.
 """
 from __future__ import annotations
 
