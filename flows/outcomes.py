@@ -35,6 +35,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "DEFAULT_STATUS_TABLE",
@@ -46,6 +47,7 @@ __all__ = [
     "Rule",
     "Status",
     "phrase_pattern",
+    "response_messages",
     "rule_for",
 ]
 
@@ -190,3 +192,44 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.status in OK_STATUSES and not self.needs_rerun
+
+
+def response_messages(body: Any, text: str = "") -> list[tuple[str | None, str]]:
+    """(field or None, message) pairs from an error body, whatever its shape.
+
+    Understands ``{"error": {"message", "details": [{"field", "message"}]}}``, ``{"errors":
+    {prop: [msg]}}`` (RFC 7807 validation), ``{"errors": ["..."]}``, ``{"detail"/"title"/"message"}``,
+    and falls back to the body text, trimmed.
+    """
+    out: list[tuple[str | None, str]] = []
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            details = err.get("details")
+            if isinstance(details, list) and details:
+                for d in details:
+                    if isinstance(d, dict):
+                        out.append((d.get("field"), str(d.get("message", ""))))
+            elif err.get("message"):
+                out.append((None, str(err["message"])))
+        elif isinstance(err, str):
+            out.append((None, err))
+        errors = body.get("errors")
+        if isinstance(errors, dict):
+            for prop, msgs in errors.items():
+                for m in msgs if isinstance(msgs, list) else [msgs]:
+                    out.append((str(prop), str(m)))
+        elif isinstance(errors, list):
+            for m in errors:
+                if isinstance(m, dict):
+                    out.append((m.get("field") or m.get("property"), str(m.get("message", m))))
+                else:
+                    out.append((None, str(m)))
+        if not out:
+            for k in ("detail", "message", "title"):
+                if body.get(k):
+                    out.append((None, str(body[k])))
+                    break
+    if not out and text.strip():
+        out.append((None, " ".join(text.split())[:1000]))
+    return out

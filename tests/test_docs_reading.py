@@ -7,12 +7,10 @@ import typing
 
 import pytest
 
+from flows.mapping.datetimes import _DIRECTIVES, TIME_FORMS_12, TIME_FORMS_24
 from flows.mapping.model import DateTimeSource
 from flows.mapping.transforms import (
-    _DIRECTIVES,
     REGISTRY,
-    TIME_FORMS_12,
-    TIME_FORMS_24,
     TransformProblem,
     format_problem,
     parse_time,

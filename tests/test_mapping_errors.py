@@ -106,6 +106,18 @@ CASES = [
           "'api_key_header', 'api_key_body', 'none'"]),
     Case("auth without its header", edit("    header: X-Jicoo-Api-Key\n", ""),
          ["connection.auth.header: Field required"]),
+    # the kind pydantic chose (its tag in the error's loc) never shows in the path, whichever kind it is
+    Case("oauth2 scope with an empty name", edit(
+        "    kind: api_key_header\n    header: X-Jicoo-Api-Key\n    secret: JICOO_API_KEY",
+        "    kind: oauth2_client_credentials\n    token_url: https://login.example.com/token\n"
+        "    client_id: JICOO_CLIENT_ID\n    client_secret: JICOO_CLIENT_SECRET\n    scope: [jobs:read, '']"),
+         ["line {line}, connection.auth.scope: give scope names"], at=("scope: [jobs:read",),
+         not_in_message=("oauth2_client_credentials.",)),
+    Case("jwt login with an unknown key", edit(
+        "    kind: api_key_header\n    header: X-Jicoo-Api-Key\n    secret: JICOO_API_KEY",
+        "    kind: jwt_login\n    username: JICOO_USER\n    password: JICOO_PASSWORD\n    tokn_field: token"),
+         ["line {line}, connection.auth.tokn_field: unknown key"], at=("tokn_field: token",),
+         not_in_message=("jwt_login.",)),
     Case("base_url not http(s)", edit("https://api.jicoo.com/v1", "ftp://api.jicoo.com"),
          ["line {line}, connection.base_url: 'ftp://api.jicoo.com' is not an http(s) URL"], at=("ftp://api.jicoo.com",)),
     Case("base_url without scheme", edit("https://api.jicoo.com/v1", "api.jicoo.com/v1"),

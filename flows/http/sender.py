@@ -39,6 +39,7 @@ import yarl
 
 from ..errors import CredentialsError
 from ..outcomes import Action, Rule, rule_for
+from ..outcomes import response_messages as response_messages  # moved to outcomes; imported from here too
 from .auth import Auth
 from .ratelimit import AdaptiveRateLimiter, RateLimiter, SharedTimeline
 
@@ -420,47 +421,6 @@ def _merged(base_url: httpx.URL, path: str) -> httpx.URL:
     if not url.is_relative_url:
         return url
     return httpx.URL(str(base_url).rstrip("/") + "/" + path.lstrip("/"))
-
-
-def response_messages(body: Any, text: str = "") -> list[tuple[str | None, str]]:
-    """(field or None, message) pairs from an error body, whatever its shape.
-
-    Understands ``{"error": {"message", "details": [{"field", "message"}]}}``, ``{"errors":
-    {prop: [msg]}}`` (RFC 7807 validation), ``{"errors": ["..."]}``, ``{"detail"/"title"/"message"}``,
-    and falls back to the body text, trimmed.
-    """
-    out: list[tuple[str | None, str]] = []
-    if isinstance(body, dict):
-        err = body.get("error")
-        if isinstance(err, dict):
-            details = err.get("details")
-            if isinstance(details, list) and details:
-                for d in details:
-                    if isinstance(d, dict):
-                        out.append((d.get("field"), str(d.get("message", ""))))
-            elif err.get("message"):
-                out.append((None, str(err["message"])))
-        elif isinstance(err, str):
-            out.append((None, err))
-        errors = body.get("errors")
-        if isinstance(errors, dict):
-            for prop, msgs in errors.items():
-                for m in msgs if isinstance(msgs, list) else [msgs]:
-                    out.append((str(prop), str(m)))
-        elif isinstance(errors, list):
-            for m in errors:
-                if isinstance(m, dict):
-                    out.append((m.get("field") or m.get("property"), str(m.get("message", m))))
-                else:
-                    out.append((None, str(m)))
-        if not out:
-            for k in ("detail", "message", "title"):
-                if body.get(k):
-                    out.append((None, str(body[k])))
-                    break
-    if not out and text.strip():
-        out.append((None, " ".join(text.split())[:1000]))
-    return out
 
 
 def encode_form(payload: dict[str, Any]) -> dict[str, Any]:

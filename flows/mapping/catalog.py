@@ -43,6 +43,12 @@ def _read(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """``data[key]`` when it is a mapping, else an empty one (plain YAML may say anything)."""
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def mapping_files(folder: Path | str | None = None) -> dict[Path, dict[str, Any]]:
     """Every ``*.yaml`` mapping in the folder (sorted), read as plain YAML."""
     here = mappings_dir(folder)
@@ -62,7 +68,7 @@ def callback_readers(folder: Path | str | None = None) -> dict[str, str]:
     """provider id -> the ``request.callback`` reference its mapping names (for the callback receiver)."""
     out: dict[str, str] = {}
     for data in mapping_files(folder).values():
-        request = data.get("request") if isinstance(data.get("request"), dict) else {}
+        request = _section(data, "request")
         if isinstance(data.get("provider"), str) and isinstance(request.get("callback"), str):
             out.setdefault(data["provider"], request["callback"])
     return out
@@ -73,10 +79,9 @@ def secret_names(folder: Path | str | None = None) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for data in mapping_files(folder).values():
         provider = data.get("provider")
-        connection = data.get("connection") if isinstance(data.get("connection"), dict) else {}
-        auth = connection.get("auth") if isinstance(connection.get("auth"), dict) else {}
+        auth = _section(_section(data, "connection"), "auth")
         names = [v for k, v in auth.items() if k in ("secret", "client_id", "client_secret", "username", "password")]
-        names += list((auth.get("headers") or {}).values()) if isinstance(auth.get("headers"), dict) else []
+        names += list(_section(auth, "headers").values())
         if isinstance(provider, str):
             have = out.setdefault(provider, [])
             have += [n for n in names if isinstance(n, str) and n not in have]
@@ -93,7 +98,7 @@ class Demo:
 
 
 def _uses_callbacks(data: dict[str, Any]) -> bool:
-    fields = data.get("fields") if isinstance(data.get("fields"), dict) else {}
+    fields = _section(data, "fields")
     return any(isinstance(f, dict) and f.get("run_value") == "callback_url" for f in fields.values())
 
 

@@ -10,12 +10,16 @@ levels, and an alias inside its own anchor is refused, each with one line, befor
 from __future__ import annotations
 
 import errno
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..errors import ConfigError
+
+#: where a node sits: its keys and list indexes from the top of the file
+Key = tuple[Hashable, ...]
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "Locator", "load_yaml"]
 
@@ -43,10 +47,10 @@ class _Budget:
 
 
 class Locator:
-    def __init__(self, lines: dict[tuple, int]) -> None:
+    def __init__(self, lines: dict[Key, int]) -> None:
         self._lines = lines
 
-    def line(self, loc: tuple) -> int | None:
+    def line(self, loc: Key) -> int | None:
         """The 1-based line of the deepest known node on the way to ``loc``."""
         loc = tuple(loc)
         while loc:
@@ -56,7 +60,7 @@ class Locator:
         return self._lines.get((), None)
 
 
-def _construct(node: yaml.Node, path: tuple, lines: dict[tuple, int], source: str, budget: _Budget | None = None) -> Any:
+def _construct(node: yaml.Node, path: Key, lines: dict[Key, int], source: str, budget: _Budget | None = None) -> Any:
     budget = budget or _Budget(source)
     budget.spend(node, len(path))
     lines[path] = node.start_mark.line + 1
@@ -72,7 +76,7 @@ def _construct(node: yaml.Node, path: tuple, lines: dict[tuple, int], source: st
     return _scalar(node, source)
 
 
-def _construct_collection(node: yaml.Node, path: tuple, lines: dict[tuple, int], source: str, budget: _Budget) -> Any:
+def _construct_collection(node: yaml.Node, path: Key, lines: dict[Key, int], source: str, budget: _Budget) -> Any:
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -82,13 +86,13 @@ def _construct_collection(node: yaml.Node, path: tuple, lines: dict[tuple, int],
             if key in out:
                 raise ConfigError(
                     f"{source}, line {key_node.start_mark.line + 1}: the key {key!r} appears twice "
-                    f"(first on line {lines.get(path + (key,), '?')}); keep one"
+                    f"(first on line {lines.get((*path, key), '?')}); keep one"
                 )
-            lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _construct(value_node, path + (key,), lines, source, budget)
-            lines[path + (key,)] = key_node.start_mark.line + 1
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = _construct(value_node, (*path, key), lines, source, budget)
+            lines[(*path, key)] = key_node.start_mark.line + 1
         return out
-    return [_construct(item, path + (i,), lines, source, budget) for i, item in enumerate(node.value)]
+    return [_construct(item, (*path, i), lines, source, budget) for i, item in enumerate(node.value)]
 
 
 def _scalar(node: yaml.Node, source: str) -> Any:
@@ -100,12 +104,7 @@ def _scalar(node: yaml.Node, source: str) -> Any:
         raise ConfigError(f"{source}, line {node.start_mark.line + 1}: not a valid value: {problem}") from None
 
 
-class _Stub(yaml.SafeLoader):
-    def __init__(self) -> None:  # a loader used only for its scalar constructors
-        yaml.SafeLoader.__init__(self, "")
-
-
-_LOADER_STUB = _Stub()
+_LOADER_STUB = yaml.SafeLoader("")  # a loader used only for its scalar constructors
 
 
 def load_yaml(path: Path | str) -> tuple[Any, Locator]:
@@ -134,11 +133,12 @@ def load_yaml(path: Path | str) -> tuple[Any, Locator]:
     except yaml.reader.ReaderError as exc:  # a control character: not a MarkedYAMLError
         line = text.count("\n", 0, max(exc.position, 0)) + 1
         char = exc.character if isinstance(exc.character, int) else 0
-        raise ConfigError(f"{source}, line {line}: not valid YAML: {exc.reason} (character #x{char:04x}); remove it") from None
+        raise ConfigError(f"{source}, line {line}: not valid YAML: {exc.reason} (character #x{char:04x}); "
+                          f"remove it") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if node is None:
         raise ConfigError(f"{source} is empty; see mappings/jicoo.yaml for an example")
-    lines: dict[tuple, int] = {}
+    lines: dict[Key, int] = {}
     data = _construct(node, (), lines, source)
     return data, Locator(lines)

@@ -32,8 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..hooks import RowContext
-from ..http.readback import Listing, read_all, the_one
-from ..http.sender import ReadbackError
+from ..http.readback import Listing, ReadbackError, read_all, the_one
 from ..outcomes import Action, Outcome, Status
 from .types import UtcDateTime
 
@@ -166,7 +165,8 @@ async def find_job(sender: Sender, payload: dict[str, Any], *, entry: Entry | No
     if not reference or contact is None:
         raise ReadbackError("the row has no reference or customer to look for")
     now = dt.datetime.now(dt.UTC)
-    since = _ledger_time(entry.updated_at) - LOOKBACK if entry is not None and entry.updated_at else now - DEFAULT_WINDOW
+    since = (_ledger_time(entry.updated_at) - LOOKBACK if entry is not None and entry.updated_at
+             else now - DEFAULT_WINDOW)
     window = {"contactId": contact, "createdAtFrom": _iso(since), "createdAtTo": _iso(now + LOOKBACK)}
     items = await read_all(sender, Listing("/jobs", params=window, items="items", total="totalCount",
                                            page="pageNumber", size="pageSize", page_size=PAGE_SIZE,

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..http.readback import Listing, ReadbackError, instant, read_all, the_one, utc_text
 from .types import Email, IanaZone, UtcDateTime
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only, as in the contract (flows/hooks.py)
     from ..http.sender import Sender
     from ..ledger.ledger import Entry
-from ..http.readback import Listing, ReadbackError, instant, read_all, the_one, utc_text
 
 __all__ = ["CreateBooking", "find_booking"]
 

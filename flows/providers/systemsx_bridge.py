@@ -10,7 +10,8 @@ and ../shared/specs/systemsx-bridge-create-job.txt.
 * 200 ``{"hash"}`` means queued: the row is ``accepted`` with the hash as its provider id.
   400 ``{"hash", "errors": ["X field is Missing or Empty."]}``: ``rejected``.
 * Later Bridge POSTs the "return_url Response" to the row's ``return_url``;
-  :func:`read_callback` (the mapping's ``request.callback``) reads it for flows/http/callbacks.py, which settles the row ``created``.
+  :func:`read_callback` (the mapping's ``request.callback``) reads it for flows/http/callbacks.py, which
+  settles the row ``created``.
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ class BookingFields(BaseModel):
     @model_validator(mode="after")
     def _one_login(self) -> BookingFields:
         if self.username and self.email_address:
-            raise ValueError("both username and email_address are filled in: give only one (the portal login is one or the other)")
+            raise ValueError("both username and email_address are filled in: give only one (the portal login is one or "
+                             "the other)")
         if not self.username and not self.email_address:
             raise ValueError("username or email_address is needed (the customer's portal login): both are empty")
         return self
@@ -82,8 +84,8 @@ def read_callback(body: Any) -> Callback:
     provider_id = str(body.get("hash") or "").strip()
     if not provider_id:
         raise ValueError("the body has no hash")
-    detail = body.get("ImportDetail") if isinstance(body.get("ImportDetail"), dict) else {}
-    request = detail.get("importRequest") if isinstance(detail.get("importRequest"), dict) else {}
+    detail = _section(body, "ImportDetail")
+    request = _section(detail, "importRequest")
     reference = str(request.get("bookingReference") or "").strip() or None
     kind = str(request.get("type") or "").strip() or None
     errors = body.get("errors") or detail.get("errors")
@@ -92,7 +94,14 @@ def read_callback(body: Any) -> Callback:
     elif isinstance(errors, dict):  # a form body's errors[0]=…&errors[1]=… arrives as {"0": …, "1": …}
         errors = list(errors.values())
     if isinstance(errors, list) and errors:
-        return Callback(provider_id, Status.REJECTED, "Systems X Bridge could not import it: " + "; ".join(map(str, errors)),
+        message = "Systems X Bridge could not import it: " + "; ".join(map(str, errors))
+        return Callback(provider_id, Status.REJECTED, message,
                         reference, tuple(v for v in (kind, reference) if v) if reference else ())
     return Callback(provider_id, Status.CREATED, "imported: confirmed by Systems X Bridge's callback", reference,
                     tuple(v for v in (kind, reference) if v) if reference else ())
+
+
+def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """``data[key]`` when it is an object, else an empty one (a callback body is read defensively)."""
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-from ..mapping.transforms import is_iana_zone
+from ..mapping.datetimes import is_iana_zone
 
 __all__ = ["Email", "IanaZone", "UtcDateTime"]
 
