@@ -1,4 +1,4 @@
-"""The inbox (flows/inbox.py, flows/ledger/claims.py) without a scheduler: files across two providers, a
+"""The inbox (flows/inbox/, flows/ledger/claims.py) without a scheduler: files across two providers, a
 duplicate, a half-written file, a file nobody routes, a run killed mid-file and the run that
 finishes it, two runs racing for the same files, the notify hook, and ``serve`` without a server."""
 from __future__ import annotations
