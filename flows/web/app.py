@@ -16,7 +16,6 @@ import os
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +32,10 @@ from ..errors import ImporterError
 from ..redact import MASK
 from ..workbooks.sheets import SUPPORTED_SUFFIXES
 from . import engine_calls
-from .auth import Accounts, Session, SessionSigner
+from .auth import Session
+from .config import ADVICE, WebConfig, list_mappings
 from .matching import guess_columns
+from .rows import combined_workbook, counts_view, forget_secrets, renamed, required_columns, row_view, secret_values
 from .store import Upload, Uploads, WebStore
 
 __all__ = ["WebConfig", "create_app"]
@@ -44,55 +45,6 @@ COOKIE = "booking_session"
 PRE_COOKIE = "booking_presession"
 #: file types the page accepts (the CLI's readers): anything else is refused before it is stored
 SUFFIXES = tuple(SUPPORTED_SUFFIXES)
-
-#: what a person does about each status (results page)
-ADVICE = {
-    "created": "Booked. Nothing to do.",
-    "accepted": "The provider took it and confirms later; refresh this page or check the provider.",
-    "skipped": "Not sent: already booked by an earlier run (never twice), or held by another import running now.",
-    "invalid": "Not sent: fix the highlighted cell below and send the fixed rows again.",
-    "rejected": "The provider refused it (the message says why): fix the row and send it again.",
-    "failed": "Not booked: the provider or network failed after retries. Send it again later.",
-    "unknown": "Sent, but no answer came: the next send checks with the provider before resending.",
-}
-
-
-@dataclass
-class WebConfig:
-    mappings_dir: Path
-    ledger_url: str
-    uploads_dir: Path
-    accounts: Accounts
-    max_bytes: int = 20 * 1024 * 1024
-    max_rows: int = 100_000
-    keep_seconds: float = 24 * 3600
-    page_size: int = 50
-    secure_cookies: bool = False  # set behind https: cookies then travel only over https
-    signer: SessionSigner = field(default_factory=SessionSigner)
-    transport: Any = None  # tests may inject an httpx transport for the engine
-    #: providers that confirm later (Systems X Bridge): wait this long for their callbacks after sending
-    wait_callbacks: float = 10.0
-
-
-@dataclass
-class MappingChoice:
-    name: str
-    path: Path
-    description: str
-    provider: str
-    error: str | None = None
-
-
-def list_mappings(folder: Path) -> dict[str, MappingChoice]:
-    out: dict[str, MappingChoice] = {}
-    for p in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
-        try:
-            m = engine_calls.load(p)
-            out[p.stem] = MappingChoice(p.stem, p, m.description, m.provider)
-        except ImporterError as exc:
-            out[p.stem] = MappingChoice(p.stem, p, "", "", error=str(exc))
-    return out
-
 
 def create_app(config: WebConfig) -> Starlette:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -135,10 +87,6 @@ def create_app(config: WebConfig) -> Starlette:
         except (ValueError, IndexError):
             return HTMLResponse("No such row.", status_code=404)
         return up, index
-
-    def secret_values(mapping: Any) -> list[str]:
-        names = [getattr(mapping.connection.auth, "secret", None)]
-        return [os.environ[n] for n in names if n and os.environ.get(n)]
 
     # -- the gate: a session for everything, CSRF for every POST ----------------------------------------
 
@@ -275,7 +223,7 @@ def create_app(config: WebConfig) -> Starlette:
             return not_found()
         mapping, mpath = mapping_of(up)
         needed = mapping.columns()
-        required = _required_columns(mapping)
+        required = required_columns(mapping)
         if request.method == "GET":
             guesses = guess_columns(needed, up.columns, store.remembered(up.user, up.mapping_name))
             return page(request, "match.html", up=up, guesses=guesses, columns=up.columns, required=required,
@@ -301,7 +249,7 @@ def create_app(config: WebConfig) -> Starlette:
         up.match = chosen
         store.remember(up.user, up.mapping_name, {n: c for n, c in chosen.items() if c})
         store.record(up.user, "matched columns", json.dumps({"upload": up.id, "match": chosen}))
-        up.sheet = _renamed(engine_calls.read(up.path, mapping), chosen)
+        up.sheet = renamed(engine_calls.read(up.path, mapping), chosen)
         try:
             up.plan = engine_calls.validate(mapping, mpath, up.sheet)
         except ImporterError as exc:
@@ -332,35 +280,6 @@ def create_app(config: WebConfig) -> Starlette:
         shown = rows[(page_no - 1) * config.page_size: page_no * config.page_size]
         return dict(needed=needed, rows=[row_view(up, r) for r in shown], page_no=page_no, pages=pages,
                     matching=len(rows), show=show)
-
-    def row_view(up: Upload, r: Any) -> dict[str, Any]:
-        plan = up.plan
-        needed = plan.mapping.columns()
-        sensitive = plan.mapping.sensitive_columns()
-        idx = {c: plan.sheet.columns.index(c) for c in needed}
-        cell_problems: dict[str, list[str]] = {}
-        row_problems: list[str] = []
-        for p in r.problems:
-            cols = [c for c in (p.column or "").split(" + ") if c in idx]
-            if cols:
-                for c in cols:
-                    cell_problems.setdefault(c, []).append(p.message)
-            else:
-                row_problems.append(str(p))
-        cells = []
-        for c in needed:
-            v = plan.sheet.rows[r.index][idx[c]]
-            cells.append(dict(column=c, value="" if v is None else str(v), sensitive=c in sensitive,
-                              problems=cell_problems.get(c, []), j=needed.index(c)))
-        outcome = up.outcomes.get(r.index)
-        return dict(index=r.index, line=r.line, key=r.key_text, valid=r.payload is not None, cells=cells,
-                    problems=row_problems, excluded=r.index in up.excluded, outcome=outcome,
-                    editable=outcome is None or outcome.status.value in ("invalid", "rejected", "failed"))
-
-    def counts_view(up: Upload) -> dict[str, int]:
-        rows = up.plan.rows
-        return dict(total=len(rows), ready=sum(r.payload is not None and r.index not in up.excluded for r in rows),
-                    fix=sum(r.payload is None and r.index not in up.excluded for r in rows), excluded=len(up.excluded))
 
     async def review(request: Request) -> Response:
         up = upload_of(request)
@@ -471,10 +390,10 @@ def create_app(config: WebConfig) -> Starlette:
                 if b.error:
                     up.error = b.error
                 if b.result is not None:
-                    up.results_path = _combined_workbook(up, out, run) if label == "resend" else Path(b.result["results"])
+                    up.results_path = combined_workbook(up, out, run) if label == "resend" else Path(b.result["results"])
                 if b.flow_run_id:
                     up.flow_run_url = engine_calls.flow_run_url(str(b.flow_run_id))
-                _forget_secrets(up)
+                forget_secrets(up)
                 # refused before anything was sent (a missing secret, a provider that refused the login): back
                 # to the review, which shows why; the rows can be booked again once it is fixed
                 final = "review" if b.error and not up.outcomes else "done"
@@ -610,58 +529,3 @@ def create_app(config: WebConfig) -> Starlette:
                     lifespan=lifespan)
     app.state.store, app.state.uploads, app.state.config = store, uploads, config
     return app
-
-
-def _required_columns(mapping: Any) -> set[str]:
-    """Columns without which rows can never be valid: the key and the columns of required fields."""
-    out = set(mapping.key)
-    for f in mapping.fields.values():
-        if f.required:
-            out.update(f.columns())
-    return out
-
-
-def _renamed(sheet: Any, match: dict[str, str | None]) -> Any:
-    """The sheet with each matched column named as the mapping names it; a needed column left unmatched
-    becomes an empty column, so the mapping's own rules (required or not) judge it."""
-    back = {sheet_col: needed for needed, sheet_col in match.items() if sheet_col}
-    taken = set(match)
-    columns = []
-    for c in sheet.columns:
-        if c in back:
-            columns.append(back[c])
-        elif c in taken:  # a sheet column named like a needed column the user matched elsewhere
-            columns.append(f"{c} (not used)")
-        else:
-            columns.append(c)
-    missing = [n for n, c in match.items() if not c]
-    rows = [list(r) + [None] * len(missing) for r in sheet.rows]
-    return dataclasses.replace(sheet, columns=columns + missing, rows=rows)
-
-
-def _forget_secrets(up: Upload) -> None:
-    """After a run, sensitive cells (passwords) are dropped on the server: a row sent again needs them typed again."""
-    sensitive = up.plan.mapping.sensitive_columns()
-    if not sensitive:
-        return
-    for c in sensitive:
-        if c in up.sheet.columns:
-            j = up.sheet.columns.index(c)
-            for row in up.sheet.rows:
-                row[j] = None
-    plan = up.plan
-    up.plan = engine_calls.validate(plan.mapping, plan.mapping_path, up.sheet)
-
-
-def _combined_workbook(up: Upload, out: Path, run: Any) -> Path:
-    """After sending fixed rows again: one workbook with every row's latest status (the CLI's writer)."""
-    from ..workbooks.results import write_results
-
-    indexes = [i for i in range(len(up.sheet.rows)) if i not in up.excluded]
-    summary = dict(run.summary()) if run is not None else {}
-    summary["rows"] = len(indexes)
-    summary["web import"] = f"{up.file_name}, runs {', '.join(up.run_ids)}"
-    return write_results(out, columns=up.sheet.columns, rows=[up.sheet.rows[i] for i in indexes],
-                         line_numbers=[up.sheet.line_numbers[i] for i in indexes],
-                         outcomes=[up.outcomes.get(i) for i in indexes], summary=summary,
-                         masked_columns=up.plan.mapping.sensitive_columns())
