@@ -21,7 +21,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -36,13 +35,12 @@ from .auth import Session
 from .config import ADVICE, WebConfig, list_mappings
 from .matching import guess_columns
 from .rows import combined_workbook, counts_view, forget_secrets, renamed, required_columns, row_view, secret_values
+from .signin import Gate, SignIn
 from .store import Upload, Uploads, WebStore
 
 __all__ = ["WebConfig", "create_app"]
 
 HERE = Path(__file__).resolve().parent
-COOKIE = "booking_session"
-PRE_COOKIE = "booking_presession"
 #: file types the page accepts (the CLI's readers): anything else is refused before it is stored
 SUFFIXES = tuple(SUPPORTED_SUFFIXES)
 
@@ -50,25 +48,16 @@ def create_app(config: WebConfig) -> Starlette:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     store = WebStore(config.ledger_url)
     uploads = Uploads(config.uploads_dir, config.keep_seconds)
-    signer, accounts = config.signer, config.accounts
 
     # -- helpers ------------------------------------------------------------------------------------
-
-    def session_of(request: Request) -> Session | None:
-        return signer.load(request.cookies.get(COOKIE))
 
     def page(request: Request, name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
         s: Session | None = request.state.session if hasattr(request.state, "session") else None
         ctx.update(request=request, user=s.user if s else None, csrf=s.csrf if s else "", advice=ADVICE, MASK=MASK)
         return templates.TemplateResponse(request, name, ctx, status_code=status_code)
 
-    async def check_csrf(request: Request) -> bool:
-        s: Session = request.state.session
-        given = request.headers.get("x-csrf-token")
-        if given is None:
-            form = await request.form()
-            given = form.get("csrf")
-        return isinstance(given, str) and secrets.compare_digest(given, s.csrf)
+    signin = SignIn(config, store, page)
+    guarded = signin.guarded
 
     def upload_of(request: Request) -> Upload | None:
         return uploads.get(request.path_params["uid"], request.state.session.user)
@@ -87,75 +76,6 @@ def create_app(config: WebConfig) -> Starlette:
         except (ValueError, IndexError):
             return HTMLResponse("No such row.", status_code=404)
         return up, index
-
-    # -- the gate: a session for everything, CSRF for every POST ----------------------------------------
-
-    class Gate(BaseHTTPMiddleware):
-        async def dispatch(self, request: Request, call_next):
-            path = request.url.path
-            if path == "/favicon.ico":
-                return Response(status_code=404)
-            if path.startswith("/static/") or path == "/login":
-                return await call_next(request)
-            s = session_of(request)
-            if s is None:
-                if request.method == "GET":
-                    return RedirectResponse("/login", status_code=303)
-                return HTMLResponse("Sign in first: <a href='/login'>sign in</a>.", status_code=401,
-                                    headers={"HX-Redirect": "/login"})
-            request.state.session = s
-            if request.method == "POST":
-                length = int(request.headers.get("content-length") or 0)
-                if length > config.max_bytes + 256 * 1024:  # before anything is read or stored
-                    store.record(s.user, "upload refused", f"{length} bytes")
-                    return HTMLResponse(f"<p class='error'>The file is larger than {config.max_bytes / 2**20:g} MB: "
-                                        f"split it into smaller sheets. <a href='/'>Back</a></p>", status_code=413)
-            return await call_next(request)
-
-    def guarded(handler):
-        """Every POST needs the session's CSRF token (checked in the handler: the form is read only once)."""
-        async def wrapped(request: Request) -> Response:
-            if request.method == "POST" and not await check_csrf(request):
-                store.record(request.state.session.user, "csrf refused", request.url.path)
-                return HTMLResponse("This form is out of date or did not come from this page (CSRF check failed): "
-                                    "reload the page and try again.", status_code=403)
-            return await handler(request)
-        return wrapped
-
-    # -- sign in / out ------------------------------------------------------------------------------
-
-    async def login(request: Request) -> Response:
-        if request.method == "GET":  # one pre-session token per browser (a second tab, a favicon fetch keep it)
-            token = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
-            r = page(request, "login.html", pre=token)
-            r.set_cookie(PRE_COOKIE, token, httponly=True, samesite="strict", secure=config.secure_cookies)
-            return r
-        form = await request.form()
-        pre = request.cookies.get(PRE_COOKIE) or ""
-        if not pre or not secrets.compare_digest(str(form.get("csrf", "")), pre):
-            return HTMLResponse("The sign-in form is out of date (CSRF check failed): <a href='/login'>reload it</a>.",
-                                status_code=403)
-        name, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
-        if not accounts.check(name, password):
-            store.record(name or "?", "sign-in refused", request.client.host if request.client else "")
-            token = secrets.token_urlsafe(24)
-            r = page(request, "login.html", status_code=401, pre=token, error="Wrong name or password.")
-            r.set_cookie(PRE_COOKIE, token, httponly=True, samesite="strict", secure=config.secure_cookies)
-            return r
-        s = signer.new(name)
-        store.record(name, "signed in")
-        r = RedirectResponse("/", status_code=303)
-        r.set_cookie(COOKIE, signer.dump(s), httponly=True, samesite="strict", secure=config.secure_cookies,
-                     max_age=int(signer.max_age))
-        r.delete_cookie(PRE_COOKIE)
-        return r
-
-    async def logout(request: Request) -> Response:
-        signer.revoke(request.state.session)
-        store.record(request.state.session.user, "signed out")
-        r = RedirectResponse("/login", status_code=303)
-        r.delete_cookie(COOKIE)
-        return r
 
     # -- choose a mapping and upload ----------------------------------------------------------------------
 
@@ -497,8 +417,8 @@ def create_app(config: WebConfig) -> Starlette:
         return page(request, "history.html", imports=imports, mine=mine, others=others)
 
     routes = [
-        Route("/login", login, methods=["GET", "POST"]),
-        Route("/logout", guarded(logout), methods=["POST"]),
+        Route("/login", signin.login, methods=["GET", "POST"]),
+        Route("/logout", guarded(signin.logout), methods=["POST"]),
         Route("/", home),
         Route("/upload", guarded(upload), methods=["POST"]),
         Route("/u/{uid}/match", guarded(match), methods=["GET", "POST"]),
@@ -525,7 +445,7 @@ def create_app(config: WebConfig) -> Starlette:
             booking.thread.join()
         store.close()
 
-    app = Starlette(routes=routes, middleware=[Middleware(Gate)], exception_handlers={ImporterError: on_error},
+    app = Starlette(routes=routes, middleware=[Middleware(Gate, signin=signin)], exception_handlers={ImporterError: on_error},
                     lifespan=lifespan)
     app.state.store, app.state.uploads, app.state.config = store, uploads, config
     return app
