@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import ImporterError
 from . import engine_calls
-from .auth import Accounts, SessionSigner
+from .auth import Accounts, SessionSigner, SignInThrottle
 
 __all__ = ["ADVICE", "MappingChoice", "WebConfig", "list_mappings"]
 
@@ -35,9 +35,14 @@ class WebConfig:
     page_size: int = 50
     secure_cookies: bool = False  # set behind https: cookies then travel only over https
     signer: SessionSigner = field(default_factory=SessionSigner)
+    #: failed sign-ins per name and address before the page makes the next one wait
+    throttle: SignInThrottle = field(default_factory=SignInThrottle)
     transport: Any = None  # tests may inject an httpx transport for the engine
     #: providers that confirm later (Systems X Bridge): wait this long for their callbacks after sending
     wait_callbacks: float = 10.0
+    #: book as a Prefect flow run (True), directly through the engine (False, `web --no-prefect`), or as a flow
+    #: run when a Prefect server is configured (None: PREFECT_API_URL, as `web` sets it for its local server)
+    prefect: bool | None = None
 
 
 @dataclass

@@ -2,6 +2,7 @@
 every POST, the size limit before an upload is read) and the sign-in and sign-out pages."""
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -65,12 +66,27 @@ class SignIn:
             return HTMLResponse("The sign-in form is out of date (CSRF check failed): <a href='/login'>reload it</a>.",
                                 status_code=403)
         name, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
+        ip = request.client.host if request.client else ""
+        throttle = config.throttle
+        wait = throttle.wait_left(name, ip)
+        if wait > 0:  # the password is not even checked
+            store.record(name or "?", "sign-in throttled", ip)
+            seconds = math.ceil(wait)
+            token = secrets.token_urlsafe(24)
+            r = page(request, "login.html", status_code=429, pre=token,
+                     error=f"Too many failed sign-ins for this name or from this address: wait {seconds} s and try "
+                           f"again (ask whoever runs this page if you forgot your password).")
+            r.headers["Retry-After"] = str(seconds)
+            r.set_cookie(PRE_COOKIE, token, httponly=True, samesite="strict", secure=config.secure_cookies)
+            return r
         if not self.accounts.check(name, password):
-            store.record(name or "?", "sign-in refused", request.client.host if request.client else "")
+            throttle.failed(name, ip)
+            store.record(name or "?", "sign-in refused", ip)
             token = secrets.token_urlsafe(24)
             r = page(request, "login.html", status_code=401, pre=token, error="Wrong name or password.")
             r.set_cookie(PRE_COOKIE, token, httponly=True, samesite="strict", secure=config.secure_cookies)
             return r
+        throttle.succeeded(name, ip)
         s = self.signer.new(name)
         store.record(name, "signed in")
         r = RedirectResponse("/", status_code=303)
