@@ -311,8 +311,8 @@ def create_app(config: WebConfig) -> Starlette:
                     up.error = b.error
                 if b.result is not None:
                     up.results_path = combined_workbook(up, out, run) if label == "resend" else Path(b.result["results"])
-                if b.flow_run_id:
-                    up.flow_run_url = engine_calls.flow_run_url(str(b.flow_run_id))
+                if b.flow_run_url or b.flow_run_id:
+                    up.flow_run_url = b.flow_run_url or engine_calls.flow_run_url(str(b.flow_run_id))
                 forget_secrets(up)
                 # refused before anything was sent (a missing secret, a provider that refused the login): back
                 # to the review, which shows why; the rows can be booked again once it is fixed
@@ -322,9 +322,12 @@ def create_app(config: WebConfig) -> Starlette:
                              + (f"; error: {b.error}" if b.error else ""))
                 up.state = final
 
+        use_prefect = engine_calls.prefect_configured() if config.prefect is None else config.prefect
+        up.booked_via = "prefect" if use_prefect else "direct"
         up.booking = engine_calls.start_booking(plan, ledger_url=config.ledger_url, out=out, on_run=on_run,
                                                 on_done=on_done, transport=config.transport,
-                                                wait_callbacks=config.wait_callbacks)
+                                                wait_callbacks=config.wait_callbacks, use_prefect=use_prefect,
+                                                name=f"{up.mapping_name}: {up.file_name} (web, {up.user})")
         store.record(up.user, label, f"upload {up.id}: {len(plan.valid)} valid rows of {len(indexes)}")
         return None
 
@@ -365,7 +368,9 @@ def create_app(config: WebConfig) -> Starlette:
         eta = None
         if up.started and settled and to_send > settled:
             eta = round((time.monotonic() - up.started) / settled * (to_send - settled))
-        return dict(live=live, to_send=to_send, settled=settled, eta=eta, run_id=run_id)
+        link = up.booking.flow_run_url if up.booking is not None else None
+        return dict(live=live, to_send=to_send, settled=settled, eta=eta, run_id=run_id,
+                    flow_run_url=link or up.flow_run_url)
 
     async def progress(request: Request) -> Response:
         up = upload_of(request)

@@ -135,6 +135,7 @@ class Upload:
     sent_rows: list[int] = field(default_factory=list)  # rows handed to the run going now
     results_path: Path | None = None
     flow_run_url: str | None = None
+    booked_via: str | None = None  # "prefect" (a flow run) or "direct" (engine.run_import, `web --no-prefect`)
     started: float | None = None
     booking: Any = None  # flows.web.engine_calls.Booking of the run going now, or the last one
     lock: threading.Lock = field(default_factory=threading.Lock)
