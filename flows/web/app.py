@@ -34,7 +34,16 @@ from . import engine_calls
 from .auth import Session
 from .config import ADVICE, WebConfig, list_mappings
 from .matching import guess_columns
-from .rows import combined_workbook, counts_view, forget_secrets, renamed, required_columns, row_view, secret_values
+from .rows import (
+    combined_workbook,
+    counts_view,
+    forget_secrets,
+    rebuild,
+    renamed,
+    required_columns,
+    row_view,
+    secret_values,
+)
 from .signin import Gate, SignIn
 from .store import Upload, Uploads, WebStore
 
@@ -47,7 +56,7 @@ SUFFIXES = tuple(SUPPORTED_SUFFIXES)
 def create_app(config: WebConfig) -> Starlette:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     store = WebStore(config.ledger_url)
-    uploads = Uploads(config.uploads_dir, config.keep_seconds)
+    uploads = Uploads(config.uploads_dir, config.keep_seconds, records=store)
 
     # -- helpers ------------------------------------------------------------------------------------
 
@@ -176,7 +185,11 @@ def create_app(config: WebConfig) -> Starlette:
             return page(request, "match.html", status_code=400, up=up, required=required, mapping=mapping,
                         guesses=guess_columns(needed, up.columns, chosen), columns=up.columns, errors=[str(exc)])
         up.state = "review"
+        uploads.save(up)
         return RedirectResponse(f"/u/{up.id}/review", status_code=303)
+
+    for problem in uploads.load(lambda up: rebuild(up, *mapping_of(up))):  # uploads a process before this one kept
+        store.record("-", "upload not restored", problem)
 
     # -- review: grid, fix in place, exclude, payload ------------------------------------------------------
 
@@ -240,8 +253,11 @@ def create_app(config: WebConfig) -> Starlette:
                 if (cells[pos] if cells[pos] is None else str(cells[pos])) != new:
                     cells[pos] = new
                     changed.append(c)
+                    if c not in sensitive:  # kept for a restart; a password never leaves memory
+                        up.cells.setdefault(r.index, {})[c] = new
             revalidate(up)
             up.edited.add(r.index)
+            uploads.save(up)
         store.record(up.user, "fixed row", f"upload {up.id} row {r.line}: {', '.join(changed) or 'no change'}")
         return row_response(request, up, index)
 
@@ -264,6 +280,7 @@ def create_app(config: WebConfig) -> Starlette:
                 up.excluded.discard(index)
             else:
                 up.excluded.add(index)
+            uploads.save(up)
         store.record(up.user, "excluded row" if index in up.excluded else "included row", f"upload {up.id} row {r.line}")
         return row_response(request, up, index)
 
@@ -294,6 +311,7 @@ def create_app(config: WebConfig) -> Starlette:
         out = config.uploads_dir / f"{secrets.token_hex(16)}.results.xlsx"
         up.state, up.error, up.started, up.sent_rows = "booking", None, time.monotonic(), indexes
         store.save_import(up)
+        uploads.save(up)
 
         def on_run(run: Any) -> None:
             with up.lock:
@@ -321,6 +339,7 @@ def create_app(config: WebConfig) -> Starlette:
                 store.record(up.user, f"{label} finished", f"upload {up.id}: {json.dumps(up.final_counts())}"
                              + (f"; error: {b.error}" if b.error else ""))
                 up.state = final
+                uploads.save(up)
 
         use_prefect = engine_calls.prefect_configured() if config.prefect is None else config.prefect
         up.booked_via = "prefect" if use_prefect else "direct"

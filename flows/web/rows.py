@@ -10,7 +10,7 @@ from typing import Any
 from . import engine_calls
 from .store import Upload
 
-__all__ = ["combined_workbook", "counts_view", "forget_secrets", "renamed", "required_columns", "row_view",
+__all__ = ["combined_workbook", "counts_view", "forget_secrets", "rebuild", "renamed", "required_columns", "row_view",
            "secret_values"]
 
 
@@ -103,3 +103,19 @@ def combined_workbook(up: Upload, out: Path, run: Any) -> Path:
                          line_numbers=[up.sheet.line_numbers[i] for i in indexes],
                          outcomes=[up.outcomes.get(i) for i in indexes], summary=summary,
                          masked_columns=up.plan.mapping.sensitive_columns())
+
+
+def rebuild(up: Upload, mapping: Any, mapping_path: Path) -> None:
+    """An upload read back after a restart: its sheet from the stored file, renamed by the user's match, with
+    the cells the user fixed, checked again; after a run its passwords are dropped, as they were."""
+    sheet = engine_calls.read(up.path, mapping)
+    if up.state == "matching" or not up.match:
+        up.sheet = sheet
+        return
+    up.sheet = renamed(sheet, up.match)
+    for index, cells in up.cells.items():
+        for column, value in cells.items():
+            up.sheet.rows[index][up.sheet.columns.index(column)] = value
+    up.plan = engine_calls.validate(mapping, mapping_path, up.sheet)
+    if up.outcomes:
+        forget_secrets(up)
