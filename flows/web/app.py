@@ -432,13 +432,14 @@ def create_app(config: WebConfig) -> Starlette:
                             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
     async def history(request: Request) -> Response:
-        imports = store.imports()
-        mine = {i["id"] for i in imports if i["user"] == request.state.session.user
-                and uploads.get(i["id"], request.state.session.user) is not None}
+        user = request.state.session.user
+        who = "mine" if request.query_params.get("who") == "mine" else "everyone"
+        imports = [i for i in store.imports() if who == "everyone" or i["user"] == user]
+        mine = {i["id"] for i in imports if i["user"] == user and uploads.get(i["id"], user) is not None}
         web_runs = {r for i in imports for r in i["run_ids"]}
         others = [dict(r, counts=json.loads(r["counts"]) if r["counts"] else {}) for r in store.runs()
                   if r["run_id"] not in web_runs]
-        return page(request, "history.html", imports=imports, mine=mine, others=others)
+        return page(request, "history.html", imports=imports, mine=mine, others=others, who=who)
 
     routes = [
         Route("/login", signin.login, methods=["GET", "POST"]),
