@@ -24,6 +24,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 
 def main() -> int:
+    # imported here, not at the top: the project is put on sys.path first (the script runs from anywhere)
     import uvicorn
     from playwright.sync_api import sync_playwright
 

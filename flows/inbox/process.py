@@ -40,6 +40,7 @@ from typing import Any
 from ..engine.run import UNSET, RunOptions, prepare, run_import
 from ..errors import ImporterError, UsageError
 from ..ledger.claims import DONE, FileClaims, Heartbeat, file_hash
+from ..ledger.ledger import open_ledger
 from ..outcomes import Status
 from ..workbooks.sheets import SUPPORTED_SUFFIXES
 from .notify import send_notification
@@ -367,7 +368,6 @@ async def _import_claimed(config: InboxConfig, claims: FileClaims, cand: _Candid
 async def process_inbox(config: InboxConfig, importer: Importer | None = None, *,
                         owner: str | None = None) -> InboxReport:
     """One pass over the inbox (see the module docstring). Never raises for a single file's problem."""
-    from ..ledger.ledger import open_ledger
 
     config.check()
     importer = importer or import_file
@@ -426,7 +426,8 @@ def _duplicate(config: InboxConfig, cand: _Candidate, digest: str, record: Any, 
     try:
         moved = _move(cand.path, config.archive / day.isoformat() / "duplicates" / cand.rel)
     except FileNotFoundError:
-        return FileReport(cand.rel, "duplicate", message=message + "; already moved by another run", content_hash=digest)
+        return FileReport(cand.rel, "duplicate", message=message + "; already moved by another run",
+                          content_hash=digest)
     return FileReport(cand.rel, "duplicate", mapping=record.mapping, results=record.results,
                       archived_to=_rel_to(config, moved), message=message + "; not imported again",
                       content_hash=digest)

@@ -5,6 +5,7 @@ import fnmatch
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..mapping.yamlfile import load_yaml
 
 __all__ = ["ROUTES_FILE", "load_routes", "mapping_for"]
 
@@ -23,8 +24,6 @@ def load_routes(inbox: Path, mappings: Path) -> list[tuple[str, Path]]:
     path = inbox / ROUTES_FILE
     if not path.is_file():
         return []
-    from ..mapping.yamlfile import load_yaml
-
     lines = path.read_text(encoding="utf-8-sig").splitlines()
     if not any(line.strip() and not line.lstrip().startswith("#") for line in lines):
         return []  # an empty routes file: the folder rule alone

@@ -72,7 +72,8 @@ def create_app(config: WebConfig) -> Starlette:
         return uploads.get(request.path_params["uid"], request.state.session.user)
 
     def not_found() -> HTMLResponse:
-        return HTMLResponse("<p>No such upload (it may have expired): <a href='/'>start again</a>.</p>", status_code=404)
+        return HTMLResponse("<p>No such upload (it may have expired): <a href='/'>start again</a>.</p>",
+                            status_code=404)
 
     def upload_row(request: Request) -> tuple[Upload, int] | Response:
         """The upload and the row index a row's URL names, or the 404 to answer instead."""
@@ -103,7 +104,8 @@ def create_app(config: WebConfig) -> Starlette:
 
         choice = mappings.get(str(form.get("mapping", "")))
         if choice is None or choice.error:
-            return refuse("Choose one of the mappings listed." if choice is None else f"That mapping cannot be used: {choice.error}")
+            return refuse("Choose one of the mappings listed." if choice is None
+                          else f"That mapping cannot be used: {choice.error}")
         f = form.get("file")
         if f is None or isinstance(f, str) or not f.filename:
             return refuse("Choose a CSV or Excel file to upload.")
@@ -120,7 +122,8 @@ def create_app(config: WebConfig) -> Starlette:
                 out.write(chunk)
         if size > config.max_bytes:
             path.unlink(missing_ok=True)
-            return refuse(f"{f.filename} is larger than {config.max_bytes / 2**20:g} MB: split it into smaller sheets.", 413)
+            return refuse(f"{f.filename} is larger than {config.max_bytes / 2**20:g} MB: split it into smaller "
+                          f"sheets.", 413)
         up = Upload(uid, user, Path(f.filename).name, path, choice.name)
         try:
             mapping = engine_calls.load(choice.path)
@@ -135,7 +138,8 @@ def create_app(config: WebConfig) -> Starlette:
         up.columns = list(sheet.columns)
         up.sheet = sheet
         uploads.add(up)
-        store.record(user, "uploaded", f"{up.file_name} ({size} bytes, {len(sheet.rows)} rows) for {choice.name}; upload {uid}")
+        store.record(user, "uploaded",
+                     f"{up.file_name} ({size} bytes, {len(sheet.rows)} rows) for {choice.name}; upload {uid}")
         return RedirectResponse(f"/u/{uid}/match", status_code=303)
 
     # -- match columns ----------------------------------------------------------------------------------
@@ -281,7 +285,8 @@ def create_app(config: WebConfig) -> Starlette:
             else:
                 up.excluded.add(index)
             uploads.save(up)
-        store.record(up.user, "excluded row" if index in up.excluded else "included row", f"upload {up.id} row {r.line}")
+        store.record(up.user, "excluded row" if index in up.excluded else "included row",
+                     f"upload {up.id} row {r.line}")
         return row_response(request, up, index)
 
     async def payload(request: Request) -> Response:
@@ -328,7 +333,8 @@ def create_app(config: WebConfig) -> Starlette:
                 if b.error:
                     up.error = b.error
                 if b.result is not None:
-                    up.results_path = combined_workbook(up, out, run) if label == "resend" else Path(b.result["results"])
+                    up.results_path = (combined_workbook(up, out, run) if label == "resend"
+                                       else Path(b.result["results"]))
                 if b.flow_run_url or b.flow_run_id:
                     up.flow_run_url = b.flow_run_url or engine_calls.flow_run_url(str(b.flow_run_id))
                 forget_secrets(up)
@@ -470,7 +476,8 @@ def create_app(config: WebConfig) -> Starlette:
             booking.thread.join()
         store.close()
 
-    app = Starlette(routes=routes, middleware=[Middleware(Gate, signin=signin)], exception_handlers={ImporterError: on_error},
+    app = Starlette(routes=routes, middleware=[Middleware(Gate, signin=signin)],
+                    exception_handlers={ImporterError: on_error},
                     lifespan=lifespan)
     app.state.store, app.state.uploads, app.state.config = store, uploads, config
     return app

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..workbooks.results import write_results
 from . import engine_calls
 from .store import Upload
 
@@ -93,8 +94,6 @@ def forget_secrets(up: Upload) -> None:
 
 def combined_workbook(up: Upload, out: Path, run: Any) -> Path:
     """After sending fixed rows again: one workbook with every row's latest status (the CLI's writer)."""
-    from ..workbooks.results import write_results
-
     indexes = [i for i in range(len(up.sheet.rows)) if i not in up.excluded]
     summary = dict(run.summary()) if run is not None else {}
     summary["rows"] = len(indexes)

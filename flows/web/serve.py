@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..prefect_env import apply_defaults
 from ..prefect_server import LocalPrefectServer, use_api
 from .auth import Accounts, hash_password
 
@@ -92,8 +93,6 @@ def run_web(args: Any) -> int:
 def prefect_server(home: Path, stream=sys.stdout):
     """Bookings as Prefect flow runs: on the server PREFECT_API_URL names, else on a local one started now (in
     the main thread, see flows/prefect_server.py) under ``home`` and stopped when the page stops."""
-    from ..prefect_env import apply_defaults
-
     apply_defaults()
     from prefect.settings import PREFECT_API_URL  # here for start-up speed: `--hash-password` needs no Prefect
 

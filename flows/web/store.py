@@ -11,6 +11,7 @@ never written there.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -106,7 +107,8 @@ class WebStore:
 
     def actions(self, limit: int = 200) -> list[tuple[str, str, str, str]]:
         with self.lock:
-            return self.db.execute(f"SELECT at,username,action,detail FROM web_actions ORDER BY at DESC LIMIT {int(limit)}").fetchall()
+            return self.db.execute("SELECT at,username,action,detail FROM web_actions "
+                                   f"ORDER BY at DESC LIMIT {int(limit)}").fetchall()
 
     # -- imports, for the history page
     def save_import(self, up: Upload) -> None:
@@ -131,12 +133,13 @@ class WebStore:
             rows = self.db.execute("SELECT run_id,started_at,ended_at,input,mapping,provider,results,counts FROM runs "
                                    f"ORDER BY started_at DESC LIMIT {int(limit)}").fetchall()
         names = ("run_id", "started_at", "ended_at", "input", "mapping", "provider", "results", "counts")
-        return [dict(zip(names, r)) for r in rows]
+        return [dict(zip(names, r, strict=True)) for r in rows]
 
     def run_counts(self, run_id: str) -> dict[str, int]:
         """Rows of a run by status, as the ledger records them while the run goes (live progress)."""
         with self.lock:
-            rows = self.db.execute("SELECT status, COUNT(*) FROM rows WHERE run_id=? GROUP BY status", (run_id,)).fetchall()
+            rows = self.db.execute("SELECT status, COUNT(*) FROM rows WHERE run_id=? GROUP BY status",
+                                   (run_id,)).fetchall()
         return {s: n for s, n in rows}
 
 
@@ -290,7 +293,5 @@ class Uploads:
 
 
 def _remove(path: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    except FileNotFoundError:
-        pass
