@@ -73,6 +73,9 @@ def _die_with(parent: int, prctl: Callable[..., int] | None) -> Callable[[], Non
 class LocalPrefectServer:
     """``prefect server start`` as a child of this process, for as long as a ``with`` block (or start/stop)."""
 
+    #: the program before ``server start --host H --port P`` (tests put a stand-in that fails or hangs here)
+    program: tuple[str, ...] = (sys.executable, "-m", "prefect")
+
     def __init__(self, home: Path, *, host: str = "127.0.0.1", port: int | None = None,
                  start_timeout: float = 120.0, stop_timeout: float = 10.0) -> None:
         self.home = Path(home).resolve()
@@ -112,7 +115,7 @@ class LocalPrefectServer:
                               "signal follows the thread that starts it); start it before serving")
         self.home.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port(self.host)
-        command = [sys.executable, "-m", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)]
+        command = [*self.program, "server", "start", "--host", self.host, "--port", str(self.port)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, env=self._environment(), stdin=subprocess.DEVNULL, stdout=log,
                                             stderr=subprocess.STDOUT, cwd=self.home, start_new_session=True,
