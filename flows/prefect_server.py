@@ -177,12 +177,16 @@ class LocalPrefectServer:
 
 @contextlib.contextmanager
 def use_api(api_url: str) -> Iterator[None]:
-    """Point this process's Prefect client at ``api_url`` (the environment for what starts later, and the
-    settings context for what runs in it: Prefect reads its settings once, at import)."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings  # here: importing Prefect takes ~1 s
+    """Point this process's Prefect client at ``api_url``, in every thread: the environment (for what starts
+    later), Prefect's process-wide settings (read from the environment once, at import; a thread started
+    with a fresh context, like a server's worker thread, reads those) and this context's settings."""
+    # here for start-up speed: importing Prefect takes 1-2 s, and `web --no-prefect` never needs it
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     saved = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = api_url
+    refresh_global_settings_context()
     try:
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
             yield
@@ -191,3 +195,4 @@ def use_api(api_url: str) -> Iterator[None]:
             os.environ.pop("PREFECT_API_URL", None)
         else:
             os.environ["PREFECT_API_URL"] = saved
+        refresh_global_settings_context()

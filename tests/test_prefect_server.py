@@ -11,7 +11,7 @@ from typing import ClassVar
 import pytest
 
 from flows.errors import ConfigError
-from flows.prefect_server import LocalPrefectServer
+from flows.prefect_server import LocalPrefectServer, use_api
 
 
 class Failing(LocalPrefectServer):
@@ -60,3 +60,21 @@ def test_it_is_started_from_the_main_thread_only(tmp_path):
     t.join(10)
     assert errors and "main thread" in str(errors[0])
     assert not (tmp_path / "prefect").exists()  # refused before anything started
+
+
+def test_use_api_points_every_thread_at_the_server_and_puts_things_back():
+    from prefect.settings import PREFECT_API_URL
+
+    seen: list[str | None] = []
+
+    def look() -> None:
+        seen.append(PREFECT_API_URL.value())
+
+    before = os.environ.get("PREFECT_API_URL")
+    with use_api("http://127.0.0.1:9/api"):
+        look()
+        t = threading.Thread(target=look)  # a fresh context, as a web server's worker thread has
+        t.start()
+        t.join()
+    assert seen == ["http://127.0.0.1:9/api"] * 2
+    assert os.environ.get("PREFECT_API_URL") == before
