@@ -24,13 +24,14 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 
 def main() -> int:
+    # imported here, not at the top: the project is put on sys.path first (the script runs from anywhere)
     import uvicorn
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(ROOT))
     from flows.web.app import WebConfig, create_app
     from flows.web.auth import Accounts, hash_password
-    from flows.web.serve import demo_environment
+    from flows.web.serve import demo_environment, prefect_server
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     tmp = Path(tempfile.mkdtemp(prefix="screenshots-"))
@@ -41,9 +42,11 @@ def main() -> int:
     with sheet.open("w", encoding="utf-8", newline="") as f:
         csv.writer(f).writerows(rows)
     OUT.mkdir(parents=True, exist_ok=True)
-    with demo_environment(stream=sys.stderr):
+    # the page as `web --demo` serves it: the simulators, and each booking a flow run on a local Prefect server
+    with demo_environment(stream=sys.stderr), prefect_server(tmp / "prefect", stream=sys.stderr):
         config = WebConfig(mappings_dir=ROOT / "mappings", ledger_url=f"sqlite:///{tmp / 'ledger.sqlite'}",
-                           uploads_dir=tmp / "uploads", accounts=Accounts(None, None, {"sam": hash_password("pw")}))
+                           uploads_dir=tmp / "uploads", accounts=Accounts(None, None, {"sam": hash_password("pw")}),
+                           prefect=True)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]

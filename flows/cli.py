@@ -295,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-hours", type=float, default=24.0, help="uploads and their results are deleted this long "
                                                                  "after last use (default 24)")
     p.add_argument("--secure-cookies", action="store_true", help="cookies only over https (behind an https proxy)")
+    p.add_argument("--no-prefect", action="store_true", help="book straight through the engine, not as Prefect flow "
+                                                             "runs (default: on PREFECT_API_URL's server, else on a "
+                                                             "local one the page starts and stops)")
     p.add_argument("--hash-password", action="store_true", help="read a password on stdin, print its hash for the "
                                                                 "accounts file, and exit")
 

@@ -71,7 +71,7 @@ class LedgerError(ImporterError):
 
 
 class InboxRunFailed(Exception):
-    """An inbox run needs a person (see flows/inbox.py); the message lists what, file by file."""
+    """An inbox run needs a person (see flows/inbox/); the message lists what, file by file."""
 
 
 class RowsNeedAttention(Exception):

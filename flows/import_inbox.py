@@ -1,6 +1,6 @@
 """The Prefect flow ``import_inbox`` and ``booking-import serve``: nightly inbox imports.
 
-The work is in flows/inbox.py (plain functions). The flow imports each claimed file as an
+The work is in flows/inbox/ (plain functions). The flow imports each claimed file as an
 ``import_sheet`` subflow (so every file has its own run, chunk tasks and summary artifact in the
 UI), leaves a table artifact of the files with their counts and results paths, calls the
 ``notify`` hook, and only then raises when something needs a person (a row failed or unknown, a
@@ -11,7 +11,10 @@ Schedules need a real Prefect server: the temporary one a `run` starts cannot fi
 """
 from __future__ import annotations
 
+import asyncio
 import os
+import tempfile
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +24,15 @@ apply_defaults()
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
+from prefect.client.orchestration import get_client
+from prefect.runtime import flow_run
+from prefect.settings import PREFECT_API_URL
 from prefect.states import Failed
 
-from .errors import InboxRunFailed, UsageError
-from .inbox import ImportJob, InboxConfig, run_inbox
+from .errors import InboxRunFailed, RowsNeedAttention, UsageError
+from .import_sheet import import_sheet
+from .inbox import ImportJob, InboxConfig, check_apprise_url, is_apprise_url, run_inbox
+from .ledger.ledger import default_ledger_url, is_postgres_url, open_ledger, parameter_url
 
 __all__ = ["ARTIFACT_KEY", "DEFAULT_CRON", "DEFAULT_NAME", "check_prefect_server", "import_inbox", "serve_inbox"]
 
@@ -38,12 +46,7 @@ START_SERVER = ("start one with `prefect server start` (SQLite by default), then
 
 
 async def _import_with_subflow(job: ImportJob) -> dict[str, Any]:
-    from .errors import RowsNeedAttention
-    from .import_sheet import import_sheet
-
     named = import_sheet.with_options(flow_run_name=f"{Path(job.mapping).stem}: {job.name}"[:100])
-    from .ledger.ledger import parameter_url
-
     try:
         return await named(sheet=str(job.sheet), mapping=str(job.mapping), out=str(job.out),
                            ledger=parameter_url(job.ledger_url), concurrency=job.concurrency, rate=job.rate,
@@ -53,8 +56,6 @@ async def _import_with_subflow(job: ImportJob) -> dict[str, Any]:
 
 
 def _inbox_run_name() -> str:
-    from prefect.runtime import flow_run
-
     return f"inbox: {Path(str((flow_run.parameters or {}).get('inbox') or '?')).name}"[:100]
 
 
@@ -71,8 +72,6 @@ async def import_inbox(
     rate: float | None = None,
 ) -> dict:
     """Import every new sheet in ``inbox`` once, archive it with its results, report, notify."""
-    from prefect.runtime import flow_run
-
     logger = get_run_logger()
     config = InboxConfig(inbox=Path(inbox), mappings=Path(mappings), archive=Path(archive) if archive else None,
                          ledger_url=ledger, settle_seconds=settle_seconds, lease_seconds=lease_seconds,
@@ -95,18 +94,12 @@ async def import_inbox(
 
 def check_prefect_server(timeout: float = 5.0) -> str:
     """The API URL of a Prefect server that answers; UsageError (exit 2) saying how to start one otherwise."""
-    import asyncio
-
-    from prefect.settings import PREFECT_API_URL
-
     url = PREFECT_API_URL.value()
     if not url:
         raise UsageError("PREFECT_API_URL is not set: schedules need a running Prefect server (the temporary one "
                          "`run` starts cannot fire them); " + START_SERVER)
 
     async def health() -> Exception | None:
-        from prefect.client.orchestration import get_client
-
         async with get_client() as client:
             return await asyncio.wait_for(client.api_healthcheck(), timeout)
 
@@ -122,8 +115,6 @@ def check_prefect_server(timeout: float = 5.0) -> str:
 
 def _check_folder_writable(folder: Path, option: str) -> None:
     """UsageError (exit 2) unless ``folder`` exists and takes a new file, or can be created where a file can."""
-    import tempfile
-
     probe_in = folder
     while not probe_in.exists() and probe_in != probe_in.parent:
         probe_in = probe_in.parent
@@ -143,6 +134,7 @@ def serve_inbox(*, inbox: Path, cron: str = DEFAULT_CRON, timezone: str | None =
                 notify: str | None = None, settle_seconds: float = 2.0, lease_seconds: float = 120.0,
                 limit: int | None = None) -> int:
     """Serve the ``import_inbox`` deployment until Ctrl-C (a long-running worker process)."""
+    # imported here for start-up speed: each nightly flow run imports this module, and only serve deploys
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
@@ -150,8 +142,6 @@ def serve_inbox(*, inbox: Path, cron: str = DEFAULT_CRON, timezone: str | None =
     config.check()
     _check_folder_writable(config.archive, "--archive")  # else the first import, at 02:00, would find out
     if timezone:
-        import zoneinfo
-
         try:
             zoneinfo.ZoneInfo(timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -160,8 +150,6 @@ def serve_inbox(*, inbox: Path, cron: str = DEFAULT_CRON, timezone: str | None =
         schedule = Cron(cron, timezone=timezone)
     except ValueError as exc:
         raise UsageError(f"--cron {cron!r}: {exc}; e.g. \"0 2 * * *\" is 02:00 every night") from None
-    from .ledger.ledger import default_ledger_url, is_postgres_url, parameter_url
-
     raw = ledger or default_ledger_url()
     if not is_postgres_url(raw):  # the flow runs in a subprocess: file paths must not depend on its folder
         ledger = str(Path(raw.removeprefix("sqlite:///")).resolve())
@@ -170,8 +158,6 @@ def serve_inbox(*, inbox: Path, cron: str = DEFAULT_CRON, timezone: str | None =
         if ledger != raw:
             os.environ["BOOKING_IMPORTER_LEDGER"] = raw
     if notify and not notify.startswith("env:"):
-        from .inbox import check_apprise_url, is_apprise_url
-
         problem = check_apprise_url(notify) if is_apprise_url(notify) else None
         if problem:
             raise UsageError(f"--notify: {problem}")
@@ -180,8 +166,6 @@ def serve_inbox(*, inbox: Path, cron: str = DEFAULT_CRON, timezone: str | None =
         # in its UI) name a variable instead, which this worker's flow runs (its subprocesses) inherit
         os.environ[NOTIFY_VARIABLE] = notify
         notify = f"env:{NOTIFY_VARIABLE}"
-    from .ledger.ledger import open_ledger
-
     open_ledger(ledger).close()  # a ledger that cannot be opened is refused now (exit 2), not at the first run
     url = check_prefect_server()
     print(f"serving import_inbox/{name} from {url}: {config.inbox} every {cron!r}"

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -27,7 +28,7 @@ PASSWORD = "s3cret-Ledger-pw"
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):
-    received: list[tuple[str, bytes]] = []
+    received: ClassVar[list[tuple[str, bytes]]] = []
 
     def do_POST(self) -> None:
         self.received.append((self.path, self.rfile.read(int(self.headers.get("Content-Length", 0)))))
@@ -43,7 +44,8 @@ def test_serve_stores_no_ledger_password_and_no_webhook_token(prefect_api, pg_ur
     from prefect.deployments import run_deployment
 
     parts = urlsplit(pg_url)
-    ledger = urlunsplit(parts._replace(netloc=f"{parts.username or 'postgres'}:{PASSWORD}@{parts.hostname}:{parts.port}"))
+    netloc = f"{parts.username or 'postgres'}:{PASSWORD}@{parts.hostname}:{parts.port}"
+    ledger = urlunsplit(parts._replace(netloc=netloc))
     hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     inbox = tmp_path / "inbox"

@@ -67,7 +67,7 @@ def test_sign_in_wrong_password_refused_right_one_sets_a_strict_httponly_cookie(
     r = client.post("/login", data={"csrf": csrf_of(page.text), "username": "ann", "password": PASSWORDS["ann"]},
                     follow_redirects=False)
     assert r.status_code == 303
-    cookie = [v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith("booking_session=")][0]
+    cookie = next(v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith("booking_session="))
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("samesite", "SameSite")
     actions = [a[2] for a in app.state.store.actions()]
     assert "sign-in refused" in actions and "signed in" in actions
@@ -92,7 +92,8 @@ def test_posts_without_the_csrf_token_are_refused_and_store_nothing(client, app,
         r = client.post("/upload", data={"mapping": "jicoo"}, files={"file": ("a.csv", f, "text/csv")})
     assert r.status_code == 403
     with open(renamed_sample(tmp_path), "rb") as f:
-        r = client.post("/upload", data={"mapping": "jicoo", "csrf": csrf + "x"}, files={"file": ("a.csv", f, "text/csv")})
+        r = client.post("/upload", data={"mapping": "jicoo", "csrf": csrf + "x"},
+                        files={"file": ("a.csv", f, "text/csv")})
     assert r.status_code == 403
     assert list(app.state.config.uploads_dir.iterdir()) == []
 
@@ -210,7 +211,7 @@ def test_fix_a_cell_and_the_row_is_checked_again_at_once(client, tmp_path):
     assert row and "bad-cell" in row.group(2) and "not-an-email" in row.group(2)
     index = row.group(1)
     fields = dict(re.findall(r'name="(c\d+)" aria-label="([^"]+) of row 8"', row.group(2)))
-    email_field = [f for f, col in fields.items() if col == "Email"][0]
+    email_field = next(f for f, col in fields.items() if col == "Email")
     # still wrong: still invalid, with the CLI's message
     r = client.post(f"{base}/row/{index}", data={email_field: "still wrong"}, headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200 and 'class="invalid"' in r.text and "bad-cell" in r.text
@@ -282,7 +283,7 @@ def test_book_progress_results_download_and_resend_books_nothing_twice(client, a
     row = re.search(r'<tr id="row-(\d+)" class="invalid" data-line="8">(.*?)</tr>',
                     client.get(f"{base}/results?status=invalid").text, re.S)
     fields = dict(re.findall(r'name="(c\d+)" aria-label="([^"]+) of row 8"', row.group(2)))
-    email_field = [f for f, col in fields.items() if col == "Email"][0]
+    email_field = next(f for f, col in fields.items() if col == "Email")
     client.post(f"{base}/row/{row.group(1)}", data={email_field: "fixed@example.org"}, headers={"X-CSRF-Token": csrf})
     r = client.post(f"{base}/resend", data={"csrf": csrf}, follow_redirects=False)
     assert r.status_code == 303
@@ -363,7 +364,8 @@ def test_passwords_are_never_shown_and_must_be_typed_again_to_resend(monkeypatch
                         client.get(f"{base}/results?status=invalid").text, re.S)
         index, line, cells = row.groups()
         fields = {col: f for f, col in re.findall(rf'name="(c\d+)" aria-label="([^"]+) of row {line}"', cells)}
-        r = client.post(f"{base}/row/{index}", data={fields["Portal Username"]: "newuser1"}, headers={"X-CSRF-Token": csrf})
+        r = client.post(f"{base}/row/{index}", data={fields["Portal Username"]: "newuser1"},
+                        headers={"X-CSRF-Token": csrf})
         assert 'class="invalid"' in r.text and "Portal Password" in r.text
         r = client.post(f"{base}/row/{index}", data={fields["Portal Username"]: "newuser1",
                                                     fields["Portal Password"]: "Typed-Again#1"},
@@ -432,7 +434,8 @@ def test_progress_comes_live_from_the_ledger_while_rows_are_sent(app, monkeypatc
         assert len(sim.bookings) == 54
 
 
-def test_history_shows_page_imports_and_other_runs_of_the_ledger_beside_them(client, app, jicoo_sim, jicoo_env, tmp_path):
+def test_history_shows_page_imports_and_other_runs_of_the_ledger_beside_them(client, app, jicoo_sim, jicoo_env,
+                                                                              tmp_path):
     """A run made outside the page (the CLI, the nightly inbox) into the same ledger is listed beside the page's."""
     from .conftest import import_now
     from .web_support import SAMPLE_CSV

@@ -35,8 +35,9 @@ def test_demo_serves_the_page_with_a_demo_account_it_prints(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    p = subprocess.Popen([sys.executable, "-m", "flows", "web", "--demo", "--port", str(port)], cwd=tmp_path,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # --no-prefect: this test is about the page and its demo account (tests/test_web_prefect.py starts the server)
+    p = subprocess.Popen([sys.executable, "-m", "flows", "web", "--demo", "--no-prefect", "--port", str(port)],
+                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = []
         for line in p.stdout:

@@ -16,13 +16,11 @@ import os
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -33,96 +31,49 @@ from ..errors import ImporterError
 from ..redact import MASK
 from ..workbooks.sheets import SUPPORTED_SUFFIXES
 from . import engine_calls
-from .auth import Accounts, Session, SessionSigner
+from .auth import Session
+from .config import ADVICE, WebConfig, list_mappings
 from .matching import guess_columns
+from .rows import (
+    combined_workbook,
+    counts_view,
+    forget_secrets,
+    rebuild,
+    renamed,
+    required_columns,
+    row_view,
+    secret_values,
+)
+from .signin import Gate, SignIn
 from .store import Upload, Uploads, WebStore
 
 __all__ = ["WebConfig", "create_app"]
 
 HERE = Path(__file__).resolve().parent
-COOKIE = "booking_session"
-PRE_COOKIE = "booking_presession"
 #: file types the page accepts (the CLI's readers): anything else is refused before it is stored
 SUFFIXES = tuple(SUPPORTED_SUFFIXES)
-
-#: what a person does about each status (results page)
-ADVICE = {
-    "created": "Booked. Nothing to do.",
-    "accepted": "The provider took it and confirms later; refresh this page or check the provider.",
-    "skipped": "Not sent: already booked by an earlier run (never twice), or held by another import running now.",
-    "invalid": "Not sent: fix the highlighted cell below and send the fixed rows again.",
-    "rejected": "The provider refused it (the message says why): fix the row and send it again.",
-    "failed": "Not booked: the provider or network failed after retries. Send it again later.",
-    "unknown": "Sent, but no answer came: the next send checks with the provider before resending.",
-}
-
-
-@dataclass
-class WebConfig:
-    mappings_dir: Path
-    ledger_url: str
-    uploads_dir: Path
-    accounts: Accounts
-    max_bytes: int = 20 * 1024 * 1024
-    max_rows: int = 100_000
-    keep_seconds: float = 24 * 3600
-    page_size: int = 50
-    secure_cookies: bool = False  # set behind https: cookies then travel only over https
-    signer: SessionSigner = field(default_factory=SessionSigner)
-    transport: Any = None  # tests may inject an httpx transport for the engine
-    #: providers that confirm later (Systems X Bridge): wait this long for their callbacks after sending
-    wait_callbacks: float = 10.0
-
-
-@dataclass
-class MappingChoice:
-    name: str
-    path: Path
-    description: str
-    provider: str
-    error: str | None = None
-
-
-def list_mappings(folder: Path) -> dict[str, MappingChoice]:
-    out: dict[str, MappingChoice] = {}
-    for p in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
-        try:
-            m = engine_calls.load(p)
-            out[p.stem] = MappingChoice(p.stem, p, m.description, m.provider)
-        except ImporterError as exc:
-            out[p.stem] = MappingChoice(p.stem, p, "", "", error=str(exc))
-    return out
-
 
 def create_app(config: WebConfig) -> Starlette:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     store = WebStore(config.ledger_url)
-    uploads = Uploads(config.uploads_dir, config.keep_seconds)
-    signer, accounts = config.signer, config.accounts
+    uploads = Uploads(config.uploads_dir, config.keep_seconds, records=store)
 
     # -- helpers ------------------------------------------------------------------------------------
-
-    def session_of(request: Request) -> Session | None:
-        return signer.load(request.cookies.get(COOKIE))
 
     def page(request: Request, name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
         s: Session | None = request.state.session if hasattr(request.state, "session") else None
         ctx.update(request=request, user=s.user if s else None, csrf=s.csrf if s else "", advice=ADVICE, MASK=MASK)
         return templates.TemplateResponse(request, name, ctx, status_code=status_code)
 
-    async def check_csrf(request: Request) -> bool:
-        s: Session = request.state.session
-        given = request.headers.get("x-csrf-token")
-        if given is None:
-            form = await request.form()
-            given = form.get("csrf")
-        return isinstance(given, str) and secrets.compare_digest(given, s.csrf)
+    signin = SignIn(config, store, page)
+    guarded = signin.guarded
 
     def upload_of(request: Request) -> Upload | None:
         return uploads.get(request.path_params["uid"], request.state.session.user)
 
     def not_found() -> HTMLResponse:
-        return HTMLResponse("<p>No such upload (it may have expired): <a href='/'>start again</a>.</p>", status_code=404)
+        return HTMLResponse("<p>No such upload (it may have expired): <a href='/'>start again</a>.</p>",
+                            status_code=404)
 
     def upload_row(request: Request) -> tuple[Upload, int] | Response:
         """The upload and the row index a row's URL names, or the 404 to answer instead."""
@@ -135,79 +86,6 @@ def create_app(config: WebConfig) -> Starlette:
         except (ValueError, IndexError):
             return HTMLResponse("No such row.", status_code=404)
         return up, index
-
-    def secret_values(mapping: Any) -> list[str]:
-        names = [getattr(mapping.connection.auth, "secret", None)]
-        return [os.environ[n] for n in names if n and os.environ.get(n)]
-
-    # -- the gate: a session for everything, CSRF for every POST ----------------------------------------
-
-    class Gate(BaseHTTPMiddleware):
-        async def dispatch(self, request: Request, call_next):
-            path = request.url.path
-            if path == "/favicon.ico":
-                return Response(status_code=404)
-            if path.startswith("/static/") or path == "/login":
-                return await call_next(request)
-            s = session_of(request)
-            if s is None:
-                if request.method == "GET":
-                    return RedirectResponse("/login", status_code=303)
-                return HTMLResponse("Sign in first: <a href='/login'>sign in</a>.", status_code=401,
-                                    headers={"HX-Redirect": "/login"})
-            request.state.session = s
-            if request.method == "POST":
-                length = int(request.headers.get("content-length") or 0)
-                if length > config.max_bytes + 256 * 1024:  # before anything is read or stored
-                    store.record(s.user, "upload refused", f"{length} bytes")
-                    return HTMLResponse(f"<p class='error'>The file is larger than {config.max_bytes / 2**20:g} MB: "
-                                        f"split it into smaller sheets. <a href='/'>Back</a></p>", status_code=413)
-            return await call_next(request)
-
-    def guarded(handler):
-        """Every POST needs the session's CSRF token (checked in the handler: the form is read only once)."""
-        async def wrapped(request: Request) -> Response:
-            if request.method == "POST" and not await check_csrf(request):
-                store.record(request.state.session.user, "csrf refused", request.url.path)
-                return HTMLResponse("This form is out of date or did not come from this page (CSRF check failed): "
-                                    "reload the page and try again.", status_code=403)
-            return await handler(request)
-        return wrapped
-
-    # -- sign in / out ------------------------------------------------------------------------------
-
-    async def login(request: Request) -> Response:
-        if request.method == "GET":  # one pre-session token per browser (a second tab, a favicon fetch keep it)
-            token = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
-            r = page(request, "login.html", pre=token)
-            r.set_cookie(PRE_COOKIE, token, httponly=True, samesite="strict", secure=config.secure_cookies)
-            return r
-        form = await request.form()
-        pre = request.cookies.get(PRE_COOKIE) or ""
-        if not pre or not secrets.compare_digest(str(form.get("csrf", "")), pre):
-            return HTMLResponse("The sign-in form is out of date (CSRF check failed): <a href='/login'>reload it</a>.",
-                                status_code=403)
-        name, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
-        if not accounts.check(name, password):
-            store.record(name or "?", "sign-in refused", request.client.host if request.client else "")
-            token = secrets.token_urlsafe(24)
-            r = page(request, "login.html", status_code=401, pre=token, error="Wrong name or password.")
-            r.set_cookie(PRE_COOKIE, token, httponly=True, samesite="strict", secure=config.secure_cookies)
-            return r
-        s = signer.new(name)
-        store.record(name, "signed in")
-        r = RedirectResponse("/", status_code=303)
-        r.set_cookie(COOKIE, signer.dump(s), httponly=True, samesite="strict", secure=config.secure_cookies,
-                     max_age=int(signer.max_age))
-        r.delete_cookie(PRE_COOKIE)
-        return r
-
-    async def logout(request: Request) -> Response:
-        signer.revoke(request.state.session)
-        store.record(request.state.session.user, "signed out")
-        r = RedirectResponse("/login", status_code=303)
-        r.delete_cookie(COOKIE)
-        return r
 
     # -- choose a mapping and upload ----------------------------------------------------------------------
 
@@ -226,7 +104,8 @@ def create_app(config: WebConfig) -> Starlette:
 
         choice = mappings.get(str(form.get("mapping", "")))
         if choice is None or choice.error:
-            return refuse("Choose one of the mappings listed." if choice is None else f"That mapping cannot be used: {choice.error}")
+            return refuse("Choose one of the mappings listed." if choice is None
+                          else f"That mapping cannot be used: {choice.error}")
         f = form.get("file")
         if f is None or isinstance(f, str) or not f.filename:
             return refuse("Choose a CSV or Excel file to upload.")
@@ -243,7 +122,8 @@ def create_app(config: WebConfig) -> Starlette:
                 out.write(chunk)
         if size > config.max_bytes:
             path.unlink(missing_ok=True)
-            return refuse(f"{f.filename} is larger than {config.max_bytes / 2**20:g} MB: split it into smaller sheets.", 413)
+            return refuse(f"{f.filename} is larger than {config.max_bytes / 2**20:g} MB: split it into smaller "
+                          f"sheets.", 413)
         up = Upload(uid, user, Path(f.filename).name, path, choice.name)
         try:
             mapping = engine_calls.load(choice.path)
@@ -258,7 +138,8 @@ def create_app(config: WebConfig) -> Starlette:
         up.columns = list(sheet.columns)
         up.sheet = sheet
         uploads.add(up)
-        store.record(user, "uploaded", f"{up.file_name} ({size} bytes, {len(sheet.rows)} rows) for {choice.name}; upload {uid}")
+        store.record(user, "uploaded",
+                     f"{up.file_name} ({size} bytes, {len(sheet.rows)} rows) for {choice.name}; upload {uid}")
         return RedirectResponse(f"/u/{uid}/match", status_code=303)
 
     # -- match columns ----------------------------------------------------------------------------------
@@ -275,7 +156,7 @@ def create_app(config: WebConfig) -> Starlette:
             return not_found()
         mapping, mpath = mapping_of(up)
         needed = mapping.columns()
-        required = _required_columns(mapping)
+        required = required_columns(mapping)
         if request.method == "GET":
             guesses = guess_columns(needed, up.columns, store.remembered(up.user, up.mapping_name))
             return page(request, "match.html", up=up, guesses=guesses, columns=up.columns, required=required,
@@ -301,14 +182,18 @@ def create_app(config: WebConfig) -> Starlette:
         up.match = chosen
         store.remember(up.user, up.mapping_name, {n: c for n, c in chosen.items() if c})
         store.record(up.user, "matched columns", json.dumps({"upload": up.id, "match": chosen}))
-        up.sheet = _renamed(engine_calls.read(up.path, mapping), chosen)
+        up.sheet = renamed(engine_calls.read(up.path, mapping), chosen)
         try:
             up.plan = engine_calls.validate(mapping, mpath, up.sheet)
         except ImporterError as exc:
             return page(request, "match.html", status_code=400, up=up, required=required, mapping=mapping,
                         guesses=guess_columns(needed, up.columns, chosen), columns=up.columns, errors=[str(exc)])
         up.state = "review"
+        uploads.save(up)
         return RedirectResponse(f"/u/{up.id}/review", status_code=303)
+
+    for problem in uploads.load(lambda up: rebuild(up, *mapping_of(up))):  # uploads a process before this one kept
+        store.record("-", "upload not restored", problem)
 
     # -- review: grid, fix in place, exclude, payload ------------------------------------------------------
 
@@ -332,35 +217,6 @@ def create_app(config: WebConfig) -> Starlette:
         shown = rows[(page_no - 1) * config.page_size: page_no * config.page_size]
         return dict(needed=needed, rows=[row_view(up, r) for r in shown], page_no=page_no, pages=pages,
                     matching=len(rows), show=show)
-
-    def row_view(up: Upload, r: Any) -> dict[str, Any]:
-        plan = up.plan
-        needed = plan.mapping.columns()
-        sensitive = plan.mapping.sensitive_columns()
-        idx = {c: plan.sheet.columns.index(c) for c in needed}
-        cell_problems: dict[str, list[str]] = {}
-        row_problems: list[str] = []
-        for p in r.problems:
-            cols = [c for c in (p.column or "").split(" + ") if c in idx]
-            if cols:
-                for c in cols:
-                    cell_problems.setdefault(c, []).append(p.message)
-            else:
-                row_problems.append(str(p))
-        cells = []
-        for c in needed:
-            v = plan.sheet.rows[r.index][idx[c]]
-            cells.append(dict(column=c, value="" if v is None else str(v), sensitive=c in sensitive,
-                              problems=cell_problems.get(c, []), j=needed.index(c)))
-        outcome = up.outcomes.get(r.index)
-        return dict(index=r.index, line=r.line, key=r.key_text, valid=r.payload is not None, cells=cells,
-                    problems=row_problems, excluded=r.index in up.excluded, outcome=outcome,
-                    editable=outcome is None or outcome.status.value in ("invalid", "rejected", "failed"))
-
-    def counts_view(up: Upload) -> dict[str, int]:
-        rows = up.plan.rows
-        return dict(total=len(rows), ready=sum(r.payload is not None and r.index not in up.excluded for r in rows),
-                    fix=sum(r.payload is None and r.index not in up.excluded for r in rows), excluded=len(up.excluded))
 
     async def review(request: Request) -> Response:
         up = upload_of(request)
@@ -401,8 +257,11 @@ def create_app(config: WebConfig) -> Starlette:
                 if (cells[pos] if cells[pos] is None else str(cells[pos])) != new:
                     cells[pos] = new
                     changed.append(c)
+                    if c not in sensitive:  # kept for a restart; a password never leaves memory
+                        up.cells.setdefault(r.index, {})[c] = new
             revalidate(up)
             up.edited.add(r.index)
+            uploads.save(up)
         store.record(up.user, "fixed row", f"upload {up.id} row {r.line}: {', '.join(changed) or 'no change'}")
         return row_response(request, up, index)
 
@@ -425,7 +284,9 @@ def create_app(config: WebConfig) -> Starlette:
                 up.excluded.discard(index)
             else:
                 up.excluded.add(index)
-        store.record(up.user, "excluded row" if index in up.excluded else "included row", f"upload {up.id} row {r.line}")
+            uploads.save(up)
+        store.record(up.user, "excluded row" if index in up.excluded else "included row",
+                     f"upload {up.id} row {r.line}")
         return row_response(request, up, index)
 
     async def payload(request: Request) -> Response:
@@ -455,6 +316,7 @@ def create_app(config: WebConfig) -> Starlette:
         out = config.uploads_dir / f"{secrets.token_hex(16)}.results.xlsx"
         up.state, up.error, up.started, up.sent_rows = "booking", None, time.monotonic(), indexes
         store.save_import(up)
+        uploads.save(up)
 
         def on_run(run: Any) -> None:
             with up.lock:
@@ -471,10 +333,11 @@ def create_app(config: WebConfig) -> Starlette:
                 if b.error:
                     up.error = b.error
                 if b.result is not None:
-                    up.results_path = _combined_workbook(up, out, run) if label == "resend" else Path(b.result["results"])
-                if b.flow_run_id:
-                    up.flow_run_url = engine_calls.flow_run_url(str(b.flow_run_id))
-                _forget_secrets(up)
+                    up.results_path = (combined_workbook(up, out, run) if label == "resend"
+                                       else Path(b.result["results"]))
+                if b.flow_run_url or b.flow_run_id:
+                    up.flow_run_url = b.flow_run_url or engine_calls.flow_run_url(str(b.flow_run_id))
+                forget_secrets(up)
                 # refused before anything was sent (a missing secret, a provider that refused the login): back
                 # to the review, which shows why; the rows can be booked again once it is fixed
                 final = "review" if b.error and not up.outcomes else "done"
@@ -482,10 +345,14 @@ def create_app(config: WebConfig) -> Starlette:
                 store.record(up.user, f"{label} finished", f"upload {up.id}: {json.dumps(up.final_counts())}"
                              + (f"; error: {b.error}" if b.error else ""))
                 up.state = final
+                uploads.save(up)
 
+        use_prefect = engine_calls.prefect_configured() if config.prefect is None else config.prefect
+        up.booked_via = "prefect" if use_prefect else "direct"
         up.booking = engine_calls.start_booking(plan, ledger_url=config.ledger_url, out=out, on_run=on_run,
                                                 on_done=on_done, transport=config.transport,
-                                                wait_callbacks=config.wait_callbacks)
+                                                wait_callbacks=config.wait_callbacks, use_prefect=use_prefect,
+                                                name=f"{up.mapping_name}: {up.file_name} (web, {up.user})")
         store.record(up.user, label, f"upload {up.id}: {len(plan.valid)} valid rows of {len(indexes)}")
         return None
 
@@ -526,7 +393,9 @@ def create_app(config: WebConfig) -> Starlette:
         eta = None
         if up.started and settled and to_send > settled:
             eta = round((time.monotonic() - up.started) / settled * (to_send - settled))
-        return dict(live=live, to_send=to_send, settled=settled, eta=eta, run_id=run_id)
+        link = up.booking.flow_run_url if up.booking is not None else None
+        return dict(live=live, to_send=to_send, settled=settled, eta=eta, run_id=run_id,
+                    flow_run_url=link or up.flow_run_url)
 
     async def progress(request: Request) -> Response:
         up = upload_of(request)
@@ -569,17 +438,18 @@ def create_app(config: WebConfig) -> Starlette:
                             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
     async def history(request: Request) -> Response:
-        imports = store.imports()
-        mine = {i["id"] for i in imports if i["user"] == request.state.session.user
-                and uploads.get(i["id"], request.state.session.user) is not None}
+        user = request.state.session.user
+        who = "mine" if request.query_params.get("who") == "mine" else "everyone"
+        imports = [i for i in store.imports() if who == "everyone" or i["user"] == user]
+        mine = {i["id"] for i in imports if i["user"] == user and uploads.get(i["id"], user) is not None}
         web_runs = {r for i in imports for r in i["run_ids"]}
         others = [dict(r, counts=json.loads(r["counts"]) if r["counts"] else {}) for r in store.runs()
                   if r["run_id"] not in web_runs]
-        return page(request, "history.html", imports=imports, mine=mine, others=others)
+        return page(request, "history.html", imports=imports, mine=mine, others=others, who=who)
 
     routes = [
-        Route("/login", login, methods=["GET", "POST"]),
-        Route("/logout", guarded(logout), methods=["POST"]),
+        Route("/login", signin.login, methods=["GET", "POST"]),
+        Route("/logout", guarded(signin.logout), methods=["POST"]),
         Route("/", home),
         Route("/upload", guarded(upload), methods=["POST"]),
         Route("/u/{uid}/match", guarded(match), methods=["GET", "POST"]),
@@ -606,62 +476,8 @@ def create_app(config: WebConfig) -> Starlette:
             booking.thread.join()
         store.close()
 
-    app = Starlette(routes=routes, middleware=[Middleware(Gate)], exception_handlers={ImporterError: on_error},
+    app = Starlette(routes=routes, middleware=[Middleware(Gate, signin=signin)],
+                    exception_handlers={ImporterError: on_error},
                     lifespan=lifespan)
     app.state.store, app.state.uploads, app.state.config = store, uploads, config
     return app
-
-
-def _required_columns(mapping: Any) -> set[str]:
-    """Columns without which rows can never be valid: the key and the columns of required fields."""
-    out = set(mapping.key)
-    for f in mapping.fields.values():
-        if f.required:
-            out.update(f.columns())
-    return out
-
-
-def _renamed(sheet: Any, match: dict[str, str | None]) -> Any:
-    """The sheet with each matched column named as the mapping names it; a needed column left unmatched
-    becomes an empty column, so the mapping's own rules (required or not) judge it."""
-    back = {sheet_col: needed for needed, sheet_col in match.items() if sheet_col}
-    taken = set(match)
-    columns = []
-    for c in sheet.columns:
-        if c in back:
-            columns.append(back[c])
-        elif c in taken:  # a sheet column named like a needed column the user matched elsewhere
-            columns.append(f"{c} (not used)")
-        else:
-            columns.append(c)
-    missing = [n for n, c in match.items() if not c]
-    rows = [list(r) + [None] * len(missing) for r in sheet.rows]
-    return dataclasses.replace(sheet, columns=columns + missing, rows=rows)
-
-
-def _forget_secrets(up: Upload) -> None:
-    """After a run, sensitive cells (passwords) are dropped on the server: a row sent again needs them typed again."""
-    sensitive = up.plan.mapping.sensitive_columns()
-    if not sensitive:
-        return
-    for c in sensitive:
-        if c in up.sheet.columns:
-            j = up.sheet.columns.index(c)
-            for row in up.sheet.rows:
-                row[j] = None
-    plan = up.plan
-    up.plan = engine_calls.validate(plan.mapping, plan.mapping_path, up.sheet)
-
-
-def _combined_workbook(up: Upload, out: Path, run: Any) -> Path:
-    """After sending fixed rows again: one workbook with every row's latest status (the CLI's writer)."""
-    from ..workbooks.results import write_results
-
-    indexes = [i for i in range(len(up.sheet.rows)) if i not in up.excluded]
-    summary = dict(run.summary()) if run is not None else {}
-    summary["rows"] = len(indexes)
-    summary["web import"] = f"{up.file_name}, runs {', '.join(up.run_ids)}"
-    return write_results(out, columns=up.sheet.columns, rows=[up.sheet.rows[i] for i in indexes],
-                         line_numbers=[up.sheet.line_numbers[i] for i in indexes],
-                         outcomes=[up.outcomes.get(i) for i in indexes], summary=summary,
-                         masked_columns=up.plan.mapping.sensitive_columns())

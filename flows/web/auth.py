@@ -18,12 +18,13 @@ import json
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
 
-__all__ = ["Accounts", "Session", "SessionSigner", "hash_password", "verify_password"]
+__all__ = ["Accounts", "Session", "SessionSigner", "SignInThrottle", "hash_password", "verify_password"]
 
 _N, _R, _P = 2 ** 14, 8, 1  # scrypt cost: ~50 ms per check, so guessing from a stolen file is slow
 
@@ -55,7 +56,8 @@ _DUMMY = hash_password("not a password", salt=b"\0" * 16)
 class Accounts:
     """name -> scrypt hash, read from the operator's file or environment (read again when the file changes)."""
 
-    def __init__(self, path: Path | None = None, inline: str | None = None, extra: dict[str, str] | None = None) -> None:
+    def __init__(self, path: Path | None = None, inline: str | None = None,
+                 extra: dict[str, str] | None = None) -> None:
         self.path = path
         self.inline = inline
         self.extra = dict(extra or {})
@@ -154,3 +156,47 @@ class SessionSigner:
         except (ValueError, KeyError, TypeError):
             return None
         return s if s.expires > time.time() and s.csrf not in self.revoked else None
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+
+
+@dataclass
+class SignInThrottle:
+    """Slows down password guessing: after ``limit`` failed sign-ins in a row for one name (``ip_limit`` from one
+    address, higher because an office shares one), further attempts are refused, without checking the password,
+    for ``wait`` seconds after the last failure, doubling with each failure after that (at most ``max_wait``).
+    A successful sign-in clears the name's and the address's count. Kept in memory: a restart forgets it."""
+
+    limit: int = 5
+    ip_limit: int = 20
+    wait: float = 30.0
+    max_wait: float = 15 * 60.0
+    clock: Callable[[], float] = time.monotonic
+    _failures: dict[tuple[str, str], _Failures] = field(default_factory=dict)
+
+    def _keys(self, name: str, ip: str) -> list[tuple[tuple[str, str], int]]:
+        return [(("name", name.casefold()), self.limit), (("ip", ip), self.ip_limit)]
+
+    def wait_left(self, name: str, ip: str) -> float:
+        """Seconds until this name may try again from this address (0: now)."""
+        now, left = self.clock(), 0.0
+        for key, limit in self._keys(name, ip):
+            f = self._failures.get(key)
+            if f is not None and f.count >= limit:
+                pause = min(self.max_wait, self.wait * 2 ** (f.count - limit))
+                left = max(left, f.last + pause - now)
+        return max(0.0, left)
+
+    def failed(self, name: str, ip: str) -> None:
+        now = self.clock()
+        for key, _ in self._keys(name, ip):
+            f = self._failures.setdefault(key, _Failures())
+            f.count, f.last = f.count + 1, now
+
+    def succeeded(self, name: str, ip: str) -> None:
+        for key, _ in self._keys(name, ip):
+            self._failures.pop(key, None)

@@ -2,7 +2,8 @@
 
 It calls what the CLI calls: ``read_sheet`` with the mapping's source settings and ``map_rows`` (the
 same as ``flows.engine.run.prepare``), ``require_rows``, and for booking the Prefect flow ``import_sheet``
-when a Prefect server is configured (PREFECT_API_URL), else ``engine.run_import`` directly: the one import
+(a flow run on the server PREFECT_API_URL names: the web's own local server, flows/prefect_server.py,
+or one of the operator's), else, with ``--no-prefect``, ``engine.run_import`` directly: the one import
 sequence either way. The ledger claims and records every row, so nothing is booked twice.
 """
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 
 from ..engine.run import ImportRun, Plan, RunOptions, map_rows, run_import
 from ..engine.validate import require_rows
-from ..errors import ImporterError
+from ..errors import ImporterError, RowsNeedAttention
+from ..ledger.ledger import parameter_url
 from ..mapping.model import MappingFile, load_mapping
 from ..workbooks.sheets import Sheet, read_sheet
 
@@ -45,13 +47,13 @@ def validate(mapping: MappingFile, mapping_path: Path, sheet: Sheet) -> Plan:
 
 def prefect_configured() -> bool:
     """Whether a Prefect server is configured (PREFECT_API_URL in the environment or the Prefect profile)."""
-    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import PREFECT_API_URL  # here for start-up speed (importing Prefect takes 1-2 s)
 
     return bool(PREFECT_API_URL.value())
 
 
 def flow_run_url(flow_run_id: str) -> str | None:
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL  # here for start-up speed (see prefect_configured)
 
     ui = PREFECT_UI_URL.value() or (PREFECT_API_URL.value() or "").removesuffix("/api")
     return f"{ui.rstrip('/')}/runs/flow-run/{flow_run_id}" if ui else None
@@ -66,6 +68,8 @@ class Booking:
     result: dict | None = None
     error: str | None = None
     flow_run_id: str | None = None
+    #: the flow run's address in the Prefect UI, known as soon as the flow runs (None when booked directly)
+    flow_run_url: str | None = None
 
     @property
     def done(self) -> bool:
@@ -74,14 +78,19 @@ class Booking:
 
 def start_booking(plan: Plan, *, ledger_url: str, out: Path, on_run: Callable[[ImportRun], None] | None = None,
                   on_done: Callable[[Booking], None] | None = None, transport: Any = None,
-                  wait_callbacks: float = 10.0) -> Booking:
-    """Book ``plan``'s valid rows in a thread; ``on_done`` is called when it ends (results written or failed)."""
+                  wait_callbacks: float = 10.0, use_prefect: bool | None = None, name: str | None = None) -> Booking:
+    """Book ``plan``'s valid rows in a thread; ``on_done`` is called when it ends (results written or failed).
+
+    ``use_prefect``: as a flow run of ``import_sheet`` (named ``name`` in the Prefect UI) or directly;
+    None: as a flow run when a Prefect server is configured."""
     booking = Booking(thread=threading.Thread(target=lambda: None))
+    if use_prefect is None:
+        use_prefect = prefect_configured()
 
     def started(run: ImportRun) -> None:
         booking.run = run
         with contextlib.suppress(Exception):
-            from prefect.runtime import flow_run
+            from prefect.runtime import flow_run  # here for start-up speed (see prefect_configured)
 
             booking.flow_run_id = flow_run.id
         if on_run is not None:
@@ -89,8 +98,8 @@ def start_booking(plan: Plan, *, ledger_url: str, out: Path, on_run: Callable[[I
 
     def work() -> None:
         try:
-            if prefect_configured():
-                booking.result = _by_flow(plan, ledger_url, out, started, transport, wait_callbacks)
+            if use_prefect:
+                booking.result = _by_flow(plan, ledger_url, out, started, transport, wait_callbacks, booking, name)
             else:
                 booking.result = asyncio.run(_direct(plan, ledger_url, out, started, transport, wait_callbacks))
         except ImporterError as exc:
@@ -107,14 +116,22 @@ def start_booking(plan: Plan, *, ledger_url: str, out: Path, on_run: Callable[[I
     return booking
 
 
-def _by_flow(plan: Plan, ledger_url: str, out: Path, started: Callable, transport: Any, wait: float) -> dict:
-    from ..import_sheet import Hooks, hooks, run_import_sheet
-    from ..ledger.ledger import parameter_url
+def _by_flow(plan: Plan, ledger_url: str, out: Path, started: Callable, transport: Any, wait: float,
+             booking: Booking, name: str | None) -> dict:
+    """A flow run of ``import_sheet`` (the CLI's flow), named for the upload rather than its private file name."""
+    # imported here for start-up speed: Prefect takes 1-2 s to import, and `web --no-prefect` never needs it
+    from ..import_sheet import Hooks, hooks, import_sheet
 
-    token = hooks.set(Hooks(on_run=started, transport=transport, plan=plan))
+    def linked(url: str) -> None:
+        booking.flow_run_url = url
+
+    flow = import_sheet.with_options(flow_run_name=name) if name else import_sheet
+    token = hooks.set(Hooks(on_run=started, transport=transport, plan=plan, on_flow_run=linked))
     try:
-        return asyncio.run(run_import_sheet(sheet=str(plan.sheet.path), mapping=str(plan.mapping_path), out=str(out),
-                                            ledger=parameter_url(ledger_url), wait_callbacks=wait))
+        return asyncio.run(flow(sheet=str(plan.sheet.path), mapping=str(plan.mapping_path), out=str(out),
+                                ledger=parameter_url(ledger_url), wait_callbacks=wait))
+    except RowsNeedAttention as exc:  # ended Failed on purpose (rows failed or unknown): the counts are the result
+        return exc.result
     finally:
         hooks.reset(token)
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..prefect_env import apply_defaults
+from ..prefect_server import LocalPrefectServer, use_api
 from .auth import Accounts, hash_password
 
 __all__ = ["demo_environment", "run_web"]
@@ -18,6 +20,7 @@ __all__ = ["demo_environment", "run_web"]
 @contextlib.contextmanager
 def demo_environment(stream=sys.stdout):
     """Every provider's simulator on 127.0.0.1, the environment pointing runs at them; yields the simulators."""
+    # imported here for start-up speed: only --demo serves the simulators
     from ..sandbox import SIMULATORS, SimulatorServer
     from ..sandbox.demo import DEMOS, sandbox_env
 
@@ -42,6 +45,7 @@ def run_web(args: Any) -> int:
         password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass("password: ")
         print(hash_password(password))
         return 0
+    # imported here for start-up speed: `--hash-password` needs neither the server nor the page
     import uvicorn
 
     from ..sandbox.demo import project_root
@@ -71,11 +75,34 @@ def run_web(args: Any) -> int:
         accounts = Accounts.from_env(args.users)
     config = WebConfig(mappings_dir=mappings, ledger_url=ledger, uploads_dir=out / "uploads", accounts=accounts,
                        max_bytes=int(args.max_mb * 2**20), max_rows=args.max_rows, keep_seconds=args.keep_hours * 3600,
-                       secure_cookies=args.secure_cookies)
-    app = create_app(config)
+                       secure_cookies=args.secure_cookies, prefect=not getattr(args, "no_prefect", False))
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-    print(f"Open http://{shown}:{args.port}/ in a browser" + (f" and sign in as demo / {password}" if args.demo else "")
-          + " (Ctrl-C to stop).", flush=True)
     with stack:
+        if config.prefect:
+            stack.enter_context(prefect_server(out / "prefect"))
+        else:
+            print("Bookings go straight through the engine (--no-prefect): no Prefect flow runs.")
+        app = create_app(config)
+        print(f"Open http://{shown}:{args.port}/ in a browser" + (f" and sign in as demo / {password}" if args.demo
+                                                                   else "") + " (Ctrl-C to stop).", flush=True)
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+@contextlib.contextmanager
+def prefect_server(home: Path, stream=sys.stdout):
+    """Bookings as Prefect flow runs: on the server PREFECT_API_URL names, else on a local one started now (in
+    the main thread, see flows/prefect_server.py) under ``home`` and stopped when the page stops."""
+    apply_defaults()
+    from prefect.settings import PREFECT_API_URL  # here for start-up speed: `--hash-password` needs no Prefect
+
+    configured = PREFECT_API_URL.value()
+    if configured:
+        print(f"Bookings are Prefect flow runs on {configured} (PREFECT_API_URL).", file=stream)
+        yield configured
+        return
+    print(f"Starting a local Prefect server for the bookings' flow runs (its data in {home}) ...", file=stream,
+          flush=True)
+    with LocalPrefectServer(home) as server, use_api(server.api_url):
+        print(f"Prefect UI at {server.ui_url}: each booking is a flow run there.", file=stream, flush=True)
+        yield server.api_url

@@ -2,21 +2,30 @@
 (SQLite or PostgreSQL, through flows.ledger.Database), and uploads in a private folder.
 
 Uploads are stored under random names in a folder only this process's user can read (mode 0700), never
-under a name or path from the browser, and deleted with their state after ``keep_seconds``.
+under a name or path from the browser, and deleted with their state after ``keep_seconds``. The table
+``web_uploads`` in the ledger database keeps what the page knows about each (owner, file name, mapping,
+column match, the cells the user fixed, excluded rows, state, runs, outcomes), so uploads survive a
+restart of the web process: a new process on the same folder and database reads them back
+(:meth:`Uploads.load`) and rebuilds each sheet from the stored file. Sensitive cells (passwords) are
+never written there.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import ImporterError
 from ..ledger.ledger import Database, _path_from_url, default_ledger_url, is_postgres_url, open_ledger
+from ..outcomes import Outcome, Status
 
 __all__ = ["Upload", "Uploads", "WebStore"]
 
@@ -27,6 +36,8 @@ CREATE TABLE IF NOT EXISTS web_matches (
 CREATE TABLE IF NOT EXISTS web_imports (
     id TEXT PRIMARY KEY, username TEXT NOT NULL, created_at TEXT NOT NULL, file_name TEXT NOT NULL,
     mapping TEXT NOT NULL, run_ids TEXT NOT NULL, counts TEXT NOT NULL, results TEXT, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS web_uploads (
+    id TEXT PRIMARY KEY, folder TEXT NOT NULL, username TEXT NOT NULL, record TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS web_actions (
     at TEXT NOT NULL, username TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
 """
@@ -69,6 +80,25 @@ class WebStore:
                     "ON CONFLICT(username,mapping,needed) DO UPDATE SET sheet_column=excluded.sheet_column, "
                     "updated_at=excluded.updated_at", (user, mapping, needed, column, _now()))
 
+    # -- uploads, for a restart (Uploads.save / load)
+    def save_upload(self, folder: Path, up: Upload) -> None:
+        record = json.dumps(up.to_record(), ensure_ascii=False)
+        with self.lock:
+            self.db.execute(
+                "INSERT INTO web_uploads (id,folder,username,record,updated_at) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(id) DO UPDATE SET record=excluded.record, updated_at=excluded.updated_at",
+                (up.id, str(folder), up.user, record, _now()))
+
+    def uploads(self, folder: Path) -> list[dict[str, Any]]:
+        with self.lock:
+            rows = self.db.execute("SELECT record FROM web_uploads WHERE folder=? ORDER BY updated_at",
+                                   (str(folder),)).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def forget_upload(self, uid: str) -> None:
+        with self.lock:
+            self.db.execute("DELETE FROM web_uploads WHERE id=?", (uid,))
+
     # -- the audit trail: every action, with who did it
     def record(self, user: str, action: str, detail: str = "") -> None:
         with self.lock:
@@ -77,7 +107,8 @@ class WebStore:
 
     def actions(self, limit: int = 200) -> list[tuple[str, str, str, str]]:
         with self.lock:
-            return self.db.execute(f"SELECT at,username,action,detail FROM web_actions ORDER BY at DESC LIMIT {int(limit)}").fetchall()
+            return self.db.execute("SELECT at,username,action,detail FROM web_actions "
+                                   f"ORDER BY at DESC LIMIT {int(limit)}").fetchall()
 
     # -- imports, for the history page
     def save_import(self, up: Upload) -> None:
@@ -102,12 +133,13 @@ class WebStore:
             rows = self.db.execute("SELECT run_id,started_at,ended_at,input,mapping,provider,results,counts FROM runs "
                                    f"ORDER BY started_at DESC LIMIT {int(limit)}").fetchall()
         names = ("run_id", "started_at", "ended_at", "input", "mapping", "provider", "results", "counts")
-        return [dict(zip(names, r)) for r in rows]
+        return [dict(zip(names, r, strict=True)) for r in rows]
 
     def run_counts(self, run_id: str) -> dict[str, int]:
         """Rows of a run by status, as the ledger records them while the run goes (live progress)."""
         with self.lock:
-            rows = self.db.execute("SELECT status, COUNT(*) FROM rows WHERE run_id=? GROUP BY status", (run_id,)).fetchall()
+            rows = self.db.execute("SELECT status, COUNT(*) FROM rows WHERE run_id=? GROUP BY status",
+                                   (run_id,)).fetchall()
         return {s: n for s, n in rows}
 
 
@@ -128,6 +160,8 @@ class Upload:
     plan: Any = None  # flows.engine.Plan of the rows as they are now
     excluded: set[int] = field(default_factory=set)  # row indexes the user left out
     edited: set[int] = field(default_factory=set)
+    #: row index -> column -> the value the user typed (not sensitive columns): applied again after a restart
+    cells: dict[int, dict[str, str | None]] = field(default_factory=dict)
     state: str = "matching"  # matching, review, booking, done, failed
     error: str | None = None
     run_ids: list[str] = field(default_factory=list)
@@ -135,9 +169,37 @@ class Upload:
     sent_rows: list[int] = field(default_factory=list)  # rows handed to the run going now
     results_path: Path | None = None
     flow_run_url: str | None = None
+    booked_via: str | None = None  # "prefect" (a flow run) or "direct" (engine.run_import, `web --no-prefect`)
     started: float | None = None
     booking: Any = None  # flows.web.engine_calls.Booking of the run going now, or the last one
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def to_record(self) -> dict[str, Any]:
+        """What survives a restart (JSON); the sheet and plan are rebuilt from the stored file."""
+        return dict(id=self.id, user=self.user, file_name=self.file_name, stored=self.path.name,
+                    mapping=self.mapping_name, created_at=self.created_at, last_used=time.time(),
+                    columns=self.columns, match=self.match, excluded=sorted(self.excluded), edited=sorted(self.edited),
+                    cells={str(i): c for i, c in self.cells.items()}, state=self.state, error=self.error,
+                    run_ids=self.run_ids,
+                    outcomes={str(i): dict(asdict(o), status=o.status.value) for i, o in self.outcomes.items()},
+                    results=self.results_path.name if self.results_path else None,
+                    flow_run_url=self.flow_run_url, booked_via=self.booked_via)
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any], folder: Path) -> Upload:
+        up = cls(d["id"], d["user"], d["file_name"], folder / Path(d["stored"]).name, d["mapping"],
+                 created_at=d["created_at"], columns=list(d["columns"]), match=dict(d["match"]),
+                 excluded=set(d["excluded"]), edited=set(d["edited"]),
+                 cells={int(i): c for i, c in d["cells"].items()}, state=d["state"], error=d["error"],
+                 run_ids=list(d["run_ids"]), results_path=folder / Path(d["results"]).name if d["results"] else None,
+                 flow_run_url=d["flow_run_url"], booked_via=d["booked_via"],
+                 outcomes={int(i): Outcome(**dict(o, status=Status(o["status"]))) for i, o in d["outcomes"].items()})
+        up.touched = time.monotonic() - max(0.0, time.time() - float(d["last_used"]))
+        if up.state == "booking":  # the process ended while it booked: what it did is in the ledger
+            up.state = "done" if up.outcomes else "review"
+            up.error = ("the web page restarted while this import ran: send the rows again; the ledger books "
+                        "nothing twice")
+        return up
 
     def final_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -151,8 +213,9 @@ class Upload:
 class Uploads:
     """Uploads in memory and on disk; each deleted ``keep_seconds`` after it was last used."""
 
-    def __init__(self, folder: Path, keep_seconds: float = 24 * 3600) -> None:
+    def __init__(self, folder: Path, keep_seconds: float = 24 * 3600, records: WebStore | None = None) -> None:
         self.folder = folder
+        self.records = records  # where uploads are kept for a restart (None: in memory only)
         folder.mkdir(parents=True, exist_ok=True)
         os.chmod(folder, 0o700)
         self.keep_seconds = keep_seconds
@@ -166,6 +229,30 @@ class Uploads:
     def add(self, up: Upload) -> None:
         with self._lock:
             self._items[up.id] = up
+        self.save(up)
+
+    def save(self, up: Upload) -> None:
+        """Keep the upload's record (in the ledger database) for a restart."""
+        if self.records is not None:
+            self.records.save_upload(self.folder.resolve(), up)
+
+    def load(self, rebuild: Callable[[Upload], None]) -> list[str]:
+        """Read back every upload a process before this one kept (``rebuild`` makes its sheet and plan again);
+        the ones that cannot be read back any more (file or mapping gone) are reported, not deleted."""
+        problems = []
+        for record in self.records.uploads(self.folder.resolve()) if self.records is not None else []:
+            try:
+                up = Upload.from_record(record, self.folder)
+                if not up.path.is_file():  # deleted after its keep time, or by hand: nothing to read back
+                    self.records.forget_upload(up.id)
+                    raise ImporterError("its file is gone")
+                rebuild(up)
+            except (ImporterError, OSError, ValueError, KeyError, TypeError) as exc:
+                problems.append(f"upload {record.get('id')}: {exc}")
+                continue
+            with self._lock:
+                self._items[up.id] = up
+        return problems
 
     def bookings(self) -> list[Any]:
         """The bookings of every upload (running or finished), for a shutdown that lets them finish."""
@@ -190,6 +277,8 @@ class Uploads:
                 del self._items[u.id]
         for u in old:
             _remove(u.path)
+            if self.records is not None:
+                self.records.forget_upload(u.id)
             if u.results_path is not None:
                 _remove(u.results_path)
         return len(old)
@@ -199,10 +288,10 @@ class Uploads:
             items, self._items = list(self._items.values()), {}
         for u in items:
             _remove(u.path)
+            if self.records is not None:
+                self.records.forget_upload(u.id)
 
 
 def _remove(path: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    except FileNotFoundError:
-        pass

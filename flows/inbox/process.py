@@ -27,13 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import fnmatch
-import json
 import logging
 import os
-import re
 import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -41,31 +37,29 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engine.run import UNSET, RunOptions, prepare, run_import
-from .errors import ConfigError, ImporterError, UsageError
-from .ledger.claims import DONE, FileClaims, Heartbeat, file_hash
-from .outcomes import Status
-from .workbooks.sheets import SUPPORTED_SUFFIXES
+from ..engine.run import UNSET, RunOptions, prepare, run_import
+from ..errors import ImporterError, UsageError
+from ..ledger.claims import DONE, FileClaims, Heartbeat, file_hash
+from ..ledger.ledger import open_ledger
+from ..outcomes import Status
+from ..workbooks.sheets import SUPPORTED_SUFFIXES
+from .notify import send_notification
+from .routes import ROUTES_FILE, load_routes, mapping_for
 
 __all__ = [
     "FILE_STATES",
-    "ROUTES_FILE",
     "FileReport",
     "ImportJob",
     "Importer",
     "InboxConfig",
     "InboxReport",
     "import_file",
-    "load_routes",
-    "mapping_for",
     "process_inbox",
     "run_inbox",
-    "send_notification",
 ]
 
 log = logging.getLogger("booking_importer.inbox")
 
-ROUTES_FILE = "routes.yaml"
 #: what can happen to a file in one pass, and whether it makes the run fail
 FILE_STATES = {
     "imported": False,     # imported (possibly resuming a killed run); counts say how the rows went
@@ -211,59 +205,6 @@ class InboxReport:
             lines += ["", "Fix the marked cells of invalid/rejected rows in the results workbook; check unknown rows "
                           "with the provider first; then `booking-import rerun RESULTS.xlsx`."]
         return "\n".join(lines)
-
-
-# --- routing -----------------------------------------------------------------------------------------
-
-
-def load_routes(inbox: Path, mappings: Path) -> list[tuple[str, Path]]:
-    """``routes.yaml`` in the inbox root: ``glob: mapping`` pairs, first match wins.
-
-    A value with a .yaml/.yml suffix is a path (absolute, or relative to the inbox root); a bare
-    name such as ``jicoo`` means ``<mappings>/jicoo.yaml``. Globs match the file's path inside the
-    inbox with / separators (``*`` also matches across folders)."""
-    path = inbox / ROUTES_FILE
-    if not path.is_file():
-        return []
-    from .mapping.yamlfile import load_yaml
-
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
-    if not any(line.strip() and not line.lstrip().startswith("#") for line in lines):
-        return []  # an empty routes file: the folder rule alone
-    data, _ = load_yaml(path)
-    if data is None:
-        return []
-    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
-                                             for k, v in data.items()):
-        raise ConfigError(f"{path}: write one `glob: mapping` pair per line, e.g. "
-                          f"'\"partners/*.csv\": jicoo' or '\"*.xlsx\": mappings/jicoo.yaml'")
-    routes = []
-    for pattern, target in data.items():
-        target = target.strip()
-        if target.endswith((".yaml", ".yml")):
-            p = Path(target).expanduser()
-            routes.append((pattern, p if p.is_absolute() else (inbox / p).resolve()))
-        else:
-            routes.append((pattern, mappings / f"{target}.yaml"))
-    return routes
-
-
-def mapping_for(rel: str, routes: list[tuple[str, Path]], mappings: Path) -> tuple[Path | None, str]:
-    """The mapping for a file at ``rel`` inside the inbox, and how it was chosen (or why there is none)."""
-    for pattern, target in routes:
-        if fnmatch.fnmatchcase(rel, pattern):
-            if target.is_file():
-                return target, f"{ROUTES_FILE}: {pattern}"
-            return None, f"{ROUTES_FILE} sends it ({pattern!r}) to {target}, which does not exist"
-    parts = rel.split("/")
-    if len(parts) > 1:
-        candidate = mappings / f"{parts[0]}.yaml"
-        if candidate.is_file():
-            return candidate, f"folder {parts[0]}/"
-        return None, (f"no route in {ROUTES_FILE} matches it and there is no {candidate.name} in {mappings} for its "
-                      f"folder {parts[0]}/; add the mapping or a route")
-    return None, (f"it is in the inbox root and no route in {ROUTES_FILE} matches it; put it in a folder named "
-                  f"after its mapping (e.g. jicoo/) or add a route")
 
 
 # --- looking at the inbox ------------------------------------------------------------------------------
@@ -427,7 +368,6 @@ async def _import_claimed(config: InboxConfig, claims: FileClaims, cand: _Candid
 async def process_inbox(config: InboxConfig, importer: Importer | None = None, *,
                         owner: str | None = None) -> InboxReport:
     """One pass over the inbox (see the module docstring). Never raises for a single file's problem."""
-    from .ledger.ledger import open_ledger
 
     config.check()
     importer = importer or import_file
@@ -486,121 +426,11 @@ def _duplicate(config: InboxConfig, cand: _Candidate, digest: str, record: Any, 
     try:
         moved = _move(cand.path, config.archive / day.isoformat() / "duplicates" / cand.rel)
     except FileNotFoundError:
-        return FileReport(cand.rel, "duplicate", message=message + "; already moved by another run", content_hash=digest)
+        return FileReport(cand.rel, "duplicate", message=message + "; already moved by another run",
+                          content_hash=digest)
     return FileReport(cand.rel, "duplicate", mapping=record.mapping, results=record.results,
                       archived_to=_rel_to(config, moved), message=message + "; not imported again",
                       content_hash=digest)
-
-
-# --- notify ------------------------------------------------------------------------------------------
-
-
-def _resolve_target(target: str) -> str:
-    if target.startswith("env:"):
-        name = target[4:]
-        value = os.environ.get(name, "").strip()
-        if not value:
-            raise ConfigError(f"--notify {target}: the environment variable {name} is not set in the worker")
-        return value
-    return target
-
-
-_APPRISE_URL = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
-
-
-def is_apprise_url(target: str) -> bool:
-    """An Apprise URL (slack://, msteams://, mailto://, json://, form://, ...): any scheme but http(s),
-    which stays the plain JSON webhook. A shell command never starts with ``scheme://``."""
-    m = _APPRISE_URL.match(target.strip())
-    return bool(m) and m.group(1).lower() not in ("http", "https")
-
-
-def check_apprise_url(target: str) -> str | None:
-    """None when Apprise knows the URL, else a one-line reason (so serve refuses it at start, exit 2)."""
-    import apprise
-
-    apprise_log = logging.getLogger("apprise")
-    saved, apprise_log.disabled = apprise_log.disabled, True  # its own "Unparseable URL" line: ours says more
-    try:
-        if apprise.Apprise().add(target.strip()):
-            return None
-    finally:
-        apprise_log.disabled = saved
-    scheme = target.split("://", 1)[0]
-    return (f"Apprise does not understand the {scheme}:// URL (unknown service or missing parts); see "
-            f"https://github.com/caronc/apprise/wiki for the URL of each service, e.g. slack://, msteams://, mailto://")
-
-
-def _describe_target(target: str) -> str:
-    """A webhook's scheme and host only: the path often holds a token."""
-    if target.startswith(("http://", "https://")):
-        import httpx
-
-        url = httpx.URL(target)
-        return f"webhook {url.scheme}://{url.host}"
-    if is_apprise_url(target):
-        rest = target.split("://", 1)[1]
-        host = rest.split("/", 1)[0].rsplit("@", 1)[-1]  # never the user:password@ part, nor a path holding a token
-        return f"Apprise {target.split('://', 1)[0]}://{host}"
-    return f"command {target.split()[0] if target.split() else target!r}"
-
-
-def _send_apprise(target: str, summary: dict[str, Any], message: str | None, what: str) -> str | None:
-    """Notify through Apprise: a title and the human summary (markdown). Assumption (Apprise's docs leave
-    it to each service): a service that takes structured data (json://, form://) gets the same text."""
-    import apprise
-
-    problem = check_apprise_url(target)
-    if problem:
-        return f"the notify {what}: {problem}"
-    sender = apprise.Apprise()
-    sender.add(target.strip())
-    title = f"booking-importer: inbox {summary.get('inbox', '')}: " + ("all good" if summary.get("ok") else
-                                                                       "needs attention")
-    body = message or json.dumps(summary, ensure_ascii=False, default=str)
-    try:
-        ok = sender.notify(title=title, body=body, body_format=apprise.NotifyFormat.MARKDOWN)
-    except Exception as exc:  # a plugin's own failure: reported like an unreachable webhook
-        return f"the notify {what} failed ({type(exc).__name__})"
-    return None if ok else f"the notify {what} could not deliver the summary (see the worker's log)"
-
-
-def send_notification(target: str, summary: dict[str, Any], timeout: float = 30.0,
-                      message: str | None = None) -> str | None:
-    """Send the summary JSON: POSTed to an http(s) URL, through Apprise for any other URL (slack://,
-    msteams://, mailto://..., with ``message`` as its text), else on the stdin of a shell command.
-
-    ``env:NAME`` reads the URL or command from the worker's environment (keeps webhook tokens out
-    of deployment parameters). Returns None on success, else a one-line reason."""
-    try:
-        target = _resolve_target(target)
-    except ConfigError as exc:
-        return str(exc)
-    body = json.dumps(summary, ensure_ascii=False, default=str)
-    what = _describe_target(target)
-    if is_apprise_url(target):
-        return _send_apprise(target, summary, message, what)
-    if target.startswith(("http://", "https://")):
-        import httpx
-
-        try:
-            response = httpx.post(target, content=body.encode(), timeout=timeout,
-                                  headers={"Content-Type": "application/json"})
-        except httpx.HTTPError as exc:
-            return f"the notify {what} could not be reached ({type(exc).__name__})"
-        if response.status_code >= 400:
-            return f"the notify {what} answered {response.status_code}"
-        return None
-    try:
-        done = subprocess.run(target, shell=True, input=body, text=True, capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return f"the notify {what} did not finish within {timeout:g} s"
-    except OSError as exc:
-        return f"the notify {what} could not be started ({exc})"
-    if done.returncode != 0:
-        tail = " ".join((done.stderr or "").split())[-200:]
-        return f"the notify {what} exited with {done.returncode}" + (f": {tail}" if tail else "")
-    return None
 
 
 async def run_inbox(config: InboxConfig, importer: Importer | None = None, *, notify: str | None = None,
