@@ -161,7 +161,7 @@ def test_two_runs_one_killed_mid_file_import_every_file_once(jicoo_sim, jicoo_en
         "partners/acme-jobs.results.xlsx", "partners/acme-jobs.xlsx", "uploads/week47.bookings.csv",
         "uploads/week47.bookings.results.xlsx"]
     assert resumed.results == f"archive/{DAY}/jicoo/bookings.results.xlsx"
-    df, summary = read_results(day / "jicoo" / "bookings.results.xlsx")
+    df, _summary = read_results(day / "jicoo" / "bookings.results.xlsx")
     assert len(df) == 16 and set(df["_status"]) <= {"created", "skipped"}
     assert set(df["_provider_id"]) == {b["uid"] for b in jicoo_sim.bookings if b["email"].startswith("ja.")}
     assert sorted(p.relative_to(inbox).as_posix() for p in inbox.rglob("*.csv") if "archive" not in p.parts) == [
@@ -361,7 +361,7 @@ def test_serve_without_a_reachable_server_says_how_to_start_one(tmp_path):
     unset = _serve({}, tmp_path / "a")  # both at once: each starts Python and imports Prefect
     closed = _serve({"PREFECT_API_URL": "http://127.0.0.1:9/api"}, tmp_path / "b")
     for p, fragment in ((unset, "PREFECT_API_URL is not set"), (closed, "no Prefect server answers at")):
-        out, err = p.communicate(timeout=90)
+        _out, err = p.communicate(timeout=90)
         assert p.returncode == 2, err
         assert fragment in err and "prefect server start" in err
         assert "prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api" in err

@@ -60,7 +60,7 @@ def setup(bridge, bridge_env, tmp_path, monkeypatch, ledger_url):
 
 
 def test_a_masked_password_is_taken_from_the_original_sheet_or_asked_for_again(setup, tmp_path):
-    sim, sheet, results = setup
+    sim, _sheet, results = setup
     set_cell(results, "PO-10000002", "Agent", "Someone Else")  # fixed by hand: the row is not the original's any more
     set_cell(results, "PO-10000003", "Portal Password", "Typed-Again-7!")  # the analyst typed the value again
     set_cell(results, "PO-10000004", "Portal Password", f"x{MASK}")  # the mask, edited around

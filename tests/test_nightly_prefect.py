@@ -77,7 +77,7 @@ def test_import_inbox_flow_archives_leaves_an_artifact_notifies_then_fails(prefe
 
     day = dt.date.today().isoformat()
     assert (inbox / "archive" / day / "jicoo" / "week.csv").is_file()
-    df, summary = read_results(inbox / "archive" / day / "jicoo" / "week.results.xlsx")
+    df, _summary = read_results(inbox / "archive" / day / "jicoo" / "week.results.xlsx")
     assert list(df["_status"]) == ["created"] * 5 and len(jicoo_sim.bookings) == 5
     assert (inbox / "loose.csv").is_file()
 
@@ -124,7 +124,7 @@ def test_rerun_command_goes_through_the_import_sheet_flow(prefect_api, jicoo_sim
     out = capsys.readouterr().out
     assert code == 1  # four rows are still invalid and the conflict is still rejected
     assert "invalid -> created: 1 row(s): 8" in out and "rerun of r1.xlsx: 54 row(s) carried over, 2 sent" in out
-    df, summary = read_results(tmp_path / "r2.xlsx")
+    df, _summary = read_results(tmp_path / "r2.xlsx")
     assert (df["_status"] == "created").sum() == 55 and len(jicoo_sim.bookings) == 55
     summary_md = asyncio.run(artifacts("jicoo-rerun-summary"))[0]["data"]  # issue 15: markdown, not a bare table
     assert "| created | 55 |" in summary_md and str((tmp_path / "r2.xlsx").resolve()) in summary_md

@@ -151,7 +151,7 @@ def test_a_run_killed_with_sigkill_loses_nothing_and_the_rerun_duplicates_nothin
 
     jicoo_sim.faults = Faults()
     p = cli([*args, "-o", tmp_path / "rerun.xlsx"], {"PREFECT_API_URL": prefect_api}, cwd=tmp_path)
-    out, err = p.communicate(timeout=180)
+    _out, err = p.communicate(timeout=180)
     assert p.returncode == 1, err
     df, _ = read_results(tmp_path / "rerun.xlsx")
     counts = df["_status"].value_counts().to_dict()
@@ -170,7 +170,7 @@ def test_ctrl_c_still_writes_the_results_workbook(prefect_api, jicoo_sim, jicoo_
              "-o", out_path], {"PREFECT_API_URL": prefect_api}, cwd=tmp_path)
     assert wait_for(lambda: len(jicoo_sim.bookings) >= 10, timeout=120)
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=60)
+    _out, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
     assert "Traceback" not in err and "Crash detected" not in err
     df, summary = read_results(out_path)
@@ -292,7 +292,7 @@ def test_a_signal_to_the_whole_process_group_stops_the_run_cleanly(signals, code
     for sig in signals:
         os.killpg(p.pid, sig)
         time.sleep(0.1)
-    stdout, err = p.communicate(timeout=90)  # a backstop, not a timing assertion
+    _stdout, err = p.communicate(timeout=90)  # a backstop, not a timing assertion
     assert p.returncode == code, err
     assert "Traceback" not in err and "Crash detected" not in err, err
     df, summary = read_results(out)

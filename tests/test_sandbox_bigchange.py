@@ -75,7 +75,7 @@ def test_client_credentials_give_a_jwt_looking_bearer_token(api):
     assert r.status_code == 200
     body = r.json()
     assert body["token_type"] == "Bearer" and body["expires_in"] == 3600
-    header, payload, signature = body["access_token"].split(".")
+    _header, payload, _signature = body["access_token"].split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     assert claims["sub"] == bc.DEFAULT_CLIENT_ID and claims["exp"] > time.time() + 3000
     assert api.sim.logins == 2  # the fixture's and this one

@@ -508,7 +508,7 @@ def test_cp1252_csv_with_sep_line_12_hour_times_and_line_breaks(tmp_path, capsys
     mapping = mapping_file(tmp_path, "chicago", datetime=TWELVE, extra="  message: {column: Notes}\n")
     assert [c.row for c in cases][:4] == [2, 3, 4, 5]  # the rows Excel shows, line breaks or not
     check_render(cases, sheet, mapping, capsys)
-    sim, df = check_run(cases, sheet, mapping, tmp_path, monkeypatch)
+    sim, _df = check_run(cases, sheet, mapping, tmp_path, monkeypatch)
     notes = {b["email"]: b["message"] for b in sim.bookings}
     assert notes["t3@example.com"] == "Mac note\rwith a bare CR"  # one cell, not two rows
     assert notes["t0@example.com"] == "José: first visit"
