@@ -340,7 +340,7 @@ def test_every_dst_transition_booked_against_jicoo(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- the messy back-office workbook
 
-MESSY_COLUMNS = BASE_COLUMNS + ["Zip"]
+MESSY_COLUMNS = [*BASE_COLUMNS, "Zip"]
 GENERAL = "General"
 
 
@@ -476,7 +476,7 @@ def test_combined_date_time_column_through_render_and_a_jicoo_run(tmp_path, caps
 # --------------------------------------------------------------------------- cp1252 CSV with sep=; and line breaks
 
 TWELVE = dict(SEPARATE, format="%m/%d/%Y", time_format="%I:%M %p", timezone="America/Chicago")
-NOTE_COLUMNS = BASE_COLUMNS + ["Notes"]
+NOTE_COLUMNS = [*BASE_COLUMNS, "Notes"]
 
 
 def twelve_hour_cases() -> list[Case]:
