@@ -67,7 +67,7 @@ def test_sign_in_wrong_password_refused_right_one_sets_a_strict_httponly_cookie(
     r = client.post("/login", data={"csrf": csrf_of(page.text), "username": "ann", "password": PASSWORDS["ann"]},
                     follow_redirects=False)
     assert r.status_code == 303
-    cookie = [v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith("booking_session=")][0]
+    cookie = next(v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith("booking_session="))
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("samesite", "SameSite")
     actions = [a[2] for a in app.state.store.actions()]
     assert "sign-in refused" in actions and "signed in" in actions
@@ -210,7 +210,7 @@ def test_fix_a_cell_and_the_row_is_checked_again_at_once(client, tmp_path):
     assert row and "bad-cell" in row.group(2) and "not-an-email" in row.group(2)
     index = row.group(1)
     fields = dict(re.findall(r'name="(c\d+)" aria-label="([^"]+) of row 8"', row.group(2)))
-    email_field = [f for f, col in fields.items() if col == "Email"][0]
+    email_field = next(f for f, col in fields.items() if col == "Email")
     # still wrong: still invalid, with the CLI's message
     r = client.post(f"{base}/row/{index}", data={email_field: "still wrong"}, headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200 and 'class="invalid"' in r.text and "bad-cell" in r.text
@@ -282,7 +282,7 @@ def test_book_progress_results_download_and_resend_books_nothing_twice(client, a
     row = re.search(r'<tr id="row-(\d+)" class="invalid" data-line="8">(.*?)</tr>',
                     client.get(f"{base}/results?status=invalid").text, re.S)
     fields = dict(re.findall(r'name="(c\d+)" aria-label="([^"]+) of row 8"', row.group(2)))
-    email_field = [f for f, col in fields.items() if col == "Email"][0]
+    email_field = next(f for f, col in fields.items() if col == "Email")
     client.post(f"{base}/row/{row.group(1)}", data={email_field: "fixed@example.org"}, headers={"X-CSRF-Token": csrf})
     r = client.post(f"{base}/resend", data={"csrf": csrf}, follow_redirects=False)
     assert r.status_code == 303
