@@ -396,7 +396,7 @@ def test_prepare_reports_mapping_problems_by_column(tmp_path):
      {"Email": "ann@"}, "Email", "is not a valid e-mail address"),
 ])
 def test_prepare_contract_problems_name_the_sheet_column(tmp_path, removals, cells, column, fragment):
-    values = dict(zip(HEADER.split(","), ["B9", "Workshop", "17/07/2026", "09:00", "", "Ann", "ann@example.com", "", "", "", "", ""]))
+    values = dict(zip(HEADER.split(","), ["B9", "Workshop", "17/07/2026", "09:00", "", "Ann", "ann@example.com", "", "", "", "", ""], strict=True))
     values.update(cells)
     sheet = write_csv(tmp_path, ",".join(values.values()))
     (row,) = prepare(sheet, loosened(tmp_path, *removals)).rows

@@ -117,11 +117,11 @@ def test_an_edited_workbook_reruns_to_completion_without_a_duplicate(jicoo_sim, 
     df, summary = read_results(tmp_path / "r2.xlsx")
     assert len(df) == 59 and "JB-1013" not in set(df["Booking Ref"])
     assert list(df["Booking Ref"]) == [row[0] for row in first.plan.sheet.rows if row[0] != "JB-1013"]  # in order
-    rows = dict(zip(df["Booking Ref"], df["_row"].astype(int)))
+    rows = dict(zip(df["Booking Ref"], df["_row"].astype(int), strict=True))
     assert rows["JB-1007"] == 8 and rows["JB-1014"] == 15  # the original row numbers, not renumbered
     assert list(df.columns[-8:]) == ["Email", "Analyst notes", "_row", "_status", "_provider_id", "_http_status",
                                      "_message", "_attempts"]
-    notes = dict(zip(df["Booking Ref"], df["Analyst notes"]))
+    notes = dict(zip(df["Booking Ref"], df["Analyst notes"], strict=True))
     assert notes["JB-1007"] == "typo fixed with the client" and notes["JB-1001"] == "VIP"
     assert summary["rows removed by hand"] == "1" and summary["rows sent in this rerun"] == "3"
     assert summary["invalid -> created"] == "2 row(s): 8, 27"
@@ -316,7 +316,7 @@ def test_a_sorted_workbook_comes_back_in_order_with_copies_refused_and_new_rows_
     copy = next(list(r) for r in rows if r[ref_col] == "JB-1001")
     typed = dict(zip(first.plan.sheet.columns, ["JB-2001", "Workshop", "01/03/2029", "10:00", "Europe/London",
                                                 "New Guest", "new.guest@example.org", None, None, "Zoom",
-                                                "added by hand", "en"]))
+                                                "added by hand", "en"], strict=True))
     new = [typed.get(name) for name in header]
     for r, values in enumerate([*rows, copy, new], start=2):
         for c, v in enumerate(values, start=1):

@@ -78,7 +78,7 @@ def booked_once(sim, rows: int, *, asked_once: bool = True) -> None:
 def by_ref(path: Path) -> dict[str, tuple[str, str]]:
     df, _ = read_results(path)
     return {str(ref): (status, str(msg) if isinstance(msg, str) else "")
-            for ref, status, msg in zip(df["Booking Ref"], df["_status"], df["_message"])}
+            for ref, status, msg in zip(df["Booking Ref"], df["_status"], df["_message"], strict=True)}
 
 
 def held_message(other: str) -> re.Pattern:
