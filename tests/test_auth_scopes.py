@@ -135,7 +135,7 @@ SCOPE_SPELLINGS = [
 def test_scopes_may_be_a_list_or_one_string(tmp_path, written, sent):
     mapping = mapping_variant(tmp_path, "bigchange.yaml", connection__auth__scope=written)
     if sent is ConfigError:
-        with pytest.raises(ConfigError, match="connection.auth.*scope"):
+        with pytest.raises(ConfigError, match=r"connection\.auth.*scope"):
             load_mapping(mapping)
     else:
         assert load_mapping(mapping).connection.auth.scope == sent

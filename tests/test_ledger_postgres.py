@@ -136,7 +136,7 @@ def test_the_password_never_shows_but_still_connects(pg_url):
 
 
 def test_an_unreachable_server_is_a_ledger_error_without_the_password():
-    with pytest.raises(LedgerError, match="cannot connect to the ledger at postgresql://u@127.0.0.1:1/db") as err:
+    with pytest.raises(LedgerError, match=r"cannot connect to the ledger at postgresql://u@127\.0\.0\.1:1/db") as err:
         open_ledger("postgresql://u:hunter2@127.0.0.1:1/db")
     assert "hunter2" not in str(err.value)
 

@@ -271,7 +271,7 @@ def test_a_missing_column_lists_what_was_found_and_the_closest():
 
 
 def test_a_missing_key_column_is_reported_too():
-    with pytest.raises(InputError, match="lacks the column 'Ref' .*columns found: 'Name'"):
+    with pytest.raises(InputError, match=r"lacks the column 'Ref' .*columns found: 'Name'"):
         compile_mapping(mapping({"name": {"column": "Name"}}), ["Name"])
 
 

@@ -242,7 +242,7 @@ def test_missing_file(tmp_path):
 
 
 def test_a_folder_is_not_a_mapping(tmp_path):
-    with pytest.raises(ConfigError, match="is a folder; give the path of a mapping .yaml file"):
+    with pytest.raises(ConfigError, match=r"is a folder; give the path of a mapping \.yaml file"):
         load_mapping(tmp_path)
 
 

@@ -435,7 +435,7 @@ def test_title_rows_above_the_header_are_found_from_the_expected_columns(tmp_pat
     plain = read_sheet(p)  # without expectations: the first non-blank row, as before
     assert plain.columns[0] == "Clinic export, November" and plain.notes == []
     assert read_sheet(p, header_row=4).columns == ["Ref", "Name", "City"]
-    with pytest.raises(InputError, match="row 3, named as the header row .* is blank"):
+    with pytest.raises(InputError, match=r"row 3, named as the header row .* is blank"):
         read_sheet(p, header_row=3)
     with pytest.raises(InputError, match="is past the end"):
         read_sheet(p, header_row=40)

@@ -216,7 +216,7 @@ def test_a_wrong_api_key_stops_the_run(bridge, bridge_env, receiver, ledger_url,
 
 def test_no_callback_address_stops_before_anything_is_sent(bridge, bridge_env, ledger_url):
     plan = prepare(SHEET, MAPPING)
-    with pytest.raises(ConfigError, match="SYSTEMSX_BRIDGE_CALLBACK_URL.*--wait-callbacks"):
+    with pytest.raises(ConfigError, match=r"SYSTEMSX_BRIDGE_CALLBACK_URL.*--wait-callbacks"):
         ImportRun(plan, RunOptions(ledger_url=ledger_url))
     assert sum(bridge.requests.values()) == 0
 
@@ -324,7 +324,7 @@ def test_the_environment_address_wins_and_an_optional_one_may_be_left_out(bridge
 def test_a_run_value_takes_no_transforms(tmp_path):
     bad = mapping_variant(tmp_path, "systemsx_bridge.yaml", fields__return_url={"run_value": "callback_url",
                                                                                 "transforms": ["trim"]})
-    with pytest.raises(ConfigError, match="run_value .* remove its transforms"):
+    with pytest.raises(ConfigError, match=r"run_value .* remove its transforms"):
         load_mapping(bad)
 
 
