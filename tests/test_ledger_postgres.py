@@ -84,7 +84,7 @@ def test_group_commit_writes_every_row_in_few_transactions(ledger):
 
 def test_a_failed_batch_writes_nothing(ledger):
     good = Ledger._sending_sql(SCOPE, K1, "run-1", "h")
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="no_such_table"):  # psycopg's UndefinedTable names it
         ledger.write_many([good, ("INSERT INTO no_such_table VALUES (?)", (1,))])
     assert ledger.get(SCOPE, K1) is None
     ledger.mark_sending(SCOPE, K1, "run-1", "h")  # the connection is still usable

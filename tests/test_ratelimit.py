@@ -93,7 +93,8 @@ def _pace(limiter: RateLimiter, vt: VirtualTime, workers: int, requests: int) ->
 
 @pytest.mark.parametrize("rate", [10, 50, 333])
 def test_a_busy_run_reaches_the_rate_and_no_window_holds_more(rate):
-    vt = VirtualTime(late=lambda rng=random.Random(rate): rng.uniform(0, 0.004))  # woken up to 4 ms late
+    rng = random.Random(rate)
+    vt = VirtualTime(late=lambda: rng.uniform(0, 0.004))  # woken up to 4 ms late
     starts = _pace(RateLimiter(rate, clock=vt.clock, sleep=vt.sleep), vt, workers=16, requests=min(rate * 20, 2_000))
     achieved = (len(starts) - 1) / (starts[-1] - starts[0])
     assert achieved >= 0.98 * rate, achieved

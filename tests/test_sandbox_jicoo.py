@@ -438,7 +438,7 @@ def test_stop_does_not_wait_for_a_stalled_request() -> None:
     server.stop()
     assert time.perf_counter() - started < 1.0
     with pytest.raises(RuntimeError):
-        server.url
+        _ = server.url
 
 
 # --- Sample data ------------------------------------------------------------------------------

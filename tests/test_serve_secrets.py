@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -27,7 +28,7 @@ PASSWORD = "s3cret-Ledger-pw"
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):
-    received: list[tuple[str, bytes]] = []
+    received: ClassVar[list[tuple[str, bytes]]] = []
 
     def do_POST(self) -> None:
         self.received.append((self.path, self.rfile.read(int(self.headers.get("Content-Length", 0)))))
