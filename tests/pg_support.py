@@ -30,8 +30,8 @@ import pytest
 
 def find_pg_bin() -> Path | None:
     candidates = [os.environ.get("PG_BIN", "")]
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]) if p.split("/")[-2].isdigit() else 0,
-                         reverse=True)
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+                         key=lambda p: int(p.split("/")[-2]) if p.split("/")[-2].isdigit() else 0, reverse=True)
     if shutil.which("initdb"):
         candidates.append(str(Path(shutil.which("initdb")).parent))
     for c in candidates:
@@ -97,7 +97,8 @@ def pg_server() -> Iterator[str]:
         init = run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
                     "--no-sync", "--locale=C"])
         if init.returncode != 0:
-            pytest.skip(f"initdb failed, PostgreSQL ledger tests skipped: {(init.stderr or init.stdout).strip()[-500:]}")
+            pytest.skip("initdb failed, PostgreSQL ledger tests skipped: "
+                        f"{(init.stderr or init.stdout).strip()[-500:]}")
         options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
         start = run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start"])
         if start.returncode != 0:

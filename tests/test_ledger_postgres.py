@@ -185,7 +185,8 @@ def test_claims_on_postgres_are_the_ledgers_database(pg_url):
 
 
 def test_a_stale_claim_is_taken_over_and_a_live_one_is_not(pg_url):
-    stale_claim_contract(pg_url, 1_700_000_000.123)  # epoch seconds: must survive the database exactly (the takeover compares it)
+    # epoch seconds: must survive the database exactly (the takeover compares it)
+    stale_claim_contract(pg_url, 1_700_000_000.123)
 
 
 def test_a_dead_pid_counts_only_for_claims_made_on_this_host(pg_url):
@@ -262,7 +263,8 @@ def test_jicoo_sample_twice_with_a_postgres_ledger_books_each_row_once(jicoo_sim
         assert led.run_info(first.run_id)["ended_at"] and led.run_info(second.run_id)["ended_at"]
 
 
-def test_two_inbox_workers_sharing_a_postgres_ledger_import_each_file_exactly_once(jicoo_sim, jicoo_env, pg_url, tmp_path):
+def test_two_inbox_workers_sharing_a_postgres_ledger_import_each_file_exactly_once(jicoo_sim, jicoo_env, pg_url,
+                                                                                   tmp_path):
     url = pg_url.replace("postgres@", "postgres:pw@")  # the inbox hands the claims the URL without it
     two_workers_contract(jicoo_sim, tmp_path, url)
     with FileClaims(pg_url, owner="peek") as claims:

@@ -108,7 +108,8 @@ def test_the_engine_never_sends_a_mask_in_a_sensitive_field(bridge, bridge_env, 
     assert list(passwords(bridge)) == ["PO-20000002"]
 
     # and when a row's payload gets the mask after the run was set up, _send_row still refuses it
-    plan = prepare(write_sheet(tmp_path / "late.csv", [row("PO-20000003")]), mapping_variant(tmp_path, "systemsx_bridge.yaml"))
+    plan = prepare(write_sheet(tmp_path / "late.csv", [row("PO-20000003")]),
+                   mapping_variant(tmp_path, "systemsx_bridge.yaml"))
     late = ImportRun(plan, RunOptions(ledger_url=ledger_url, out=tmp_path / "late.xlsx", rate=None))
     try:
         plan.rows[0].payload["bookingFields"]["password"] = MASK

@@ -248,7 +248,8 @@ def test_additive_increase_then_gentler_probing_at_the_same_ceiling():
     for _ in range(40):  # 10 s of answers, a quarter of a second apart
         vt.now += 0.25
         limiter.observe(201, vt.now)
-    assert limiter.rate == pytest.approx(cut + AdaptiveRateLimiter.PROBE * 50 * 10, rel=0.05)  # a share of the ceiling a second
+    # a share of the ceiling a second
+    assert limiter.rate == pytest.approx(cut + AdaptiveRateLimiter.PROBE * 50 * 10, rel=0.05)
     first_probe = limiter.probe
     vt.now += 2
     for _ in range(50):

@@ -147,8 +147,8 @@ def test_unknown_rows_are_checked_with_the_provider_and_resent_only_when_absent(
     gone = jicoo_sim.bookings[[b["email"] for b in jicoo_sim.bookings].index(
         first.plan.rows[[r.key[0] for r in first.plan.rows].index(unknown[0])].payload["email"])]
     jicoo_sim.faults = Faults()
-    httpx.post(f"{jicoo_sim.url}/v1/bookings/{gone['uid']}/cancel", headers={"X-Jicoo-Api-Key": jicoo_env["JICOO_API_KEY"]},
-               json={"reason": "test"}).raise_for_status()
+    httpx.post(f"{jicoo_sim.url}/v1/bookings/{gone['uid']}/cancel",
+               headers={"X-Jicoo-Api-Key": jicoo_env["JICOO_API_KEY"]}, json={"reason": "test"}).raise_for_status()
 
     second = rerun(tmp_path / "r1.xlsx", out=tmp_path / "r2.xlsx")
     now = by_ref(second)
@@ -260,7 +260,8 @@ def test_bridge_unknown_rows_stay_unknown_until_resend_unknown(tmp_path, ledger_
     sim = sims.SIMULATORS["systemsx_bridge"](faults=Faults(drop_after_store_rate=0.3, seed=2))
     with sims.SimulatorServer(sim) as url:
         use_sandbox("systemsx_bridge", url, monkeypatch)
-        monkeypatch.setenv("SYSTEMSX_BRIDGE_CALLBACK_URL", "http://127.0.0.1:9/callbacks")  # nobody listens: rows stay accepted
+        # nobody listens: rows stay accepted
+        monkeypatch.setenv("SYSTEMSX_BRIDGE_CALLBACK_URL", "http://127.0.0.1:9/callbacks")
         sheet = SAMPLES / "systemsx_bridge" / "bookings.csv"
         mapping = mapping_variant(tmp_path, "systemsx_bridge.yaml", retry__backoff_seconds=0.01)
         first = first_run(tmp_path / "r1.xlsx", ledger_url, sheet=sheet, mapping=mapping)
@@ -325,7 +326,8 @@ def test_a_sorted_workbook_comes_back_in_order_with_copies_refused_and_new_rows_
 
     df, _ = read_results(tmp_path / "r2.xlsx")
     copied = df.iloc[1]  # beside its original
-    assert copied["Booking Ref"] == "JB-1001" and copied["_status"] == "invalid" and "a copy of row 2" in copied["_message"]
+    assert (copied["Booking Ref"] == "JB-1001" and copied["_status"] == "invalid"
+            and "a copy of row 2" in copied["_message"])
     rest = df.drop(index=1)
     assert list(rest["Booking Ref"][:60]) == [row[0] for row in first.plan.sheet.rows]  # the original order again
     assert list(rest["_row"][:60].astype(int)) == [r.line for r in first.plan.rows]

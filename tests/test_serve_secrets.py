@@ -44,7 +44,8 @@ def test_serve_stores_no_ledger_password_and_no_webhook_token(prefect_api, pg_ur
     from prefect.deployments import run_deployment
 
     parts = urlsplit(pg_url)
-    ledger = urlunsplit(parts._replace(netloc=f"{parts.username or 'postgres'}:{PASSWORD}@{parts.hostname}:{parts.port}"))
+    ledger = urlunsplit(
+        parts._replace(netloc=f"{parts.username or 'postgres'}:{PASSWORD}@{parts.hostname}:{parts.port}"))
     hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     inbox = tmp_path / "inbox"

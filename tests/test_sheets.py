@@ -481,5 +481,6 @@ def test_a_csv_title_line_with_a_comma_does_not_decide_the_delimiter(tmp_path):
     p = write_csv(tmp_path, "Export des réservations, novembre\r\n\r\nRef;Nom;Ville\r\nB1;José;Besançon\r\n",
                   encoding="cp1252")
     s = read_sheet(p, expect=["Ref", "Nom", "Ville"])
-    assert (s.columns, s.delimiter, s.rows, s.line_numbers) == (["Ref", "Nom", "Ville"], ";", [["B1", "José", "Besançon"]], [4])
+    assert ((s.columns, s.delimiter, s.rows, s.line_numbers)
+            == (["Ref", "Nom", "Ville"], ";", [["B1", "José", "Besançon"]], [4]))
     assert "the header is row 3" in s.notes[0] and "the 2 rows above it" in s.notes[0]

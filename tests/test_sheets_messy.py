@@ -264,7 +264,8 @@ def check_run(cases: list[Case], sheet: Path, mapping: Path, tmp_path: Path, mon
         assert int(r["_row"]) == c.row, (c.ref, r["_row"], c.row)
         if expect.startswith("invalid"):
             assert c.email not in booked, c.ref
-            assert r["_status"] == "invalid" and expect.removeprefix("invalid: ") in r["_message"], (c.ref, r["_message"])
+            assert r["_status"] == "invalid" and expect.removeprefix("invalid: ") in r["_message"], (
+                c.ref, r["_message"])
         else:
             assert r["_status"] == "created", (c.ref, r["_status"], r["_message"])
             started = dt.datetime.fromisoformat(booked[c.email]["startedAt"].replace("Z", "+00:00"))
@@ -608,7 +609,8 @@ def test_the_wrong_providers_mapping_says_so(tmp_path, capsys):
 
 def test_a_header_row_named_in_the_mapping(tmp_path, capsys):
     cases = [c for c, _, _ in dst_rows(native=False)][:4]
-    sheet = write_xlsx(tmp_path / "t.xlsx", cases, BASE_COLUMNS, titles=["Ref", "Week 47"])  # a title that is a column name
+    # a title that is a column name
+    sheet = write_xlsx(tmp_path / "t.xlsx", cases, BASE_COLUMNS, titles=["Ref", "Week 47"])
     mapping = mapping_file(tmp_path, "m", datetime=SEPARATE)
     text = mapping.read_text().replace("source: {sheet: Bookings}", "source: {sheet: Bookings, header_row: 4}")
     mapping.write_text(text)

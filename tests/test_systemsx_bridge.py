@@ -88,7 +88,8 @@ def test_the_sample_sheet_invalid_rows_name_their_columns():
     ("bookingFields[username] field is Missing or Empty.", "Portal Username"),
     ("bookingFields.email_address field is Invalid.", "Portal Email"),
     ("bookingFields[password] field is Missing or Empty.", "Portal Password"),
-    ("bookingFields[username] or bookingFields[email_address] field is Missing or Empty.", "Portal Username + Portal Email"),
+    ("bookingFields[username] or bookingFields[email_address] field is Missing or Empty.",
+     "Portal Username + Portal Email"),
     ("Only one of bookingFields[username] or bookingFields[email_address] should be provided.",
      "Portal Username + Portal Email"),
     ("type field is Invalid.", "Type"),
@@ -178,8 +179,9 @@ def test_the_sample_is_accepted_with_hashes_and_a_rerun_books_nothing_twice(brid
 
 def test_400_messages_are_attached_to_the_columns_they_name(bridge, bridge_env, receiver, ledger_url, tmp_path):
     # no contract and no required flags: the rows reach the simulator, which says what is wrong
-    mapping = mapping_variant(tmp_path, "systemsx_bridge.yaml", request__contract=None, fields__organisationName__required=None,
-                              fields__agentName__required=None, **{"fields__bookingFields.email_address__transforms": ["trim"]})
+    mapping = mapping_variant(tmp_path, "systemsx_bridge.yaml", request__contract=None,
+                              fields__organisationName__required=None, fields__agentName__required=None,
+                              **{"fields__bookingFields.email_address__transforms": ["trim"]})
     sheet = write_sheet(tmp_path / "bad.csv", [
         row("PO-1", Organisation="", Agent=""),
         row("PO-2", **{"Portal Email": "a@example.com"}),
@@ -190,7 +192,8 @@ def test_400_messages_are_attached_to_the_columns_they_name(bridge, bridge_env, 
     run = run_import(sheet, mapping, ledger_url=ledger_url, callback_url=receiver, out=tmp_path / "r.xlsx")
     o = by_ref(run)
     assert o["PO-5"].status is Status.ACCEPTED
-    assert all(o[ref].status is Status.REJECTED and o[ref].http_status == 400 for ref in ("PO-1", "PO-2", "PO-3", "CUN-4"))
+    assert all(o[ref].status is Status.REJECTED and o[ref].http_status == 400
+               for ref in ("PO-1", "PO-2", "PO-3", "CUN-4"))
     assert o["PO-1"].column_messages == {"Organisation": ["organisationName field is Missing or Empty."],
                                          "Agent": ["agentName field is Missing or Empty."]}
     assert o["PO-2"].column_messages == {"Portal Username + Portal Email": [

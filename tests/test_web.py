@@ -92,7 +92,8 @@ def test_posts_without_the_csrf_token_are_refused_and_store_nothing(client, app,
         r = client.post("/upload", data={"mapping": "jicoo"}, files={"file": ("a.csv", f, "text/csv")})
     assert r.status_code == 403
     with open(renamed_sample(tmp_path), "rb") as f:
-        r = client.post("/upload", data={"mapping": "jicoo", "csrf": csrf + "x"}, files={"file": ("a.csv", f, "text/csv")})
+        r = client.post("/upload", data={"mapping": "jicoo", "csrf": csrf + "x"},
+                        files={"file": ("a.csv", f, "text/csv")})
     assert r.status_code == 403
     assert list(app.state.config.uploads_dir.iterdir()) == []
 
@@ -363,7 +364,8 @@ def test_passwords_are_never_shown_and_must_be_typed_again_to_resend(monkeypatch
                         client.get(f"{base}/results?status=invalid").text, re.S)
         index, line, cells = row.groups()
         fields = {col: f for f, col in re.findall(rf'name="(c\d+)" aria-label="([^"]+) of row {line}"', cells)}
-        r = client.post(f"{base}/row/{index}", data={fields["Portal Username"]: "newuser1"}, headers={"X-CSRF-Token": csrf})
+        r = client.post(f"{base}/row/{index}", data={fields["Portal Username"]: "newuser1"},
+                        headers={"X-CSRF-Token": csrf})
         assert 'class="invalid"' in r.text and "Portal Password" in r.text
         r = client.post(f"{base}/row/{index}", data={fields["Portal Username"]: "newuser1",
                                                     fields["Portal Password"]: "Typed-Again#1"},
@@ -432,7 +434,8 @@ def test_progress_comes_live_from_the_ledger_while_rows_are_sent(app, monkeypatc
         assert len(sim.bookings) == 54
 
 
-def test_history_shows_page_imports_and_other_runs_of_the_ledger_beside_them(client, app, jicoo_sim, jicoo_env, tmp_path):
+def test_history_shows_page_imports_and_other_runs_of_the_ledger_beside_them(client, app, jicoo_sim, jicoo_env,
+                                                                             tmp_path):
     """A run made outside the page (the CLI, the nightly inbox) into the same ledger is listed beside the page's."""
     from .conftest import import_now
     from .web_support import SAMPLE_CSV

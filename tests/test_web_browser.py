@@ -11,7 +11,8 @@ from openpyxl import load_workbook
 
 from .web_support import CHROMIUM_ARGS, PASSWORDS, LiveServer, chromium_path, make_app, renamed_sample
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
+playwright_api = pytest.importorskip("playwright.sync_api",
+                                     reason="playwright is not installed (pip install -e .[dev])")
 CHROMIUM = chromium_path()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium: apt-get install chromium (Debian's package)")
 
@@ -69,7 +70,8 @@ def book(page) -> None:
 def statuses_in(workbook: Path) -> dict[str, str]:
     ws = load_workbook(workbook).worksheets[0]
     header = [c.value for c in ws[1]]
-    return {r[header.index("Booking Ref")]: r[header.index("_status")] for r in ws.iter_rows(min_row=2, values_only=True)}
+    return {r[header.index("Booking Ref")]: r[header.index("_status")]
+            for r in ws.iter_rows(min_row=2, values_only=True)}
 
 
 def test_whole_path_sign_in_upload_match_fix_book_download(browser, live, jicoo_sim, tmp_path):
