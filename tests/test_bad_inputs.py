@@ -21,21 +21,24 @@ CSV = SAMPLES / "jicoo" / "bookings.csv"
 MAPPING = MAPPINGS / "jicoo.yaml"
 
 
+def written(tmp: Path, name: str, text: str) -> Path:
+    """The file ``name`` in ``tmp`` holding ``text`` (UTF-8): the input each builder below makes."""
+    path = tmp / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def alias_bomb(tmp: Path) -> Path:
     """Billion laughs: ten levels of nine aliases each, 9**10 values once expanded."""
     lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     for i in range(1, 10):
         prev, name = chr(96 + i), chr(97 + i)
         lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
-    path = tmp / "bomb.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return written(tmp, "bomb.yaml", "\n".join(lines) + "\n")
 
 
 def self_alias(tmp: Path) -> Path:
-    path = tmp / "self.yaml"
-    path.write_text("provider: jicoo\nfields: &f {a: *f}\n")
-    return path
+    return written(tmp, "self.yaml", "provider: jicoo\nfields: &f {a: *f}\n")
 
 
 def symlink_loop(tmp: Path) -> Path:
@@ -44,14 +47,11 @@ def symlink_loop(tmp: Path) -> Path:
 
 
 def header_only(tmp: Path) -> Path:
-    path = tmp / "empty.csv"
-    path.write_text(CSV.read_text(encoding="utf-8-sig").splitlines()[0] + "\n", encoding="utf-8")
-    return path
+    return written(tmp, "empty.csv", CSV.read_text(encoding="utf-8-sig").splitlines()[0] + "\n")
 
 
 def a_file(tmp: Path) -> Path:
-    (tmp / "plain.txt").write_text("not a folder")
-    return tmp / "plain.txt"
+    return written(tmp, "plain.txt", "not a folder")
 
 
 def validated_workbook(tmp: Path) -> Path:
