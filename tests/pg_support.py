@@ -2,13 +2,14 @@
 
 ``pg_server`` (session): a cluster made with ``initdb`` in a temporary folder, listening on
 127.0.0.1 on a free port, stopped and removed at the end (``throwaway_postgres``, a plain context
-manager that raises ``PostgresUnavailable`` instead of skipping, so bench/ can start one the same way). ``pg_url`` (per test): a fresh, empty
-database on it, as a ``postgresql://`` URL. PostgreSQL refuses to run as root, so as root the
-server runs as the ``postgres`` user the Debian package creates (``runuser``).
+manager that raises ``PostgresUnavailable`` instead of skipping, so bench/ can start one the same
+way). ``pg_url`` (per test): a fresh, empty database on it, as a ``postgresql://`` URL. PostgreSQL
+refuses to run as root, so as root the server runs as the ``postgres`` user the Debian package
+creates (``runuser``).
 
 The tests SKIP, with the reason, when no PostgreSQL binaries are found (Debian:
-``apt-get install postgresql``; or set ``PG_BIN`` to the folder holding ``initdb``), when psycopg is
-missing, or when the server does not start. ``BOOKING_IMPORTER_TEST_PG_URL`` (a server URL whose
+``apt-get install postgresql``; or set ``PG_BIN`` to the folder holding ``initdb``) or when the server
+does not start (psycopg is a declared dependency). ``BOOKING_IMPORTER_TEST_PG_URL`` (a server URL whose
 user may CREATE DATABASE) uses an existing server instead.
 """
 from __future__ import annotations
@@ -27,7 +28,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
+
+from flows.ledger.claims import FileClaims
 
 
 def find_pg_bin() -> Path | None:
@@ -57,8 +61,6 @@ def _with_db(url: str, db: str) -> str:
 
 
 def _create_database(server_url: str, name: str) -> str:
-    import psycopg
-
     with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return _with_db(server_url, name)
@@ -116,10 +118,6 @@ def throwaway_postgres(prefix: str = "ledger-pg-") -> Iterator[str]:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """URL of a PostgreSQL server's ``postgres`` database (superuser, trust authentication)."""
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        pytest.skip("psycopg is not installed (pip install 'psycopg[binary]'): PostgreSQL ledger tests skipped")
     given = os.environ.get("BOOKING_IMPORTER_TEST_PG_URL")
     if given:
         yield given
@@ -140,8 +138,6 @@ def pg_url(pg_server) -> str:
 
 def race_for_claim(url: str, owner: str, content_hash: str, start_at: float, results) -> None:
     """In a spawned process: wait for the common start, then try to claim; report (owner, won)."""
-    from flows.ledger.claims import FileClaims
-
     with FileClaims(url, owner=owner) as claims:
         time.sleep(max(0.0, start_at - time.time()))
         results.put((owner, claims.claim(content_hash, "f.csv")[0]))
