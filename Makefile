@@ -26,7 +26,7 @@ test: lint
 
 # The lint and type gate (pyproject.toml [tool.ruff], [tool.mypy]); `make test` runs it first.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check flows tests bench
+	$(VENV)/bin/ruff check flows tests bench scripts docs
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)

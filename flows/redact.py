@@ -23,7 +23,8 @@ def mask_payload(payload: Any, sensitive_keys: set[str], secrets: Iterable[str] 
         out = {}
         for k, v in payload.items():
             p = f"{_path}.{k}" if _path else str(k)
-            out[k] = MASK if (p in sensitive_keys and v not in (None, "")) else mask_payload(v, sensitive_keys, secrets, p)
+            out[k] = (MASK if (p in sensitive_keys and v not in (None, ""))
+                      else mask_payload(v, sensitive_keys, secrets, p))
         return out
     if isinstance(payload, list):
         return [mask_payload(v, sensitive_keys, secrets, _path) for v in payload]

@@ -81,8 +81,8 @@ def render(src: Path, out_dir: Path, *, sheets: list[str] | None = None, rows: i
             )
             pdf = copy.with_suffix(".pdf")
             if done.returncode != 0 or not pdf.is_file():
-                print(f"error: LibreOffice could not render {src} ({sheet}): {done.stderr.strip() or done.stdout.strip()}",
-                      file=sys.stderr)
+                print(f"error: LibreOffice could not render {src} ({sheet}): "
+                      f"{done.stderr.strip() or done.stdout.strip()}", file=sys.stderr)
                 raise SystemExit(1)
             target = out_dir / f"{src.stem}-{sheet}".replace(" ", "_")
             subprocess.run([pdftoppm, "-png", "-r", str(dpi), "-singlefile", str(pdf), str(target)], check=True,

@@ -1,17 +1,20 @@
 """A throwaway PostgreSQL server for the ledger's PostgreSQL tests.
 
 ``pg_server`` (session): a cluster made with ``initdb`` in a temporary folder, listening on
-127.0.0.1 on a free port, stopped and removed at the end. ``pg_url`` (per test): a fresh, empty
-database on it, as a ``postgresql://`` URL. PostgreSQL refuses to run as root, so as root the
-server runs as the ``postgres`` user the Debian package creates (``runuser``).
+127.0.0.1 on a free port, stopped and removed at the end (``throwaway_postgres``, a plain context
+manager that raises ``PostgresUnavailable`` instead of skipping, so bench/ can start one the same
+way). ``pg_url`` (per test): a fresh, empty database on it, as a ``postgresql://`` URL. PostgreSQL
+refuses to run as root, so as root the server runs as the ``postgres`` user the Debian package
+creates (``runuser``).
 
 The tests SKIP, with the reason, when no PostgreSQL binaries are found (Debian:
-``apt-get install postgresql``; or set ``PG_BIN`` to the folder holding ``initdb``), when psycopg is
-missing, or when the server does not start. ``BOOKING_IMPORTER_TEST_PG_URL`` (a server URL whose
+``apt-get install postgresql``; or set ``PG_BIN`` to the folder holding ``initdb``) or when the server
+does not start (psycopg is a declared dependency). ``BOOKING_IMPORTER_TEST_PG_URL`` (a server URL whose
 user may CREATE DATABASE) uses an existing server instead.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -25,13 +28,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
+
+from flows.ledger.claims import FileClaims
 
 
 def find_pg_bin() -> Path | None:
     candidates = [os.environ.get("PG_BIN", "")]
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]) if p.split("/")[-2].isdigit() else 0,
-                         reverse=True)
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+                         key=lambda p: int(p.split("/")[-2]) if p.split("/")[-2].isdigit() else 0, reverse=True)
     if shutil.which("initdb"):
         candidates.append(str(Path(shutil.which("initdb")).parent))
     for c in candidates:
@@ -55,36 +61,34 @@ def _with_db(url: str, db: str) -> str:
 
 
 def _create_database(server_url: str, name: str) -> str:
-    import psycopg
-
     with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return _with_db(server_url, name)
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    """URL of a PostgreSQL server's ``postgres`` database (superuser, trust authentication)."""
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        pytest.skip("psycopg is not installed (pip install 'psycopg[binary]'): PostgreSQL ledger tests skipped")
-    given = os.environ.get("BOOKING_IMPORTER_TEST_PG_URL")
-    if given:
-        yield given
-        return
+class PostgresUnavailable(Exception):
+    """Why no throwaway PostgreSQL server could be started: the tests skip with it, bench/rates.py goes on
+    without PostgreSQL."""
+
+
+@contextlib.contextmanager
+def throwaway_postgres(prefix: str = "ledger-pg-") -> Iterator[str]:
+    """A PostgreSQL cluster made with ``initdb`` in a temporary folder, listening on 127.0.0.1 on a free
+    port: the URL of its ``postgres`` database (superuser, trust authentication); stopped and removed at
+    the end. Raises PostgresUnavailable, with the reason, when it cannot be started."""
     bindir = find_pg_bin()
     if bindir is None:
-        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) found: install them (Debian: apt-get install postgresql) "
-                    "or set PG_BIN; PostgreSQL ledger tests skipped")
+        raise PostgresUnavailable("no PostgreSQL binaries (initdb, pg_ctl) found: install them "
+                                  "(Debian: apt-get install postgresql) or set PG_BIN")
     user = None
     if os.geteuid() == 0:  # postgres will not run as root
         try:
             pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run a PostgreSQL server as")
+            raise PostgresUnavailable("running as root and there is no 'postgres' user to run a PostgreSQL "
+                                      "server as") from None
         user = "postgres"
-    base = Path(tempfile.mkdtemp(prefix="ledger-pg-"))
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     data, log = base / "data", base / "server.log"
     base.chmod(0o755)
     if user:
@@ -97,18 +101,33 @@ def pg_server() -> Iterator[str]:
         init = run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
                     "--no-sync", "--locale=C"])
         if init.returncode != 0:
-            pytest.skip(f"initdb failed, PostgreSQL ledger tests skipped: {(init.stderr or init.stdout).strip()[-500:]}")
+            raise PostgresUnavailable(f"initdb failed: {(init.stderr or init.stdout).strip()[-500:]}")
         options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
         start = run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start"])
         if start.returncode != 0:
             tail = log.read_text(errors="replace")[-800:] if log.exists() else start.stderr
-            pytest.skip(f"the PostgreSQL server did not start, PostgreSQL ledger tests skipped: {tail.strip()}")
+            raise PostgresUnavailable(f"the PostgreSQL server did not start: {tail.strip()}")
         started = True
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         if started:
             run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """URL of a PostgreSQL server's ``postgres`` database (superuser, trust authentication)."""
+    given = os.environ.get("BOOKING_IMPORTER_TEST_PG_URL")
+    if given:
+        yield given
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(throwaway_postgres())
+        except PostgresUnavailable as exc:
+            pytest.skip(f"PostgreSQL ledger tests skipped: {exc}")
+        yield url
 
 
 @pytest.fixture
@@ -119,8 +138,6 @@ def pg_url(pg_server) -> str:
 
 def race_for_claim(url: str, owner: str, content_hash: str, start_at: float, results) -> None:
     """In a spawned process: wait for the common start, then try to claim; report (owner, won)."""
-    from flows.ledger.claims import FileClaims
-
     with FileClaims(url, owner=owner) as claims:
         time.sleep(max(0.0, start_at - time.time()))
         results.put((owner, claims.claim(content_hash, "f.csv")[0]))

@@ -51,7 +51,8 @@ TOKEN_REQUESTS = [
 
 @pytest.mark.parametrize(("scope", "status", "granted"), TOKEN_REQUESTS)
 def test_the_token_carries_the_scopes_asked_for(sim, scope, status, granted):
-    form = {"grant_type": "client_credentials", "client_id": bc.DEFAULT_CLIENT_ID, "client_secret": bc.DEFAULT_CLIENT_SECRET}
+    form = {"grant_type": "client_credentials", "client_id": bc.DEFAULT_CLIENT_ID,
+            "client_secret": bc.DEFAULT_CLIENT_SECRET}
     if scope is not None:
         form["scope"] = scope
     r = httpx.post(sim.url + bc.TOKEN_PATH, data=form)
@@ -76,8 +77,9 @@ SCOPED_CALLS = [
 
 @pytest.mark.parametrize(("scope", "method", "path", "status"), SCOPED_CALLS)
 def test_a_call_needs_its_scope_else_403_insufficient_scope(sim, scope, method, path, status):
-    token = httpx.post(sim.url + bc.TOKEN_PATH, data={"grant_type": "client_credentials", "client_id": bc.DEFAULT_CLIENT_ID,
-                                                      "client_secret": bc.DEFAULT_CLIENT_SECRET, "scope": scope}).json()
+    token = httpx.post(sim.url + bc.TOKEN_PATH,
+                       data={"grant_type": "client_credentials", "client_id": bc.DEFAULT_CLIENT_ID,
+                             "client_secret": bc.DEFAULT_CLIENT_SECRET, "scope": scope}).json()
     headers = {"Authorization": f"Bearer {token['access_token']}", "Customer-Id": bc.DEFAULT_CUSTOMER_ID}
     body = {"typeId": 101, "contactId": 5001, "reference": "S-1"} if method == "POST" else None
     r = httpx.request(method, sim.url + path, headers=headers, json=body)
@@ -113,8 +115,8 @@ def test_a_mapping_without_the_scope_stops_at_the_first_job_naming_it(sim, ledge
 
 def test_a_scope_the_client_may_not_have_is_refused_at_login_before_any_job(sim, ledger_url, tmp_path):
     mapping = mapping_variant(tmp_path, "bigchange.yaml", connection__auth__scope=["jobs:write", "jobs:admin"])
-    with pytest.raises(CredentialsError, match=r"refused the scopes asked for \(jobs:write jobs:admin; 400 invalid_scope\)"
-                                               r": fix connection\.auth\.scope"):
+    with pytest.raises(CredentialsError, match=r"refused the scopes asked for \(jobs:write jobs:admin; "
+                                               r"400 invalid_scope\): fix connection\.auth\.scope"):
         run_import(sim, ledger_url, mapping)
     assert sim.create_requests == []
 
@@ -135,7 +137,7 @@ SCOPE_SPELLINGS = [
 def test_scopes_may_be_a_list_or_one_string(tmp_path, written, sent):
     mapping = mapping_variant(tmp_path, "bigchange.yaml", connection__auth__scope=written)
     if sent is ConfigError:
-        with pytest.raises(ConfigError, match="connection.auth.*scope"):
+        with pytest.raises(ConfigError, match=r"connection\.auth.*scope"):
             load_mapping(mapping)
     else:
         assert load_mapping(mapping).connection.auth.scope == sent

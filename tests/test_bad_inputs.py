@@ -21,21 +21,24 @@ CSV = SAMPLES / "jicoo" / "bookings.csv"
 MAPPING = MAPPINGS / "jicoo.yaml"
 
 
+def written(tmp: Path, name: str, text: str) -> Path:
+    """The file ``name`` in ``tmp`` holding ``text`` (UTF-8): the input each builder below makes."""
+    path = tmp / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def alias_bomb(tmp: Path) -> Path:
     """Billion laughs: ten levels of nine aliases each, 9**10 values once expanded."""
     lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     for i in range(1, 10):
         prev, name = chr(96 + i), chr(97 + i)
         lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
-    path = tmp / "bomb.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return written(tmp, "bomb.yaml", "\n".join(lines) + "\n")
 
 
 def self_alias(tmp: Path) -> Path:
-    path = tmp / "self.yaml"
-    path.write_text("provider: jicoo\nfields: &f {a: *f}\n")
-    return path
+    return written(tmp, "self.yaml", "provider: jicoo\nfields: &f {a: *f}\n")
 
 
 def symlink_loop(tmp: Path) -> Path:
@@ -44,14 +47,11 @@ def symlink_loop(tmp: Path) -> Path:
 
 
 def header_only(tmp: Path) -> Path:
-    path = tmp / "empty.csv"
-    path.write_text(CSV.read_text(encoding="utf-8-sig").splitlines()[0] + "\n", encoding="utf-8")
-    return path
+    return written(tmp, "empty.csv", CSV.read_text(encoding="utf-8-sig").splitlines()[0] + "\n")
 
 
 def a_file(tmp: Path) -> Path:
-    (tmp / "plain.txt").write_text("not a folder")
-    return tmp / "plain.txt"
+    return written(tmp, "plain.txt", "not a folder")
 
 
 def validated_workbook(tmp: Path) -> Path:
@@ -85,8 +85,10 @@ CASES = [
     Case("out-readonly-folder", lambda t: ["run", SHEET, "-m", MAPPING, "-o", unwritable_folder(t) / "r.xlsx"],
          "cannot be written"),
     Case("out-existing-folder", lambda t: ["run", SHEET, "-m", MAPPING, "-o", t], "is a folder"),
-    Case("out-under-a-file", lambda t: ["run", SHEET, "-m", MAPPING, "-o", a_file(t) / "r.xlsx"], "is a file, not a folder"),
-    Case("out-is-the-input-sheet", lambda t: ["run", shutil.copy(CSV, t / "mine.csv"), "-m", MAPPING, "-o", t / "mine.csv"],
+    Case("out-under-a-file", lambda t: ["run", SHEET, "-m", MAPPING, "-o", a_file(t) / "r.xlsx"],
+         "is a file, not a folder"),
+    Case("out-is-the-input-sheet",
+         lambda t: ["run", shutil.copy(CSV, t / "mine.csv"), "-m", MAPPING, "-o", t / "mine.csv"],
          "is the input sheet itself"),
     Case("rate-inf", lambda t: ["run", SHEET, "-m", MAPPING, "--rate", "inf"], "finite number"),
     Case("rate-nan", lambda t: ["run", SHEET, "-m", MAPPING, "--rate", "nan"], "finite number"),
@@ -104,7 +106,8 @@ CASES = [
     Case("rerun-out-under-a-file", lambda t: ["rerun", validated_workbook(t), "-o", a_file(t) / "r.xlsx"],
          "is a file, not a folder"),
     Case("rerun-rate-inf", lambda t: ["rerun", validated_workbook(t), "--rate", "inf"], "finite number"),
-    Case("callback-port-too-big", lambda t: ["run", SHEET, "-m", MAPPING, "--callback-port", "70000"], "0 (a free one) to 65535"),
+    Case("callback-port-too-big", lambda t: ["run", SHEET, "-m", MAPPING, "--callback-port", "70000"],
+         "0 (a free one) to 65535"),
     Case("serve-archive-under-a-file", lambda t: ["serve", "--inbox", t, "--mappings", MAPPINGS, "--archive",
                                                   a_file(t) / "archive"], "is a file, not a folder"),
     Case("serve-ledger-unusable", lambda t: ["serve", "--inbox", t, "--mappings", MAPPINGS, "--ledger",

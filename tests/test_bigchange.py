@@ -131,7 +131,8 @@ def test_names_are_resolved_once_per_run_and_bad_ones_stop_their_row_before_anyt
     assert not sent & INVALID
     o = by_ref(run)
     assert o["BC-27005"].column_messages == {"Job Type": [
-        "'Boiler Servise' is not in the provider's job_types list; closest: Boiler Service, Boiler Repair, Boiler Installation"]}
+        "'Boiler Servise' is not in the provider's job_types list; "
+        "closest: Boiler Service, Boiler Repair, Boiler Installation"]}
     assert "closest: Acme Ltd" in o["BC-27044"].column_messages["Customer"][0]
     assert "closest: Sam Patel" in o["BC-27017"].column_messages["Engineer"][0]
     assert "matches 2 entries" in o["BC-27011"].column_messages["Customer"][0]

@@ -50,7 +50,8 @@ def ledger_rows(ledger_url: str) -> Counter:
 def callback_body(hash_: str = "H" * 21, ref: str = "PO-1", kind: str = "po") -> dict:
     return {"hash": hash_, "ImportDetail": {"importRequest": {
         "sourceReference": "BRG000001", "bookingReference": ref, "returnUrl": "http://x/systemsx_bridge/tok-abcdef",
-        "bookingFields": {"username": "mhale", "password": "Hunter2-secret"}, "api_key": "sx_key_echoed", "type": kind}}}
+        "bookingFields": {"username": "mhale", "password": "Hunter2-secret"}, "api_key": "sx_key_echoed",
+        "type": kind}}}
 
 
 # --- small pieces ----------------------------------------------------------------------------------------
@@ -127,7 +128,8 @@ def test_a_good_callback_settles_its_row_with_secrets_removed(token_receiver, le
         r = httpx.post(url, json=body)
     else:
         req = body["ImportDetail"]["importRequest"]
-        form = {"hash": "HASH1", **{f"ImportDetail[importRequest][{k}]": v for k, v in req.items() if k != "bookingFields"},
+        form = {"hash": "HASH1",
+                **{f"ImportDetail[importRequest][{k}]": v for k, v in req.items() if k != "bookingFields"},
                 **{f"ImportDetail[importRequest][bookingFields][{k}]": v for k, v in req["bookingFields"].items()}}
         r = httpx.post(url, data=form)
     assert (r.status_code, r.json()) == (200, {"status": "recorded", "matched": True})
@@ -207,10 +209,12 @@ CASES = {
         [((RUN1, callback_body("HASH2", "PO-2")), (404, None)), ((RUN2, failed("HASH1")), (404, None))],
         {PO1: "accepted", PO2: "accepted"}, 0),
     "each run's token settles its own row": (
-        [((RUN1, callback_body("HASH1")), (200, "recorded")), ((RUN2, callback_body("HASH2", "PO-2")), (200, "recorded"))],
+        [((RUN1, callback_body("HASH1")), (200, "recorded")),
+         ((RUN2, callback_body("HASH2", "PO-2")), (200, "recorded"))],
         {PO1: "created", PO2: "created"}, 2),
     "a forged hash echoing a row that is not being sent is not stored": (
-        [((RUN1, callback_body("FORGED", "PO-9")), (404, None)), ((RUN1, callback_body("FORGED", "PO-2")), (404, None))],
+        [((RUN1, callback_body("FORGED", "PO-9")), (404, None)),
+         ((RUN1, callback_body("FORGED", "PO-2")), (404, None))],
         {PO1: "accepted", PO2: "accepted"}, 0),
     "a forged hash echoing nothing is not stored (after a short wait for its row)": (
         [((RUN1, {"hash": "FORGED"}), (404, None)), ((RUN1, {"hash": "FORGED", "errors": ["x"]}), (404, None))],
@@ -219,7 +223,8 @@ CASES = {
         [((RUN1, failed("HASH1", "PO-2")), (409, None))],
         {PO1: "accepted", PO2: "accepted"}, 0),
     "a callback for a row still being sent waits for it, once": (
-        [((RUN1, callback_body("HASH3", "PO-3")), (200, "recorded")), ((RUN1, callback_body("HASH3", "PO-3")), (200, "duplicate")),
+        [((RUN1, callback_body("HASH3", "PO-3")), (200, "recorded")),
+         ((RUN1, callback_body("HASH3", "PO-3")), (200, "duplicate")),
          ((RUN1, failed("HASH3", "PO-3")), (409, None))],
         {PO3: "sending"}, 1),
 }
@@ -356,8 +361,8 @@ def test_waiting_for_callbacks_turns_accepted_rows_into_created(ledger_url, tmp_
     assert (df["_status"] == "created").sum() == 32 and summary["confirmed by callback"] == "32"
 
 
-def test_callbacks_after_the_run_finished_update_the_ledger_and_status(bridge, bridge_env, receiver, ledger_url, tmp_path,
-                                                                       capsys):
+def test_callbacks_after_the_run_finished_update_the_ledger_and_status(bridge, bridge_env, receiver, ledger_url,
+                                                                       tmp_path, capsys):
     out = tmp_path / "r.xlsx"
     run = run_import(ledger_url=ledger_url, callback_url=receiver, out=out)  # the run ends with its rows accepted
     assert Counter(o.status.value for o in run.outcomes) == {"accepted": 32, "invalid": 4}
@@ -439,12 +444,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_password_and_api_key_never_reach_any_output(bridge, bridge_env, ledger_url, tmp_path, capsys, caplog, monkeypatch):
+def test_password_and_api_key_never_reach_any_output(bridge, bridge_env, ledger_url, tmp_path, capsys, caplog,
+                                                     monkeypatch):
     caplog.set_level(logging.DEBUG)
     ledger = tmp_path / "ledger.sqlite"
     port = _free_port()
     monkeypatch.setenv("SYSTEMSX_BRIDGE_CALLBACK_URL", f"http://127.0.0.1:{port}/public")
-    receiver = subprocess.Popen([sys.executable, "-m", "flows", "callbacks", "--port", str(port), "--ledger", str(ledger)],
+    receiver = subprocess.Popen([sys.executable, "-m", "flows", "callbacks", "--port", str(port),
+                                 "--ledger", str(ledger)],
                                 cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
     try:
@@ -490,8 +497,8 @@ def test_the_run_command_waits_for_callbacks_in_process(bridge, bridge_env, tmp_
     assert summary["confirmed by callback"] == "32"
 
 
-def test_status_on_a_missing_workbook_or_ledger_exits_2_with_one_line(bridge, bridge_env, receiver, ledger_url, tmp_path,
-                                                                      capsys):
+def test_status_on_a_missing_workbook_or_ledger_exits_2_with_one_line(bridge, bridge_env, receiver, ledger_url,
+                                                                      tmp_path, capsys):
     assert main(["status", str(tmp_path / "nope.xlsx")]) == 2
     assert "not found" in capsys.readouterr().err
     out = tmp_path / "r.xlsx"

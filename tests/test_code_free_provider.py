@@ -93,8 +93,10 @@ def test_a_mapping_alone_imports_a_sheet_into_a_plain_json_api(tmp_path, monkeyp
         monkeypatch.setenv("ACME_BASE_URL", f"{url}/v2")
         monkeypatch.setenv("ACME_API_KEY", "acme-key")
         ledger = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-        first = asyncio.run(run_import(prepare(sheet, mapping), RunOptions(ledger_url=ledger, out=tmp_path / "r1.xlsx")))
-        again = asyncio.run(run_import(prepare(sheet, mapping), RunOptions(ledger_url=ledger, out=tmp_path / "r2.xlsx")))
+        first = asyncio.run(run_import(prepare(sheet, mapping),
+                                       RunOptions(ledger_url=ledger, out=tmp_path / "r1.xlsx")))
+        again = asyncio.run(run_import(prepare(sheet, mapping),
+                                       RunOptions(ledger_url=ledger, out=tmp_path / "r2.xlsx")))
     assert {k: v for k, v in first.counts.items() if v} == {"created": 2, "invalid": 1, "rejected": 1}
     by_ref = {b["reference"]: b for b in api.received}
     assert by_ref["A-1"]["customer"] == {"name": "Ada Lovelace", "email": "ada@example.com"}

@@ -118,7 +118,7 @@ def test_the_number_rules_in_the_readme(claim, spec, results):
     fn = REGISTRY["integer"].factory(*(() if spec == "integer" else (spec,)))
     texts = [t for t in ticked(claim) if not t.startswith("{")]
     assert len(texts) == len(results)
-    for text, expected in zip(texts, results):
+    for text, expected in zip(texts, results, strict=True):
         if expected is None:
             with pytest.raises(TransformProblem):
                 fn(text)

@@ -338,7 +338,8 @@ def test_a_failed_batch_reaches_every_waiter_and_confirm(ledger, monkeypatch):
 def test_write_many_keeps_the_order_of_mixed_statements(ledger):
     created = Outcome(Status.CREATED, provider_id="bk_1", attempts=1)
     ledger.write_many([Ledger._sending_sql(SCOPE, K1, "run-1", "h"), Ledger._sending_sql(SCOPE, K2, "run-1", "h"),
-                       Ledger._record_sql(SCOPE, K1, created, "run-1", "h"), Ledger._sending_sql(SCOPE, K1, "run-2", "h2")])
+                       Ledger._record_sql(SCOPE, K1, created, "run-1", "h"),
+                       Ledger._sending_sql(SCOPE, K1, "run-2", "h2")])
     one, two = ledger.get(SCOPE, K1), ledger.get(SCOPE, K2)
     assert (one.status, one.run_id, one.provider_id, one.payload_hash) == (SENDING, "run-2", "bk_1", "h2")
     assert two.status == SENDING

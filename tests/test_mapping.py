@@ -88,7 +88,8 @@ EMPTY_CASES = [
     ({"column": "C", "when_empty": "null"}, None, {"f": None}, []),  # send null, e.g. to clear a value
     ({"column": "C", "when_empty": "null"}, "x", {"f": "x"}, []),
     ({"column": "C", "required": True}, None, {}, [Problem("C", "is empty; a value is required")]),
-    ({"column": "C", "required": True, "transforms": ["trim"]}, "\u00a0", {}, [Problem("C", "is empty; a value is required")]),
+    ({"column": "C", "required": True, "transforms": ["trim"]}, "\u00a0", {},
+     [Problem("C", "is empty; a value is required")]),
     ({"column": "C", "required": True, "transforms": [{"default": "d"}]}, None, {"f": "d"}, []),
     ({"column": "C", "transforms": ["digits"]}, "n/a", {}, []),  # a transform can empty a value
 ]
@@ -271,7 +272,7 @@ def test_a_missing_column_lists_what_was_found_and_the_closest():
 
 
 def test_a_missing_key_column_is_reported_too():
-    with pytest.raises(InputError, match="lacks the column 'Ref' .*columns found: 'Name'"):
+    with pytest.raises(InputError, match=r"lacks the column 'Ref' .*columns found: 'Name'"):
         compile_mapping(mapping({"name": {"column": "Name"}}), ["Name"])
 
 
@@ -347,7 +348,8 @@ def test_the_jicoo_mapping_loads():
 def test_prepare_valid_rows_satisfy_the_jicoo_contract(tmp_path):
     sheet = write_csv(
         tmp_path,
-        "B1,Initial consultation,16/07/2026,09:00,,  Ann   Lee ,Ann@Example.com,07700 900123,Acme,zoom,Please call first,EN",
+        "B1,Initial consultation,16/07/2026,09:00,,  Ann   Lee ,Ann@Example.com,07700 900123,Acme,zoom,"
+        "Please call first,EN",
         "B2,Workshop,16/07/2026,10:00,Asia/Tokyo,Bo Chen,bo@example.com,,,,,",
     )
     plan = prepare(sheet, JICOO)
@@ -388,7 +390,8 @@ def test_prepare_reports_mapping_problems_by_column(tmp_path):
     ([("transforms: [trim, collapse_spaces, {max_length: 64}]", "transforms: [trim, collapse_spaces]")],
      {"Guest Name": "X" * 65}, "Guest Name", "is too long: at most 64 characters"),
     # the locale lookup removed: Jicoo only takes ja or en
-    ([("transforms: [trim, lower, {lookup: {en: en, ja: ja, english: en, japanese: ja}}]", "transforms: [trim, lower]")],
+    ([("transforms: [trim, lower, {lookup: {en: en, ja: ja, english: en, japanese: ja}}]",
+       "transforms: [trim, lower]")],
      {"Language": "fr"}, "Language", "must be one of 'ja' or 'en'"),
     ([("transforms: [trim, {max_length: 32}]\n  locationId", "transforms: [trim]\n  locationId")],
      {"Company": "A company name far too long for Jicoo"}, "Company", "at most 32 characters"),
@@ -396,7 +399,9 @@ def test_prepare_reports_mapping_problems_by_column(tmp_path):
      {"Email": "ann@"}, "Email", "is not a valid e-mail address"),
 ])
 def test_prepare_contract_problems_name_the_sheet_column(tmp_path, removals, cells, column, fragment):
-    values = dict(zip(HEADER.split(","), ["B9", "Workshop", "17/07/2026", "09:00", "", "Ann", "ann@example.com", "", "", "", "", ""]))
+    values = dict(zip(HEADER.split(","),
+                      ["B9", "Workshop", "17/07/2026", "09:00", "", "Ann", "ann@example.com", "", "", "", "", ""],
+                      strict=True))
     values.update(cells)
     sheet = write_csv(tmp_path, ",".join(values.values()))
     (row,) = prepare(sheet, loosened(tmp_path, *removals)).rows
@@ -444,7 +449,8 @@ def test_prepare_missing_column_is_an_input_error(tmp_path):
 # --- issue 12: the repeated hour, closed lists of time forms -------------------------------------------------
 
 
-@pytest.mark.parametrize(("choice", "utc"), [("earlier", "2026-10-25T00:30:00.000Z"), ("later", "2026-10-25T01:30:00.000Z")])
+@pytest.mark.parametrize(("choice", "utc"),
+                         [("earlier", "2026-10-25T00:30:00.000Z"), ("later", "2026-10-25T01:30:00.000Z")])
 def test_a_mapping_chooses_which_meaning_of_a_repeated_hour(choice, utc):
     spec = {**DATETIME, "datetime": {**DATETIME["datetime"], "ambiguous": choice}}
     m = mapper({"startedAt": spec}, DT_COLUMNS)
@@ -500,5 +506,6 @@ def test_wrong_mapping_for_the_sheet_says_so(tmp_path):
     with pytest.raises(InputError) as err:
         prepare(csv, JICOO)
     msg = str(err.value)
-    assert "jobs.csv lacks the columns the mapping needs, 0 of 12 columns found: is this the right mapping? It is a jicoo mapping" in msg
+    assert ("jobs.csv lacks the columns the mapping needs, 0 of 12 columns found: "
+            "is this the right mapping? It is a jicoo mapping") in msg
     assert "\n" not in msg

@@ -43,7 +43,8 @@ def line_of(text: str, needle: str, nth: int = 1) -> int:
     raise AssertionError(f"{needle!r} not in the case's YAML")
 
 
-NAME_FIELD = "  name:\n    column: Guest Name\n    transforms: [trim, collapse_spaces, {max_length: 64}]\n    required: true\n"
+NAME_FIELD = ("  name:\n    column: Guest Name\n    transforms: [trim, collapse_spaces, {max_length: 64}]\n"
+              "    required: true\n")
 
 CASES = [
     # --- unknown keys ---------------------------------------------------------------------------------
@@ -58,18 +59,22 @@ CASES = [
          ["line {line}, connection.concurency: unknown key"], at=("concurency: 8",)),
     # --- field sources ---------------------------------------------------------------------------------
     Case("field with column and const", edit("    column: Guest Name\n", "    column: Guest Name\n    const: Ann\n"),
-         ["line {line}, fields.name: give exactly one of column, const, template, datetime or run_value (found column, const)"],
+         ["line {line}, fields.name: give exactly one of column, const, template, datetime or run_value "
+          "(found column, const)"],
          at=("  name:",)),
     Case("field with no source", edit("    column: Guest Name\n", ""),
          ["line {line}, fields.name: give exactly one of column, const, template, datetime or run_value"],
          at=("  name:",), not_in_message=("found",)),
-    Case("field that is not a mapping", edit("  phoneNumber:\n    column: Phone\n    transforms: [trim, {max_length: 32}]\n",
-                                             "  phoneNumber: Phone\n"),
+    Case("field that is not a mapping",
+         edit("  phoneNumber:\n    column: Phone\n    transforms: [trim, {max_length: 32}]\n",
+              "  phoneNumber: Phone\n"),
          ["line {line}, fields.phoneNumber: Input should be a valid dictionary"], at=("phoneNumber: Phone",)),
     Case("template without placeholder", edit("    column: Guest Name\n", "    template: Guest\n"),
-         ["line {line}, fields.name: a template needs at least one {{Column Name}} placeholder; use const for fixed text"],
+         ["line {line}, fields.name: a template needs at least one {{Column Name}} placeholder; "
+          "use const for fixed text"],
          at=("  name:",)),
-    Case("when_empty not omit or null", edit("    column: Guest Name\n", "    column: Guest Name\n    when_empty: skip\n"),
+    Case("when_empty not omit or null",
+         edit("    column: Guest Name\n", "    column: Guest Name\n    when_empty: skip\n"),
          ["line {line}, fields.name.when_empty: Input should be 'omit' or 'null'"], at=("when_empty: skip",)),
     Case("malformed field path", edit("  company:\n", "  com pany:\n"),
          ["fields: 'com pany' is not a field path (use names joined by dots, with [n] for list items)"]),
@@ -140,18 +145,22 @@ CASES = [
     Case("response action misspelt", edit("409: {action: reject", "409: {action: rejekt"),
          ["line {line}, request.responses.409.action: Input should be 'success', 'reject', 'retry', 'unknown', "
           "'stop' or 'fail'"], at=("409: {action: rejekt",)),
-    Case("response reason without phrases", edit("409: {action: reject", "409: {reasons: [{action: reject, text: []}], action: reject"),
+    Case("response reason without phrases",
+         edit("409: {action: reject", "409: {reasons: [{action: reject, text: []}], action: reject"),
          ["line {line}, request.responses.409.reasons.0.text: List should have at least 1 item"],
          at=("409: {reasons:",)),
-    Case("response reason that matches anything", edit("409: {action: reject", "409: {reasons: [{action: reject, text: ['*']}], action: reject"),
+    Case("response reason that matches anything",
+         edit("409: {action: reject", "409: {reasons: [{action: reject, text: ['*']}], action: reject"),
          ["request.responses.409.reasons.0.text: '*' matches any text: give words from the provider's answer"]),
-    Case("response reason action misspelt", edit("409: {action: reject", "409: {reasons: [{action: rejekt, text: [taken]}], action: reject"),
+    Case("response reason action misspelt",
+         edit("409: {action: reject", "409: {reasons: [{action: rejekt, text: [taken]}], action: reject"),
          ["request.responses.409.reasons.0.action: Input should be 'success', 'reject'"]),
     Case("contract the provider does not have", edit("jicoo.CreateBooking", "jicoo.Nope"),
          ["jicoo.yaml, line {line}: request.contract: provider 'jicoo' has no 'Nope' "
           "(it offers: CreateBooking, find_booking)"], at=("contract: jicoo.Nope",)),
     Case("contract of an unknown provider", edit("jicoo.CreateBooking", "nope.X"),
-         ["jicoo.yaml, line {line}: request.contract: no provider module 'nope' (known: bigchange, jicoo,"], at=("contract: nope.X",)),
+         ["jicoo.yaml, line {line}: request.contract: no provider module 'nope' (known: bigchange, jicoo,"],
+         at=("contract: nope.X",)),
     Case("contract without a provider", edit("jicoo.CreateBooking", "CreateBooking"),
          ["request.contract: 'CreateBooking' is not of the form <provider>.<Name>, e.g. jicoo.CreateBooking"]),
     Case("readback that does not exist", edit("jicoo.find_booking", "jicoo.find_bookings"),
@@ -206,16 +215,19 @@ CASES = [
     Case("a Java time format", edit('      format: "%d/%m/%Y"', '      format: "%d/%m/%Y"\n      time_format: "HH:mm"'),
          ["line {line}, fields.startedAt.datetime.time_format: format 'HH:mm' has no % directives",
           "did you mean '%H:%M'?"], at=('time_format: "HH:mm"',)),
-    Case("a 12-hour time format without AM/PM", edit('      format: "%d/%m/%Y"', '      format: "%d/%m/%Y"\n      time_format: "%I:%M"'),
+    Case("a 12-hour time format without AM/PM",
+         edit('      format: "%d/%m/%Y"', '      format: "%d/%m/%Y"\n      time_format: "%I:%M"'),
          ["line {line}, fields.startedAt.datetime.time_format:", "%I (12-hour) needs %p (AM/PM)"],
          at=('time_format: "%I:%M"',)),
-    Case("an unknown ambiguous choice", edit('      format: "%d/%m/%Y"', '      format: "%d/%m/%Y"\n      ambiguous: first'),
+    Case("an unknown ambiguous choice",
+         edit('      format: "%d/%m/%Y"', '      format: "%d/%m/%Y"\n      ambiguous: first'),
          ["line {line}, fields.startedAt.datetime.ambiguous: Input should be 'refuse', 'earlier' or 'later'"],
          at=("ambiguous: first",)),
     Case("a date transform with no directives",
          edit("    transforms: [trim, {max_length: 2000}]", "    transforms: [trim, {date: dd/mm/yyyy}]"),
          ["fields.message.transforms.1:", "format 'dd/mm/yyyy' has no % directives", "did you mean '%d/%m/%Y'?"]),
-    Case("an integer with a bad separator", edit("    transforms: [trim, {max_length: 2000}]", "    transforms: [trim, {integer: ';'}]"),
+    Case("an integer with a bad separator",
+         edit("    transforms: [trim, {max_length: 2000}]", "    transforms: [trim, {integer: ';'}]"),
          ["fields.message.transforms.1:", "the decimal separator is ',' or '.'"]),
 ]
 
@@ -254,7 +266,7 @@ def test_missing_file(tmp_path):
 
 
 def test_a_folder_is_not_a_mapping(tmp_path):
-    with pytest.raises(ConfigError, match="is a folder; give the path of a mapping .yaml file"):
+    with pytest.raises(ConfigError, match=r"is a folder; give the path of a mapping \.yaml file"):
         load_mapping(tmp_path)
 
 

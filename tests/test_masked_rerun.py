@@ -60,7 +60,7 @@ def setup(bridge, bridge_env, tmp_path, monkeypatch, ledger_url):
 
 
 def test_a_masked_password_is_taken_from_the_original_sheet_or_asked_for_again(setup, tmp_path):
-    sim, sheet, results = setup
+    sim, _sheet, results = setup
     set_cell(results, "PO-10000002", "Agent", "Someone Else")  # fixed by hand: the row is not the original's any more
     set_cell(results, "PO-10000003", "Portal Password", "Typed-Again-7!")  # the analyst typed the value again
     set_cell(results, "PO-10000004", "Portal Password", f"x{MASK}")  # the mask, edited around
@@ -108,7 +108,8 @@ def test_the_engine_never_sends_a_mask_in_a_sensitive_field(bridge, bridge_env, 
     assert list(passwords(bridge)) == ["PO-20000002"]
 
     # and when a row's payload gets the mask after the run was set up, _send_row still refuses it
-    plan = prepare(write_sheet(tmp_path / "late.csv", [row("PO-20000003")]), mapping_variant(tmp_path, "systemsx_bridge.yaml"))
+    plan = prepare(write_sheet(tmp_path / "late.csv", [row("PO-20000003")]),
+                   mapping_variant(tmp_path, "systemsx_bridge.yaml"))
     late = ImportRun(plan, RunOptions(ledger_url=ledger_url, out=tmp_path / "late.xlsx", rate=None))
     try:
         plan.rows[0].payload["bookingFields"]["password"] = MASK

@@ -47,4 +47,5 @@ def test_without_a_terminal_a_line_every_tenth(monkeypatch):
         run.done = i + 1
         progress.update(run)
     lines = out.getvalue().splitlines()
-    assert len(lines) == 11 and lines[0].startswith("1/50") and lines[-1] == "50/50 rows settled (10 invalid, 40 created)"
+    assert (len(lines) == 11 and lines[0].startswith("1/50")
+            and lines[-1] == "50/50 rows settled (10 invalid, 40 created)")

@@ -53,7 +53,8 @@ def test_a_copied_mapping_is_a_new_provider_with_no_code(tmp_path):
         "JICOO_API_KEY", "ACME_API_KEY")
     (tmp_path / "mappings" / "acme.yaml").write_text(text)
     (tmp_path / "sample_data" / "acme").mkdir(parents=True)
-    (tmp_path / "sample_data" / "acme" / "bookings.xlsx").write_bytes((SAMPLES / "jicoo" / "bookings.xlsx").read_bytes())
+    (tmp_path / "sample_data" / "acme" / "bookings.xlsx").write_bytes(
+        (SAMPLES / "jicoo" / "bookings.xlsx").read_bytes())
     assert "acme" in provider_ids(tmp_path / "mappings")
     assert [d.mapping for d in demos(tmp_path) if d.provider == "acme"] == ["mappings/acme.yaml"]
     assert simulator_for("acme") is None

@@ -93,7 +93,8 @@ def _pace(limiter: RateLimiter, vt: VirtualTime, workers: int, requests: int) ->
 
 @pytest.mark.parametrize("rate", [10, 50, 333])
 def test_a_busy_run_reaches_the_rate_and_no_window_holds_more(rate):
-    vt = VirtualTime(late=lambda rng=random.Random(rate): rng.uniform(0, 0.004))  # woken up to 4 ms late
+    rng = random.Random(rate)
+    vt = VirtualTime(late=lambda: rng.uniform(0, 0.004))  # woken up to 4 ms late
     starts = _pace(RateLimiter(rate, clock=vt.clock, sleep=vt.sleep), vt, workers=16, requests=min(rate * 20, 2_000))
     achieved = (len(starts) - 1) / (starts[-1] - starts[0])
     assert achieved >= 0.98 * rate, achieved
@@ -247,7 +248,8 @@ def test_additive_increase_then_gentler_probing_at_the_same_ceiling():
     for _ in range(40):  # 10 s of answers, a quarter of a second apart
         vt.now += 0.25
         limiter.observe(201, vt.now)
-    assert limiter.rate == pytest.approx(cut + AdaptiveRateLimiter.PROBE * 50 * 10, rel=0.05)  # a share of the ceiling a second
+    # a share of the ceiling a second
+    assert limiter.rate == pytest.approx(cut + AdaptiveRateLimiter.PROBE * 50 * 10, rel=0.05)
     first_probe = limiter.probe
     vt.now += 2
     for _ in range(50):

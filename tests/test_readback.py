@@ -263,10 +263,10 @@ def test_a_409_for_an_unknown_row_triggers_the_read_back_and_finds_it(ledger_url
 
     @web.middleware
     async def lagging_index(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.method == "GET" and request.path == "/v1/bookings" and sim.lagging:
-            if request.query_string not in seen:
-                seen.add(request.query_string)
-                return web.json_response({"data": [], "totalCount": 0, "count": 0, "currentPage": 1})
+        if (request.method == "GET" and request.path == "/v1/bookings" and sim.lagging
+                and request.query_string not in seen):
+            seen.add(request.query_string)
+            return web.json_response({"data": [], "totalCount": 0, "count": 0, "currentPage": 1})
         return await handler(request)
 
     sim.lagging = False

@@ -60,7 +60,7 @@ def _pixels(png: bytes) -> tuple[int, int, set[tuple[int, int, int]]]:
                 p = a + b - c
                 pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
                 line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        colours.update(zip(line[0::3], line[1::3], line[2::3]))
+        colours.update(zip(line[0::3], line[1::3], line[2::3], strict=True))
         prev = line
     return width, height, colours
 

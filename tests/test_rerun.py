@@ -117,11 +117,11 @@ def test_an_edited_workbook_reruns_to_completion_without_a_duplicate(jicoo_sim, 
     df, summary = read_results(tmp_path / "r2.xlsx")
     assert len(df) == 59 and "JB-1013" not in set(df["Booking Ref"])
     assert list(df["Booking Ref"]) == [row[0] for row in first.plan.sheet.rows if row[0] != "JB-1013"]  # in order
-    rows = dict(zip(df["Booking Ref"], df["_row"].astype(int)))
+    rows = dict(zip(df["Booking Ref"], df["_row"].astype(int), strict=True))
     assert rows["JB-1007"] == 8 and rows["JB-1014"] == 15  # the original row numbers, not renumbered
     assert list(df.columns[-8:]) == ["Email", "Analyst notes", "_row", "_status", "_provider_id", "_http_status",
                                      "_message", "_attempts"]
-    notes = dict(zip(df["Booking Ref"], df["Analyst notes"]))
+    notes = dict(zip(df["Booking Ref"], df["Analyst notes"], strict=True))
     assert notes["JB-1007"] == "typo fixed with the client" and notes["JB-1001"] == "VIP"
     assert summary["rows removed by hand"] == "1" and summary["rows sent in this rerun"] == "3"
     assert summary["invalid -> created"] == "2 row(s): 8, 27"
@@ -147,8 +147,8 @@ def test_unknown_rows_are_checked_with_the_provider_and_resent_only_when_absent(
     gone = jicoo_sim.bookings[[b["email"] for b in jicoo_sim.bookings].index(
         first.plan.rows[[r.key[0] for r in first.plan.rows].index(unknown[0])].payload["email"])]
     jicoo_sim.faults = Faults()
-    httpx.post(f"{jicoo_sim.url}/v1/bookings/{gone['uid']}/cancel", headers={"X-Jicoo-Api-Key": jicoo_env["JICOO_API_KEY"]},
-               json={"reason": "test"}).raise_for_status()
+    httpx.post(f"{jicoo_sim.url}/v1/bookings/{gone['uid']}/cancel",
+               headers={"X-Jicoo-Api-Key": jicoo_env["JICOO_API_KEY"]}, json={"reason": "test"}).raise_for_status()
 
     second = rerun(tmp_path / "r1.xlsx", out=tmp_path / "r2.xlsx")
     now = by_ref(second)
@@ -260,7 +260,8 @@ def test_bridge_unknown_rows_stay_unknown_until_resend_unknown(tmp_path, ledger_
     sim = sims.SIMULATORS["systemsx_bridge"](faults=Faults(drop_after_store_rate=0.3, seed=2))
     with sims.SimulatorServer(sim) as url:
         use_sandbox("systemsx_bridge", url, monkeypatch)
-        monkeypatch.setenv("SYSTEMSX_BRIDGE_CALLBACK_URL", "http://127.0.0.1:9/callbacks")  # nobody listens: rows stay accepted
+        # nobody listens: rows stay accepted
+        monkeypatch.setenv("SYSTEMSX_BRIDGE_CALLBACK_URL", "http://127.0.0.1:9/callbacks")
         sheet = SAMPLES / "systemsx_bridge" / "bookings.csv"
         mapping = mapping_variant(tmp_path, "systemsx_bridge.yaml", retry__backoff_seconds=0.01)
         first = first_run(tmp_path / "r1.xlsx", ledger_url, sheet=sheet, mapping=mapping)
@@ -316,7 +317,7 @@ def test_a_sorted_workbook_comes_back_in_order_with_copies_refused_and_new_rows_
     copy = next(list(r) for r in rows if r[ref_col] == "JB-1001")
     typed = dict(zip(first.plan.sheet.columns, ["JB-2001", "Workshop", "01/03/2029", "10:00", "Europe/London",
                                                 "New Guest", "new.guest@example.org", None, None, "Zoom",
-                                                "added by hand", "en"]))
+                                                "added by hand", "en"], strict=True))
     new = [typed.get(name) for name in header]
     for r, values in enumerate([*rows, copy, new], start=2):
         for c, v in enumerate(values, start=1):
@@ -325,7 +326,8 @@ def test_a_sorted_workbook_comes_back_in_order_with_copies_refused_and_new_rows_
 
     df, _ = read_results(tmp_path / "r2.xlsx")
     copied = df.iloc[1]  # beside its original
-    assert copied["Booking Ref"] == "JB-1001" and copied["_status"] == "invalid" and "a copy of row 2" in copied["_message"]
+    assert (copied["Booking Ref"] == "JB-1001" and copied["_status"] == "invalid"
+            and "a copy of row 2" in copied["_message"])
     rest = df.drop(index=1)
     assert list(rest["Booking Ref"][:60]) == [row[0] for row in first.plan.sheet.rows]  # the original order again
     assert list(rest["_row"][:60].astype(int)) == [r.line for r in first.plan.rows]

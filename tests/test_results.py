@@ -167,7 +167,7 @@ def test_summary_sheet(written):
     # "Technical detail" heading, in the order given
     _, summary = read_results(written)
     statuses = ["created", "accepted", "skipped", "invalid", "rejected", "failed", "unknown"]
-    assert list(summary)[:8] == statuses + ["total"]
+    assert list(summary)[:8] == [*statuses, "total"]
     assert [summary[s] for s in statuses] == ["1", "1", "2", "1", "1", "1", "1"] and summary["total"] == "8"
     assert list(summary)[8:] == list(SUMMARY)
     assert summary["started"] == "2026-03-01T09:00:00+00:00"
@@ -203,7 +203,7 @@ def test_summary_leads_with_counts_then_problems_next_step_and_technical_detail(
 def test_summary_lists_only_statuses_that_occur(tmp_path):
     path = write_results(tmp_path / "r.xlsx", columns=["a"], rows=[], line_numbers=[], outcomes=[], summary={})
     df, summary = read_results(path)
-    assert list(df.columns) == ["a"] + RESULT_COLUMNS and len(df) == 0
+    assert list(df.columns) == ["a", *RESULT_COLUMNS] and len(df) == 0
     assert summary == {"total": "0"}  # zero counts are not listed (issue 15)
     a = summary_column(path)
     assert a[1] == "0 rows" and not set(a) & {s.value for s in Status}
@@ -260,7 +260,7 @@ def test_stale_result_columns_in_the_input_are_replaced(tmp_path):
     path = write_results(tmp_path / "r.xlsx", columns=["ref", "_status", "_message"], rows=[["B1", "failed", "old"]],
                          line_numbers=[2], outcomes=[Outcome(Status.CREATED, provider_id="P1")], summary={})
     df, _ = read_results(path)
-    assert list(df.columns) == ["ref"] + RESULT_COLUMNS
+    assert list(df.columns) == ["ref", *RESULT_COLUMNS]
     assert df["_status"].iloc[0] == "created"
 
 
@@ -426,5 +426,5 @@ def test_a_workbook_written_before_issue_15_still_reads(tmp_path):
         summary.write(r, 1, v)
     wb.close()
     df, info = read_results(path)
-    assert list(df.columns) == ["ref"] + RESULT_COLUMNS and df["_status"].iloc[0] == "invalid"
+    assert list(df.columns) == ["ref", *RESULT_COLUMNS] and df["_status"].iloc[0] == "invalid"
     assert info == {"created": "0", "invalid": "1", "total": "1", "mapping": "mappings/jicoo.yaml", "run id": "r-1"}

@@ -75,7 +75,7 @@ def test_client_credentials_give_a_jwt_looking_bearer_token(api):
     assert r.status_code == 200
     body = r.json()
     assert body["token_type"] == "Bearer" and body["expires_in"] == 3600
-    header, payload, signature = body["access_token"].split(".")
+    _header, payload, _signature = body["access_token"].split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     assert claims["sub"] == bc.DEFAULT_CLIENT_ID and claims["exp"] > time.time() + 3000
     assert api.sim.logins == 2  # the fixture's and this one
@@ -161,7 +161,8 @@ def test_custom_field_definitions_filter_by_entity_type(api):
 
 
 def test_create_answers_201_with_the_id(api):
-    r = api.create(plannedDuration=None, description="Annual service", customFields=[{"definitionId": 71, "value": "Baxi"}])
+    r = api.create(plannedDuration=None, description="Annual service",
+                   customFields=[{"definitionId": 71, "value": "Baxi"}])
     assert r.status_code == 201 and set(r.json()) == {"id"}
     job_id = r.json()["id"]
     assert r.headers["Location"] == f"/v1/jobs/{job_id}"
@@ -195,10 +196,12 @@ def test_semantic_problems_are_422_per_property(api, overrides, errors):
 def test_a_contact_person_must_belong_to_the_customer(api):
     person = bc.DEFAULT_PEOPLE[2]  # Harbour View Flats
     assert api.create(contactId=5004, personId=person.id).status_code == 201
-    assert "is not a contact person of Acme Ltd" in is_problem(api.create(personId=person.id), 422)["errors"]["personId"][0]
+    problem = is_problem(api.create(personId=person.id), 422)
+    assert "is not a contact person of Acme Ltd" in problem["errors"]["personId"][0]
 
 
-@pytest.mark.parametrize("content", [b"not json", b"[1, 2]", json.dumps({"typeId": "Boiler Service", "contactId": 5001}).encode()])
+@pytest.mark.parametrize("content", [b"not json", b"[1, 2]",
+                                     json.dumps({"typeId": "Boiler Service", "contactId": 5001}).encode()])
 def test_malformed_bodies_are_400_problems(api, content):
     r = api.client.post("/jobs", content=content, headers={"Content-Type": "application/json"})
     is_problem(r, 400)
@@ -215,16 +218,19 @@ def test_an_auto_reference_job_type_fills_a_missing_reference(api):
 
 def test_schedule_assigns_a_resource_and_time(api):
     job_id = api.create(plannedDuration=90).json()["id"]
-    r = api.client.put(f"/jobs/{job_id}/schedule", json={"resourceId": 301, "plannedStartAt": "2027-03-29T08:00:00.000Z"})
+    r = api.client.put(f"/jobs/{job_id}/schedule",
+                       json={"resourceId": 301, "plannedStartAt": "2027-03-29T08:00:00.000Z"})
     assert r.status_code == 204 and r.content == b""
     job = api.client.get(f"/jobs/{job_id}").json()
     assert (job["status"], job["resourceName"]) == ("scheduled", "Sam Patel")
     assert (job["plannedStartAt"], job["plannedEndAt"]) == ("2027-03-29T08:00:00+00:00", "2027-03-29T09:30:00+00:00")
     # the same PUT again is harmless (the importer resends it after a lost answer)
-    assert api.client.put(f"/jobs/{job_id}/schedule", json={"resourceId": 301, "plannedStartAt": "2027-03-29T08:00:00Z"}).status_code == 204
+    assert api.client.put(f"/jobs/{job_id}/schedule",
+                          json={"resourceId": 301, "plannedStartAt": "2027-03-29T08:00:00Z"}).status_code == 204
     assert api.client.get(f"/jobs/{job_id}").json()["plannedStartAt"] == "2027-03-29T08:00:00+00:00"
     # nulls unschedule
-    assert api.client.put(f"/jobs/{job_id}/schedule", json={"resourceId": None, "plannedStartAt": None}).status_code == 204
+    assert api.client.put(f"/jobs/{job_id}/schedule",
+                          json={"resourceId": None, "plannedStartAt": None}).status_code == 204
     assert api.client.get(f"/jobs/{job_id}").json()["status"] == "new"
 
 
@@ -233,12 +239,14 @@ def test_schedule_errors(api):
     start = "2027-03-29T08:00:00Z"
     is_problem(api.client.put("/jobs/42/schedule", json={"resourceId": 301, "plannedStartAt": start}), 404)
     is_problem(api.client.get("/jobs/42"), 404)
-    body = is_problem(api.client.put(f"/jobs/{job_id}/schedule", json={"resourceId": 999, "plannedStartAt": start}), 422)
+    body = is_problem(api.client.put(f"/jobs/{job_id}/schedule",
+                                     json={"resourceId": 999, "plannedStartAt": start}), 422)
     assert body["errors"] == {"resourceId": ["resource 999 does not exist"]}
     body = is_problem(api.client.put(f"/jobs/{job_id}/schedule", json={"resourceId": 301}), 422)
     assert body["errors"] == {"plannedStartAt": ["is required to schedule a job"]}
     api.sim.busy_resources = {301}
-    body = is_problem(api.client.put(f"/jobs/{job_id}/schedule", json={"resourceId": 301, "plannedStartAt": start}), 422)
+    body = is_problem(api.client.put(f"/jobs/{job_id}/schedule",
+                                     json={"resourceId": 301, "plannedStartAt": start}), 422)
     assert body["errors"] == {"resourceId": ["Sam Patel is not available at that time"]}
     api.sim.schedule_outage = True
     is_problem(api.client.put(f"/jobs/{job_id}/schedule", json={"resourceId": 302, "plannedStartAt": start}), 503)
@@ -301,8 +309,10 @@ def test_the_sample_generator_is_deterministic(tmp_path):
 
     subprocess.run([sys.executable, str(SAMPLE_DIR / "make_sample.py"), "--out", str(tmp_path)], check=True,
                    capture_output=True)
-    fresh = pd.read_excel(tmp_path / "jobs.xlsx", sheet_name="Jobs", dtype=str, keep_default_na=False, engine="calamine")
-    bundled = pd.read_excel(SAMPLE_DIR / "jobs.xlsx", sheet_name="Jobs", dtype=str, keep_default_na=False, engine="calamine")
+    fresh = pd.read_excel(tmp_path / "jobs.xlsx", sheet_name="Jobs", dtype=str, keep_default_na=False,
+                          engine="calamine")
+    bundled = pd.read_excel(SAMPLE_DIR / "jobs.xlsx", sheet_name="Jobs", dtype=str, keep_default_na=False,
+                            engine="calamine")
     pd.testing.assert_frame_equal(fresh, bundled)
 
 
@@ -312,14 +322,16 @@ def test_the_sample_sheet_spans_the_clock_change_with_names_the_simulator_knows(
     days = set()
     for value in df["Planned Date"]:
         if value:
-            days.add(date.fromisoformat(value[:10]) if re.match(r"\d{4}-", value) else datetime.strptime(value, "%d/%m/%Y").date())
+            days.add(date.fromisoformat(value[:10]) if re.match(r"\d{4}-", value)
+                     else datetime.strptime(value, "%d/%m/%Y").date())
     assert min(days) < date(2027, 3, 28) < max(days)
     assert (df["Duration (mins)"] == "").sum() >= 5
     known = {"Job Type": {t.name.casefold() for t in bc.DEFAULT_JOB_TYPES},
              "Customer": {c.name.casefold() for c in bc.DEFAULT_CONTACTS},
              "Engineer": {r.name.casefold() for r in bc.DEFAULT_RESOURCES},
              "Site Contact Email": {p.email for p in bc.DEFAULT_PEOPLE}}
-    unknown = {(col, v) for col, names in known.items() for v in df[col] if v and " ".join(v.split()).casefold() not in names}
+    unknown = {(col, v) for col, names in known.items() for v in df[col]
+               if v and " ".join(v.split()).casefold() not in names}
     assert unknown == {("Job Type", "Boiler Servise"), ("Customer", "Acme Limited"), ("Engineer", "Sam Patle")}
 
 

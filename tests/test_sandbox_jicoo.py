@@ -237,7 +237,8 @@ def test_the_list_filter_modes_answer_a_zero_width_window_differently(mode: str,
         assert client.post("/v1/bookings", json=booking()).status_code == 201
         t = "2027-03-16T02:00:00.000Z"
         assert client.get("/v1/bookings", params={"startedAt": t, "endedAt": t}).json()["totalCount"] == found
-        wide = client.get("/v1/bookings", params={"startedAt": "2027-03-16T01:00:00Z", "endedAt": "2027-03-17T02:00:00Z"})
+        wide = client.get("/v1/bookings",
+                          params={"startedAt": "2027-03-16T01:00:00Z", "endedAt": "2027-03-17T02:00:00Z"})
         assert wide.json()["totalCount"] == 1, "a window around the booking finds it in every mode"
 
 
@@ -438,7 +439,7 @@ def test_stop_does_not_wait_for_a_stalled_request() -> None:
     server.stop()
     assert time.perf_counter() - started < 1.0
     with pytest.raises(RuntimeError):
-        server.url
+        _ = server.url
 
 
 # --- Sample data ------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ class SM:
         self.server = SimulatorServer(self.sim)
         self.url = self.server.start()
         self.anon = httpx.Client(base_url=self.url, timeout=5)
-        token = self.anon.post("/createjwt", json={"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD}).json()["token"]
+        token = self.anon.post("/createjwt",
+                               json={"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD}).json()["token"]
         self.client = httpx.Client(base_url=self.url, timeout=5, headers={"x-access-token": token})
 
     def search(self, start: str, end: str, **body) -> httpx.Response:
@@ -90,14 +91,15 @@ def test_createjwt_issues_an_hs256_token_with_iat_and_exp(sm):
     assert claims["sub"] == DEFAULT_USERNAME and claims["exp"] - claims["iat"] == pytest.approx(3600, abs=0.01)
     # the signature is HMAC-SHA256 over "header.claims" with the simulator's key
     signing, sig = token.rsplit(".", 1)
-    expected = base64.urlsafe_b64encode(hmac.new(sm.sim._secret, signing.encode(), hashlib.sha256).digest()).rstrip(b"=")
+    expected = base64.urlsafe_b64encode(
+        hmac.new(sm.sim._secret, signing.encode(), hashlib.sha256).digest()).rstrip(b"=")
     assert sig.encode() == expected
     assert read_jwt(token, sm.sim._secret)[0] == claims
     assert sm.sim.logins == 2  # the fixture's login and this one
 
 
-@pytest.mark.parametrize("body", [{"username": DEFAULT_USERNAME, "password": "wrong"}, {"username": "nobody", "password": "x"},
-                                  {"username": DEFAULT_USERNAME}])
+@pytest.mark.parametrize("body", [{"username": DEFAULT_USERNAME, "password": "wrong"},
+                                  {"username": "nobody", "password": "x"}, {"username": DEFAULT_USERNAME}])
 def test_createjwt_refuses_bad_credentials_with_invalid_logon(sm, body):
     r = sm.anon.post("/createjwt", json=body)
     assert r.status_code == 401 and r.text == "Invalid Logon"
@@ -115,7 +117,8 @@ def test_every_api_call_needs_a_valid_unexpired_token(sm):
     missing = sm.anon.get(path)
     assert missing.status_code == 401 and "x-access-token" in missing.text
     forged = make_jwt({"sub": DEFAULT_USERNAME, "exp": time.time() + 60}, b"not the key")
-    assert sm.anon.get(path, headers={"x-access-token": forged}).text == "Invalid Logon: the token's signature is not valid"
+    assert (sm.anon.get(path, headers={"x-access-token": forged}).text
+            == "Invalid Logon: the token's signature is not valid")
     expired = sm.sim.token(lifetime=-1)
     assert sm.anon.get(path, headers={"x-access-token": expired}).text == "Invalid Logon: the token has expired"
     assert sm.sim.tokens_refused == 3
@@ -198,7 +201,8 @@ def test_booking_a_slot_returns_an_order_num_and_the_slot_leaves_the_calendar(sm
     assert first_slot(sm)["ID"] != slot["ID"]
     followup = sm.sim.followups[0]
     assert followup["OriginalOrderNum"] == ORIGINAL and followup["SlotID"] == slot["ID"]
-    assert followup["Dispatch"]["UserName"] == "jlopez" and followup["Dispatch"]["PlannedStartDate"] == slot["Period"]["Start"]
+    assert (followup["Dispatch"]["UserName"] == "jlopez"
+            and followup["Dispatch"]["PlannedStartDate"] == slot["Period"]["Start"])
     stored = sm.client.get(f"{API}/WorkOrder/{ORIGINAL}-F1").json()
     assert stored["Dispatch"]["DispatchStatus"] == 3
     # the same slot again: ServiceMobility's free-text 500
@@ -220,9 +224,11 @@ def test_a_slot_without_id_is_matched_by_its_period(sm):
     ({"original": "WO-269999"}, "Work Order WO-269999 does not exist"),
     ({"OriginalOrderNum": "WO-260102"}, f"OriginalOrderNum 'WO-260102' does not match Work Order {ORIGINAL}"),
     ({"Location": {"Name": "no address"}}, "Location.Address is required"),
-    ({"slot": {"ID": "nobody-20270309-0800", "Period": {"Start": "2027-03-09T14:00:00.000Z", "End": "2027-03-09T16:00:00.000Z"}}},
+    ({"slot": {"ID": "nobody-20270309-0800",
+               "Period": {"Start": "2027-03-09T14:00:00.000Z", "End": "2027-03-09T16:00:00.000Z"}}},
      "Appointment slot nobody-20270309-0800 does not exist"),
-    ({"slot": {"ID": "jlopez-20270309-0800", "Period": {"Start": "2027-03-09T15:00:00.000Z", "End": "2027-03-09T16:00:00.000Z"}}},
+    ({"slot": {"ID": "jlopez-20270309-0800",
+               "Period": {"Start": "2027-03-09T15:00:00.000Z", "End": "2027-03-09T16:00:00.000Z"}}},
      "not the period requested"),
 ])
 def test_a_refused_booking_is_a_500_with_a_descriptive_text_and_books_nothing(sm, change, text):
@@ -294,7 +300,8 @@ def test_a_managed_account_must_exist_and_the_refusal_is_a_500_with_its_reason(s
 def test_a_tenant_without_an_account_list_takes_every_account():
     s = SM(accounts=None)
     try:
-        assert s.client.put(f"{API}/WorkOrder/WO-1", json=work_order(Account={"AccountNum": "ANY-1"})).status_code == 201
+        assert s.client.put(f"{API}/WorkOrder/WO-1",
+                            json=work_order(Account={"AccountNum": "ANY-1"})).status_code == 201
     finally:
         s.close()
 
@@ -307,7 +314,8 @@ def test_put_inserts_then_updates_by_the_callers_number(sm):
     assert second.status_code == 200 and second.json()["Desc"] == "changed"
     assert sm.sim.put_counts == {"WO-1": 2} and len(sm.sim.bookings) == 1
     assert sm.client.get(f"{API}/WorkOrder/WO-1").json()["Desc"] == "changed"
-    undispatched = sm.client.put(f"{API}/WorkOrder/WO-2", json=work_order(WorkOrderNum="WO-2", Dispatch={"UserName": "mchen"}))
+    undispatched = sm.client.put(f"{API}/WorkOrder/WO-2",
+                                 json=work_order(WorkOrderNum="WO-2", Dispatch={"UserName": "mchen"}))
     assert undispatched.json()["Dispatch"]["DispatchStatus"] == 2
 
 
@@ -319,7 +327,8 @@ def test_get_of_an_unknown_work_order_is_404(sm):
 @pytest.mark.parametrize(("change", "text"), [
     ({"WorkOrderNum": "WO-2"}, "WorkOrderNum 'WO-2' in the body does not match WO-1 in the URL"),
     ({"OrderType": None}, "OrderType is required"),
-    ({"Dispatch": {"PlannedStartDate": "03/09/2027 08:00"}}, "Dispatch.PlannedStartDate '03/09/2027 08:00' is not a UTC"),
+    ({"Dispatch": {"PlannedStartDate": "03/09/2027 08:00"}},
+     "Dispatch.PlannedStartDate '03/09/2027 08:00' is not a UTC"),
     ({"Dispatch": {"PlannedDur": "90"}}, "Dispatch.PlannedDur '90' must be a whole number of minutes"),
 ])
 def test_a_bad_work_order_is_a_500_with_text_and_stores_nothing(sm, change, text):

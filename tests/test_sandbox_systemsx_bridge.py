@@ -15,8 +15,9 @@ from flows.sandbox.systemsx_bridge import BOOKING_PATH
 
 from .bridge_support import bridge  # noqa: F401  (fixture)
 
-GOOD = {"api_key": DEFAULT_BRIDGE_API_KEY, "type": "po", "bookingReference": "PO-1001", "organisationName": "Harbour Lights",
-        "agentName": "Megan Hale", "bookingFields[username]": "mhale", "bookingFields[password]": "Tr0ub4dor&3"}
+GOOD = {"api_key": DEFAULT_BRIDGE_API_KEY, "type": "po", "bookingReference": "PO-1001",
+        "organisationName": "Harbour Lights", "agentName": "Megan Hale", "bookingFields[username]": "mhale",
+        "bookingFields[password]": "Tr0ub4dor&3"}
 
 
 def post_form(url: str, fields: dict) -> httpx.Response:
@@ -126,7 +127,8 @@ def test_the_return_url_response_comes_after_the_delay_with_credentials_echoed(e
     assert body["hash"] == r.json()["hash"]
     assert set(request) == {"sourceReference", "bookingReference", "bookingFields", "returnUrl", "api_key", "type"}
     assert request["api_key"] == DEFAULT_BRIDGE_API_KEY and request["bookingFields"]["password"] == "Tr0ub4dor&3"
-    assert (request["bookingReference"], request["type"], request["returnUrl"]) == ("PO-1001", "po", f"{hook}/cb/tok123")
+    assert ((request["bookingReference"], request["type"], request["returnUrl"])
+            == ("PO-1001", "po", f"{hook}/cb/tok123"))
     assert sim.jobs[0].callback == "sent 200"
 
 

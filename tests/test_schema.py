@@ -29,7 +29,8 @@ def validator() -> jsonschema.protocols.Validator:
 def test_schema_file_is_current():
     assert SCHEMA_FILE.exists(), "mappings/mapping.schema.json is missing: run `make schema`"
     assert SCHEMA_FILE.read_text(encoding="utf-8") == generated(), (
-        "mappings/mapping.schema.json is out of date with flows/mapping/model.py: run `make schema` and commit the result")
+        "mappings/mapping.schema.json is out of date with flows/mapping/model.py: "
+        "run `make schema` and commit the result")
 
 
 def test_schema_is_draft_2020_12_with_a_title():
@@ -43,7 +44,8 @@ def test_schema_is_draft_2020_12_with_a_title():
 def test_bundled_mappings_satisfy_the_schema(mapping, validator):
     text = mapping.read_text(encoding="utf-8")
     assert "$schema=./mapping.schema.json" in text.splitlines()[0], "point editors at the schema on line 1"
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(yaml.safe_load(text))]
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+              for e in validator.iter_errors(yaml.safe_load(text))]
     assert errors == []
 
 

@@ -149,7 +149,8 @@ def test_a_work_order_for_an_account_that_does_not_exist_is_rejected_with_the_re
 def test_a_500_that_names_no_refusal_is_still_unknown_and_resent(sm, ledger_url, tmp_path):
     """The reasons only narrow a 500: a crash after storing (the dangerous case) stays unknown."""
     sim = sm(faults=Faults(error_after_store_rate=1.0))
-    mapping = mapping_variant(tmp_path, "servicemobility_workorders.yaml", retry__attempts=2, retry__backoff_seconds=0.01)
+    mapping = mapping_variant(tmp_path, "servicemobility_workorders.yaml", retry__attempts=2,
+                              retry__backoff_seconds=0.01)
     run = run_import(sim, WORK_ORDERS, mapping, ledger_url=ledger_url)
     assert statuses(run) == {"unknown": 31, "invalid": 5}
     assert set(sim.put_counts.values()) == {2}, "idempotent: resent up to retry.attempts"
@@ -200,18 +201,22 @@ def test_followups_book_the_first_open_slot_inside_each_window(sm, ledger_url, t
         assert booked["OriginalOrderNum"] == rows[key]["OriginalOrderNum"]
         window = rows[key]["TimeConstraints"][0]["Period"]
         period = booked["BookJob"]["TimeConstraints"][0]["Period"]
-        assert parse_utc(window["Start"]) <= parse_utc(period["Start"]) < parse_utc(period["End"]) <= parse_utc(window["End"])
+        assert (parse_utc(window["Start"]) <= parse_utc(period["Start"]) < parse_utc(period["End"])
+                <= parse_utc(window["End"]))
         assert o.message.startswith("booked ") and o.http_status == 200
     assert len({f["SlotID"] for f in sim.followups}) == 27, "no slot booked twice"
     # the first offered slot that fits: FV-0004 wants Tue 10:00-12:00 only
     assert slots[outcomes["FV-0004"].provider_id]["SlotID"].endswith("-20270309-1000")
     # the window a rejected row searched, in the sheet's own time zone
-    assert "no open slot in the preferred window Sat 13 Mar 2027 08:00-12:00 America/Chicago" in outcomes["FV-0009"].message
+    assert ("no open slot in the preferred window Sat 13 Mar 2027 08:00-12:00 America/Chicago"
+            in outcomes["FV-0009"].message)
     assert "2027-03-13 14:00-18:00 UTC" in outcomes["FV-0009"].message
     assert re.search(r"ServiceMobility offered \d+ slot\(s\), none inside it", outcomes["FV-0030"].message)
-    assert "Mon 05 Apr 2027" in outcomes["FV-0024"].message and "Wed 10 Mar 2027 17:00-20:00" in outcomes["FV-0017"].message
+    assert ("Mon 05 Apr 2027" in outcomes["FV-0024"].message
+            and "Wed 10 Mar 2027 17:00-20:00" in outcomes["FV-0017"].message)
     # ServiceMobility's free-text 500, verbatim; nothing was booked for it
-    assert "ServiceMobility refused the booking (500): Work Order WO-269999 does not exist" in outcomes["FV-0021"].message
+    assert ("ServiceMobility refused the booking (500): Work Order WO-269999 does not exist"
+            in outcomes["FV-0021"].message)
     # a refusal the mapping's 500 reasons name: rejected at once, without the search that decides other 500s
     assert outcomes["FV-0021"].attempts == 2 and "WO-269999" not in followups_per_order(sim)
     assert "America/Denver" in outcomes["FV-0014"].message, "booked times are told in the row's own zone"
@@ -234,7 +239,8 @@ def test_book_job_bodies_are_the_row_with_the_chosen_slot(sm, ledger_url):
         assert UTC_MS.match(period["Start"]) and UTC_MS.match(period["End"])
         assert body["TimeConstraints"][0]["ID"] == f["SlotID"]
         row = by_original[f["OriginalOrderNum"]]
-        assert {k: v for k, v in body.items() if k != "TimeConstraints"} == {k: v for k, v in row.items() if k != "TimeConstraints"}
+        assert ({k: v for k, v in body.items() if k != "TimeConstraints"}
+                == {k: v for k, v in row.items() if k != "TimeConstraints"})
 
 
 def test_a_rerun_books_nothing_twice_and_searches_rejected_rows_again(sm, ledger_url):
@@ -320,7 +326,8 @@ def test_a_refused_search_rejects_the_row_with_the_text_and_its_column(sm, ledge
     run = run_import(sim, ledger_url=ledger_url)
     refused = [o for k, o in by_key(run).items() if payloads(run).get(k, {}).get("OrderType") == "1004"]
     assert refused and all(o.status is Status.REJECTED for o in refused)
-    assert all("the appointment search was refused (500): Visit Type: OrderType '1004' is not a Work Order Type" in o.message
+    assert all("the appointment search was refused (500): "
+               "Visit Type: OrderType '1004' is not a Work Order Type" in o.message
                for o in refused)
     assert all(o.column_messages.keys() == {"Visit Type"} for o in refused), "the free text names OrderType"
     assert not any(f["OrderType"] == "1004" for f in sim.followups)
@@ -455,9 +462,11 @@ def _row(**cells) -> list:
 @pytest.mark.parametrize(("cells", "location"), [
     ({"Contact First Name": "Ann", "Mobile Phone": "(312) 555-0100", "Home Phone": "(708) 555-0101"},
      {"Contacts": [{"FirstName": "Ann", "IsPrimary": True, "Phones": [
-         {"PhoneNum": "(312) 555-0100", "PhoneType": "Mobile"}, {"PhoneNum": "(708) 555-0101", "PhoneType": "Home"}]}]}),
+         {"PhoneNum": "(312) 555-0100", "PhoneType": "Mobile"},
+        {"PhoneNum": "(708) 555-0101", "PhoneType": "Home"}]}]}),
     ({"Contact First Name": "Ann", "Home Phone": "(708) 555-0101"},
-     {"Contacts": [{"FirstName": "Ann", "IsPrimary": True, "Phones": [{"PhoneNum": "(708) 555-0101", "PhoneType": "Home"}]}]}),
+     {"Contacts": [{"FirstName": "Ann", "IsPrimary": True,
+                    "Phones": [{"PhoneNum": "(708) 555-0101", "PhoneType": "Home"}]}]}),
     ({"Contact First Name": "Ann", "Mobile Phone": "  "},
      {"Contacts": [{"FirstName": "Ann", "IsPrimary": True}]}),
     ({}, {}),

@@ -435,7 +435,7 @@ def test_title_rows_above_the_header_are_found_from_the_expected_columns(tmp_pat
     plain = read_sheet(p)  # without expectations: the first non-blank row, as before
     assert plain.columns[0] == "Clinic export, November" and plain.notes == []
     assert read_sheet(p, header_row=4).columns == ["Ref", "Name", "City"]
-    with pytest.raises(InputError, match="row 3, named as the header row .* is blank"):
+    with pytest.raises(InputError, match=r"row 3, named as the header row .* is blank"):
         read_sheet(p, header_row=3)
     with pytest.raises(InputError, match="is past the end"):
         read_sheet(p, header_row=40)
@@ -481,5 +481,6 @@ def test_a_csv_title_line_with_a_comma_does_not_decide_the_delimiter(tmp_path):
     p = write_csv(tmp_path, "Export des réservations, novembre\r\n\r\nRef;Nom;Ville\r\nB1;José;Besançon\r\n",
                   encoding="cp1252")
     s = read_sheet(p, expect=["Ref", "Nom", "Ville"])
-    assert (s.columns, s.delimiter, s.rows, s.line_numbers) == (["Ref", "Nom", "Ville"], ";", [["B1", "José", "Besançon"]], [4])
+    assert ((s.columns, s.delimiter, s.rows, s.line_numbers)
+            == (["Ref", "Nom", "Ville"], ";", [["B1", "José", "Besançon"]], [4]))
     assert "the header is row 3" in s.notes[0] and "the 2 rows above it" in s.notes[0]

@@ -264,7 +264,8 @@ def check_run(cases: list[Case], sheet: Path, mapping: Path, tmp_path: Path, mon
         assert int(r["_row"]) == c.row, (c.ref, r["_row"], c.row)
         if expect.startswith("invalid"):
             assert c.email not in booked, c.ref
-            assert r["_status"] == "invalid" and expect.removeprefix("invalid: ") in r["_message"], (c.ref, r["_message"])
+            assert r["_status"] == "invalid" and expect.removeprefix("invalid: ") in r["_message"], (
+                c.ref, r["_message"])
         else:
             assert r["_status"] == "created", (c.ref, r["_status"], r["_message"])
             started = dt.datetime.fromisoformat(booked[c.email]["startedAt"].replace("Z", "+00:00"))
@@ -340,7 +341,7 @@ def test_every_dst_transition_booked_against_jicoo(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- the messy back-office workbook
 
-MESSY_COLUMNS = BASE_COLUMNS + ["Zip"]
+MESSY_COLUMNS = [*BASE_COLUMNS, "Zip"]
 GENERAL = "General"
 
 
@@ -476,7 +477,7 @@ def test_combined_date_time_column_through_render_and_a_jicoo_run(tmp_path, caps
 # --------------------------------------------------------------------------- cp1252 CSV with sep=; and line breaks
 
 TWELVE = dict(SEPARATE, format="%m/%d/%Y", time_format="%I:%M %p", timezone="America/Chicago")
-NOTE_COLUMNS = BASE_COLUMNS + ["Notes"]
+NOTE_COLUMNS = [*BASE_COLUMNS, "Notes"]
 
 
 def twelve_hour_cases() -> list[Case]:
@@ -508,7 +509,7 @@ def test_cp1252_csv_with_sep_line_12_hour_times_and_line_breaks(tmp_path, capsys
     mapping = mapping_file(tmp_path, "chicago", datetime=TWELVE, extra="  message: {column: Notes}\n")
     assert [c.row for c in cases][:4] == [2, 3, 4, 5]  # the rows Excel shows, line breaks or not
     check_render(cases, sheet, mapping, capsys)
-    sim, df = check_run(cases, sheet, mapping, tmp_path, monkeypatch)
+    sim, _df = check_run(cases, sheet, mapping, tmp_path, monkeypatch)
     notes = {b["email"]: b["message"] for b in sim.bookings}
     assert notes["t3@example.com"] == "Mac note\rwith a bare CR"  # one cell, not two rows
     assert notes["t0@example.com"] == "José: first visit"
@@ -608,7 +609,8 @@ def test_the_wrong_providers_mapping_says_so(tmp_path, capsys):
 
 def test_a_header_row_named_in_the_mapping(tmp_path, capsys):
     cases = [c for c, _, _ in dst_rows(native=False)][:4]
-    sheet = write_xlsx(tmp_path / "t.xlsx", cases, BASE_COLUMNS, titles=["Ref", "Week 47"])  # a title that is a column name
+    # a title that is a column name
+    sheet = write_xlsx(tmp_path / "t.xlsx", cases, BASE_COLUMNS, titles=["Ref", "Week 47"])
     mapping = mapping_file(tmp_path, "m", datetime=SEPARATE)
     text = mapping.read_text().replace("source: {sheet: Bookings}", "source: {sheet: Bookings, header_row: 4}")
     mapping.write_text(text)

@@ -89,7 +89,8 @@ def status(code: int, **headers: str) -> httpx.Response:
 
 
 def make_sender(provider: Provider, fake: FakeTime, *, auth: Auth | None = None, attempts: int = 3,
-                rate: float | None = None, rules: dict[int, Rule] | None = None, max_retry_after: float = 120.0) -> Sender:
+                rate: float | None = None, rules: dict[int, Rule] | None = None,
+                max_retry_after: float = 120.0) -> Sender:
     return Sender(base_url=BASE_URL, auth=auth or HeaderKey("X-Jicoo-Api-Key", KEY), concurrency=4, rate=rate,
                   timeout=5, connect_timeout=2, attempts=attempts, backoff=0.5, max_backoff=4.0,
                   max_retry_after=max_retry_after, rules=rules, transport=httpx.MockTransport(provider),
@@ -608,7 +609,8 @@ def test_the_default_path_reads_other_charsets_and_retry_after():
         web.Response(status=429, headers={"retry-after": "0"}, text="slow down"),
         web.Response(status=400, body='{"error": {"message": "Grüße"}}'.encode("utf-16"),
                      headers={"Content-Type": "application/json"}),
-        web.Response(status=422, body="café fermé".encode("latin-1"), headers={"Content-Type": "text/plain; charset=latin-1"}),
+        web.Response(status=422, body="café fermé".encode("latin-1"),
+                     headers={"Content-Type": "text/plain; charset=latin-1"}),
     ])
     results, seen = _serve_and_call(lambda r: next(answers),
                                     ("POST", "/bookings", {"json_body": BOOKING}),

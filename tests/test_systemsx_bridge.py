@@ -88,7 +88,8 @@ def test_the_sample_sheet_invalid_rows_name_their_columns():
     ("bookingFields[username] field is Missing or Empty.", "Portal Username"),
     ("bookingFields.email_address field is Invalid.", "Portal Email"),
     ("bookingFields[password] field is Missing or Empty.", "Portal Password"),
-    ("bookingFields[username] or bookingFields[email_address] field is Missing or Empty.", "Portal Username + Portal Email"),
+    ("bookingFields[username] or bookingFields[email_address] field is Missing or Empty.",
+     "Portal Username + Portal Email"),
     ("Only one of bookingFields[username] or bookingFields[email_address] should be provided.",
      "Portal Username + Portal Email"),
     ("type field is Invalid.", "Type"),
@@ -178,8 +179,9 @@ def test_the_sample_is_accepted_with_hashes_and_a_rerun_books_nothing_twice(brid
 
 def test_400_messages_are_attached_to_the_columns_they_name(bridge, bridge_env, receiver, ledger_url, tmp_path):
     # no contract and no required flags: the rows reach the simulator, which says what is wrong
-    mapping = mapping_variant(tmp_path, "systemsx_bridge.yaml", request__contract=None, fields__organisationName__required=None,
-                              fields__agentName__required=None, **{"fields__bookingFields.email_address__transforms": ["trim"]})
+    mapping = mapping_variant(tmp_path, "systemsx_bridge.yaml", request__contract=None,
+                              fields__organisationName__required=None, fields__agentName__required=None,
+                              **{"fields__bookingFields.email_address__transforms": ["trim"]})
     sheet = write_sheet(tmp_path / "bad.csv", [
         row("PO-1", Organisation="", Agent=""),
         row("PO-2", **{"Portal Email": "a@example.com"}),
@@ -190,7 +192,8 @@ def test_400_messages_are_attached_to_the_columns_they_name(bridge, bridge_env, 
     run = run_import(sheet, mapping, ledger_url=ledger_url, callback_url=receiver, out=tmp_path / "r.xlsx")
     o = by_ref(run)
     assert o["PO-5"].status is Status.ACCEPTED
-    assert all(o[ref].status is Status.REJECTED and o[ref].http_status == 400 for ref in ("PO-1", "PO-2", "PO-3", "CUN-4"))
+    assert all(o[ref].status is Status.REJECTED and o[ref].http_status == 400
+               for ref in ("PO-1", "PO-2", "PO-3", "CUN-4"))
     assert o["PO-1"].column_messages == {"Organisation": ["organisationName field is Missing or Empty."],
                                          "Agent": ["agentName field is Missing or Empty."]}
     assert o["PO-2"].column_messages == {"Portal Username + Portal Email": [
@@ -216,7 +219,7 @@ def test_a_wrong_api_key_stops_the_run(bridge, bridge_env, receiver, ledger_url,
 
 def test_no_callback_address_stops_before_anything_is_sent(bridge, bridge_env, ledger_url):
     plan = prepare(SHEET, MAPPING)
-    with pytest.raises(ConfigError, match="SYSTEMSX_BRIDGE_CALLBACK_URL.*--wait-callbacks"):
+    with pytest.raises(ConfigError, match=r"SYSTEMSX_BRIDGE_CALLBACK_URL.*--wait-callbacks"):
         ImportRun(plan, RunOptions(ledger_url=ledger_url))
     assert sum(bridge.requests.values()) == 0
 
@@ -324,7 +327,7 @@ def test_the_environment_address_wins_and_an_optional_one_may_be_left_out(bridge
 def test_a_run_value_takes_no_transforms(tmp_path):
     bad = mapping_variant(tmp_path, "systemsx_bridge.yaml", fields__return_url={"run_value": "callback_url",
                                                                                 "transforms": ["trim"]})
-    with pytest.raises(ConfigError, match="run_value .* remove its transforms"):
+    with pytest.raises(ConfigError, match=r"run_value .* remove its transforms"):
         load_mapping(bad)
 
 

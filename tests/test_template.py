@@ -69,7 +69,8 @@ def test_a_filled_template_validates(template, tmp_path, capsys):
     ws = wb["Bookings"]
     header = [c.value for c in ws[1]]
     typed = [  # as a sender types them into the formatted columns: real date and time cells
-        {"Booking Ref": "T-1", "Event Type": "Workshop", "Date": dt.datetime(2027, 3, 25), "Start Time": dt.time(14, 30),
+        {"Booking Ref": "T-1", "Event Type": "Workshop", "Date": dt.datetime(2027, 3, 25),
+         "Start Time": dt.time(14, 30),
          "Guest Name": "Ann Lee", "Email": "ann.lee@example.com", "Phone": "07700 900123", "Meeting": "Zoom"},
         {"Booking Ref": "T-2", "Event Type": "follow-up call", "Date": dt.datetime(2027, 3, 26),
          "Start Time": dt.time(9, 0), "Time Zone": "Asia/Tokyo", "Guest Name": "Bo Ito", "Email": "bo@example.jp",

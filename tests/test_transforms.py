@@ -162,7 +162,8 @@ PROBLEMS = [
     ("integer", "abc", "'abc' is not a whole number"),
     ("integer", "nan", "is not a whole number"),
     ("integer", "inf", "is not a whole number"),
-    ("integer", "90,0", "'90,0' has a decimal comma; if the sheet writes decimals with a comma, write the transform as {integer: ','}"),
+    ("integer", "90,0",
+     "'90,0' has a decimal comma; if the sheet writes decimals with a comma, write the transform as {integer: ','}"),
     ("integer", "1,5", "has a decimal comma"),  # not 15
     ("integer", "1,234", "'1,234' could be 1234 or 1.234; say which separator"),
     ("integer", "1.500", "'1.500' could be 1.5 or 1500"),

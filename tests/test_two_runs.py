@@ -78,11 +78,12 @@ def booked_once(sim, rows: int, *, asked_once: bool = True) -> None:
 def by_ref(path: Path) -> dict[str, tuple[str, str]]:
     df, _ = read_results(path)
     return {str(ref): (status, str(msg) if isinstance(msg, str) else "")
-            for ref, status, msg in zip(df["Booking Ref"], df["_status"], df["_message"])}
+            for ref, status, msg in zip(df["Booking Ref"], df["_status"], df["_message"], strict=True)}
 
 
 def held_message(other: str) -> re.Pattern:
-    return re.compile(rf"^not sent: in flight in run {re.escape(other)} \(started \S+ by [^/]+/\d+\); rerun after it ends$")
+    return re.compile(rf"^not sent: in flight in run {re.escape(other)} \(started \S+ by [^/]+/\d+\); "
+                      r"rerun after it ends$")
 
 
 def two_runs_at_once_contract(ledger_url: str, sim, tmp_path: Path, *, staggered: bool = False) -> dict[str, dict]:
@@ -94,7 +95,8 @@ def two_runs_at_once_contract(ledger_url: str, sim, tmp_path: Path, *, staggered
     a = start_run(tmp_path, "a", sheet, ledger_url, [ready_a, ready_b])
     b = start_run(tmp_path, "b", sheet, ledger_url, [ready_a, ready_b, *([go] if staggered else [])])
     if staggered:
-        wait_for(lambda: len(sim.bookings) >= ROWS // 4 or a.poll() is not None, "the first run to book a quarter", [a, b])
+        wait_for(lambda: len(sim.bookings) >= ROWS // 4 or a.poll() is not None, "the first run to book a quarter",
+                 [a, b])
         go.touch()
     res = {"a": finish(a), "b": finish(b)}
     print({n: (r["counts"]["created"], r["held"]) for n, r in res.items()})  # how the rows were shared (-s shows it)
@@ -113,7 +115,8 @@ def two_runs_at_once_contract(ledger_url: str, sim, tmp_path: Path, *, staggered
         created[sent[0]] += 1
         status, message = books[other][ref]
         assert status == "skipped", (ref, status, message)
-        assert message.startswith(f"already created by run {run_id[sent[0]]} ") or held_message(run_id[sent[0]]).match(message), message
+        assert (message.startswith(f"already created by run {run_id[sent[0]]} ")
+                or held_message(run_id[sent[0]]).match(message)), message
     assert created["a"] + created["b"] == ROWS
     for name, r in res.items():
         assert r["counts"]["created"] == created[name]
@@ -156,8 +159,9 @@ def test_a_second_run_started_part_way_sends_nothing_the_first_holds(jicoo_sim, 
 
 def lease_expiry_contract(ledger_url: str, sim, tmp_path: Path) -> None:
     """A run on another machine claimed 20 rows, booked row 0 (left ``sending``) and vanished. While its
-    lease lasts (the other machine's pid cannot be checked here) a new run sends none of them and names it; once the lease ran out, the next run takes
-    them over, finds row 0 at the provider (read-back) instead of resending it, and sends the rest."""
+    lease lasts (the other machine's pid cannot be checked here) a new run sends none of them and names it; once
+    the lease ran out, the next run takes them over, finds row 0 at the provider (read-back) instead of resending
+    it, and sends the rest."""
     sheet = big_sheet(tmp_path, 20, "LE")
     plan = prepare(sheet, MAPPING)
     keys = [r.ledger_key for r in plan.rows]
@@ -185,7 +189,8 @@ def lease_expiry_contract(ledger_url: str, sim, tmp_path: Path) -> None:
     assert sim.requests["POST /v1/bookings"] == 1
     from flows.terminal import summary_lines
 
-    assert "20 row(s) not sent: another run was sending them (see _message); rerun after it ends" in summary_lines(early)
+    assert ("20 row(s) not sent: another run was sending them (see _message); rerun after it ends"
+            in summary_lines(early))
 
     with open_ledger(ledger_url) as ledger:  # its last heartbeat, with a short lease that then runs out unrenewed
         gone.ledger, gone.lease_seconds = ledger, 0.2
@@ -203,7 +208,8 @@ def lease_expiry_contract(ledger_url: str, sim, tmp_path: Path) -> None:
         assert not gone.renew()  # the vanished run, were it to wake up, learns its lease is gone
 
 
-def test_a_run_whose_lease_ran_out_is_taken_over_and_checked_before_resending(jicoo_sim, jicoo_env, ledger_url, tmp_path):
+def test_a_run_whose_lease_ran_out_is_taken_over_and_checked_before_resending(jicoo_sim, jicoo_env, ledger_url,
+                                                                               tmp_path):
     lease_expiry_contract(ledger_url, jicoo_sim, tmp_path)
 
 
@@ -241,7 +247,8 @@ def test_claims_are_released_after_an_exception(jicoo_sim, jicoo_env, ledger_url
         if run.done >= 5:
             raise RuntimeError("boom")
 
-    run = ImportRun(prepare(sheet, MAPPING), RunOptions(ledger_url=ledger_url, rate=None, concurrency=2, progress=explode))
+    run = ImportRun(prepare(sheet, MAPPING),
+                    RunOptions(ledger_url=ledger_url, rate=None, concurrency=2, progress=explode))
     try:
         with pytest.raises(RuntimeError, match="boom"):
             asyncio.run(send_pending(run))

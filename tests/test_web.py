@@ -435,7 +435,7 @@ def test_progress_comes_live_from_the_ledger_while_rows_are_sent(app, monkeypatc
 
 
 def test_history_shows_page_imports_and_other_runs_of_the_ledger_beside_them(client, app, jicoo_sim, jicoo_env,
-                                                                              tmp_path):
+                                                                             tmp_path):
     """A run made outside the page (the CLI, the nightly inbox) into the same ledger is listed beside the page's."""
     from .conftest import import_now
     from .web_support import SAMPLE_CSV
