@@ -75,6 +75,7 @@ from ..hooks import Callback, CallbackReader, resolve
 from ..ledger.ledger import Ledger, open_ledger
 from ..mapping.catalog import callback_readers
 from ..redact import MASK, redact_text
+from .loopback import LoopbackServer
 
 __all__ = [
     "DEFAULT_PORT",
@@ -306,11 +307,9 @@ def receiving(ledger_url: str | None = None, *, port: int = 0,
               on_event: Callable[[str], None] | None = None, **options: Any) -> Iterator[str]:
     """A receiver on 127.0.0.1 in a background thread for the length of the block; yields its base URL.
     ``options``: :class:`CallbackReceiver`'s (match_wait, max_body, max_stored)."""
-    from ..sandbox.server import SimulatorServer
-
     receiver = CallbackReceiver(ledger_url, on_event=on_event, **options)
     try:
-        with SimulatorServer(receiver, port=port) as url:
+        with LoopbackServer(receiver, port=port) as url:
             yield url
     finally:
         receiver.close()
