@@ -69,7 +69,7 @@ class WebConfig:
     page_size: int = 50
     secure_cookies: bool = False  # set behind https: cookies then travel only over https
     signer: SessionSigner = field(default_factory=SessionSigner)
-    transport: Any = None  # tests may inject an httpx transport for the engine
+    transport: Any = None  # tests may have the engine send through an aiohttp connector
     #: providers that confirm later (Systems X Bridge): wait this long for their callbacks after sending
     wait_callbacks: float = 10.0
 
