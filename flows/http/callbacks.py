@@ -292,7 +292,7 @@ class CallbackReceiver:
     def _row_of(self, scope: str, provider_id: str) -> str | None:
         for c in reversed(self.ledger.callbacks(scope)):
             if c["provider_id"] == provider_id:
-                return c["row_key"]
+                return str(c["row_key"])
         return None
 
 
