@@ -7,14 +7,19 @@ then imports it again to show that a rerun books nothing twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TextIO
 
+from .import_sheet import Hooks, hooks, run_import_sheet
+from .prefect_quiet import quiet_prefect
 from .sandbox import SIMULATORS, SimulatorServer
 from .sandbox.demo import DEMOS, Demo, project_root, sandbox_env
+from .terminal import Progress, print_summary
 
 __all__ = ["run_demo"]
 
@@ -33,11 +38,13 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def run_demo(out_dir: Path, demos: tuple[Demo, ...] = DEMOS, stream=sys.stdout) -> int:
-    from .import_sheet import Hooks, hooks, run_import_sheet
-    from .prefect_quiet import quiet_prefect
-    from .terminal import Progress, print_summary
+def _keep(holder: dict[str, Any], run: Any) -> None:
+    """The first run the flow reports (the hook's on_run)."""
+    holder.setdefault("run", run)
 
+
+def run_demo(out_dir: Path, demos: tuple[Demo, ...] = DEMOS, stream: TextIO = sys.stdout) -> int:
+    """Import each demo's sheet twice into its simulator; the summaries go to ``stream``."""
     root = project_root()
     out_dir.mkdir(parents=True, exist_ok=True)
     ledger = out_dir / "demo-ledger.sqlite"
@@ -54,14 +61,15 @@ def run_demo(out_dir: Path, demos: tuple[Demo, ...] = DEMOS, stream=sys.stdout) 
             print(f"== {demo.provider}: importing {demo.sheet} into the simulator at {url}", file=stream)
             for attempt, label in ((1, "first run"), (2, "same sheet again: nothing is booked twice")):
                 print(f"-- {label}", file=stream, flush=True)
-                holder: dict = {}
+                holder: dict[str, Any] = {}
                 progress = Progress(enabled=sys.stderr.isatty())  # a bar on a terminal; no per-10% lines in logs
-                token = hooks.set(Hooks(progress=progress.update, on_run=lambda r: holder.setdefault("run", r)))
+                token = hooks.set(Hooks(progress=progress.update, on_run=functools.partial(_keep, holder)))
+                out = out_dir / f"{Path(demo.mapping).stem}-results-run{attempt}.xlsx"
                 try:
                     with quiet_prefect(), progress:
                         asyncio.run(run_import_sheet(sheet=str(root / demo.sheet), mapping=str(root / demo.mapping),
-                                                 out=str(out_dir / f"{Path(demo.mapping).stem}-results-run{attempt}.xlsx"),
-                                                 ledger=str(ledger), wait_callbacks=demo.wait_callbacks))
+                                                     out=str(out), ledger=str(ledger),
+                                                     wait_callbacks=demo.wait_callbacks))
                 finally:
                     hooks.reset(token)
                 run = holder["run"]

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import json
 import re
 import time
@@ -71,6 +72,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..errors import ConfigError
 from ..hooks import Callback, CallbackReader, resolve
 from ..ledger.ledger import Ledger, open_ledger
 from ..mapping.catalog import callback_readers
@@ -98,8 +100,6 @@ _SECRET_KEY = re.compile(r"api[_-]?key|password|passwd|secret|token|authori[sz]a
 def is_loopback(url: str) -> bool:
     """True when the URL's host is this machine only (127.0.0.0/8, ::1, localhost, 0.0.0.0): a provider on
     another machine can never call it back there."""
-    import ipaddress
-
     host = (urllib.parse.urlsplit(url).hostname or "").rstrip(".").lower()
     if host == "localhost" or host.endswith(".localhost"):
         return True
@@ -117,7 +117,6 @@ def check_callback_address(mapping: Any, env: Mapping[str, str], *, base_url: st
     address of the --wait-callbacks receiver (on 127.0.0.1), used when ``<PROVIDER>_CALLBACK_URL`` is unset."""
     if "callback_url" not in mapping.run_value_paths().values():
         return
-    from ..errors import ConfigError
 
     var = f"{mapping.env_prefix}_CALLBACK_URL"
     base = (env.get(var) or in_process or "").strip()

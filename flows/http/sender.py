@@ -16,9 +16,9 @@ anything else                              unknown     be safe
 
 HTTP statuses follow :data:`flows.outcomes.DEFAULT_STATUS_TABLE` plus the mapping's
 ``request.responses``, whose ``reasons`` may decide by the body's text (a ServiceMobility 500 that
-refuses the row is ``reject``: sent once, never resent). A request marked ``idempotent`` in the mapping (a PUT upsert keyed by
-our own number) may also be resent after an ``unknown``. 429 honours ``Retry-After`` and pauses
-every sender of the run, not only the one request.
+refuses the row is ``reject``: sent once, never resent). A request marked ``idempotent`` in the
+mapping (a PUT upsert keyed by our own number) may also be resent after an ``unknown``. 429
+honours ``Retry-After`` and pauses every sender of the run, not only the one request.
 """
 from __future__ import annotations
 
@@ -276,7 +276,8 @@ class Sender:
                     attempt -= 1
                     continue
                 refusal = self.auth.refusal  # e.g. the password was changed mid-run: say so, naming the variables
-                self.stopped = f"{rule.message}; logging in again was refused too: {refusal}" if refusal else rule.message
+                self.stopped = (f"{rule.message}; logging in again was refused too: {refusal}" if refusal
+                                else rule.message)
                 return CallResult(Action.STOP, response, attempt, self.stopped)
             if rule.action is Action.UNKNOWN and idempotent and attempt < self.attempts:
                 await self._sleep(self._backoff(attempt))

@@ -24,7 +24,8 @@ def project_root() -> Path:
     cwd = Path.cwd()
     if (cwd / "mappings").is_dir() and (cwd / "sample_data").is_dir():
         return cwd
-    raise UsageError("the demo needs the project's mappings/ and sample_data/ folders: run it from a checkout of booking-importer")
+    raise UsageError("the demo needs the project's mappings/ and sample_data/ folders: "
+                     "run it from a checkout of booking-importer")
 
 
 def sandbox_env(provider: str, url: str) -> dict[str, str]:
