@@ -73,7 +73,6 @@ from .bigchange_api import (
     _fault_body,
     _format,
     _is_int,
-    _jsonable,
     _needed_scope,
     _now,
     _page,
@@ -196,7 +195,6 @@ class BigChangeSimulator(Simulator):
         self.busy_resources = set()
         self.schedule_outage = False
 
-
     def state(self) -> dict[str, Any]:
         jobs = self.jobs
         return {
@@ -210,7 +208,7 @@ class BigChangeSimulator(Simulator):
                 "faults": dict(self.injector.counts),
             },
             "faults": self.faults.to_dict(),
-            "jobs": jobs,
+            "jobs": [_public(j) for j in jobs],  # JSON: without the simulator's own _created
         }
 
     def app(self) -> web.Application:
@@ -493,22 +491,8 @@ class BigChangeSimulator(Simulator):
 
     # -- sandbox control ---------------------------------------------------------------------------
 
-    async def _sandbox_state(self, request: web.Request) -> web.Response:
-        return json_response(_jsonable(self.state()))
+    def _control_error(self, message: str) -> web.Response:
+        return problem(400, message)
 
-    async def _sandbox_faults(self, request: web.Request) -> web.Response:
-        ok, body = await read_json(request)
-        if not ok or not isinstance(body, dict):
-            return problem(400, "the body must be a JSON object of fault knobs")
-        try:
-            faults = Faults.from_dict(body)
-        except (TypeError, ValueError) as exc:
-            return problem(400, str(exc))
-        self.injector.configure(faults)
-        return json_response({"faults": faults.to_dict()})
-
-    async def _sandbox_reset(self, request: web.Request) -> web.Response:
-        self.reset()
-        return json_response({"faults": self.faults.to_dict(), "jobs": 0})
-
-
+    def _emptied(self) -> dict[str, Any]:
+        return {"jobs": 0}

@@ -229,10 +229,6 @@ def _public(job: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in job.items() if not k.startswith("_")}
 
 
-def _jsonable(state: dict[str, Any]) -> dict[str, Any]:
-    return {**state, "jobs": [_public(j) for j in state["jobs"]]}
-
-
 def _paging(request: web.Request) -> tuple[int, int] | web.Response:
     q = request.query
     e = _Errors()

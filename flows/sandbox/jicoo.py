@@ -152,7 +152,6 @@ class JicooSimulator(Simulator):
         """Forget jobs, tokens and counts, and restore the faults given to the constructor."""
         super().reset()
 
-
     def state(self) -> dict[str, Any]:
         """What ``GET /_sandbox/state`` answers."""
         bookings = self.bookings
@@ -410,22 +409,5 @@ class JicooSimulator(Simulator):
 
     # -- sandbox control ----------------------------------------------------------------------
 
-    async def _sandbox_state(self, request: web.Request) -> web.Response:
-        return json_response(self.state())
-
-    async def _sandbox_faults(self, request: web.Request) -> web.Response:
-        ok, body = await read_json(request)
-        if not ok or not isinstance(body, dict):
-            return _error(400, "invalid_request", "the body must be a JSON object of fault knobs")
-        try:
-            faults = Faults.from_dict(body)
-        except (TypeError, ValueError) as exc:
-            return _error(400, "invalid_request", str(exc))
-        self.injector.configure(faults)
-        return json_response({"faults": faults.to_dict()})
-
-    async def _sandbox_reset(self, request: web.Request) -> web.Response:
-        self.reset()
-        return json_response({"faults": self.faults.to_dict(), "bookings": 0})
-
-
+    def _control_error(self, message: str) -> web.Response:
+        return _error(400, "invalid_request", message)

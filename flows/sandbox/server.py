@@ -199,7 +199,9 @@ class Simulator(FaultKnobs):
     request counts, :meth:`reset` to how it was made, and the environment that points a run at it.
 
     A subclass sets ``provider``, ``self.injector``, ``self.requests`` and ``self._initial_faults`` in its
-    constructor and implements ``_clear`` (forget what was sent), ``state``, ``app`` and ``sandbox_env``."""
+    constructor and implements ``_clear`` (forget what was sent), ``state``, ``app`` and ``sandbox_env``;
+    its ``app`` routes ``/_sandbox/state``, ``/_sandbox/faults`` and ``/_sandbox/reset`` to the control
+    handlers here, which answer a bad request in the provider's own error shape (``_control_error``)."""
 
     provider: ClassVar[str]
     requests: collections.Counter[str]
@@ -226,3 +228,31 @@ class Simulator(FaultKnobs):
     def sandbox_env(cls, url: str) -> dict[str, str]:
         """The environment that points a run at this simulator serving at ``url`` (demo, `booking-import sandbox`)."""
         raise NotImplementedError
+
+    # -- the control routes (no credentials, no faults, not counted) ----------------------------------
+
+    def _control_error(self, message: str) -> web.Response:
+        """A 400 for a bad control request, in the provider's own error shape."""
+        return json_response(default_error_body(400, "invalid_request", message), status=400)
+
+    def _emptied(self) -> dict[str, Any]:
+        """What ``POST /_sandbox/reset`` says is left besides the faults (the provider's store, now empty)."""
+        return {"bookings": 0}
+
+    async def _sandbox_state(self, request: web.Request) -> web.Response:
+        return json_response(self.state())
+
+    async def _sandbox_faults(self, request: web.Request) -> web.Response:
+        ok, body = await read_json(request)
+        if not ok or not isinstance(body, dict):
+            return self._control_error("the body must be a JSON object of fault knobs")
+        try:
+            faults = Faults.from_dict(body)
+        except (TypeError, ValueError) as exc:
+            return self._control_error(str(exc))
+        self.injector.configure(faults)
+        return json_response({"faults": faults.to_dict()})
+
+    async def _sandbox_reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return json_response({"faults": self.faults.to_dict(), **self._emptied()})

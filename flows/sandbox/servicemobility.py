@@ -230,7 +230,6 @@ class ServiceMobilitySimulator(Simulator):
         """Forget jobs, tokens and counts, and restore the faults given to the constructor."""
         super().reset()
 
-
     def state(self) -> dict[str, Any]:
         """What ``GET /_sandbox/state`` answers."""
         free = sum(1 for s in self._order if s.booked_by is None)
@@ -476,23 +475,11 @@ class ServiceMobilitySimulator(Simulator):
 
     # -- sandbox control ----------------------------------------------------------------------
 
-    async def _sandbox_state(self, request: web.Request) -> web.Response:
-        return json_response(self.state())
+    def _control_error(self, message: str) -> web.Response:
+        return _text(message, 400)
 
-    async def _sandbox_faults(self, request: web.Request) -> web.Response:
-        ok, body = await read_json(request)
-        if not ok or not isinstance(body, dict):
-            return _text("the body must be a JSON object of fault knobs", 400)
-        try:
-            faults = Faults.from_dict(body)
-        except (TypeError, ValueError) as exc:
-            return _text(str(exc), 400)
-        self.injector.configure(faults)
-        return json_response({"faults": faults.to_dict()})
-
-    async def _sandbox_reset(self, request: web.Request) -> web.Response:
-        self.reset()
-        return json_response({"faults": self.faults.to_dict(), "work_orders": len(self._work_orders)})
+    def _emptied(self) -> dict[str, Any]:
+        return {"work_orders": len(self._work_orders)}
 
     async def _sandbox_take(self, request: web.Request) -> web.Response:
         ok, body = await read_json(request)
