@@ -250,7 +250,8 @@ class BigChangeSimulator(Simulator):
         asked = str(form.get("scope") if form.get("scope") is not None else self.default_scope).split()
         unknown = [x for x in asked if x not in self.client_scopes]
         if unknown:
-            return json_response({"error": "invalid_scope", "error_description": f"The client may not ask for {' '.join(unknown)}"},
+            return json_response({"error": "invalid_scope",
+                                  "error_description": f"The client may not ask for {' '.join(unknown)}"},
                                  status=400)
         now = time.time()
         claims = {"iss": "https://sandbox.bigchange.invalid/auth", "sub": client_id, "scope": " ".join(asked),
@@ -401,7 +402,8 @@ class BigChangeSimulator(Simulator):
             if d is None:
                 e.add(f"CustomFields[{i}].DefinitionId", f"custom field definition {f['definitionId']} does not exist")
             elif d.entity_type != "job":
-                e.add(f"CustomFields[{i}].DefinitionId", f"custom field definition {d.id} ({d.name}) is not a job field")
+                e.add(f"CustomFields[{i}].DefinitionId",
+                      f"custom field definition {d.id} ({d.name}) is not a job field")
         if job_type is not None and job_type.requires_order_number and not (body.get("orderNumber") or "").strip():
             e.add("orderNumber", "required for this job type")
         if e.errors:

@@ -138,7 +138,8 @@ class JicooSimulator(Simulator):
         self._started: dict[str, datetime] = {}  # uid -> startedAt
         self._by_start: list[tuple[datetime, int, str]] = []  # sorted (startedAt, seq, uid)
         self._ended: dict[str, datetime] = {}  # uid -> endedAt
-        self._slots: collections.Counter[tuple[str, datetime]] = collections.Counter()  # (eventTypeId, startedAt) -> open bookings
+        #: (eventTypeId, startedAt) -> open bookings
+        self._slots: collections.Counter[tuple[str, datetime]] = collections.Counter()
         self._seq = 0
 
     # -- public, for tests and the CLI -------------------------------------------------------
@@ -338,10 +339,7 @@ class JicooSimulator(Simulator):
             return _validation_error(p)
 
         lo, hi = window
-        if order == "startedAt":
-            uids = [entry[2] for entry in self._by_start]
-        else:
-            uids = list(self._bookings)
+        uids = [entry[2] for entry in self._by_start] if order == "startedAt" else list(self._bookings)
         if lo is not None or hi is not None:
             uids = self._in_window(uids, lo, hi, q.get("startedAt"), q.get("endedAt"))
         bookings = self._bookings

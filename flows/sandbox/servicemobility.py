@@ -331,7 +331,8 @@ class ServiceMobilitySimulator(Simulator):
         account = body.get("Account")
         if not isinstance(account, dict) or not (account.get("AccountNum") or account.get("Name")):
             problems.append("Account is required (an AccountNum, or an ad-hoc account with a Name)")
-        elif self.accounts is not None and set(account) <= {"AccountNum"} and account["AccountNum"] not in self.accounts:
+        elif (self.accounts is not None and set(account) <= {"AccountNum"}
+              and account["AccountNum"] not in self.accounts):
             # managed: "the system expands it and errors if it does not exist" [C]
             return [f"Account {account['AccountNum']} does not exist."]
         order_type = body.get("OrderType")

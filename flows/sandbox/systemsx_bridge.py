@@ -318,7 +318,8 @@ class BridgeSimulator(Simulator):
                     "type": job.type,
                 }
             },
-            **({"errors": [self.import_errors[job.bookingReference]]} if job.bookingReference in self.import_errors else {}),
+            **({"errors": [self.import_errors[job.bookingReference]]}
+               if job.bookingReference in self.import_errors else {}),
         }
 
     async def _post_later(self, job: Job, delay: float) -> None:
@@ -349,10 +350,10 @@ class BridgeSimulator(Simulator):
         for _ in range(max(1, self.callback_repeats)):
             sent: dict[str, Any] = {"hash": job.hash, "url": job.return_url, "content_type": ctype, "raw": raw}
             try:
-                async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-                    async with session.post(job.return_url, data=raw, headers={"Content-Type": ctype}) as response:
-                        sent["status"] = response.status
-                        sent["answer"] = await response.read()
+                async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+                            session.post(job.return_url, data=raw, headers={"Content-Type": ctype}) as response):
+                    sent["status"] = response.status
+                    sent["answer"] = await response.read()
                 job.callback = f"sent {sent['status']}"
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 sent["error"] = type(exc).__name__
