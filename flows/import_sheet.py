@@ -35,7 +35,7 @@ class Hooks:
 
     progress: Callable[[ImportRun], None] | None = None
     on_run: Callable[[ImportRun], None] | None = None  # called once the run exists (CLI keeps it for Ctrl-C)
-    transport: object | None = None  # tests may inject an httpx transport
+    transport: object | None = None  # tests may send through an aiohttp connector (flows/http/client.py)
     #: a plan the caller already prepared from the same sheet, mapping and worksheet (the CLI checks the
     #: input before Prefect starts); the prepare task then hands it on instead of reading the sheet again
     plan: Plan | None = None

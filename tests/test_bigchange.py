@@ -10,11 +10,13 @@ import os
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
+from aiohttp import web
 
 from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
 from flows.errors import ConfigError, CredentialsError, MissingSecretError
+from flows.http.client import Client, Reply
+from flows.http.loopback import LoopbackServer
 from flows.http.sender import CallResult
 from flows.ledger.ledger import open_ledger
 from flows.mapping.model import compile_mapping, load_mapping
@@ -171,7 +173,8 @@ def test_a_422_is_reported_against_the_sheet_column(sim, env, ledger_url, tmp_pa
 def test_provider_error_bodies_become_readable_per_column_messages(body, column, message, env, tmp_path):
     run = ImportRun(prepare(SHEET, MAPPING), RunOptions(env=env, ledger_url=f"sqlite:///{tmp_path / 'l.sqlite'}"))
     try:
-        result = CallResult(Action.REJECT, httpx.Response(422, json=body), 1, "the provider rejected the row")
+        answer = Reply(422, {"Content-Type": "application/json"}, json.dumps(body).encode())
+        result = CallResult(Action.REJECT, answer, 1, "the provider rejected the row")
         outcome = run.outcome_from(result)
     finally:
         run.close()
@@ -430,17 +433,17 @@ def test_a_token_shorter_lived_than_the_refresh_margin_is_not_renewed_before_eve
     now = [0.0]
     calls = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    async def handler(request: web.Request) -> web.Response:
         calls.append(now[0])
-        return httpx.Response(200, json={"access_token": f"t{len(calls)}", "expires_in": 60})
+        return web.json_response({"access_token": f"t{len(calls)}", "expires_in": 60})
 
-    spec = OAuth2ClientCredentials(kind="oauth2_client_credentials", token_url="https://auth.example/tokens",
-                                   client_id="ID", client_secret="SECRET", refresh_margin_seconds=60)
-    auth = build_auth(spec, "bigchange", {"ID": "a", "SECRET": "b"})
-    auth._clock = lambda: now[0]
+    app = web.Application()
+    app.router.add_post("/tokens", handler)
 
-    async def go() -> None:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+    async def go(url: str) -> None:
+        client = Client(url, concurrency=1, timeout=5, connect_timeout=2)
+        await client.open()
+        try:
             await auth.login(client)
             for t in (1, 10, 29):  # within the first half of the 60 s lifetime: the same token
                 now[0] = t
@@ -448,8 +451,15 @@ def test_a_token_shorter_lived_than_the_refresh_margin_is_not_renewed_before_eve
             now[0] = 31  # past half: renewed once
             await auth.ensure_fresh(client)
             await auth.ensure_fresh(client)
+        finally:
+            await client.close()
 
-    asyncio.run(go())
+    with LoopbackServer(app) as url:
+        spec = OAuth2ClientCredentials(kind="oauth2_client_credentials", token_url=f"{url}/tokens",
+                                       client_id="ID", client_secret="SECRET", refresh_margin_seconds=60)
+        auth = build_auth(spec, "bigchange", {"ID": "a", "SECRET": "b"})
+        auth._clock = lambda: now[0]
+        asyncio.run(go(url))
     assert calls == [0.0, 31] and auth.headers()["Authorization"] == "Bearer t2"
 
 

@@ -189,7 +189,8 @@ def test_ctrl_c_still_writes_the_results_workbook(prefect_api, jicoo_sim, jicoo_
 def test_demo_imports_a_sample_twice_and_books_nothing_twice(prefect_api, tmp_path):
     import io
 
-    from flows.sandbox.demo import DEMOS, run_demo
+    from flows.demo import run_demo
+    from flows.sandbox.demo import DEMOS
 
     out = io.StringIO()
     jicoo = tuple(d for d in DEMOS if d.provider == "jicoo")  # demos are derived from mappings/, in file order

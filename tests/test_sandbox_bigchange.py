@@ -18,6 +18,7 @@ from flows.mapping.catalog import provider_ids
 from flows.mapping.model import load_mapping
 from flows.sandbox import SIMULATORS, BigChangeSimulator, Faults, SimulatorServer
 from flows.sandbox import bigchange as bc
+from flows.sandbox.bigchange_api import DEFAULT_PAGE_SIZE
 from flows.sandbox.demo import DEMOS, sandbox_env
 
 from .conftest import MAPPINGS, ROOT, SAMPLES
@@ -133,7 +134,7 @@ def test_lists_are_paged_up_to_1000_items(api):
     second = api.client.get("/contacts", params={"pageNumber": 2, "pageSize": 1000}).json()
     assert len(first["items"]) == 1000 and len(second["items"]) == len(bc.DEFAULT_CONTACTS) - 1000
     assert first["totalCount"] == len(bc.DEFAULT_CONTACTS) and second["pageNumber"] == 2
-    assert len(api.client.get("/contacts").json()["items"]) == bc.DEFAULT_PAGE_SIZE
+    assert len(api.client.get("/contacts").json()["items"]) == DEFAULT_PAGE_SIZE
     body = is_problem(api.client.get("/contacts", params={"pageSize": 1001}), 400)
     assert body["errors"] == {"pageSize": ["must be between 1 and 1000"]}
     assert "pageNumber" in is_problem(api.client.get("/jobTypes", params={"pageNumber": 0}), 400)["errors"]

@@ -111,7 +111,8 @@ def test_the_return_url_response_comes_after_the_delay_with_credentials_echoed(e
     with SimulatorServer(recorder) as hook, SimulatorServer(sim) as url:
         r = post_form(url, {**GOOD, "return_url": f"{hook}/cb/tok123"})
         assert r.status_code == 200
-        assert wait_for(lambda: recorder.calls)
+        # until the simulator has read the answer too (stopping it earlier cancels its callback task)
+        assert wait_for(lambda: recorder.calls and sim.jobs[0].callback != "pending")
     ctype, raw = recorder.calls[0]
     if encoding == "json":
         assert ctype == "application/json"

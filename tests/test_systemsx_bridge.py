@@ -8,10 +8,12 @@ import urllib.parse
 from collections import Counter
 
 import pytest
+from aiohttp import web
 from pydantic import ValidationError
 
 from flows.engine.run import ImportRun, RunOptions, _column_mentioned, prepare
 from flows.errors import ConfigError
+from flows.http.loopback import LoopbackServer
 from flows.mapping.model import RunValue, compile_mapping, load_mapping
 from flows.outcomes import Status
 from flows.providers.systemsx_bridge import CreateBooking
@@ -359,18 +361,20 @@ def test_a_row_problem_quoting_the_password_is_masked(tmp_path):
 
 def test_a_provider_error_echoing_the_password_is_masked_in_results_and_ledger(bridge_env, ledger_url, tmp_path,
                                                                               monkeypatch):
-    import httpx
-
     monkeypatch.setenv("SYSTEMSX_BRIDGE_CALLBACK_URL", "https://hooks.example.com")
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        fields = dict(urllib.parse.parse_qsl(request.content.decode()))
-        return httpx.Response(400, json={"hash": "H" * 21, "errors": [
-            f"bookingFields[password] {fields['bookingFields[password]']} was refused by the portal."]})
+    async def answer(request: web.Request) -> web.Response:  # a bridge that quotes the password back
+        fields = dict(urllib.parse.parse_qsl((await request.read()).decode()))
+        return web.json_response({"hash": "H" * 21, "errors": [
+            f"bookingFields[password] {fields['bookingFields[password]']} was refused by the portal."]}, status=400)
 
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", answer)
     out = tmp_path / "r.xlsx"
     sheet = write_sheet(tmp_path / "s.csv", [row("PO-9", **{"Portal Password": "Sekr1t-Pass"})])
-    run = run_import(sheet, ledger_url=ledger_url, transport=httpx.MockTransport(answer), out=out)
+    with LoopbackServer(app) as url:
+        monkeypatch.setenv("SYSTEMSX_BRIDGE_BASE_URL", url)
+        run = run_import(sheet, ledger_url=ledger_url, out=out)
     outcome = run.outcomes[0]
     assert outcome.status is Status.REJECTED
     assert outcome.column_messages == {"Portal Password": ["bookingFields[password] •••••• was refused by the portal."]}

@@ -33,7 +33,7 @@ from ..hooks import Handler, Readback, resolve
 from ..http.auth import Auth, build_auth
 from ..http.callbacks import check_callback_address, receiving
 from ..http.ratelimit import shared_timeline_for
-from ..http.sender import CallResult, ReadbackError, Sender, encode_form, response_messages
+from ..http.sender import CallResult, ReadbackError, Sender, Transport, encode_form, response_messages
 from ..ledger.claims import DEFAULT_ROW_LEASE_SECONDS, Heartbeat, RowClaims
 from ..ledger.ledger import SENDING, Entry, GroupCommit, Ledger, open_ledger, payload_hash, settled_since
 from ..mapping.model import MappingFile, Problem, RowMapper, RunValue, compile_mapping, load_mapping
@@ -231,7 +231,7 @@ class RunOptions:
     ledger_url: str | None = None
     out: Path | None = None
     env: Mapping[str, str] | None = None
-    transport: httpx.AsyncBaseTransport | None = None
+    transport: Transport | None = None  # tests: an aiohttp connector to send through (flows/http/client.py)
     resend_unknown: bool = False
     progress: Callable[[ImportRun], None] | None = None
     #: address of a callback receiver serving this run (flows.http.callbacks); <PROVIDER>_CALLBACK_URL wins

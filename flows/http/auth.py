@@ -30,10 +30,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import httpx
+import aiohttp
 
 from ..errors import CredentialsError, MissingSecretError
 from ..mapping.model import ApiKeyBody, ApiKeyHeader, JwtLogin, NoAuth, OAuth2ClientCredentials
+from ..redact import redact_text
+from .client import Client, Reply
 
 __all__ = ["Auth", "build_auth", "read_secret"]
 
@@ -60,16 +62,16 @@ class Auth:
     def secrets(self) -> list[str]:
         return []
 
-    async def login(self, client: httpx.AsyncClient) -> None:
+    async def login(self, client: Client) -> None:
         """Obtain a token before the first request (token kinds)."""
 
-    async def ensure_fresh(self, client: httpx.AsyncClient) -> None:
+    async def ensure_fresh(self, client: Client) -> None:
         """Called before every request: renew a token that is about to expire (token kinds)."""
 
     #: counts logins; a request remembers it so that many 401s for one stale token cause one new login
     generation = 0
 
-    async def refresh(self, client: httpx.AsyncClient, generation: int | None = None) -> bool:
+    async def refresh(self, client: Client, generation: int | None = None) -> bool:
         """Called after a 401 for a request sent with credentials of ``generation``; True when newer
         credentials exist (obtained now, or meanwhile by another request) and it may be tried once more."""
         return False
@@ -124,11 +126,11 @@ class TokenAuth(Auth):
     def secrets(self) -> list[str]:
         return [*self.secret_values(), *([self._token] if self._token else [])]
 
-    async def fetch_token(self, client: httpx.AsyncClient) -> tuple[str, float | None]:
+    async def fetch_token(self, client: Client) -> tuple[str, float | None]:
         """(token, seconds until it expires or None)."""
         raise NotImplementedError
 
-    async def _login(self, client: httpx.AsyncClient) -> None:
+    async def _login(self, client: Client) -> None:
         token, lifetime = await self.fetch_token(client)
         self._token = token
         self._expires_at = self._clock() + lifetime if lifetime else None
@@ -138,18 +140,18 @@ class TokenAuth(Auth):
         self.logins += 1
         self.generation += 1
 
-    async def login(self, client: httpx.AsyncClient) -> None:
+    async def login(self, client: Client) -> None:
         async with self._lock:
             await self._login(client)
 
-    async def ensure_fresh(self, client: httpx.AsyncClient) -> None:
+    async def ensure_fresh(self, client: Client) -> None:
         if self._expires_at is None or self._clock() < self._expires_at - self._renew_margin:
             return
         async with self._lock:
             if self._expires_at is not None and self._clock() >= self._expires_at - self._renew_margin:
                 await self._login(client)
 
-    async def refresh(self, client: httpx.AsyncClient, generation: int | None = None) -> bool:
+    async def refresh(self, client: Client, generation: int | None = None) -> bool:
         seen = self.generation if generation is None else generation
         async with self._lock:
             if self.generation != seen:  # another request renewed it after this one was sent
@@ -161,21 +163,21 @@ class TokenAuth(Auth):
                 return False
         return True
 
-    def _refused(self, response: httpx.Response, names: str) -> CredentialsError:
+    def _refused(self, response: Reply, names: str) -> CredentialsError:
         detail = " ".join(response.text.split())[:200]
         detail = self.mask(detail)
-        return CredentialsError(f"{self.provider} refused the login ({response.status_code}{': ' + detail if detail else ''}); "
+        said = f"{response.status_code}: {detail}" if detail else str(response.status_code)
+        return CredentialsError(f"{self.provider} refused the login ({said}); "
                                 f"check {names}")
 
     def mask(self, text: str) -> str:
-        from ..redact import redact_text
-
         return redact_text(text, self.secrets())
 
-    async def _post(self, client: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response:
+    async def _post(self, client: Client, url: str, **kwargs: Any) -> Reply:
+        """A login request on the run's own client (its pool, its timeouts)."""
         try:
-            return await client.post(url, **kwargs)
-        except (httpx.HTTPError, OSError) as exc:
+            return await client.request("POST", url, **kwargs)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise CredentialsError(f"could not reach {self.provider}'s login at {url} ({type(exc).__name__}); "
                                    f"check the URL and the network") from None
 
@@ -189,7 +191,8 @@ class OAuth2(TokenAuth):
         self._names = f"{spec.client_id} and {spec.client_secret}"
         self._client_id = read_secret(spec.client_id, purpose, env)
         self._client_secret = read_secret(spec.client_secret, purpose, env)
-        self._scope = spec.scope
+        # the model joins a list of scopes into one string (RFC 6749 3.3: space-separated)
+        self._scope = " ".join(spec.scope) if isinstance(spec.scope, list) else spec.scope
         self._extra = {h: read_secret(var, f"the {h} header {provider} needs on every call", env)
                        for h, var in spec.headers.items()}
 
@@ -202,11 +205,11 @@ class OAuth2(TokenAuth):
     def secret_values(self) -> list[str]:
         return [self._client_secret]
 
-    async def fetch_token(self, client: httpx.AsyncClient) -> tuple[str, float | None]:
+    async def fetch_token(self, client: Client) -> tuple[str, float | None]:
         form = {"grant_type": "client_credentials", "client_id": self._client_id, "client_secret": self._client_secret}
         if self._scope:
             form["scope"] = self._scope
-        response = await self._post(client, self.token_url, data=form)
+        response = await self._post(client, self.token_url, form=form)
         if response.status_code >= 400:
             if _oauth_error(response) == "invalid_scope":  # RFC 6749 5.2: a scope this client may not have
                 raise CredentialsError(f"{self.provider} refused the scopes asked for ({self._scope or 'none'}; "
@@ -220,10 +223,11 @@ class OAuth2(TokenAuth):
             raise CredentialsError(f"{self.provider}'s token response has no access_token; check the token URL "
                                    f"({self.token_url})") from None
         lifetime = body.get("expires_in")
-        return token, float(lifetime) if isinstance(lifetime, (int, float, str)) and str(lifetime).replace(".", "", 1).isdigit() else None
+        readable = isinstance(lifetime, (int, float, str)) and str(lifetime).replace(".", "", 1).isdigit()
+        return token, float(lifetime) if readable else None
 
 
-def _oauth_error(response: httpx.Response) -> str | None:
+def _oauth_error(response: Reply) -> str | None:
     """The ``error`` code of an OAuth2 error answer (RFC 6749 5.2), if it is one."""
     try:
         body = response.json()
@@ -258,14 +262,15 @@ class JwtAuth(TokenAuth):
     def secret_values(self) -> list[str]:
         return [self._password]
 
-    async def fetch_token(self, client: httpx.AsyncClient) -> tuple[str, float | None]:
+    async def fetch_token(self, client: Client) -> tuple[str, float | None]:
         response = await self._post(client, self._path, json={"username": self._username, "password": self._password})
         if response.status_code >= 400:
             raise self._refused(response, self._names)
         try:
             token = str(response.json()[self._field])
         except (ValueError, KeyError, TypeError):
-            raise CredentialsError(f"{self.provider}'s login response has no {self._field!r}; check the login path") from None
+            raise CredentialsError(f"{self.provider}'s login response has no {self._field!r}; "
+                                   f"check the login path") from None
         return token, jwt_lifetime(token)
 
 

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import json
 import re
 import time
@@ -71,10 +72,12 @@ from typing import Any
 
 from aiohttp import web
 
+from ..errors import ConfigError
 from ..hooks import Callback, CallbackReader, resolve
 from ..ledger.ledger import Ledger, open_ledger
 from ..mapping.catalog import callback_readers
 from ..redact import MASK, redact_text
+from .loopback import LoopbackServer
 
 __all__ = [
     "DEFAULT_PORT",
@@ -97,8 +100,6 @@ _SECRET_KEY = re.compile(r"api[_-]?key|password|passwd|secret|token|authori[sz]a
 def is_loopback(url: str) -> bool:
     """True when the URL's host is this machine only (127.0.0.0/8, ::1, localhost, 0.0.0.0): a provider on
     another machine can never call it back there."""
-    import ipaddress
-
     host = (urllib.parse.urlsplit(url).hostname or "").rstrip(".").lower()
     if host == "localhost" or host.endswith(".localhost"):
         return True
@@ -116,7 +117,6 @@ def check_callback_address(mapping: Any, env: Mapping[str, str], *, base_url: st
     address of the --wait-callbacks receiver (on 127.0.0.1), used when ``<PROVIDER>_CALLBACK_URL`` is unset."""
     if "callback_url" not in mapping.run_value_paths().values():
         return
-    from ..errors import ConfigError
 
     var = f"{mapping.env_prefix}_CALLBACK_URL"
     base = (env.get(var) or in_process or "").strip()
@@ -291,7 +291,7 @@ class CallbackReceiver:
     def _row_of(self, scope: str, provider_id: str) -> str | None:
         for c in reversed(self.ledger.callbacks(scope)):
             if c["provider_id"] == provider_id:
-                return c["row_key"]
+                return str(c["row_key"])
         return None
 
 
@@ -306,11 +306,9 @@ def receiving(ledger_url: str | None = None, *, port: int = 0,
               on_event: Callable[[str], None] | None = None, **options: Any) -> Iterator[str]:
     """A receiver on 127.0.0.1 in a background thread for the length of the block; yields its base URL.
     ``options``: :class:`CallbackReceiver`'s (match_wait, max_body, max_stored)."""
-    from ..sandbox.server import SimulatorServer
-
     receiver = CallbackReceiver(ledger_url, on_event=on_event, **options)
     try:
-        with SimulatorServer(receiver, port=port) as url:
+        with LoopbackServer(receiver, port=port) as url:
             yield url
     finally:
         receiver.close()

@@ -84,7 +84,8 @@ async def _read_once(sender: Any, listing: Listing) -> list[dict[str, Any]]:
             raise ReadbackError(f"{listing.path} answered without a list at {listing.items!r}")
         count = _dig(data, listing.total)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ReadbackError(f"{listing.path} answered without a {listing.total!r}: cannot tell whether the list is whole")
+            raise ReadbackError(f"{listing.path} answered without a {listing.total!r}: "
+                                f"cannot tell whether the list is whole")
         if total is None:
             total = count
             if total > listing.max_items:

@@ -41,17 +41,12 @@ Sandbox-only control routes (no token): ``GET /_sandbox/state``, ``POST /_sandbo
 """
 from __future__ import annotations
 
-import base64
 import collections
 import copy
-import hashlib
 import hmac
-import json
-import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -60,6 +55,29 @@ from aiohttp import web
 
 from .faults import FaultInjector, Faults
 from .server import SANDBOX_PREFIX, Simulator, create_app, json_response, read_json
+from .servicemobility_api import (
+    _EXCLUDED,
+    API,
+    CALENDAR_ZONE,
+    DEFAULT_ACCOUNTS,
+    DEFAULT_DAYS,
+    DEFAULT_FIRST_DAY,
+    DEFAULT_ORDER_TYPES,
+    DEFAULT_ORIGINAL_ORDERS,
+    DEFAULT_PASSWORD,
+    DEFAULT_PERIODS,
+    DEFAULT_TECHNICIANS,
+    DEFAULT_USERNAME,
+    LOGIN_PATH,
+    TOKEN_HEADER,
+    Technician,
+    _Slot,
+    _text,
+    format_utc,
+    make_jwt,
+    parse_utc,
+    read_jwt,
+)
 
 __all__ = [
     "CALENDAR_ZONE",
@@ -74,120 +92,6 @@ __all__ = [
     "make_jwt",
     "read_jwt",
 ]
-
-DEFAULT_USERNAME = "sandbox.dispatcher"
-DEFAULT_PASSWORD = "sandbox-password"
-TOKEN_HEADER = "x-access-token"
-LOGIN_PATH = "/createjwt"
-API = "/seiapi/v3/trans"
-#: Work Order Types system category values the sample uses (tenant-configured in real life)
-DEFAULT_ORDER_TYPES = frozenset({"1001", "1002", "1003", "1004"})
-#: managed accounts that exist (the samples use ACC-70001..ACC-70036 and ACC-70101..ACC-70136)
-DEFAULT_ACCOUNTS = frozenset(f"ACC-{n}" for n in range(70001, 70200))
-#: closed-incomplete work orders that need a follow-up visit (the follow-up sample refers to these)
-DEFAULT_ORIGINAL_ORDERS = tuple(f"WO-2601{n:02d}" for n in range(1, 41))
-CALENDAR_ZONE = "America/Chicago"
-#: local (start, end) hours of the appointment slots of a working day
-DEFAULT_PERIODS = ((8, 10), (10, 12), (13, 15), (15, 17))
-DEFAULT_FIRST_DAY = date(2027, 3, 8)  # a Monday; the US clocks go forward on Sunday 14 March 2027
-DEFAULT_DAYS = 12  # 8 to 19 March: two working weeks
-
-
-@dataclass(frozen=True)
-class Technician:
-    user: str
-    name: str
-    days_off: frozenset[int] = frozenset()  # date.weekday() numbers
-
-
-DEFAULT_TECHNICIANS = (
-    Technician("jlopez", "Julia Lopez"),
-    Technician("mchen", "Marcus Chen", frozenset({2})),  # not on Wednesdays
-    Technician("rpatel", "Ravi Patel", frozenset({4})),  # not on Fridays
-)
-
-
-@dataclass
-class _Slot:
-    id: str
-    user: str
-    desc: str
-    start: datetime
-    end: datetime
-    booked_by: str | None = None  # the follow-up's OrderNum, or "another client"
-
-    def offer(self) -> dict[str, Any]:
-        return {"ID": self.id, "Desc": self.desc, "Type": "Appointment",
-                "Period": {"Start": format_utc(self.start), "End": format_utc(self.end)}}
-
-
-# --- JWT (HS256) -------------------------------------------------------------------------------------
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def make_jwt(claims: Mapping[str, Any], secret: bytes) -> str:
-    """An HS256 JWT: ``base64url(header).base64url(claims).base64url(HMAC-SHA256)``."""
-    dumps = json.JSONEncoder(separators=(",", ":")).encode
-    signing = f"{_b64(dumps({'alg': 'HS256', 'typ': 'JWT'}).encode())}.{_b64(dumps(dict(claims)).encode())}"
-    signature = hmac.new(secret, signing.encode("ascii"), hashlib.sha256).digest()
-    return f"{signing}.{_b64(signature)}"
-
-
-def read_jwt(token: str, secret: bytes, now: float | None = None) -> tuple[dict[str, Any] | None, str]:
-    """``(claims, "")`` for a valid, unexpired token this secret signed, else ``(None, reason)``."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None, "the token is not a JWT"
-    try:
-        header = json.loads(_unb64(parts[0]))
-        claims = json.loads(_unb64(parts[1]))
-        signature = _unb64(parts[2])
-    except (ValueError, UnicodeDecodeError):
-        return None, "the token is not a JWT"
-    if not isinstance(header, dict) or header.get("alg") != "HS256" or not isinstance(claims, dict):
-        return None, "the token is not an HS256 JWT"
-    expected = hmac.new(secret, f"{parts[0]}.{parts[1]}".encode("ascii"), hashlib.sha256).digest()
-    if not hmac.compare_digest(signature, expected):
-        return None, "the token's signature is not valid"
-    exp = claims.get("exp")
-    if not isinstance(exp, (int, float)) or (time.time() if now is None else now) >= exp:
-        return None, "the token has expired"
-    return claims, ""
-
-
-# --- times -------------------------------------------------------------------------------------------
-
-_UTC_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z")
-
-
-def parse_utc(text: Any) -> datetime | None:
-    """Strict ``YYYY-MM-DDTHH:mm:SS.sssZ`` (millis optional) -> aware UTC datetime."""
-    if not isinstance(text, str) or not _UTC_RE.fullmatch(text):
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def format_utc(value: datetime) -> str:
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def _text(message: str, status: int = 500) -> web.Response:
-    return web.Response(text=message, status=status, content_type="text/plain", charset="utf-8")
-
-
-_EXCLUDED = re.compile(r"unavail|not ?avail|exclu|busy", re.IGNORECASE)
-
 
 # --- the simulator -----------------------------------------------------------------------------------
 
@@ -326,7 +230,6 @@ class ServiceMobilitySimulator(Simulator):
         """Forget jobs, tokens and counts, and restore the faults given to the constructor."""
         super().reset()
 
-
     def state(self) -> dict[str, Any]:
         """What ``GET /_sandbox/state`` answers."""
         free = sum(1 for s in self._order if s.booked_by is None)
@@ -428,7 +331,8 @@ class ServiceMobilitySimulator(Simulator):
         account = body.get("Account")
         if not isinstance(account, dict) or not (account.get("AccountNum") or account.get("Name")):
             problems.append("Account is required (an AccountNum, or an ad-hoc account with a Name)")
-        elif self.accounts is not None and set(account) <= {"AccountNum"} and account["AccountNum"] not in self.accounts:
+        elif (self.accounts is not None and set(account) <= {"AccountNum"}
+              and account["AccountNum"] not in self.accounts):
             # managed: "the system expands it and errors if it does not exist" [C]
             return [f"Account {account['AccountNum']} does not exist."]
         order_type = body.get("OrderType")
@@ -572,23 +476,11 @@ class ServiceMobilitySimulator(Simulator):
 
     # -- sandbox control ----------------------------------------------------------------------
 
-    async def _sandbox_state(self, request: web.Request) -> web.Response:
-        return json_response(self.state())
+    def _control_error(self, message: str) -> web.Response:
+        return _text(message, 400)
 
-    async def _sandbox_faults(self, request: web.Request) -> web.Response:
-        ok, body = await read_json(request)
-        if not ok or not isinstance(body, dict):
-            return _text("the body must be a JSON object of fault knobs", 400)
-        try:
-            faults = Faults.from_dict(body)
-        except (TypeError, ValueError) as exc:
-            return _text(str(exc), 400)
-        self.injector.configure(faults)
-        return json_response({"faults": faults.to_dict()})
-
-    async def _sandbox_reset(self, request: web.Request) -> web.Response:
-        self.reset()
-        return json_response({"faults": self.faults.to_dict(), "work_orders": len(self._work_orders)})
+    def _emptied(self) -> dict[str, Any]:
+        return {"work_orders": len(self._work_orders)}
 
     async def _sandbox_take(self, request: web.Request) -> web.Response:
         ok, body = await read_json(request)

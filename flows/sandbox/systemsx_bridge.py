@@ -50,7 +50,7 @@ import aiohttp
 from aiohttp import web
 
 from .faults import FaultInjector, Faults
-from .server import Simulator, create_app, json_response, read_json
+from .server import Simulator, create_app, json_response
 
 __all__ = ["BOOKING_PATH", "DEFAULT_BRIDGE_API_KEY", "BridgeSimulator", "Job", "Received"]
 
@@ -168,7 +168,6 @@ class BridgeSimulator(Simulator):
     def reset(self) -> None:
         """Forget jobs, tokens and counts, and restore the faults given to the constructor."""
         super().reset()
-
 
     def state(self) -> dict[str, Any]:
         return {
@@ -319,7 +318,8 @@ class BridgeSimulator(Simulator):
                     "type": job.type,
                 }
             },
-            **({"errors": [self.import_errors[job.bookingReference]]} if job.bookingReference in self.import_errors else {}),
+            **({"errors": [self.import_errors[job.bookingReference]]}
+               if job.bookingReference in self.import_errors else {}),
         }
 
     async def _post_later(self, job: Job, delay: float) -> None:
@@ -350,10 +350,10 @@ class BridgeSimulator(Simulator):
         for _ in range(max(1, self.callback_repeats)):
             sent: dict[str, Any] = {"hash": job.hash, "url": job.return_url, "content_type": ctype, "raw": raw}
             try:
-                async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-                    async with session.post(job.return_url, data=raw, headers={"Content-Type": ctype}) as response:
-                        sent["status"] = response.status
-                        sent["answer"] = await response.read()
+                async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+                            session.post(job.return_url, data=raw, headers={"Content-Type": ctype}) as response):
+                    sent["status"] = response.status
+                    sent["answer"] = await response.read()
                 job.callback = f"sent {sent['status']}"
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 sent["error"] = type(exc).__name__
@@ -362,23 +362,11 @@ class BridgeSimulator(Simulator):
 
     # -- sandbox control ----------------------------------------------------------------------
 
-    async def _sandbox_state(self, request: web.Request) -> web.Response:
-        return json_response(self.state())
+    def _control_error(self, message: str) -> web.Response:
+        return json_response({"errors": [message]}, status=400)
 
-    async def _sandbox_faults(self, request: web.Request) -> web.Response:
-        ok, body = await read_json(request)
-        if not ok or not isinstance(body, dict):
-            return json_response({"errors": ["the body must be a JSON object of fault knobs"]}, status=400)
-        try:
-            faults = Faults.from_dict(body)
-        except (TypeError, ValueError) as exc:
-            return json_response({"errors": [str(exc)]}, status=400)
-        self.injector.configure(faults)
-        return json_response({"faults": faults.to_dict()})
-
-    async def _sandbox_reset(self, request: web.Request) -> web.Response:
-        self.reset()
-        return json_response({"faults": self.faults.to_dict(), "jobs": 0})
+    def _emptied(self) -> dict[str, Any]:
+        return {"jobs": 0}
 
     async def _sandbox_release(self, request: web.Request) -> web.Response:
         self._loop = asyncio.get_running_loop()

@@ -37,7 +37,7 @@ class WebConfig:
     signer: SessionSigner = field(default_factory=SessionSigner)
     #: failed sign-ins per name and address before the page makes the next one wait
     throttle: SignInThrottle = field(default_factory=SignInThrottle)
-    transport: Any = None  # tests may inject an httpx transport for the engine
+    transport: Any = None  # tests may have the engine send through an aiohttp connector
     #: providers that confirm later (Systems X Bridge): wait this long for their callbacks after sending
     wait_callbacks: float = 10.0
     #: book as a Prefect flow run (True), directly through the engine (False, `web --no-prefect`), or as a flow
