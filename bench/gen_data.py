@@ -159,7 +159,7 @@ def write_xlsx(rows: list[dict[str, object]], path: Path, columns: list[str]) ->
 
 def write_payloads(csv_path: Path, out: Path) -> int:
     """The engine's own payloads for the CSV, one compact JSON object a line. Returns the count."""
-    from flows.engine.run import prepare
+    from flows.engine.plan import prepare
 
     plan = prepare(csv_path, MAPPING)
     bad = [r for r in plan.rows if r.payload is None]

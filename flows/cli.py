@@ -472,7 +472,8 @@ def _unstage() -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     _stage(args, "loading")
     with imports_paused():
-        from .engine.run import default_results_path, prepare
+        from .engine.plan import prepare
+        from .engine.summary import default_results_path
         from .engine.validate import require_rows
         from .http.auth import build_auth
         from .terminal import Progress, print_summary
@@ -602,7 +603,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .engine.run import prepare
+    from .engine.plan import prepare
     from .engine.validate import require_rows
 
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)

@@ -41,7 +41,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engine.run import UNSET, RunOptions, prepare, run_import
+from .engine.plan import prepare
+from .engine.run import UNSET, RunOptions, run_import
 from .errors import ConfigError, ImporterError, UsageError
 from .ledger.claims import DONE, FileClaims, Heartbeat, file_hash
 from .outcomes import Status

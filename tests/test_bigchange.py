@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.plan import prepare
+from flows.engine.run import ImportRun, RunOptions, send_pending
 from flows.errors import ConfigError, CredentialsError, MissingSecretError
 from flows.http.sender import CallResult
 from flows.ledger.ledger import open_ledger

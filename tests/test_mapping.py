@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.engine.run import prepare
+from flows.engine.plan import prepare
 from flows.errors import InputError
 from flows.mapping.model import MappingFile, Problem, compile_mapping, load_mapping, set_path, split_path
 from flows.providers.jicoo import CreateBooking

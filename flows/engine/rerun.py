@@ -373,7 +373,7 @@ def load_rerun(results: Path | str, *, mapping: Path | str | None = None, ledger
 
     Raises (exit 2) for a file that is not a results workbook, a mapping that cannot be found, a
     missing ledger, or a workbook written with another ledger."""
-    from .run import map_rows
+    from .plan import map_rows
 
     path = Path(results)
     if not path.is_file():

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..engine.run import ImportRun, Plan, RunOptions, map_rows, run_import
+from ..engine.plan import Plan, map_rows
+from ..engine.run import ImportRun, RunOptions, run_import
 from ..engine.validate import require_rows
 from ..errors import ImporterError
 from ..mapping.model import MappingFile, load_mapping
