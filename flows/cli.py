@@ -502,7 +502,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = None, plan: Any = None) -> tuple[dict | None, Any]:
     with imports_paused():
         from .import_sheet import Hooks, hooks, run_import_sheet
-        from .ledger.ledger import parameter_url  # flow parameters are stored by Prefect: never a password in them
+        from .ledger.database import parameter_url  # flow parameters are stored by Prefect: never a password in them
         from .prefect_env import contain_ephemeral_server, ephemeral_server
         from .prefect_quiet import quiet_prefect
 
@@ -562,7 +562,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         from .engine.rerun import load_rerun, summary_lines
         from .engine.validate import require_rows
         from .http.auth import build_auth
-        from .ledger.ledger import parameter_url
+        from .ledger.database import parameter_url
         from .terminal import Progress, print_summary
         from .workbooks.results import check_writable
 

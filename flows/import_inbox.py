@@ -42,7 +42,7 @@ async def _import_with_subflow(job: ImportJob) -> dict[str, Any]:
     from .import_sheet import import_sheet
 
     named = import_sheet.with_options(flow_run_name=f"{Path(job.mapping).stem}: {job.name}"[:100])
-    from .ledger.ledger import parameter_url
+    from .ledger.database import parameter_url
 
     try:
         return await named(sheet=str(job.sheet), mapping=str(job.mapping), out=str(job.out),
@@ -160,7 +160,7 @@ def serve_inbox(*, inbox: Path, cron: str = DEFAULT_CRON, timezone: str | None =
         schedule = Cron(cron, timezone=timezone)
     except ValueError as exc:
         raise UsageError(f"--cron {cron!r}: {exc}; e.g. \"0 2 * * *\" is 02:00 every night") from None
-    from .ledger.ledger import default_ledger_url, is_postgres_url, parameter_url
+    from .ledger.database import default_ledger_url, is_postgres_url, parameter_url
 
     raw = ledger or default_ledger_url()
     if not is_postgres_url(raw):  # the flow runs in a subprocess: file paths must not depend on its folder

@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_STATUS_TABLE",
     "DONE_STATUSES",
     "OK_STATUSES",
+    "SENDING",
     "Action",
     "Outcome",
     "Reason",
@@ -75,6 +76,8 @@ class Status(str, enum.Enum):
 DONE_STATUSES = frozenset({Status.CREATED, Status.ACCEPTED})
 #: statuses that make a run's exit code 0
 OK_STATUSES = frozenset({Status.CREATED, Status.ACCEPTED, Status.SKIPPED})
+#: not an outcome: the ledger's mark on a row written before its request leaves (a later run checks it)
+SENDING = "sending"
 
 
 class Action(str, enum.Enum):

@@ -203,7 +203,7 @@ def _ledger_file(url: str) -> Path | None:
 
 def _open_checked_ledger(path: Path, ledger_url: str | None, summary: dict[str, str]) -> Ledger:
     """The ledger to rerun against: --ledger, else the one the Summary names; refuses a foreign one."""
-    from ..ledger.ledger import default_ledger_url, is_postgres_url
+    from ..ledger.database import default_ledger_url, is_postgres_url
 
     written_with = summary.get("ledger", "")
     known = written_with and (is_postgres_url(written_with) or Path(written_with).is_file())

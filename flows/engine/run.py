@@ -31,7 +31,8 @@ from ..http.callbacks import check_callback_address, receiving
 from ..http.ratelimit import shared_timeline_for
 from ..http.sender import Sender, encode_form
 from ..ledger.claims import DEFAULT_ROW_LEASE_SECONDS, Heartbeat, RowClaims
-from ..ledger.ledger import SENDING, Entry, GroupCommit, Ledger, open_ledger, payload_hash
+from ..ledger.group_commit import GroupCommit
+from ..ledger.ledger import SENDING, Entry, Ledger, open_ledger, payload_hash
 from ..mapping.transforms import LookupTable
 from ..outcomes import Outcome, Status
 from ..workbooks.results import input_number_formats, write_results

@@ -52,7 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LedgerError
-from .ledger import Database, Ledger, is_postgres_url
+from .database import Database, is_postgres_url
+from .ledger import Ledger
 
 __all__ = [
     "CLAIMED",

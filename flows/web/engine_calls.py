@@ -110,7 +110,7 @@ def start_booking(plan: Plan, *, ledger_url: str, out: Path, on_run: Callable[[I
 
 def _by_flow(plan: Plan, ledger_url: str, out: Path, started: Callable, transport: Any, wait: float) -> dict:
     from ..import_sheet import Hooks, hooks, run_import_sheet
-    from ..ledger.ledger import parameter_url
+    from ..ledger.database import parameter_url
 
     token = hooks.set(Hooks(on_run=started, transport=transport, plan=plan))
     try:

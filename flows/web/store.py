@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..ledger.ledger import Database, _path_from_url, default_ledger_url, is_postgres_url, open_ledger
+from ..ledger.database import Database, _path_from_url, default_ledger_url, is_postgres_url
+from ..ledger.ledger import open_ledger
 
 __all__ = ["Upload", "Uploads", "WebStore"]
 
