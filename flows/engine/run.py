@@ -24,7 +24,6 @@ from typing import Any
 import httpx
 
 from ..errors import ConfigError, ImporterError
-from ..heap import long_lived_frozen
 from ..hooks import Handler, Readback, resolve
 from ..http.auth import Auth, build_auth
 from ..http.callbacks import check_callback_address, receiving
@@ -264,9 +263,8 @@ class ImportRun(Reconciling):
 
         if self.sending_started is None:
             self.sending_started = time.perf_counter()
-        with long_lived_frozen():  # the garbage collector walks only what the send creates (flows/heap.py)
-            await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(rows)))))
-            await self.confirm_writes()
+        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(rows)))))
+        await self.confirm_writes()
         self.sending_ended = time.perf_counter()
         self.rows_sent += len(rows)
         return count_statuses(self.outcomes[r.index] for r in given)
