@@ -120,7 +120,7 @@ class Database:
         self.path = _redact(url)
         if self.path != url:
             _SECRETS[self.path] = url
-        try:
+        try:  # imported here for start-up speed: a SQLite ledger (the default) never loads psycopg
             import psycopg
         except ImportError:
             raise LedgerError("a postgresql:// ledger needs the psycopg package: pip install 'psycopg[binary]'") from None
