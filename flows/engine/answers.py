@@ -3,21 +3,47 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from ..http.sender import CallResult, response_messages
 from ..mapping.model import RowMapper
 from ..outcomes import Action, Outcome, Status
 from ..redact import MASK, masked_fields, redact_text
 from .payloads import _dig
-from .plan import PreparedRow
+from .plan import Plan, PreparedRow
+
+if TYPE_CHECKING:  # types only: the run module builds on this one
+    from ..http.auth import Auth
+    from .run import ImportRun, RunOptions
 
 __all__ = [
     "Answering",
+    "CallFacts",
 ]
 
 
+class CallFacts(TypedDict):
+    """What every outcome of one call carries, whatever the provider said."""
+
+    http_status: int | None
+    attempts: int
+
+
 class Answering:
-    """The part of an :class:`~flows.engine.run.ImportRun` that settles rows from the provider's answers."""
+    """The part of an :class:`~flows.engine.run.ImportRun` that settles rows from the provider's answers.
+
+    The attributes below are set by ``ImportRun.__init__``; they are declared here for the type checker."""
+
+    plan: Plan
+    options: RunOptions
+    outcomes: list[Outcome | None]
+    done: int
+    auth: Auth
+    _callback_token: str | None
+    #: sensitive field paths as _dig reads them (a[0].b -> a.0.b)
+    _sensitive_dig_paths: list[str]
+    #: sensitive field path -> as _dig reads it, worked out on first use
+    _mask_paths: dict[str, str]
 
     def _masked_outcome(self, row: PreparedRow) -> Outcome | None:
         """``invalid`` when a sensitive field holds the mask instead of a value (a row copied from a results
@@ -42,7 +68,7 @@ class Answering:
             return Outcome(status, "", provider_id=None if pid is None else str(pid), http_status=result.status_code,
                            attempts=result.attempts)
         secrets = [*self.auth.secrets(), *([self._callback_token] if self._callback_token else [])]
-        base = dict(http_status=result.status_code, attempts=result.attempts)
+        base: CallFacts = {"http_status": result.status_code, "attempts": result.attempts}
         if result.action is Action.STOP and result.response is None:
             return Outcome(Status.SKIPPED, f"not sent: the run stopped early: {result.message}", **base)
         if result.action in (Action.STOP, Action.FAIL):
@@ -87,7 +113,7 @@ class Answering:
         self.outcomes[row.index] = outcome
         self.done += 1
         if self.options.progress is not None:
-            self.options.progress(self)
+            self.options.progress(cast("ImportRun", self))  # only ever a part of an ImportRun
 
     def _sensitive_values(self, row: PreparedRow) -> list[str]:
         paths = self._sensitive_dig_paths
@@ -149,9 +175,9 @@ def _column_mentioned(message: str, mapper: RowMapper) -> str | None:
                 if len(key) >= 3:
                     tier.setdefault(key, set()).add(col)
     for tier in tiers:
-        for key, cols in tier.items():
+        for key, holders in tier.items():
             if key not in names:
-                names[key] = next(iter(cols)) if len(cols) == 1 else None
+                names[key] = next(iter(holders)) if len(holders) == 1 else None
     longest = max(len(k) for k in names) if names else 0
     spans: list[tuple[int, int, int, str | None]] = []  # (-length, start, end, column)
     for i in range(len(tokens)):
@@ -163,9 +189,9 @@ def _column_mentioned(message: str, mapper: RowMapper) -> str | None:
             if key in names:
                 spans.append((-len(key), i, j + 1, names[key]))
     taken: list[tuple[int, int, str | None]] = []
-    for _, start, end, col in sorted(spans):
+    for _, start, end, column in sorted(spans):
         if all(end <= s or start >= e for s, e, _ in taken):
-            taken.append((start, end, col))
+            taken.append((start, end, column))
     found = dict.fromkeys(c for _, _, c in sorted(taken) if c is not None)
     return " + ".join(found) if found else None
 

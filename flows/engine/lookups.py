@@ -17,7 +17,7 @@ async def fetch_lookup(sender: Sender, name: str, spec: Any) -> LookupTable:
     """Every item of a provider list (all pages), as a name -> value table."""
     pairs: list[tuple[str, Any]] = []
     paging = spec.paging
-    page = paging.first_page if paging else None
+    page = paging.first_page if paging else 0  # sent only when the list has pages
     for _ in range(paging.max_pages if paging else 1):
         params = dict(spec.params)
         if paging:

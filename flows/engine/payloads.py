@@ -11,8 +11,8 @@ __all__ = [
 ]
 
 
-class _PathValues(dict):
-    def __init__(self, payload: dict) -> None:
+class _PathValues(dict[str, str]):
+    def __init__(self, payload: dict[str, Any]) -> None:
         super().__init__()
         self._payload = payload
 

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from ..hooks import resolve
 from ..ledger.ledger import Ledger
 from ..mapping.model import MappingFile, Problem, RowMapper, compile_mapping, load_mapping
+from ..mapping.transforms import LookupTable
 from ..redact import mask_payload, redact_text
 from ..workbooks.sheets import Sheet, paused_gc, read_sheet
 
@@ -29,6 +30,8 @@ __all__ = [
     "prepare",
 ]
 
+T = TypeVar("T")
+
 
 @dataclass
 class PreparedRow:
@@ -37,6 +40,13 @@ class PreparedRow:
     key: tuple[str, ...]
     payload: dict[str, Any] | None  # None when the row is invalid
     problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The payload of a valid row, to send (an invalid row has none and is never sent)."""
+        if self.payload is None:
+            raise ValueError(f"row {self.line} is invalid: it has no payload to send")
+        return self.payload
 
     @property
     def key_text(self) -> str:
@@ -60,9 +70,10 @@ class Plan:
     def valid(self) -> list[PreparedRow]:
         return [r for r in self.rows if r.payload is not None]
 
-    def masked_payload(self, payload: dict, secrets: Iterable[str] = ()) -> dict:
+    def masked_payload(self, payload: dict[str, Any], secrets: Iterable[str] = ()) -> dict[str, Any]:
         sensitive = {re.sub(r"\[\d+\]", "", p) for p in self.mapping.sensitive_paths()}
-        return mask_payload(payload, sensitive, secrets)
+        masked: dict[str, Any] = mask_payload(payload, sensitive, secrets)
+        return masked
 
 
 # --- prepare -----------------------------------------------------------------------------------------
@@ -78,7 +89,7 @@ _PYDANTIC_MESSAGES = {
 }
 
 
-def _contract_problem(err: dict, mapper: RowMapper) -> Problem:
+def _contract_problem(err: Mapping[str, Any], mapper: RowMapper) -> Problem:
     loc = [p for p in err["loc"] if not isinstance(p, int)]
     path = ".".join(str(p) for p in loc)
     columns: list[str] = []
@@ -130,13 +141,14 @@ def prepare(sheet_path: Path | str, mapping_path: Path | str, *, sheet_name: str
     return map_rows(mapping, mapping_path, sheet)
 
 
-def map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet, tables: dict | None = None) -> Plan:
+def map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet,
+             tables: dict[str, LookupTable] | None = None) -> Plan:
     """Map and validate every row of an already read sheet (``tables``: fetched lookup lists)."""
     with paused_gc():  # a payload dict per row: the cyclic collector would rescan them all, again and again
         return _map_rows(mapping, mapping_path, sheet, tables)
 
 
-def _map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet, tables: dict | None) -> Plan:
+def _map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet, tables: dict[str, LookupTable] | None) -> Plan:
     mapper = compile_mapping(mapping, sheet.columns, source=Path(sheet.path).name, tables=tables)
     contract: type[BaseModel] | None = resolve(mapping.request.contract) if mapping.request.contract else None
     validate = contract.model_validate if contract is not None else None
@@ -170,7 +182,7 @@ def _map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet, tables: di
     return Plan(mapping, mapping_path, sheet, mapper, rows)
 
 
-def _under(loc: tuple, paths: set[str]) -> bool:
+def _under(loc: tuple[int | str, ...], paths: set[str]) -> bool:
     names = [str(p) for p in loc if not isinstance(p, int)]
     return any(".".join(names[:n]) in paths for n in range(1, len(names) + 1))
 
@@ -204,7 +216,7 @@ def chunk_size_for(rows: int, given: int | None = None) -> int:
     return given if given else max(MIN_CHUNK_ROWS, -(-rows // MAX_CHUNKS))
 
 
-def chunked(items: list, size: int | None = None) -> list[list]:
+def chunked(items: list[T], size: int | None = None) -> list[list[T]]:
     """``items`` in chunks of ``size`` (None: :func:`chunk_size_for`)."""
     size = chunk_size_for(len(items), size)
     return [items[i:i + size] for i in range(0, len(items), size)] or []

@@ -4,10 +4,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ..http.sender import ReadbackError
-from ..ledger.ledger import SENDING, Entry, payload_hash, settled_since
+from ..hooks import Handler, Readback
+from ..http.sender import ReadbackError, Sender
+from ..ledger.claims import RowClaims
+from ..ledger.ledger import SENDING, Entry, Ledger, payload_hash, settled_since
 from ..outcomes import DONE_STATUSES, Outcome, Status
-from .answers import Answering
+from .answers import Answering, CallFacts
 from .plan import PreparedRow
 
 __all__ = [
@@ -19,7 +21,29 @@ _DONE_VALUES = frozenset(s.value for s in DONE_STATUSES)
 
 
 class Reconciling(Answering):
-    """The part of an :class:`~flows.engine.run.ImportRun` that asks the ledger and the provider what happened before."""
+    """The part of an :class:`~flows.engine.run.ImportRun` that asks the ledger and the provider what happened before.
+
+    The attributes below are set by ``ImportRun``; they are declared here for the type checker."""
+
+    run_id: str
+    ledger: Ledger
+    claims: RowClaims
+    readback: Readback | None
+    handler: Handler | None
+    _sender: Sender | None
+    #: the ledger's record of each row about to be sent, by ledger key (read by pending())
+    _entries: dict[str, Entry]
+    _claimed: set[int]
+    held_elsewhere: int
+    taken_over: int
+    callbacks_confirmed: int
+
+    @property
+    def _open_sender(self) -> Sender:
+        """The sender of a run inside ``async with run:`` (a programming error elsewhere)."""
+        if self._sender is None:
+            raise RuntimeError("use `async with run:` around sending")
+        return self._sender
 
     def refresh_from_ledger(self) -> int:
         """Rows this run left ``accepted`` (or ``unknown``) that the ledger now records as settled (a callback
@@ -63,7 +87,7 @@ class Reconciling(Answering):
 
     def _skip_done(self, r: PreparedRow, entry: Entry) -> None:
         note = ""
-        if entry.payload_hash and entry.payload_hash != payload_hash(r.payload):
+        if entry.payload_hash and entry.payload_hash != payload_hash(r.body):
             note = "; the row's values differ from what was sent then: change it at the provider, not by rerunning"
         self._settle(r, Outcome(Status.SKIPPED, f"already {entry.status} by run {entry.run_id} "
                                                 f"(provider id {entry.provider_id or 'not given'}){note}",
@@ -110,7 +134,7 @@ class Reconciling(Answering):
                                            f"{self.plan.mapping.provider} offers no way to check; check with the provider, "
                                            f"then rerun with --resend-unknown if it is not there")
         try:
-            found = await self.readback(self._sender, row.payload, entry=entry)  # e.g. to search around the time the earlier run sent it
+            found = await self.readback(self._open_sender, row.body, entry=entry)  # e.g. to search around the time the earlier run sent it
         except ReadbackError as exc:
             return Outcome(Status.UNKNOWN, f"run {entry.run_id} may have booked this row and the check failed ({exc}); "
                                            f"it stays unknown until it can be checked")
@@ -134,7 +158,7 @@ class Reconciling(Answering):
             return refused
         where = f"run {entry.run_id}" if uncertain and entry is not None else "an earlier attempt of this run"
         said = f"the provider answered {refused.http_status or 'a conflict'} ({refused.message})"
-        base = dict(http_status=refused.http_status, attempts=refused.attempts)
+        base: CallFacts = {"http_status": refused.http_status, "attempts": refused.attempts}
         if self.readback is None:
             if not uncertain:
                 return refused
@@ -143,7 +167,7 @@ class Reconciling(Answering):
                                            f"provider; if it is not there, fix the row or rerun with --resend-unknown",
                            **base)
         try:
-            found = await self.readback(self._sender, row.payload, entry=entry)  # e.g. to search around the time the earlier run sent it
+            found = await self.readback(self._open_sender, row.body, entry=entry)  # e.g. to search around the time the earlier run sent it
         except ReadbackError as exc:
             if not uncertain:
                 return refused

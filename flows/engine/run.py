@@ -187,7 +187,8 @@ class ImportRun(Reconciling):
         await self._sender.__aenter__()
         self._semaphore = asyncio.Semaphore(self.concurrency)
         self._writer = GroupCommit(self.ledger)
-        self.sending_started = self.sending_ended = None
+        self.sending_started: float | None = None
+        self.sending_ended: float | None = None
         self.rows_sent = 0
         if self.plan.mapping.lookups:
             try:
@@ -200,14 +201,14 @@ class ImportRun(Reconciling):
     async def resolve_lookups(self) -> dict[str, LookupTable]:
         """Fetch each provider list the mapping declares (once per run), then map the rows again so
         names resolve to ids; an unknown or ambiguous name makes its row invalid before anything is sent."""
-        tables = {name: await fetch_lookup(self._sender, name, spec) for name, spec in self.plan.mapping.lookups.items()}
+        tables = {name: await fetch_lookup(self._open_sender, name, spec) for name, spec in self.plan.mapping.lookups.items()}
         plan = self.plan
         self.plan = map_rows(plan.mapping, plan.mapping_path, plan.sheet, tables)
         self.lookup_sizes = {name: len(t.names) for name, t in tables.items()}
         for r in self.plan.rows:
             if r.index in self.settled:
                 continue
-            if self.outcomes[r.index] is not None and self.outcomes[r.index].status is Status.INVALID:
+            if (earlier := self.outcomes[r.index]) is not None and earlier.status is Status.INVALID:
                 self.outcomes[r.index] = None
                 self.done -= 1
             if r.payload is None:
@@ -254,11 +255,12 @@ class ImportRun(Reconciling):
             mine = {r.index for r in self._claim(rows)} | self._claimed
             rows = [r for r in rows if r.index in mine and self.outcomes[r.index] is None]
         queue = list(reversed(rows))
+        semaphore = self._semaphore
 
         async def worker() -> None:
             while queue:
                 row = queue.pop()
-                async with self._semaphore:
+                async with semaphore:
                     await self._process(row)
 
         if self.sending_started is None:
@@ -296,7 +298,7 @@ class ImportRun(Reconciling):
                 elif settled is not None:
                     self._settle(row, settled)
                     return
-            phash = payload_hash(row.payload)
+            phash = payload_hash(row.body)
             await self._writer.mark_sending(scope, key, self.run_id, phash)
             try:
                 outcome = await self._send_row(row, entry)
@@ -336,9 +338,9 @@ class ImportRun(Reconciling):
             except KeyError as exc:
                 return Outcome(Status.INVALID, f"the request path needs {exc.args[0]}, which is empty")
         if req.body == "form":
-            result = await self._sender.call(req.method, path, form=encode_form(payload), idempotent=req.idempotent)
+            result = await self._open_sender.call(req.method, path, form=encode_form(payload), idempotent=req.idempotent)
         else:
-            result = await self._sender.call(req.method, path, json_body=payload, idempotent=req.idempotent)
+            result = await self._open_sender.call(req.method, path, json_body=payload, idempotent=req.idempotent)
         return self.outcome_from(result)
 
 

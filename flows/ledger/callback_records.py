@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from ..outcomes import SENDING, Status
-from .database import _now
+from .database import Database, _now
 
 __all__ = [
     "CallbackRecords",
@@ -18,7 +20,12 @@ __all__ = [
 
 
 class CallbackRecords:
-    """The part of a :class:`~flows.ledger.ledger.Ledger` that records provider callbacks."""
+    """The part of a :class:`~flows.ledger.ledger.Ledger` that records provider callbacks.
+
+    ``Ledger.__init__`` sets the two attributes below; they are declared here for the type checker."""
+
+    _db: Database
+    _lock: threading.Lock
 
     # --- provider callbacks (flows/http/callbacks.py) ----------------------------------------------------
 
@@ -138,26 +145,28 @@ class CallbackRecords:
                     raise
         return matched
 
-    def callbacks(self, scope: str | None = None) -> list[dict]:
+    def callbacks(self, scope: str | None = None) -> list[dict[str, Any]]:
         """Every stored callback, oldest first (what was kept of it: never a password or key)."""
         with self._lock:
             cur = self._db.execute("SELECT * FROM callbacks" + (" WHERE scope=?" if scope else "") + " ORDER BY id",
                                    [scope] if scope else [])
-            names = [d[0] for d in cur.description]
+            names = [d[0] for d in cur.description or ()]
             return [dict(zip(names, r)) for r in cur.fetchall()]
 
     def _row_by_provider_id(self, scope: str, provider_id: str, run_id: str) -> tuple[str, str] | None:
         """(row key, status) of the row of run ``run_id`` with this provider id: an accepted row, else the row
         an earlier callback of the run naming the id settled (the provider sent it again). A callback token
         belongs to one run, so it reaches only the rows that run sent. Both lookups are indexed."""
-        row = self._db.execute("SELECT row_key, status FROM rows WHERE scope=? AND provider_id=? AND status='accepted' "
-                               "AND run_id=? ORDER BY updated_at DESC", (scope, provider_id, run_id)).fetchone()
+        row: tuple[str, str] | None = self._db.execute(
+            "SELECT row_key, status FROM rows WHERE scope=? AND provider_id=? AND status='accepted' "
+            "AND run_id=? ORDER BY updated_at DESC", (scope, provider_id, run_id)).fetchone()
         if row is not None:
             return row
-        return self._db.execute(
+        row = self._db.execute(
             "SELECT r.row_key, r.status FROM callbacks c JOIN rows r ON r.scope=c.scope AND r.row_key=c.row_key "
             "WHERE c.scope=? AND c.provider_id=? AND c.run_id=? AND c.row_key IS NOT NULL ORDER BY c.id DESC",
             (scope, provider_id, run_id)).fetchone()
+        return row
 
     def _rows_by_match_key(self, scope: str, run_id: str, match_key: list[str], statuses: tuple[str, ...]) -> list[tuple[str, str]]:
         """Rows of run ``run_id`` in one of ``statuses`` whose key holds every value of ``match_key`` (case-insensitive)."""

@@ -50,6 +50,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import LedgerError
 from .database import Database, is_postgres_url
@@ -65,6 +66,7 @@ __all__ = [
     "FileRecord",
     "Heartbeat",
     "Holder",
+    "Renewable",
     "RowClaims",
     "file_hash",
 ]
@@ -394,13 +396,22 @@ class RowClaims:
         return count
 
 
+class Renewable(Protocol):
+    """A claim a :class:`Heartbeat` keeps alive: a file's (:class:`FileClaims`) or a run's rows' (:class:`RowClaims`)."""
+
+    lease_seconds: float
+    errors: tuple[type[BaseException], ...]
+
+    def renew(self, key: str, /) -> bool: ...
+
+
 class Heartbeat:
     """Renews a claim from a thread every ``lease/6`` seconds while a file is imported.
 
     A thread, not an asyncio task, so a long synchronous step (reading a big sheet, writing the
     workbook) cannot starve it. When the claim is found taken over, ``on_lost`` is called once."""
 
-    def __init__(self, claims: FileClaims, content_hash: str, on_lost: Callable[[], None] | None = None,
+    def __init__(self, claims: Renewable, content_hash: str, on_lost: Callable[[], None] | None = None,
                  every: float | None = None) -> None:
         self.claims = claims
         self.content_hash = content_hash

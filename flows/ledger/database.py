@@ -8,20 +8,44 @@ import os
 import re
 import sqlite3
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import LedgerError
 
 __all__ = [
+    "Cursor",
     "Database",
+    "Params",
+    "Statement",
     "default_ledger_url",
     "is_postgres_url",
     "parameter_url",
 ]
+
+
+#: a statement's parameters, and a statement with them (what GroupCommit queues)
+Params = tuple[Any, ...]
+Statement = tuple[str, Params]
+
+
+class Cursor(Protocol):
+    """What the ledger uses of a DB-API cursor (sqlite3's or psycopg's); rows are tuples of column values."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def description(self) -> Sequence[Sequence[Any]] | None: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
 
 def default_ledger_url() -> str:
@@ -75,7 +99,7 @@ def parameter_url(url: str | None) -> str | None:
     Prefect's database): a PostgreSQL URL without its password, which this process remembers, so opening
     the result here connects with the password (other processes: ``BOOKING_IMPORTER_LEDGER`` or libpq's
     ``PGPASSWORD``/``~/.pgpass``)."""
-    if not is_postgres_url(url):
+    if url is None or not is_postgres_url(url):
         return url
     safe = _redact(url)
     if safe != url:
@@ -133,12 +157,11 @@ class Database:
                               f"check the URL, that the server is up and the database exists "
                               f"(createdb), or give another --ledger") from None
 
-    def execute(self, sql: str, params: Iterable[Any] = ()) -> Any:
-        if not self.postgres:
-            return self.raw.execute(sql, tuple(params))
-        return self.raw.execute(_pg_sql(sql), tuple(params))
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> Cursor:
+        cursor: Cursor = self.raw.execute(sql if not self.postgres else _pg_sql(sql), tuple(params))
+        return cursor
 
-    def executemany(self, sql: str, rows: list[tuple]) -> None:
+    def executemany(self, sql: str, rows: list[Params]) -> None:
         if not self.postgres:
             self.raw.executemany(sql, rows)
             return

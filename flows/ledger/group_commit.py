@@ -5,7 +5,7 @@ import asyncio
 from collections.abc import Callable
 
 from ..outcomes import Outcome
-from .database import _now
+from .database import Params, Statement, _now
 from .ledger import _NOT_RECORDED, _RECORD_SQL, Ledger
 
 __all__ = [
@@ -38,12 +38,12 @@ class GroupCommit:
         #: turn with nothing else to do is a poll with no wait: microseconds, even at 50 ms latency.
         self.turns = max(1, turns)
         self._turns_left = 0
-        self._pending: list[tuple[Callable[..., tuple[str, tuple] | None], tuple]] = []
-        self._batch: asyncio.Future | None = None
+        self._pending: list[tuple[Callable[..., Statement | None], Params]] = []
+        self._batch: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
         self.transactions = 0
 
-    def mark_sending(self, scope: str, key: str, run_id: str, phash: str) -> asyncio.Future:
+    def mark_sending(self, scope: str, key: str, run_id: str, phash: str) -> asyncio.Future[None]:
         """Await the result: it resolves once the mark is committed."""
         return self._enqueue(Ledger._sending_sql, (scope, key, run_id, phash))
 
@@ -68,7 +68,7 @@ class GroupCommit:
             error, self._error = self._error, None
             raise error
 
-    def _enqueue(self, make: Callable[..., tuple[str, tuple] | None], args: tuple) -> asyncio.Future:
+    def _enqueue(self, make: Callable[..., Statement | None], args: Params) -> asyncio.Future[None]:
         self._pending.append((make, args))
         if self._batch is None:
             loop = asyncio.get_running_loop()
@@ -110,7 +110,7 @@ class GroupCommit:
             done.set_result(None)
 
 
-def _records_first(statements: list[tuple[str, tuple]]) -> list[tuple[str, tuple]]:
+def _records_first(statements: list[Statement]) -> list[Statement]:
     """Settled records before "sending" marks, so each kind reaches the database in one executemany,
     unless a row has both in the batch (then the order they were queued in is kept)."""
     records = [st for st in statements if st[0] is _RECORD_SQL]

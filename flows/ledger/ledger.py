@@ -25,14 +25,15 @@ import hashlib
 import json
 import secrets
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import LedgerError
 from ..outcomes import SENDING, Outcome, Status
 from .callback_records import CallbackRecords
-from .database import Database, _now, _path_from_url, default_ledger_url, is_postgres_url
+from .database import Database, Statement, _now, _path_from_url, default_ledger_url, is_postgres_url
 
 __all__ = [
     "SENDING",
@@ -117,7 +118,7 @@ CREATE INDEX IF NOT EXISTS row_claims_by_run ON row_claims (run_id);
 """
 
 
-def payload_hash(payload: dict) -> str:
+def payload_hash(payload: Mapping[str, Any]) -> str:
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -195,7 +196,7 @@ class Ledger(CallbackRecords):
     def __enter__(self) -> Ledger:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @staticmethod
@@ -221,7 +222,7 @@ class Ledger(CallbackRecords):
 
     def all(self, scope: str | None = None) -> list[Entry]:
         sql = f"SELECT {_COLUMNS} FROM rows"
-        args: list = []
+        args: list[Any] = []
         if scope:
             sql += " WHERE scope=?"
             args.append(scope)
@@ -231,12 +232,12 @@ class Ledger(CallbackRecords):
     # --- writes (each commits at once) -------------------------------------------------------------
 
     @staticmethod
-    def _sending_sql(scope: str, key: str, run_id: str, phash: str, now: str | None = None) -> tuple[str, tuple]:
+    def _sending_sql(scope: str, key: str, run_id: str, phash: str, now: str | None = None) -> Statement:
         return (_SENDING_SQL, (scope, key, SENDING, phash, run_id, now or _now()))
 
     @staticmethod
     def _record_sql(scope: str, key: str, outcome: Outcome, run_id: str, phash: str | None,
-                    now: str | None = None) -> tuple[str, tuple] | None:
+                    now: str | None = None) -> Statement | None:
         if outcome.status in _NOT_RECORDED:
             return None
         return (_RECORD_SQL, (scope, key, outcome.status.value, outcome.provider_id, outcome.http_status,
@@ -252,7 +253,7 @@ class Ledger(CallbackRecords):
         if statement is not None:
             self.write_many([statement])
 
-    def write_many(self, statements: list[tuple[str, tuple]]) -> None:
+    def write_many(self, statements: list[Statement]) -> None:
         """Run the statements in one committed transaction (all or nothing). Runs of the same SQL
         go to the driver together (executemany)."""
         if not statements:
@@ -354,11 +355,11 @@ class Ledger(CallbackRecords):
             self._db.commit()
         return won
 
-    def claim_holders(self, scope: str, keys: Iterable[str]) -> dict[str, tuple]:
+    def claim_holders(self, scope: str, keys: Iterable[str]) -> dict[str, tuple[Any, ...]]:
         """key -> (run id, host, pid, started_at, lease_until, machine) of the run holding it (host...: None when
         that run has no lease record)."""
         keys = list(keys)
-        out: dict[str, tuple] = {}
+        out: dict[str, tuple[Any, ...]] = {}
         with self._lock:
             for chunk, marks in _batches(keys):
                 for r in self._db.execute(
