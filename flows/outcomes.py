@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):  # a StrEnum: f-strings and the workbook show the plain word
     CREATED = "created"
     ACCEPTED = "accepted"
     SKIPPED = "skipped"
@@ -60,12 +60,11 @@ class Status(str, enum.Enum):
     FAILED = "failed"
     UNKNOWN = "unknown"
 
-    def __str__(self) -> str:  # so f-strings and the workbook show the plain word
-        return self.value
-
     @classmethod
     def of(cls, text: str | None) -> Status | None:
         """The status named ``text``, or None for anything else (e.g. the ledger's ``sending``)."""
+        if text is None:
+            return None
         try:
             return cls(text)
         except ValueError:
@@ -80,7 +79,7 @@ OK_STATUSES = frozenset({Status.CREATED, Status.ACCEPTED, Status.SKIPPED})
 SENDING = "sending"
 
 
-class Action(str, enum.Enum):
+class Action(enum.StrEnum):
     """What the sender does with a response or a transport error."""
 
     SUCCESS = "success"  # row done: created or accepted (see the mapping's request.success)

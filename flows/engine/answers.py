@@ -56,8 +56,9 @@ class Answering:
         if not hits:
             return None
         columns = [c for p in hits for c in m.fields[p].columns()] if all(p in m.fields for p in hits) else []
-        return Outcome(Status.INVALID, f"{' and '.join(columns or hits)} holds {MASK}, the mask a results workbook shows "
-                                       f"instead of the value; it is never sent: type the value again, then rerun",
+        return Outcome(Status.INVALID, f"{' and '.join(columns or hits)} holds {MASK}, the mask a results "
+                                       f"workbook shows instead of the value; it is never sent: type the value "
+                                       f"again, then rerun",
                        column_messages={c: ["type the value again: this is only the mask"] for c in columns})
 
     def outcome_from(self, result: CallResult) -> Outcome:
@@ -169,7 +170,7 @@ def _column_mentioned(message: str, mapper: RowMapper) -> str | None:
             continue
         col = " + ".join(cols)
         norm = re.sub(r"\[\d+\]", "", path)
-        for tier, candidates in zip(tiers, ([norm], cols, [norm.rsplit(".", 1)[-1]])):
+        for tier, candidates in zip(tiers, ([norm], cols, [norm.rsplit(".", 1)[-1]]), strict=True):
             for candidate in candidates:
                 key = "".join(re.findall(r"[^\W_]+", candidate.casefold()))
                 if len(key) >= 3:

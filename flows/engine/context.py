@@ -77,7 +77,8 @@ class RowContext:
             return None
 
     def request_path(self, payload: dict[str, Any] | None = None) -> str | None:
-        """The mapping's ``request.path`` with its ``{placeholders}`` filled from the payload; None when one is empty."""
+        """The mapping's ``request.path`` with its ``{placeholders}`` filled from the payload; None when one is
+        empty."""
         try:
             return self.mapping.request.path.format_map(_PathValues(self.payload if payload is None else payload))
         except KeyError:

@@ -29,7 +29,8 @@ async def fetch_lookup(sender: Sender, name: str, spec: Any) -> LookupTable:
                               f"the names in the sheet cannot be checked, so nothing was sent") from None
         items = _dig(data, spec.items) if spec.items else data
         if not isinstance(items, list):
-            raise ConfigError(f"the provider's {name} list at {spec.path} has no list at {spec.items or 'the top level'!r}; "
+            raise ConfigError(f"the provider's {name} list at {spec.path} has no list at "
+                              f"{spec.items or 'the top level'!r}; "
                               f"check lookups.{name}.items in the mapping")
         pairs.extend((_dig(i, spec.match), _dig(i, spec.value)) for i in items if isinstance(i, dict))
         if not paging or len(items) < paging.size:

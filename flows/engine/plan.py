@@ -156,11 +156,11 @@ def _map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet, tables: di
     hidden = sorted({mapper.index[c] for c in mapping.sensitive_columns()})  # sheet positions of sensitive columns
     rows: list[PreparedRow] = []
     key_of, map_row = mapper.key_of, mapper.map_row
-    for i, (cells, line) in enumerate(zip(sheet.rows, sheet.line_numbers)):
+    for i, (cells, line) in enumerate(zip(sheet.rows, sheet.line_numbers, strict=True)):
         mapped = map_row(cells)
         problems = mapped.problems
         key = key_of(cells)
-        for col, k in zip(mapping.key, key):
+        for col, k in zip(mapping.key, key, strict=True):
             if not k:
                 problems.append(Problem(col, "is empty; it identifies the row across runs, so it is required"))
         if validate is not None:
@@ -199,7 +199,8 @@ def _mark_duplicate_keys(rows: list[PreparedRow], mapping: MappingFile) -> None:
         for r in group:
             others = ", ".join(str(o.line) for o in group if o is not r)
             r.problems.append(Problem(mapping.key[0] if len(mapping.key) == 1 else label,
-                                      f"{' / '.join(key)!r} is also the key of row {others}; each row needs its own key"))
+                                      f"{' / '.join(key)!r} is also the key of row {others}; "
+                                      f"each row needs its own key"))
             r.payload = None
 
 

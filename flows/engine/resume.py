@@ -62,7 +62,8 @@ class Reconciling(Answering):
         changed = 0
         while True:
             changed += self.refresh_from_ledger()
-            if time.monotonic() >= deadline or not any(o is not None and o.status is Status.ACCEPTED for o in self.outcomes):
+            waiting = any(o is not None and o.status is Status.ACCEPTED for o in self.outcomes)
+            if time.monotonic() >= deadline or not waiting:
                 break
             await asyncio.sleep(poll)
         self.callbacks_confirmed += changed
@@ -131,10 +132,11 @@ class Reconciling(Answering):
             if self.options.resend_unknown or (self.plan.mapping.request.idempotent and self.handler is None):
                 return None  # the operator checked; or the mapping says a resend cannot book twice (a PUT upsert)
             return Outcome(Status.UNKNOWN, f"run {entry.run_id} may have booked this row ({entry.status}) and "
-                                           f"{self.plan.mapping.provider} offers no way to check; check with the provider, "
-                                           f"then rerun with --resend-unknown if it is not there")
+                                           f"{self.plan.mapping.provider} offers no way to check; check with the "
+                                           f"provider, then rerun with --resend-unknown if it is not there")
         try:
-            found = await self.readback(self._open_sender, row.body, entry=entry)  # e.g. to search around the time the earlier run sent it
+            # entry: e.g. to search around the time the earlier run sent it
+            found = await self.readback(self._open_sender, row.body, entry=entry)
         except ReadbackError as exc:
             return Outcome(Status.UNKNOWN, f"run {entry.run_id} may have booked this row and the check failed ({exc}); "
                                            f"it stays unknown until it can be checked")
@@ -143,7 +145,8 @@ class Reconciling(Answering):
         if found:
             done = Outcome(Status.CREATED, "found at the provider after an earlier uncertain send", provider_id=found)
             self.ledger.record(scope, key, done, self.run_id)
-            return Outcome(Status.SKIPPED, f"already created (found at the provider by a check after run {entry.run_id})",
+            return Outcome(Status.SKIPPED, "already created (found at the provider by a check after run "
+                                           f"{entry.run_id})",
                            provider_id=found)
         return None
 
@@ -167,7 +170,8 @@ class Reconciling(Answering):
                                            f"provider; if it is not there, fix the row or rerun with --resend-unknown",
                            **base)
         try:
-            found = await self.readback(self._open_sender, row.body, entry=entry)  # e.g. to search around the time the earlier run sent it
+            # entry: e.g. to search around the time the earlier run sent it
+            found = await self.readback(self._open_sender, row.body, entry=entry)
         except ReadbackError as exc:
             if not uncertain:
                 return refused

@@ -128,9 +128,11 @@ class ImportRun(Reconciling):
         self._sender: Sender | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self.results_path: Path | None = None
-        self.ledger.start_run(self.run_id, input=str(plan.sheet.path), mapping=str(plan.mapping_path), provider=m.provider)
+        self.ledger.start_run(self.run_id, input=str(plan.sheet.path), mapping=str(plan.mapping_path),
+                              provider=m.provider)
         # two runs at once: rows are claimed before they are sent (pending(), send()); the lease is recorded now
-        self.claims = RowClaims(self.ledger, self.run_id, lease_seconds=options.lease_seconds or DEFAULT_ROW_LEASE_SECONDS)
+        self.claims = RowClaims(self.ledger, self.run_id,
+                                lease_seconds=options.lease_seconds or DEFAULT_ROW_LEASE_SECONDS)
         self.claims.start()
         self._claimed: set[int] = set()  # row indexes this run holds
         self.held_elsewhere = 0  # rows not sent because another live run holds them
@@ -172,7 +174,8 @@ class ImportRun(Reconciling):
         m = self.plan.mapping
         return Sender(base_url=self.base_url, auth=self.auth, concurrency=self.concurrency, rate=self.rate,
                       timeout=m.connection.timeout_seconds, connect_timeout=m.connection.connect_timeout_seconds,
-                      attempts=m.retry.attempts, backoff=m.retry.backoff_seconds, max_backoff=m.retry.max_backoff_seconds,
+                      attempts=m.retry.attempts, backoff=m.retry.backoff_seconds,
+                      max_backoff=m.retry.max_backoff_seconds,
                       max_retry_after=m.retry.max_retry_after_seconds, rules=m.request.status_rules(),
                       transport=self.options.transport,
                       # one rate for every process importing to this provider (flows/ratelimit.py)
@@ -201,7 +204,8 @@ class ImportRun(Reconciling):
     async def resolve_lookups(self) -> dict[str, LookupTable]:
         """Fetch each provider list the mapping declares (once per run), then map the rows again so
         names resolve to ids; an unknown or ambiguous name makes its row invalid before anything is sent."""
-        tables = {name: await fetch_lookup(self._open_sender, name, spec) for name, spec in self.plan.mapping.lookups.items()}
+        tables = {name: await fetch_lookup(self._open_sender, name, spec)
+                  for name, spec in self.plan.mapping.lookups.items()}
         plan = self.plan
         self.plan = map_rows(plan.mapping, plan.mapping_path, plan.sheet, tables)
         self.lookup_sizes = {name: len(t.names) for name, t in tables.items()}
@@ -283,8 +287,8 @@ class ImportRun(Reconciling):
             return
         if self._lease_lost or row.index not in self._claimed or self.claims.expired():  # the claim check
             self._settle(row, Outcome(Status.SKIPPED, "not sent: this run's claim on its rows ran out (the process "
-                                                      "stalled longer than its lease) and another run may hold the row; "
-                                                      "rerun after it ends", needs_rerun=True))
+                                                      "stalled longer than its lease) and another run may hold the "
+                                                      "row; rerun after it ends", needs_rerun=True))
             return
         scope, key = self.plan.mapping.scope, row.ledger_key
         entry = self._entries.get(key)
@@ -338,7 +342,8 @@ class ImportRun(Reconciling):
             except KeyError as exc:
                 return Outcome(Status.INVALID, f"the request path needs {exc.args[0]}, which is empty")
         if req.body == "form":
-            result = await self._open_sender.call(req.method, path, form=encode_form(payload), idempotent=req.idempotent)
+            result = await self._open_sender.call(req.method, path, form=encode_form(payload),
+                                                  idempotent=req.idempotent)
         else:
             result = await self._open_sender.call(req.method, path, json_body=payload, idempotent=req.idempotent)
         return self.outcome_from(result)
@@ -485,7 +490,8 @@ def _validate(plan: Plan, options: RunOptions) -> RunResult:
     """Everything a run checks, without network, credentials or ledger: a workbook with invalid rows marked."""
     started = dt.datetime.now().astimezone()
     outcomes: list[Outcome | None] = [
-        Outcome(Status.INVALID, "; ".join(map(str, r.problems)), column_messages=_by_column(r.problems))  # marks the cells
+        # column_messages: marks the cells
+        Outcome(Status.INVALID, "; ".join(map(str, r.problems)), column_messages=_by_column(r.problems))
         if r.payload is None else Outcome(Status.SKIPPED, "valid; not sent (validate only)") for r in plan.rows]
     path = Path(options.out or default_results_path(plan.sheet.path))
     summary = summarize(plan, started, dt.datetime.now().astimezone(), mode="validate (nothing sent)")

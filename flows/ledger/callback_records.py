@@ -55,7 +55,8 @@ class CallbackRecords:
             self._db.begin(exclusive=True)
             try:
                 cid = self._db.execute(
-                    "INSERT INTO callbacks (received_at,run_id,scope,provider_id,reference,match_key,status,message,body) "
+                    "INSERT INTO callbacks "
+                    "(received_at,run_id,scope,provider_id,reference,match_key,status,message,body) "
                     "VALUES (?,?,?,?,?,?,?,?,?) RETURNING id",
                     (_now(), run_id, scope, provider_id, reference, json.dumps(list(match_key), ensure_ascii=False),
                      status, message[:2000], body)).fetchone()[0]
@@ -90,7 +91,8 @@ class CallbackRecords:
                 verdict, key = self._callback_verdict(run_id, scope, provider_id, match_key, status)
                 if verdict in ("settled", "waiting"):
                     cid = self._db.execute(
-                        "INSERT INTO callbacks (received_at,run_id,scope,provider_id,reference,match_key,status,message,body) "
+                        "INSERT INTO callbacks "
+                        "(received_at,run_id,scope,provider_id,reference,match_key,status,message,body) "
                         "VALUES (?,?,?,?,?,?,?,?,?) RETURNING id",
                         (_now(), run_id, scope, provider_id, reference, json.dumps(match_key, ensure_ascii=False),
                          status, message[:2000], body)).fetchone()[0]
@@ -109,7 +111,7 @@ class CallbackRecords:
             found = self._rows_by_match_key(scope, run_id, match_key, (Status.UNKNOWN.value,))
             row = found[0] if len(found) == 1 else None
         if row is not None:
-            key, current = row
+            key, _status = row
             if match_key and not _key_holds(key, match_key):
                 return "conflict", key  # the hash is this row's, the echoed type and reference another's
             earlier = self._db.execute("SELECT status FROM callbacks WHERE scope=? AND row_key=? ORDER BY id",
@@ -129,16 +131,19 @@ class CallbackRecords:
         """Settle rows for callbacks that arrived before their row could be matched (e.g. while it was still
         being sent). Returns how many callbacks found their row."""
         with self._lock:
-            sql = "SELECT id, scope, provider_id, match_key, status, message, run_id FROM callbacks WHERE row_key IS NULL"
+            sql = ("SELECT id, scope, provider_id, match_key, status, message, run_id FROM callbacks "
+                   "WHERE row_key IS NULL")
             waiting = self._db.execute(sql + (" AND scope=?" if scope else ""), [scope] if scope else []).fetchall()
             matched = 0
             for cid, sc, pid, mkey, status, message, run_id in waiting:
                 self._db.begin(exclusive=True)
                 try:
-                    if self._db.postgres and self._db.execute("SELECT row_key FROM callbacks WHERE id=?", (cid,)).fetchone()[0]:
+                    if self._db.postgres and self._db.execute("SELECT row_key FROM callbacks WHERE id=?",
+                                                              (cid,)).fetchone()[0]:
                         self._db.commit()  # another machine settled it meanwhile
                         continue
-                    matched += self._settle_callback(cid, sc, pid, json.loads(mkey or "[]"), status, message, run_id) is not None
+                    settled = self._settle_callback(cid, sc, pid, json.loads(mkey or "[]"), status, message, run_id)
+                    matched += settled is not None
                     self._db.commit()
                 except BaseException:
                     self._db.rollback()
@@ -151,7 +156,7 @@ class CallbackRecords:
             cur = self._db.execute("SELECT * FROM callbacks" + (" WHERE scope=?" if scope else "") + " ORDER BY id",
                                    [scope] if scope else [])
             names = [d[0] for d in cur.description or ()]
-            return [dict(zip(names, r)) for r in cur.fetchall()]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
     def _row_by_provider_id(self, scope: str, provider_id: str, run_id: str) -> tuple[str, str] | None:
         """(row key, status) of the row of run ``run_id`` with this provider id: an accepted row, else the row
@@ -168,10 +173,13 @@ class CallbackRecords:
             (scope, provider_id, run_id)).fetchone()
         return row
 
-    def _rows_by_match_key(self, scope: str, run_id: str, match_key: list[str], statuses: tuple[str, ...]) -> list[tuple[str, str]]:
-        """Rows of run ``run_id`` in one of ``statuses`` whose key holds every value of ``match_key`` (case-insensitive)."""
+    def _rows_by_match_key(self, scope: str, run_id: str, match_key: list[str],
+                           statuses: tuple[str, ...]) -> list[tuple[str, str]]:
+        """Rows of run ``run_id`` in one of ``statuses`` whose key holds every value of ``match_key``
+        (case-insensitive)."""
         marks = ",".join("?" * len(statuses))
-        return [r for r in self._db.execute(f"SELECT row_key, status FROM rows WHERE scope=? AND run_id=? AND status IN ({marks})",
+        return [r for r in self._db.execute("SELECT row_key, status FROM rows WHERE scope=? AND run_id=? AND "
+                                            f"status IN ({marks})",
                                             (scope, run_id, *statuses))
                 if _key_holds(r[0], match_key)]
 
@@ -185,7 +193,8 @@ class CallbackRecords:
             return None
         key, current = row
         if current in (Status.ACCEPTED.value, Status.UNKNOWN.value):
-            self._db.execute("UPDATE rows SET status=?, provider_id=?, message=?, updated_at=? WHERE scope=? AND row_key=?",
+            self._db.execute("UPDATE rows SET status=?, provider_id=?, message=?, updated_at=? WHERE scope=? AND "
+                             "row_key=?",
                              (status, provider_id, message[:2000], _now(), scope, key))
         self._db.execute("UPDATE callbacks SET row_key=? WHERE id=?", (key, cid))
         return key

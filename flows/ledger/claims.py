@@ -40,6 +40,7 @@ keep the machines' clocks in sync (NTP), well within the lease.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -247,9 +248,11 @@ class FileClaims:
                counts: dict[str, int], message: str = "") -> bool:
         with self._lock:
             cur = self._db.execute(
-                "UPDATE files SET state=?, finished_at=?, results=?, archived_to=?, counts=?, message=?, lease_until=NULL "
+                "UPDATE files SET state=?, finished_at=?, results=?, archived_to=?, counts=?, message=?, "
+                "lease_until=NULL "
                 "WHERE content_hash=? AND owner=? AND state=?",
-                (DONE, self.clock(), results, archived_to, json.dumps(counts), message, content_hash, self.owner, CLAIMED))
+                (DONE, self.clock(), results, archived_to, json.dumps(counts), message, content_hash, self.owner,
+                 CLAIMED))
         return cur.rowcount == 1
 
     def release(self, content_hash: str, message: str) -> bool:
@@ -280,10 +283,8 @@ class Holder:
     def describe(self) -> str:
         """What a row's outcome says when another run holds it."""
         started = self.started_at or "?"
-        try:
+        with contextlib.suppress(ValueError):  # not a timestamp: shown as stored
             started = dt.datetime.fromisoformat(started).astimezone().isoformat(timespec="seconds")
-        except ValueError:
-            pass
         return (f"in flight in run {self.run_id} (started {started} by {self.host or '?'}/{self.pid or '?'}); "
                 f"rerun after it ends")
 
@@ -397,7 +398,8 @@ class RowClaims:
 
 
 class Renewable(Protocol):
-    """A claim a :class:`Heartbeat` keeps alive: a file's (:class:`FileClaims`) or a run's rows' (:class:`RowClaims`)."""
+    """A claim a :class:`Heartbeat` keeps alive: a file's (:class:`FileClaims`) or a run's rows'
+    (:class:`RowClaims`)."""
 
     lease_seconds: float
     errors: tuple[type[BaseException], ...]

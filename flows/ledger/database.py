@@ -138,7 +138,8 @@ class Database:
             try:
                 self.raw: Any = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             except sqlite3.DatabaseError as exc:
-                raise LedgerError(f"cannot use {what} at {self.path}: {exc}; give another --ledger or remove the damaged file") from None
+                raise LedgerError(f"cannot use {what} at {self.path}: {exc}; give another --ledger or remove the "
+                                  "damaged file") from None
             return
         url = _pg_url(str(target))
         self.path = _redact(url)
@@ -147,13 +148,15 @@ class Database:
         try:  # imported here for start-up speed: a SQLite ledger (the default) never loads psycopg
             import psycopg
         except ImportError:
-            raise LedgerError("a postgresql:// ledger needs the psycopg package: pip install 'psycopg[binary]'") from None
+            raise LedgerError("a postgresql:// ledger needs the psycopg package: "
+                              "pip install 'psycopg[binary]'") from None
         self.errors = (psycopg.Error,)
         try:
             self.raw = psycopg.connect(url, autocommit=True, connect_timeout=15, application_name="booking-importer")
         except psycopg.Error as exc:
             reason = str(exc).replace(url, self.path).strip().splitlines()
-            raise LedgerError(f"cannot connect to {what} at {self.path}: {reason[0] if reason else type(exc).__name__}; "
+            raise LedgerError(f"cannot connect to {what} at {self.path}: "
+                              f"{reason[0] if reason else type(exc).__name__}; "
                               f"check the URL, that the server is up and the database exists "
                               f"(createdb), or give another --ledger") from None
 

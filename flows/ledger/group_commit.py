@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 from ..outcomes import Outcome
@@ -60,10 +61,8 @@ class GroupCommit:
     async def confirm(self) -> None:
         """Wait until every queued record is committed; raises if a batch could not be."""
         if self._batch is not None:
-            try:
+            with contextlib.suppress(Exception):  # a failed batch leaves its error in _error, raised below
                 await asyncio.shield(self._batch)
-            except Exception:
-                pass
         if self._error is not None:
             error, self._error = self._error, None
             raise error
@@ -81,10 +80,8 @@ class GroupCommit:
         """Write what is queued at once, outside the event loop's turns (a run closing after Ctrl-C must
         not leave settled rows unwritten)."""
         self._turns_left = 0
-        try:
+        with contextlib.suppress(RuntimeError):  # the batch's waiters belong to an event loop already closed
             self._flush()
-        except RuntimeError:  # the batch's waiters belong to an event loop already closed
-            pass
 
     def _flush(self) -> None:
         if not self._pending and self._batch is None:  # flushed already (flush_now)

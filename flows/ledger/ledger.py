@@ -146,7 +146,8 @@ _SENDING_SQL = (
     "ON CONFLICT(scope,row_key) DO UPDATE SET status=excluded.status, payload_hash=excluded.payload_hash, "
     "run_id=excluded.run_id, updated_at=excluded.updated_at")
 _RECORD_SQL = (
-    "INSERT INTO rows (scope,row_key,status,provider_id,http_status,message,attempts,payload_hash,run_id,updated_at,stage) "
+    "INSERT INTO rows "
+    "(scope,row_key,status,provider_id,http_status,message,attempts,payload_hash,run_id,updated_at,stage) "
     "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(scope,row_key) DO UPDATE SET status=excluded.status, "
     "provider_id=COALESCE(excluded.provider_id, rows.provider_id), http_status=excluded.http_status, "
     "message=excluded.message, attempts=rows.attempts + excluded.attempts, "
@@ -182,12 +183,14 @@ class Ledger(CallbackRecords):
                     db.execute("ALTER TABLE rows ADD COLUMN stage TEXT")
             row = db.execute("SELECT value FROM meta WHERE name='ledger_id'").fetchone()
             if row is None:
-                db.execute("INSERT INTO meta VALUES ('ledger_id', ?) ON CONFLICT(name) DO NOTHING", (secrets.token_hex(8),))
+                db.execute("INSERT INTO meta VALUES ('ledger_id', ?) ON CONFLICT(name) DO NOTHING",
+                           (secrets.token_hex(8),))
                 row = db.execute("SELECT value FROM meta WHERE name='ledger_id'").fetchone()
             self.ledger_id: str = row[0]
         except db.errors as exc:
             db.close()
-            raise LedgerError(f"cannot use the ledger at {self.path}: {exc}; give another --ledger or remove the damaged file") from None
+            raise LedgerError(f"cannot use the ledger at {self.path}: {exc}; give another --ledger or remove the "
+                              "damaged file") from None
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -284,7 +287,8 @@ class Ledger(CallbackRecords):
         so a run killed before the next step resumes from here instead of creating it again."""
         with self._lock:
             self._db.execute(
-                "UPDATE rows SET provider_id=COALESCE(?, provider_id), stage=?, run_id=?, updated_at=? WHERE scope=? AND row_key=?",
+                "UPDATE rows SET provider_id=COALESCE(?, provider_id), stage=?, run_id=?, updated_at=? WHERE "
+                "scope=? AND row_key=?",
                 (provider_id, stage, run_id, _now(), scope, key),
             )
 
@@ -292,7 +296,8 @@ class Ledger(CallbackRecords):
         with self._lock:
             self._db.execute("INSERT INTO runs (run_id,started_at,input,mapping,provider) VALUES (?,?,?,?,?) "
                              "ON CONFLICT(run_id) DO UPDATE SET started_at=excluded.started_at, ended_at=NULL, "
-                             "input=excluded.input, mapping=excluded.mapping, provider=excluded.provider, results=NULL, "
+                             "input=excluded.input, mapping=excluded.mapping, provider=excluded.provider, "
+                             "results=NULL, "
                              "counts=NULL", (run_id, _now(), input, mapping, provider))
 
     def end_run(self, run_id: str, *, results: str | None, counts: dict[str, int]) -> None:
@@ -307,7 +312,8 @@ class Ledger(CallbackRecords):
                                  "WHERE run_id=?", (run_id,)).fetchone()
         if r is None:
             return None
-        return dict(zip(("run_id", "started_at", "ended_at", "input", "mapping", "provider", "results", "counts"), r))
+        names = ("run_id", "started_at", "ended_at", "input", "mapping", "provider", "results", "counts")
+        return dict(zip(names, r, strict=True))
 
     # --- row claims: two runs at once (policy in flows/ledger/claims.py RowClaims) ---------------------------
 
@@ -319,9 +325,11 @@ class Ledger(CallbackRecords):
     def start_lease(self, run_id: str, *, host: str, pid: int, lease_until: float, machine: str = "") -> None:
         """The run's lease, committed before it claims any row (so a claim's owner always has one to read)."""
         with self._lock:
-            self._db.execute("INSERT INTO run_leases (run_id,host,pid,started_at,lease_until,machine) VALUES (?,?,?,?,?,?) "
+            self._db.execute("INSERT INTO run_leases (run_id,host,pid,started_at,lease_until,machine) VALUES "
+                             "(?,?,?,?,?,?) "
                              "ON CONFLICT(run_id) DO UPDATE SET host=excluded.host, pid=excluded.pid, "
-                             "started_at=excluded.started_at, lease_until=excluded.lease_until, machine=excluded.machine",
+                             "started_at=excluded.started_at, lease_until=excluded.lease_until, "
+                             "machine=excluded.machine",
                              (run_id, host, pid, _now(), lease_until, machine))
 
     def renew_lease(self, run_id: str, *, now: float, lease_until: float) -> bool:
@@ -363,7 +371,8 @@ class Ledger(CallbackRecords):
         with self._lock:
             for chunk, marks in _batches(keys):
                 for r in self._db.execute(
-                        f"SELECT c.row_key, c.run_id, l.host, l.pid, l.started_at, l.lease_until, l.machine FROM row_claims c "
+                        "SELECT c.row_key, c.run_id, l.host, l.pid, l.started_at, l.lease_until, l.machine FROM "
+                        "row_claims c "
                         f"LEFT JOIN run_leases l ON l.run_id = c.run_id WHERE c.scope=? AND c.row_key IN ({marks})",
                         [scope, *chunk]):
                     out[r[0]] = tuple(r[1:])
@@ -398,7 +407,8 @@ class Ledger(CallbackRecords):
     def claimed(self, scope: str | None = None) -> dict[tuple[str, str], str]:
         """(scope, key) -> run id of every claim held now (for reports and tests)."""
         with self._lock:
-            rows = self._db.execute("SELECT scope, row_key, run_id FROM row_claims" + (" WHERE scope=?" if scope else ""),
+            where = " WHERE scope=?" if scope else ""
+            rows = self._db.execute("SELECT scope, row_key, run_id FROM row_claims" + where,
                                     [scope] if scope else []).fetchall()
         return {(s, k): r for s, k, r in rows}
 
