@@ -1,4 +1,5 @@
-"""The import, as plain functions: prepare (read, map, validate) -> send -> write results.
+"""The import: :class:`ImportRun` (log in, reconcile, send, stop, workbook) and :func:`run_import`, the one
+sequence every caller uses; a :class:`~flows.engine.plan.Plan` (flows/engine/plan.py) is what it imports.
 
 Prefect (flows/import_sheet.py) and the CLI are thin shells over this module; tests and the
 benchmark drive it directly. Nothing here raises for a bad row: every row ends with an
@@ -41,7 +42,7 @@ from .lookups import fetch_lookup
 from .payloads import _fill_run_values, _PathValues
 from .plan import Plan, PreparedRow, _by_column, chunked, map_rows
 from .resume import Reconciling
-from .summary import RunResult, count_statuses, default_results_path, summarize
+from .summary import RunResult, count_statuses, default_results_path, summarize, validated
 
 __all__ = [
     "UNSET",
@@ -457,7 +458,7 @@ async def run_import(plan: Plan, options: RunOptions | None = None, *, validate:
     ``on_run``: called with the run once it exists (the CLI keeps it to report a Ctrl-C)."""
     options = options or RunOptions()
     if validate:
-        return _validate(plan, options)
+        return validated(plan, options.out)
     receiver = contextlib.ExitStack()
     with receiver:
         wait = wait_callbacks if "callback_url" in plan.mapping.run_value_paths().values() else 0.0
@@ -484,19 +485,3 @@ async def run_import(plan: Plan, options: RunOptions | None = None, *, validate:
                 run.write_results()
             run.close()
     return RunResult(run.counts(), path, run.summary(), run.outcomes, run)
-
-
-def _validate(plan: Plan, options: RunOptions) -> RunResult:
-    """Everything a run checks, without network, credentials or ledger: a workbook with invalid rows marked."""
-    started = dt.datetime.now().astimezone()
-    outcomes: list[Outcome | None] = [
-        # column_messages: marks the cells
-        Outcome(Status.INVALID, "; ".join(map(str, r.problems)), column_messages=_by_column(r.problems))
-        if r.payload is None else Outcome(Status.SKIPPED, "valid; not sent (validate only)") for r in plan.rows]
-    path = Path(options.out or default_results_path(plan.sheet.path))
-    summary = summarize(plan, started, dt.datetime.now().astimezone(), mode="validate (nothing sent)")
-    sheet = plan.sheet
-    written = write_results(path, columns=sheet.columns, rows=sheet.rows, line_numbers=sheet.line_numbers,
-                            outcomes=outcomes, summary=summary, masked_columns=plan.mapping.sensitive_columns(),
-                            number_formats=input_number_formats(sheet.path, sheet.sheet_name, sheet.header_line))
-    return RunResult(count_statuses(outcomes), written, summary, outcomes)

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..outcomes import Outcome, Status
 from ..redact import redact_text
-from .plan import Plan
+from ..workbooks.results import input_number_formats, write_results
+from .plan import Plan, _by_column
 
 if TYPE_CHECKING:  # types only: the run module imports this one
     from .run import ImportRun
@@ -20,6 +21,7 @@ __all__ = [
     "count_statuses",
     "default_results_path",
     "summarize",
+    "validated",
 ]
 
 
@@ -98,3 +100,19 @@ class RunResult:
 def default_results_path(sheet_path: Path) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("out") / f"{Path(sheet_path).stem}.results-{stamp}.xlsx"
+
+
+def validated(plan: Plan, out: Path | None = None) -> RunResult:
+    """Everything a run checks, without network, credentials or ledger: a workbook with invalid rows marked."""
+    started = dt.datetime.now().astimezone()
+    outcomes: list[Outcome | None] = [
+        # column_messages: marks the cells
+        Outcome(Status.INVALID, "; ".join(map(str, r.problems)), column_messages=_by_column(r.problems))
+        if r.payload is None else Outcome(Status.SKIPPED, "valid; not sent (validate only)") for r in plan.rows]
+    path = Path(out or default_results_path(plan.sheet.path))
+    summary = summarize(plan, started, dt.datetime.now().astimezone(), mode="validate (nothing sent)")
+    sheet = plan.sheet
+    written = write_results(path, columns=sheet.columns, rows=sheet.rows, line_numbers=sheet.line_numbers,
+                            outcomes=outcomes, summary=summary, masked_columns=plan.mapping.sensitive_columns(),
+                            number_formats=input_number_formats(sheet.path, sheet.sheet_name, sheet.header_line))
+    return RunResult(count_statuses(outcomes), written, summary, outcomes)
