@@ -238,7 +238,7 @@ def map_validate(cfg: dict) -> dict:
 
 
 def prepare_full(cfg: dict) -> dict:
-    """flows.engine.run.prepare(xlsx, mappings/jicoo.yaml): read + map + validate."""
+    """flows.engine.plan.prepare(xlsx, mappings/jicoo.yaml): read + map + validate."""
     from flows.engine.plan import prepare
 
     return _best_of(lambda: prepare(cfg["xlsx"], MAPPING), cfg["repeat"], cfg.get("profile"),

@@ -64,7 +64,7 @@ _ROW_LIST_LIMIT = 40
 class Rerun:
     """A results workbook made ready to go through the engine again."""
 
-    plan: Any  # flows.engine.run.Plan
+    plan: Any  # flows.engine.plan.Plan
     settled: dict[int, Outcome]  # row index -> outcome fixed before sending (carried over or refused)
     source: Path
     previous: dict[str, str]  # the workbook's Summary

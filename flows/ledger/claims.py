@@ -29,7 +29,7 @@ row another live run holds is not sent, and its outcome names that run. The leas
 each row's: one heartbeat renews it, and a claim is live while its run's lease is. A run releases
 its claims when it ends (normally, on an error, on Ctrl-C); a killed run's claims are taken over
 once its lease ran out, or at once on the same host when its process is gone. A taken-over row
-left ``sending`` is checked with the provider before anything is resent (flows/engine/run.py).
+left ``sending`` is checked with the provider before anything is resent (flows/engine/resume.py).
 
 Several machines need one database all of them can lock. SQLite in WAL mode works only for
 processes on one host (WAL needs shared memory, and network file systems break SQLite's locks),

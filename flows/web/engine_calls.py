@@ -1,7 +1,7 @@
 """The web page's only door into the engine: reading, mapping/validating and booking go through here.
 
 It calls what the CLI calls: ``read_sheet`` with the mapping's source settings and ``map_rows`` (the
-same as ``flows.engine.run.prepare``), ``require_rows``, and for booking the Prefect flow ``import_sheet``
+same as ``flows.engine.plan.prepare``), ``require_rows``, and for booking the Prefect flow ``import_sheet``
 when a Prefect server is configured (PREFECT_API_URL), else ``engine.run_import`` directly: the one import
 sequence either way. The ledger claims and records every row, so nothing is booked twice.
 """
