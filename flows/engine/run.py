@@ -128,6 +128,11 @@ class ImportRun(Reconciling):
         self._entries: dict[str, Entry] = {}
         self._sender: Sender | None = None
         self._semaphore: asyncio.Semaphore | None = None
+        #: the ledger's writes while sending, batched (flows/ledger/group_commit.py); a new one each `async with`
+        self._writer = GroupCommit(self.ledger)
+        self.sending_started: float | None = None
+        self.sending_ended: float | None = None
+        self.rows_sent = 0
         self.results_path: Path | None = None
         self.ledger.start_run(self.run_id, input=str(plan.sheet.path), mapping=str(plan.mapping_path),
                               provider=m.provider)
@@ -191,8 +196,7 @@ class ImportRun(Reconciling):
         await self._sender.__aenter__()
         self._semaphore = asyncio.Semaphore(self.concurrency)
         self._writer = GroupCommit(self.ledger)
-        self.sending_started: float | None = None
-        self.sending_ended: float | None = None
+        self.sending_started = self.sending_ended = None
         self.rows_sent = 0
         if self.plan.mapping.lookups:
             try:
@@ -241,10 +245,8 @@ class ImportRun(Reconciling):
         the run ends: after sending (``async with``), and by :meth:`close` (an error, Ctrl-C)."""
         if self.claims.released:
             return
-        writer = getattr(self, "_writer", None)
-        try:
-            if writer is not None:  # a settled row must be in the ledger before another run may claim it
-                writer.flush_now()
+        try:  # a settled row must be in the ledger before another run may claim it
+            self._writer.flush_now()
         finally:
             if self._heartbeat is not None:
                 self._heartbeat.__exit__(None, None, None)
@@ -374,7 +376,7 @@ class ImportRun(Reconciling):
     def _sending_seconds(self) -> float:
         """From the first row handed to the sender to the last settled and committed (not reading,
         checking, logging in or writing the workbook)."""
-        started, ended = getattr(self, "sending_started", None), getattr(self, "sending_ended", None)
+        started, ended = self.sending_started, self.sending_ended
         return (ended - started) if started is not None and ended is not None else 0.0
 
     def write_results(self, path: Path | None = None) -> Path:
@@ -390,10 +392,8 @@ class ImportRun(Reconciling):
         return self.results_path
 
     def close(self) -> None:
-        writer = getattr(self, "_writer", None)
-        try:
-            if writer is not None:  # records still queued (a run interrupted mid-burst) are written, not dropped
-                writer.flush_now()
+        try:  # records still queued (a run interrupted mid-burst) are written, not dropped
+            self._writer.flush_now()
         finally:
             try:
                 self.release_claims()
