@@ -19,7 +19,7 @@ from ..ledger.ledger import Ledger
 from ..mapping.model import MappingFile, Problem, RowMapper, compile_mapping, load_mapping
 from ..mapping.transforms import LookupTable
 from ..redact import mask_payload, redact_text
-from ..workbooks.sheets import Sheet, paused_gc, read_sheet
+from ..workbooks.sheets import Sheet, read_sheet
 
 __all__ = [
     "Plan",
@@ -144,11 +144,6 @@ def prepare(sheet_path: Path | str, mapping_path: Path | str, *, sheet_name: str
 def map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet,
              tables: dict[str, LookupTable] | None = None) -> Plan:
     """Map and validate every row of an already read sheet (``tables``: fetched lookup lists)."""
-    with paused_gc():  # a payload dict per row: the cyclic collector would rescan them all, again and again
-        return _map_rows(mapping, mapping_path, sheet, tables)
-
-
-def _map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet, tables: dict[str, LookupTable] | None) -> Plan:
     mapper = compile_mapping(mapping, sheet.columns, source=Path(sheet.path).name, tables=tables)
     contract: type[BaseModel] | None = resolve(mapping.request.contract) if mapping.request.contract else None
     validate = contract.model_validate if contract is not None else None
