@@ -9,7 +9,7 @@ from ..http.sender import CallResult, response_messages
 from ..mapping.model import RowMapper
 from ..outcomes import Action, Outcome, Status
 from ..redact import MASK, masked_fields, redact_text
-from .payloads import _dig
+from .payloads import dig
 from .plan import Plan, PreparedRow
 
 if TYPE_CHECKING:  # types only: the run module builds on this one
@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # types only: the run module builds on this one
 __all__ = [
     "Answering",
     "CallFacts",
+    "is_conflict",
 ]
 
 
@@ -40,9 +41,9 @@ class Answering:
     done: int
     auth: Auth
     _callback_token: str | None
-    #: sensitive field paths as _dig reads them (a[0].b -> a.0.b)
+    #: sensitive field paths as dig reads them (a[0].b -> a.0.b)
     _sensitive_dig_paths: list[str]
-    #: sensitive field path -> as _dig reads it, worked out on first use
+    #: sensitive field path -> as dig reads it, worked out on first use
     _mask_paths: dict[str, str]
 
     def _masked_outcome(self, row: PreparedRow) -> Outcome | None:
@@ -65,7 +66,7 @@ class Answering:
         req = self.plan.mapping.request
         if result.action is Action.SUCCESS:
             status = Status.ACCEPTED if req.success == "accepted" else Status.CREATED
-            pid = _dig(result.json(), req.provider_id) if req.provider_id else None
+            pid = dig(result.json(), req.provider_id) if req.provider_id else None
             return Outcome(status, "", provider_id=None if pid is None else str(pid), http_status=result.status_code,
                            attempts=result.attempts)
         secrets = [*self.auth.secrets(), *([self._callback_token] if self._callback_token else [])]
@@ -120,13 +121,13 @@ class Answering:
         paths = self._sensitive_dig_paths
         if not paths or not row.payload:
             return []
-        return [str(v) for p in paths if (v := _dig(row.payload, p)) not in (None, "")]
+        return [str(v) for p in paths if (v := dig(row.payload, p)) not in (None, "")]
 
 
 _CONFLICT_WORDS = re.compile(r"\b(conflict|duplicate|already (exists|booked|taken|created))\b", re.IGNORECASE)
 
 
-def _is_conflict(outcome: Outcome) -> bool:
+def is_conflict(outcome: Outcome) -> bool:
     """A refusal that may mean "you sent this before": 409, or a refusal that says it is a duplicate."""
     return outcome.http_status == 409 or bool(_CONFLICT_WORDS.search(outcome.message or ""))
 

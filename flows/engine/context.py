@@ -8,7 +8,7 @@ from ..http.sender import CallResult, Sender
 from ..ledger.ledger import Entry
 from ..mapping.model import MappingFile
 from ..outcomes import Outcome
-from .payloads import _PathValues
+from .payloads import PathValues
 from .plan import PreparedRow
 
 if TYPE_CHECKING:  # types only: the run module imports this one
@@ -80,6 +80,6 @@ class RowContext:
         """The mapping's ``request.path`` with its ``{placeholders}`` filled from the payload; None when one is
         empty."""
         try:
-            return self.mapping.request.path.format_map(_PathValues(self.payload if payload is None else payload))
+            return self.mapping.request.path.format_map(PathValues(self.payload if payload is None else payload))
         except KeyError:
             return None

@@ -6,7 +6,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..http.sender import ReadbackError, Sender
 from ..mapping.transforms import LookupTable
-from .payloads import _dig
+from .payloads import dig
 
 __all__ = [
     "fetch_lookup",
@@ -27,12 +27,12 @@ async def fetch_lookup(sender: Sender, name: str, spec: Any) -> LookupTable:
         except ReadbackError as exc:
             raise ConfigError(f"could not fetch the provider's {name} list from {spec.path} ({exc}); "
                               f"the names in the sheet cannot be checked, so nothing was sent") from None
-        items = _dig(data, spec.items) if spec.items else data
+        items = dig(data, spec.items) if spec.items else data
         if not isinstance(items, list):
             raise ConfigError(f"the provider's {name} list at {spec.path} has no list at "
                               f"{spec.items or 'the top level'!r}; "
                               f"check lookups.{name}.items in the mapping")
-        pairs.extend((_dig(i, spec.match), _dig(i, spec.value)) for i in items if isinstance(i, dict))
+        pairs.extend((dig(i, spec.match), dig(i, spec.value)) for i in items if isinstance(i, dict))
         if not paging or len(items) < paging.size:
             break
         page += 1

@@ -7,17 +7,19 @@ from urllib.parse import quote
 
 from ..mapping.model import RunValue
 
-__all__ = [
-]
+__all__ = ["PathValues", "dig", "fill_run_values"]
 
 
-class _PathValues(dict[str, str]):
+class PathValues(dict[str, str]):
+    """A payload as ``str.format_map`` reads it for a request path: ``{a.b}`` is that field, URL-quoted;
+    an empty or missing field raises KeyError (the caller says which)."""
+
     def __init__(self, payload: dict[str, Any]) -> None:
         super().__init__()
         self._payload = payload
 
     def __missing__(self, key: str) -> str:
-        value = _dig(self._payload, key)
+        value = dig(self._payload, key)
         if value in (None, ""):
             raise KeyError(key)
         return _quote(str(value))
@@ -27,7 +29,8 @@ def _quote(value: str) -> str:
     return quote(value, safe="")
 
 
-def _dig(data: Any, path: str | None) -> Any:
+def dig(data: Any, path: str | None) -> Any:
+    """The value at dotted ``path`` in ``data`` (``a.0.b``: list items by index); None where a step is missing."""
     if data is None or not path:
         return None
     cur = data
@@ -41,17 +44,17 @@ def _dig(data: Any, path: str | None) -> Any:
     return cur
 
 
-def _fill_run_values(value: Any, values: Mapping[str, str | None]) -> Any:
+def fill_run_values(value: Any, values: Mapping[str, str | None]) -> Any:
     """A copy of a payload with each RunValue placeholder replaced; a placeholder whose value is None is left out."""
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
-            v = _fill_run_values(v, values)
+            v = fill_run_values(v, values)
             if not isinstance(v, RunValue):
                 out[k] = v
         return out
     if isinstance(value, list):
-        return [v for v in (_fill_run_values(v, values) for v in value) if not isinstance(v, RunValue)]
+        return [v for v in (fill_run_values(v, values) for v in value) if not isinstance(v, RunValue)]
     if isinstance(value, RunValue) and values.get(value.name) is not None:
         return values[value.name]
     return value

@@ -24,6 +24,7 @@ from ..workbooks.sheets import Sheet, read_sheet
 __all__ = [
     "Plan",
     "PreparedRow",
+    "by_column",
     "chunk_size_for",
     "chunked",
     "map_rows",
@@ -218,7 +219,7 @@ def chunked(items: list[T], size: int | None = None) -> list[list[T]]:
     return [items[i:i + size] for i in range(0, len(items), size)] or []
 
 
-def _by_column(problems: list[Problem]) -> dict[str, list[str]]:
+def by_column(problems: list[Problem]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for p in problems:
         if p.column:

@@ -36,11 +36,11 @@ from ..ledger.ledger import SENDING, Entry, Ledger, open_ledger, payload_hash
 from ..mapping.transforms import LookupTable
 from ..outcomes import Outcome, Status
 from ..workbooks.results import input_number_formats, write_results
-from .answers import _is_conflict
+from .answers import is_conflict
 from .context import RowContext
 from .lookups import fetch_lookup
-from .payloads import _fill_run_values, _PathValues
-from .plan import Plan, PreparedRow, _by_column, chunked, map_rows
+from .payloads import PathValues, fill_run_values
+from .plan import Plan, PreparedRow, by_column, chunked, map_rows
 from .resume import Reconciling
 from .summary import RunResult, count_statuses, default_results_path, summarize, validated
 
@@ -99,7 +99,7 @@ class ImportRun(Reconciling):
         self.rate = m.connection.rate if options.rate is UNSET else options.rate
         self.readback: Readback | None = resolve(m.request.readback) if m.request.readback else None
         self.handler: Handler | None = resolve(m.request.handler) if m.request.handler else None
-        #: sensitive field paths as _dig reads them (a[0].b -> a.0.b), worked out once, not per row
+        #: sensitive field paths as dig reads them (a[0].b -> a.0.b), worked out once, not per row
         self._sensitive_dig_paths = [re.sub(r"\[(\d+)\]", r".\1", p) for p in m.sensitive_paths()]
         self.lookup_sizes: dict[str, int] = {}
         #: shared by every row's handler for the length of the run (RowContext.run_state)
@@ -113,7 +113,7 @@ class ImportRun(Reconciling):
         for r in plan.rows:
             if r.payload is None:
                 self.outcomes[r.index] = Outcome(Status.INVALID, "; ".join(str(p) for p in r.problems),
-                                                 column_messages=_by_column(r.problems))
+                                                 column_messages=by_column(r.problems))
         self.settled: dict[int, Outcome] = dict(options.settled or {})
         for i, outcome in self.settled.items():
             self.outcomes[i] = outcome
@@ -171,7 +171,7 @@ class ImportRun(Reconciling):
 
     def with_run_values(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The payload as sent: ``run_value`` placeholders replaced by this run's values (left out when None)."""
-        return _fill_run_values(payload, self.run_values) if self.run_values else payload
+        return fill_run_values(payload, self.run_values) if self.run_values else payload
 
 
     # -- sending --------------------------------------------------------------------------------------
@@ -222,7 +222,7 @@ class ImportRun(Reconciling):
                 self.done -= 1
             if r.payload is None:
                 self.outcomes[r.index] = Outcome(Status.INVALID, "; ".join(str(p) for p in r.problems),
-                                                 column_messages=_by_column(r.problems))
+                                                 column_messages=by_column(r.problems))
                 self.done += 1
         return tables
 
@@ -313,7 +313,7 @@ class ImportRun(Reconciling):
                 self.outcomes[row.index] = Outcome(Status.UNKNOWN, "the run was interrupted while this row was being "
                                                                    "sent; the next run checks it before resending")
                 raise
-            if outcome.status is Status.REJECTED and _is_conflict(outcome):
+            if outcome.status is Status.REJECTED and is_conflict(outcome):
                 outcome = await self._confirm_conflict(row, entry, outcome)
             outcome = self._masked(row, outcome)
             # committed with the next write of the burst; confirmed at the chunk's end
@@ -341,7 +341,7 @@ class ImportRun(Reconciling):
         path = req.path
         if "{" in path:  # PUT /WorkOrder/{number}: filled from the row
             try:
-                path = path.format_map(_PathValues(payload))
+                path = path.format_map(PathValues(payload))
             except KeyError as exc:
                 return Outcome(Status.INVALID, f"the request path needs {exc.args[0]}, which is empty")
         if req.body == "form":

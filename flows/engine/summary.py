@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..outcomes import Outcome, Status
 from ..redact import redact_text
 from ..workbooks.results import input_number_formats, write_results
-from .plan import Plan, _by_column
+from .plan import Plan, by_column
 
 if TYPE_CHECKING:  # types only: the run module imports this one
     from .run import ImportRun
@@ -107,7 +107,7 @@ def validated(plan: Plan, out: Path | None = None) -> RunResult:
     started = dt.datetime.now().astimezone()
     outcomes: list[Outcome | None] = [
         # column_messages: marks the cells
-        Outcome(Status.INVALID, "; ".join(map(str, r.problems)), column_messages=_by_column(r.problems))
+        Outcome(Status.INVALID, "; ".join(map(str, r.problems)), column_messages=by_column(r.problems))
         if r.payload is None else Outcome(Status.SKIPPED, "valid; not sent (validate only)") for r in plan.rows]
     path = Path(out or default_results_path(plan.sheet.path))
     summary = summarize(plan, started, dt.datetime.now().astimezone(), mode="validate (nothing sent)")
