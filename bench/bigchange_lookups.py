@@ -34,7 +34,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flows.engine.run import ImportRun, RunOptions, fetch_lookup, map_rows, prepare, send_pending  # noqa: E402
+from flows.engine.lookups import fetch_lookup  # noqa: E402
+from flows.engine.plan import map_rows, prepare  # noqa: E402
+from flows.engine.run import ImportRun, RunOptions, send_pending  # noqa: E402
 from flows.sandbox.demo import sandbox_env  # noqa: E402
 
 MAPPING = ROOT / "mappings" / "bigchange.yaml"

@@ -3,7 +3,7 @@
 * ``jicoo-<N>.csv``: N valid Jicoo rows (the columns of ``sample_data/jicoo``), every row on its
   own slot, so a fresh simulator answers 201 to every one of them and never 409;
 * ``jicoo-<N>.payloads.jsonl``: the JSON body of each of those rows, exactly as
-  :func:`flows.engine.run.prepare` builds it, for the bare client loops (they send these bytes);
+  :func:`flows.engine.plan.prepare` builds it, for the bare client loops (they send these bytes);
 * ``jicoo-<M>x12.xlsx``: M rows of the same shape as a workbook (sheet ``Bookings``, written with
   XlsxWriter ``constant_memory``), a third of the dates as real date cells, the rest as text.
 
@@ -159,7 +159,7 @@ def write_xlsx(rows: list[dict[str, object]], path: Path, columns: list[str]) ->
 
 def write_payloads(csv_path: Path, out: Path) -> int:
     """The engine's own payloads for the CSV, one compact JSON object a line. Returns the count."""
-    from flows.engine.run import prepare
+    from flows.engine.plan import prepare
 
     plan = prepare(csv_path, MAPPING)
     bad = [r for r in plan.rows if r.payload is None]

@@ -65,7 +65,8 @@ def _loadavg() -> str:
 def worker_main(cfg: dict) -> int:
     """In a child: prepare the sheet, open the run (ledger, shared timeline), say ready, wait for the common
     start time on stdin, send everything, print ``RESULT {json}``."""
-    from flows.engine.run import UNSET, ImportRun, RunOptions, prepare, send_pending
+    from flows.engine.plan import prepare
+    from flows.engine.run import UNSET, ImportRun, RunOptions, send_pending
 
     plan = prepare(cfg["sheet"], cfg["mapping"])
     rate = UNSET if cfg.get("rate", "mapping") == "mapping" else cfg["rate"]

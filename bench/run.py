@@ -497,17 +497,17 @@ _INCLUSIVE = [
     ("flows/ledger/ledger.py:record", "Ledger.record"),
     ("flows/ledger/ledger.py:write_many", "Ledger.write_many"),
     ("flows/ledger/ledger.py:payload_hash", "payload_hash"),
-    ("flows/engine/run.py:outcome_from", "ImportRun.outcome_from"),
+    ("flows/engine/answers.py:outcome_from", "ImportRun.outcome_from"),
     ("flows/engine/run.py:write_results", "ImportRun.write_results"),
-    ("flows/engine/run.py:prepare", "prepare"),
+    ("flows/engine/plan.py:prepare", "prepare"),
     ("flows/workbooks/sheets.py:read_sheet", "read_sheet"),
     ("flows/workbooks/sheets.py:_build", "read_sheet: _build (cells to text-first rows)"),
-    ("flows/engine/run.py:map_rows", "map_rows (map + key + validate)"),
+    ("flows/engine/plan.py:map_rows", "map_rows (map + key + validate)"),
     ("flows/mapping/rows.py:map_row", "RowMapper.map_row"),
     ("flows/mapping/rows.py:convert", "date + time + zone to UTC (mapping convert)"),
     ("_strptime.py:_strptime", "datetime.strptime"),
     ("pydantic/main.py:model_validate", "pydantic model_validate"),
-    ("flows/engine/run.py:_mark_duplicate_keys", "duplicate keys"),
+    ("flows/engine/plan.py:_mark_duplicate_keys", "duplicate keys"),
 ]
 
 

@@ -132,7 +132,8 @@ def send_sender(cfg: dict) -> dict:
 
     Diagnostic: the step between the bare httpx loop and the full engine.
     """
-    from flows.engine.run import ImportRun, RunOptions, prepare
+    from flows.engine.plan import prepare
+    from flows.engine.run import ImportRun, RunOptions
 
     plan = prepare(cfg["sheet"], MAPPING)
     payloads = [r.payload for r in plan.valid]
@@ -160,7 +161,8 @@ def send_engine(cfg: dict) -> dict:
     ``ledger`` is ``file`` (a fresh SQLite file in a temporary folder, as the CLI uses) or
     ``memory`` (SQLite ``:memory:``, a diagnostic that removes the disk from the ledger's cost).
     """
-    from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+    from flows.engine.plan import prepare
+    from flows.engine.run import ImportRun, RunOptions, send_pending
 
     plan = prepare(cfg["sheet"], MAPPING)
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
@@ -227,7 +229,7 @@ def map_validate(cfg: dict) -> dict:
 
     The sheet is read once, untimed, and handed to prepare() in place of reading it again.
     """
-    import flows.engine.run as engine
+    import flows.engine.plan as engine
     from flows.workbooks.sheets import read_sheet as rs
 
     sheet = rs(cfg["xlsx"], sheet="Bookings")
@@ -236,8 +238,8 @@ def map_validate(cfg: dict) -> dict:
 
 
 def prepare_full(cfg: dict) -> dict:
-    """flows.engine.run.prepare(xlsx, mappings/jicoo.yaml): read + map + validate."""
-    from flows.engine.run import prepare
+    """flows.engine.plan.prepare(xlsx, mappings/jicoo.yaml): read + map + validate."""
+    from flows.engine.plan import prepare
 
     return _best_of(lambda: prepare(cfg["xlsx"], MAPPING), cfg["repeat"], cfg.get("profile"),
                     lambda plan: {"rows": len(plan.rows), "invalid": sum(r.payload is None for r in plan.rows)})

@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 #: public name -> the module that defines it
 _EXPORTS = {
-    "prepare": "engine.run", "run_import": "engine.run", "RunOptions": "engine.run", "RunResult": "engine.run", "Plan": "engine.run",
+    "prepare": "engine.plan", "run_import": "engine.run", "RunOptions": "engine.run", "RunResult": "engine.summary", "Plan": "engine.plan",
     "ImportRun": "engine.run", "load_mapping": "mapping.model", "read_sheet": "workbooks.sheets", "Outcome": "outcomes",
     "Status": "outcomes", "resolve": "hooks", "ImporterError": "errors", "UsageError": "errors",
     "ConfigError": "errors", "InputError": "errors", "CredentialsError": "errors", "LedgerError": "errors",
@@ -29,7 +29,9 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
-    from .engine.run import ImportRun, Plan, RunOptions, RunResult, prepare, run_import
+    from .engine.plan import Plan, prepare
+    from .engine.run import ImportRun, RunOptions, run_import
+    from .engine.summary import RunResult
     from .errors import ConfigError, CredentialsError, ImporterError, InputError, LedgerError, UsageError
     from .hooks import resolve
     from .mapping.model import load_mapping

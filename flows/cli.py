@@ -475,7 +475,8 @@ def _unstage() -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     _stage(args, "loading")
     with imports_paused():
-        from .engine.run import default_results_path, prepare
+        from .engine.plan import prepare
+        from .engine.summary import default_results_path
         from .engine.validate import require_rows
         from .http.auth import build_auth
         from .terminal import Progress, print_summary
@@ -504,7 +505,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = None, plan: Any = None) -> tuple[dict | None, Any]:
     with imports_paused():
         from .import_sheet import Hooks, hooks, run_import_sheet
-        from .ledger.ledger import parameter_url  # flow parameters are stored by Prefect: never a password in them
+        from .ledger.database import parameter_url  # flow parameters are stored by Prefect: never a password in them
         from .prefect_env import contain_ephemeral_server, ephemeral_server
         from .prefect_quiet import quiet_prefect
 
@@ -564,7 +565,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         from .engine.rerun import load_rerun, summary_lines
         from .engine.validate import require_rows
         from .http.auth import build_auth
-        from .ledger.ledger import parameter_url
+        from .ledger.database import parameter_url
         from .terminal import Progress, print_summary
         from .workbooks.results import check_writable
 
@@ -605,7 +606,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .engine.run import prepare
+    from .engine.plan import prepare
     from .engine.validate import require_rows
 
     plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)

@@ -11,7 +11,7 @@ A mapping names every piece of provider code explicitly (no naming conventions):
 A reference is ``<module>.<Name>`` for a module shipped in ``flows/providers/``, or
 ``package.module:Name`` for code kept anywhere importable (a user's own module). :func:`resolve`
 is the only way the core reaches provider code; provider modules import from this module and
-from modules below it (outcomes, readback, submit, contracts, redact), never from the engine.
+from modules below it (outcomes, http.sender, http.readback, providers.types, redact), never from the engine.
 """
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ Handler = Callable[[RowContext], Awaitable[Outcome]]
 
 class Readback(Protocol):
     """``request.readback``: the provider id of a booking an earlier, uncertain attempt made for this row, or
-    None when the provider has none; raises submit.ReadbackError when it cannot be sure. Always given the
+    None when the provider has none; raises http.sender.ReadbackError when it cannot be sure. Always given the
     ledger's ``entry`` for the row (None when there is none), e.g. to search around the time it was sent."""
 
     def __call__(self, sender: Sender, payload: dict[str, Any], *, entry: Entry | None) -> Awaitable[str | None]: ...

@@ -32,7 +32,8 @@ from prefect.states import Failed
 from .errors import InboxRunFailed, RowsNeedAttention, UsageError
 from .import_sheet import import_sheet
 from .inbox import ImportJob, InboxConfig, check_apprise_url, is_apprise_url, run_inbox
-from .ledger.ledger import default_ledger_url, is_postgres_url, open_ledger, parameter_url
+from .ledger.database import default_ledger_url, is_postgres_url, parameter_url
+from .ledger.ledger import open_ledger
 
 __all__ = ["ARTIFACT_KEY", "DEFAULT_CRON", "DEFAULT_NAME", "check_prefect_server", "import_inbox", "serve_inbox"]
 

@@ -22,8 +22,9 @@ from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
+from .engine.plan import Plan, PreparedRow, prepare
 from .engine.rerun import Rerun, load_rerun
-from .engine.run import UNSET, ImportRun, Plan, PreparedRow, RunOptions, prepare, run_import
+from .engine.run import UNSET, ImportRun, RunOptions, run_import
 from .errors import ImporterError, RowsNeedAttention, UsageError
 
 __all__ = ["Hooks", "final_problems", "flow_run_name", "hooks", "import_sheet", "run_import_sheet", "summary_markdown"]

@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_STATUS_TABLE",
     "DONE_STATUSES",
     "OK_STATUSES",
+    "SENDING",
     "Action",
     "Outcome",
     "Reason",
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):  # a StrEnum: f-strings and the workbook show the plain word
     CREATED = "created"
     ACCEPTED = "accepted"
     SKIPPED = "skipped"
@@ -61,12 +62,11 @@ class Status(str, enum.Enum):
     FAILED = "failed"
     UNKNOWN = "unknown"
 
-    def __str__(self) -> str:  # so f-strings and the workbook show the plain word
-        return self.value
-
     @classmethod
     def of(cls, text: str | None) -> Status | None:
         """The status named ``text``, or None for anything else (e.g. the ledger's ``sending``)."""
+        if text is None:
+            return None
         try:
             return cls(text)
         except ValueError:
@@ -77,9 +77,11 @@ class Status(str, enum.Enum):
 DONE_STATUSES = frozenset({Status.CREATED, Status.ACCEPTED})
 #: statuses that make a run's exit code 0
 OK_STATUSES = frozenset({Status.CREATED, Status.ACCEPTED, Status.SKIPPED})
+#: not an outcome: the ledger's mark on a row written before its request leaves (a later run checks it)
+SENDING = "sending"
 
 
-class Action(str, enum.Enum):
+class Action(enum.StrEnum):
     """What the sender does with a response or a transport error."""
 
     SUCCESS = "success"  # row done: created or accepted (see the mapping's request.success)

@@ -35,7 +35,7 @@ def mask_payload(payload: Any, sensitive_keys: set[str], secrets: Iterable[str] 
 
 def masked_fields(payload: Any, paths: dict[str, str]) -> list[str]:
     """The sensitive fields of ``payload`` whose value holds :data:`MASK` (``paths``: field name -> the path
-    as ``engine._dig`` reads it, ``a.0.b``). Such a payload came from a results workbook, where sensitive
+    as ``engine.payloads.dig`` reads it, ``a.0.b``). Such a payload came from a results workbook, where sensitive
     values are shown masked: it must never be sent, since a provider may well accept the mask as a value."""
     hits = []
     for name, path in paths.items():

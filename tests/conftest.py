@@ -16,7 +16,8 @@ from flows.prefect_env import apply_defaults
 
 apply_defaults()
 
-from flows.engine.run import Plan, RunOptions, prepare, run_import
+from flows.engine.plan import Plan, prepare
+from flows.engine.run import RunOptions, run_import
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS = ROOT / "mappings"

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.plan import prepare
+from flows.engine.run import ImportRun, RunOptions, send_pending
 from flows.errors import ConfigError, CredentialsError, MissingSecretError
 from flows.http.client import Client, Reply
 from flows.http.loopback import LoopbackServer

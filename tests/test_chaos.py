@@ -72,7 +72,8 @@ def write_sheet(path: Path) -> dict[str, str]:
 
 RUNNER = textwrap.dedent("""
     import asyncio, sys
-    from flows.engine.run import RunOptions, prepare, run_import
+    from flows.engine.plan import prepare
+    from flows.engine.run import RunOptions, run_import
     sheet, mapping, ledger, out = sys.argv[1:5]
     asyncio.run(run_import(prepare(sheet, mapping), RunOptions(ledger_url=ledger, out=out, rate=300.0, concurrency=16)))
 """)

@@ -162,7 +162,7 @@ def test_an_unreachable_provider_stops_the_run_instead_of_retrying_every_row(led
     (0, None, []),
 ])
 def test_rows_are_sent_in_chunks_of_500_or_a_fifth_of_the_sheet(rows, given, sizes):
-    from flows.engine.run import chunk_size_for, chunked
+    from flows.engine.plan import chunk_size_for, chunked
 
     chunks = chunked(list(range(rows)), given)
     assert [len(c) for c in chunks] == sizes and [i for c in chunks for i in c] == list(range(rows))

@@ -11,7 +11,9 @@ from contextlib import closing
 import pytest
 
 from flows.errors import LedgerError
-from flows.ledger.ledger import SENDING, GroupCommit, Ledger, default_ledger_url, open_ledger, payload_hash
+from flows.ledger.database import default_ledger_url
+from flows.ledger.group_commit import GroupCommit
+from flows.ledger.ledger import SENDING, Ledger, open_ledger, payload_hash
 from flows.outcomes import Outcome, Status
 
 SCOPE = "jicoo"

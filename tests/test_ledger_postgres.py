@@ -12,8 +12,9 @@ from collections import Counter
 import pytest
 
 from flows.errors import LedgerError
+from flows.ledger.callback_records import CallbackToken
 from flows.ledger.claims import FileClaims
-from flows.ledger.ledger import SENDING, CallbackToken, Ledger, open_ledger
+from flows.ledger.ledger import SENDING, Ledger, open_ledger
 from flows.outcomes import Outcome, Status
 from flows.sandbox import Faults
 
@@ -131,7 +132,7 @@ def test_the_password_never_shows_but_still_connects(pg_url):
         assert "s3cret" not in str(led.path) and str(led.path) == pg_url
         with open_ledger(str(led.path)) as again:  # what the results workbook names: reopens in this process
             assert again.ledger_id == led.ledger_id
-    from flows.ledger.ledger import _pg_url
+    from flows.ledger.database import _pg_url
     assert _pg_url(pg_url) == url
 
 

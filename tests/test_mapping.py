@@ -1,7 +1,7 @@
 """Mapping files: how sheet columns become a payload, and what a row's problems say.
 
 Mappings are built in code from the same dictionaries a YAML file holds; the last section runs
-``flows.engine.run.prepare`` over a small CSV with the real mappings/jicoo.yaml.
+``flows.engine.plan.prepare`` over a small CSV with the real mappings/jicoo.yaml.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.engine.run import prepare
+from flows.engine.plan import prepare
 from flows.errors import InputError
 from flows.mapping.model import MappingFile, Problem, compile_mapping, load_mapping, set_path, split_path
 from flows.providers.jicoo import CreateBooking

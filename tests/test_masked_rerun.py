@@ -10,8 +10,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from flows.engine.plan import prepare
 from flows.engine.rerun import load_rerun
-from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.run import ImportRun, RunOptions, send_pending
 from flows.outcomes import Status
 from flows.redact import MASK
 from flows.sandbox import Faults

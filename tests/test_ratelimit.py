@@ -367,7 +367,8 @@ def _write_sheets(tmp_path: Path, parts: int, rows: int) -> list[Path]:
 def test_a_run_against_an_unpublished_50_per_second_settles_every_row(tmp_path, jicoo_env):
     """The engine with no rate (Jicoo's mapping publishes none) against the simulator answering 429 above 50/s.
     About 7 s: the point of the test. Exact figures: bench/RESULTS.md, "Rate adherence"."""
-    from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+    from flows.engine.plan import prepare
+    from flows.engine.run import ImportRun, RunOptions, send_pending
     from flows.sandbox import JicooSimulator
 
     (sheet,) = _write_sheets(tmp_path, 1, 300)
@@ -401,7 +402,8 @@ def provider_first(sim: Any) -> None:
 
 _WORKER = textwrap.dedent("""
     import asyncio, json, sys, time
-    from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+    from flows.engine.plan import prepare
+    from flows.engine.run import ImportRun, RunOptions, send_pending
     sheet, mapping, ledger = sys.argv[1], sys.argv[2], sys.argv[3]
     plan = prepare(sheet, mapping)
     run = ImportRun(plan, RunOptions(ledger_url=ledger))

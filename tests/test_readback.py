@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.plan import prepare
+from flows.engine.run import ImportRun, RunOptions, send_pending
 from flows.http.auth import build_auth
 from flows.http.readback import instant, norm, same_instant, the_one
 from flows.http.sender import ReadbackError, Sender

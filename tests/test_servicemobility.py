@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.engine.run import ImportRun, prepare
+from flows.engine.plan import prepare
+from flows.engine.run import ImportRun
 from flows.errors import ConfigError, CredentialsError
 from flows.mapping.model import compile_mapping, load_mapping
 from flows.outcomes import Status

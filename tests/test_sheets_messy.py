@@ -22,7 +22,8 @@ import openpyxl
 import pytest
 
 from flows.cli import main
-from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.plan import prepare
+from flows.engine.run import ImportRun, RunOptions, send_pending
 from flows.sandbox import JicooSimulator
 from flows.sandbox.jicoo import EventType
 from flows.workbooks.results import read_results

@@ -11,7 +11,9 @@ import pytest
 from aiohttp import web
 from pydantic import ValidationError
 
-from flows.engine.run import ImportRun, RunOptions, _column_mentioned, prepare
+from flows.engine.answers import _column_mentioned
+from flows.engine.plan import prepare
+from flows.engine.run import ImportRun, RunOptions
 from flows.errors import ConfigError
 from flows.http.loopback import LoopbackServer
 from flows.mapping.model import RunValue, compile_mapping, load_mapping

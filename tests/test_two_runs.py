@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+from flows.engine.plan import prepare
+from flows.engine.run import ImportRun, RunOptions, send_pending
 from flows.ledger.claims import Holder, RowClaims
 from flows.ledger.ledger import SENDING, Ledger, open_ledger, payload_hash
 from flows.outcomes import Status

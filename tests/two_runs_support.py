@@ -18,7 +18,8 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     sheet, mapping, ledger, out, ready, *wait = argv
-    from flows.engine.run import ImportRun, RunOptions, prepare, send_pending
+    from flows.engine.plan import prepare
+    from flows.engine.run import ImportRun, RunOptions, send_pending
 
     plan = prepare(sheet, mapping)
     run = ImportRun(plan, RunOptions(ledger_url=ledger, out=Path(out), rate=None, concurrency=8))

@@ -64,7 +64,7 @@ _ROW_LIST_LIMIT = 40
 class Rerun:
     """A results workbook made ready to go through the engine again."""
 
-    plan: Any  # flows.engine.run.Plan
+    plan: Any  # flows.engine.plan.Plan
     settled: dict[int, Outcome]  # row index -> outcome fixed before sending (carried over or refused)
     source: Path
     previous: dict[str, str]  # the workbook's Summary
@@ -203,7 +203,7 @@ def _ledger_file(url: str) -> Path | None:
 
 def _open_checked_ledger(path: Path, ledger_url: str | None, summary: dict[str, str]) -> Ledger:
     """The ledger to rerun against: --ledger, else the one the Summary names; refuses a foreign one."""
-    from ..ledger.ledger import default_ledger_url, is_postgres_url
+    from ..ledger.database import default_ledger_url, is_postgres_url
 
     written_with = summary.get("ledger", "")
     known = written_with and (is_postgres_url(written_with) or Path(written_with).is_file())
@@ -373,7 +373,7 @@ def load_rerun(results: Path | str, *, mapping: Path | str | None = None, ledger
 
     Raises (exit 2) for a file that is not a results workbook, a mapping that cannot be found, a
     missing ledger, or a workbook written with another ledger."""
-    from .run import map_rows
+    from .plan import map_rows
 
     path = Path(results)
     if not path.is_file():

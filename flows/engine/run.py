@@ -1,4 +1,5 @@
-"""The import, as plain functions: prepare (read, map, validate) -> send -> write results.
+"""The import: :class:`ImportRun` (log in, reconcile, send, stop, workbook) and :func:`run_import`, the one
+sequence every caller uses; a :class:`~flows.engine.plan.Plan` (flows/engine/plan.py) is what it imports.
 
 Prefect (flows/import_sheet.py) and the CLI are thin shells over this module; tests and the
 benchmark drive it directly. Nothing here raises for a bad row: every row ends with an
@@ -13,210 +14,43 @@ import dataclasses
 import datetime as dt
 import os
 import re
-import sys
 import time
 import uuid
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from functools import cached_property
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from secrets import token_urlsafe
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError, ImporterError
-from ..heap import long_lived_frozen
 from ..hooks import Handler, Readback, resolve
 from ..http.auth import Auth, build_auth
 from ..http.callbacks import check_callback_address, receiving
 from ..http.ratelimit import shared_timeline_for
-from ..http.sender import CallResult, ReadbackError, Sender, Transport, encode_form, response_messages
+from ..http.sender import Sender, Transport, encode_form
 from ..ledger.claims import DEFAULT_ROW_LEASE_SECONDS, Heartbeat, RowClaims
-from ..ledger.ledger import SENDING, Entry, GroupCommit, Ledger, open_ledger, payload_hash, settled_since
-from ..mapping.model import MappingFile, Problem, RowMapper, RunValue, compile_mapping, load_mapping
+from ..ledger.group_commit import GroupCommit
+from ..ledger.ledger import SENDING, Entry, Ledger, open_ledger, payload_hash
 from ..mapping.transforms import LookupTable
-from ..outcomes import DONE_STATUSES, Action, Outcome, Status
-from ..redact import MASK, mask_payload, masked_fields, redact_text
+from ..outcomes import Outcome, Status
 from ..workbooks.results import input_number_formats, write_results
-from ..workbooks.sheets import Sheet, paused_gc, read_sheet
+from .answers import is_conflict
+from .context import RowContext
+from .lookups import fetch_lookup
+from .payloads import PathValues, fill_run_values
+from .plan import Plan, PreparedRow, by_column, chunked, map_rows
+from .resume import Reconciling
+from .summary import RunResult, count_statuses, default_results_path, summarize, validated
 
 __all__ = [
     "UNSET",
     "ImportRun",
-    "Plan",
-    "PreparedRow",
-    "RowContext",
     "RunOptions",
-    "chunk_size_for",
-    "chunked",
-    "count_statuses",
-    "map_rows",
-    "prepare",
+    "run_import",
+    "send_pending",
 ]
-
-
-@dataclass
-class PreparedRow:
-    index: int  # position in Sheet.rows
-    line: int  # the row number a person sees in the sheet
-    key: tuple[str, ...]
-    payload: dict[str, Any] | None  # None when the row is invalid
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def key_text(self) -> str:
-        return " / ".join(self.key)
-
-    @cached_property
-    def ledger_key(self) -> str:
-        """The key as the ledger stores it (worked out once: a run reads it several times a row)."""
-        return Ledger.key_text(self.key)
-
-
-@dataclass
-class Plan:
-    mapping: MappingFile
-    mapping_path: Path
-    sheet: Sheet
-    mapper: RowMapper
-    rows: list[PreparedRow]
-
-    @property
-    def valid(self) -> list[PreparedRow]:
-        return [r for r in self.rows if r.payload is not None]
-
-    def masked_payload(self, payload: dict, secrets: Iterable[str] = ()) -> dict:
-        sensitive = {re.sub(r"\[\d+\]", "", p) for p in self.mapping.sensitive_paths()}
-        return mask_payload(payload, sensitive, secrets)
-
-
-# --- prepare -----------------------------------------------------------------------------------------
-
-_PYDANTIC_MESSAGES = {
-    "missing": "is required",
-    "string_too_long": "is too long: at most {max_length} characters",
-    "string_too_short": "is empty; a value is required",
-    "too_long": "has too many items: at most {max_length}",
-    "literal_error": "must be one of {expected}",
-    "string_type": "must be text",
-    "extra_forbidden": "is not a field the provider accepts (check the mapping's fields)",
-}
-
-
-def _contract_problem(err: dict, mapper: RowMapper) -> Problem:
-    loc = [p for p in err["loc"] if not isinstance(p, int)]
-    path = ".".join(str(p) for p in loc)
-    columns: list[str] = []
-    for candidate in (path, str(loc[0]) if loc else ""):
-        for field_path, cols in mapper.columns_for.items():
-            if re.sub(r"\[\d+\]", "", field_path) == candidate:
-                columns = cols
-                break
-        if columns:
-            break
-    if not columns and path:  # a rule on an object (bookingFields: "exactly one of username or email_address")
-        columns = _columns_under(path, str(err["msg"]), mapper)
-    template = _PYDANTIC_MESSAGES.get(err["type"])
-    if template:
-        try:
-            msg = template.format(**(err.get("ctx") or {}))
-        except (KeyError, IndexError):
-            msg = err["msg"]
-    else:
-        msg = str(err["msg"]).removeprefix("Value error, ")
-    column = " + ".join(columns) if columns else None
-    if column is None:
-        msg = f"{path} {msg}"
-    return Problem(column, msg)
-
-
-def _columns_under(prefix: str, message: str, mapper: RowMapper) -> list[str]:
-    """Columns of the fields inside object ``prefix`` that ``message`` names (all of them when it names none)."""
-    inside = {p: cols for p, cols in mapper.columns_for.items()
-              if cols and re.sub(r"\[\d+\]", "", p).startswith(prefix + ".")}
-    words = set(re.findall(r"\w+", message.casefold()))
-    named = [cols for p, cols in inside.items() if p.rsplit(".", 1)[-1].casefold() in words]
-    return list(dict.fromkeys(c for cols in (named or list(inside.values())) for c in cols))
-
-
-def prepare(sheet_path: Path | str, mapping_path: Path | str, *, sheet_name: str | None = None,
-            mapping: MappingFile | None = None) -> Plan:
-    """Read the sheet, map every row and validate it. No network. Raises only for whole-run problems.
-
-    Fields that need a provider list (``remote_lookup``) keep their names here; a run resolves
-    them once it is logged in (:meth:`ImportRun.resolve_lookups`) and maps the rows again."""
-    mapping_path = Path(mapping_path)
-    mapping = mapping or load_mapping(mapping_path)
-    src = mapping.source
-    sheet = read_sheet(sheet_path, sheet=sheet_name or src.sheet, encoding=src.encoding, delimiter=src.delimiter,
-                       header_row=src.header_row, expect=mapping.columns())
-    for note in sheet.notes:  # e.g. the header found below title rows: said, not silently assumed
-        print(f"note: {note}", file=sys.stderr)
-    return map_rows(mapping, mapping_path, sheet)
-
-
-def map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet, tables: dict | None = None) -> Plan:
-    """Map and validate every row of an already read sheet (``tables``: fetched lookup lists)."""
-    with paused_gc():  # a payload dict per row: the cyclic collector would rescan them all, again and again
-        return _map_rows(mapping, mapping_path, sheet, tables)
-
-
-def _map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet, tables: dict | None) -> Plan:
-    mapper = compile_mapping(mapping, sheet.columns, source=Path(sheet.path).name, tables=tables)
-    contract: type[BaseModel] | None = resolve(mapping.request.contract) if mapping.request.contract else None
-    validate = contract.model_validate if contract is not None else None
-    unresolved = {re.sub(r"\[\d+\]", "", p) for p in mapper.unresolved}
-    hidden = sorted({mapper.index[c] for c in mapping.sensitive_columns()})  # sheet positions of sensitive columns
-    rows: list[PreparedRow] = []
-    key_of, map_row = mapper.key_of, mapper.map_row
-    for i, (cells, line) in enumerate(zip(sheet.rows, sheet.line_numbers)):
-        mapped = map_row(cells)
-        problems = mapped.problems
-        key = key_of(cells)
-        for col, k in zip(mapping.key, key):
-            if not k:
-                problems.append(Problem(col, "is empty; it identifies the row across runs, so it is required"))
-        if validate is not None:
-            try:
-                validate(mapped.payload)
-            except ValidationError as exc:
-                seen = {c for p in problems if p.column for c in p.column.split(" + ")}
-                for err in exc.errors():
-                    if unresolved and err["type"] != "missing" and _under(err["loc"], unresolved):
-                        continue  # a name not yet looked up: checked when the run fetches the provider's list
-                    problem = _contract_problem(err, mapper)
-                    if problem.column is None or not seen.intersection(problem.column.split(" + ")):
-                        problems.append(problem)
-        if problems and hidden:  # a message quoting a password must not carry it into results or logs
-            values = [str(cells[j]) for j in hidden if cells[j] not in (None, "")]
-            problems[:] = [Problem(p.column, redact_text(p.message, values)) for p in problems]
-        rows.append(PreparedRow(i, line, key, None if problems else mapped.payload, problems))
-    _mark_duplicate_keys(rows, mapping)
-    return Plan(mapping, mapping_path, sheet, mapper, rows)
-
-
-def _under(loc: tuple, paths: set[str]) -> bool:
-    names = [str(p) for p in loc if not isinstance(p, int)]
-    return any(".".join(names[:n]) in paths for n in range(1, len(names) + 1))
-
-
-def _mark_duplicate_keys(rows: list[PreparedRow], mapping: MappingFile) -> None:
-    seen: dict[tuple[str, ...], list[PreparedRow]] = {}
-    for r in rows:
-        if all(r.key):
-            seen.setdefault(r.key, []).append(r)
-    label = " + ".join(mapping.key)
-    for key, group in seen.items():
-        if len(group) < 2:
-            continue
-        for r in group:
-            others = ", ".join(str(o.line) for o in group if o is not r)
-            r.problems.append(Problem(mapping.key[0] if len(mapping.key) == 1 else label,
-                                      f"{' / '.join(key)!r} is also the key of row {others}; each row needs its own key"))
-            r.payload = None
 
 
 # --- run ---------------------------------------------------------------------------------------------
@@ -245,34 +79,7 @@ class RunOptions:
     lease_seconds: float | None = None
 
 
-#: a chunk of rows is a Prefect task: at least this many rows, and at most MAX_CHUNKS chunks a run unless told
-MIN_CHUNK_ROWS = 500
-MAX_CHUNKS = 5
-
-
-def chunk_size_for(rows: int, given: int | None = None) -> int:
-    """Rows per chunk: ``given``, else 500 or a fifth of the rows, whichever is more. Each task run cost the
-    send phase 25-45 ms on 2 CPUs (Prefect's events, and its server recording them while the rows are
-    sent): a 10,000-row run sent in 2.4 s as 20 tasks, ~1.9 s as 10, ~1.7 s as 5 and ~1.6 s as one
-    (bench/RESULTS.md). Five still shows a long run's progress in the Prefect UI."""
-    return given if given else max(MIN_CHUNK_ROWS, -(-rows // MAX_CHUNKS))
-
-
-def chunked(items: list, size: int | None = None) -> list[list]:
-    """``items`` in chunks of ``size`` (None: :func:`chunk_size_for`)."""
-    size = chunk_size_for(len(items), size)
-    return [items[i:i + size] for i in range(0, len(items), size)] or []
-
-
-_DONE_VALUES = frozenset(s.value for s in DONE_STATUSES)
-
-
-def count_statuses(outcomes: Iterable[Outcome | None]) -> dict[str, int]:
-    counts = Counter(o.status.value if o is not None else Status.SKIPPED.value for o in outcomes)
-    return {s.value: counts.get(s.value, 0) for s in Status}
-
-
-class ImportRun:
+class ImportRun(Reconciling):
     """One run of one sheet. Checks credentials and the ledger on creation, before any request."""
 
     def __init__(self, plan: Plan, options: RunOptions | None = None) -> None:
@@ -292,7 +99,7 @@ class ImportRun:
         self.rate = m.connection.rate if options.rate is UNSET else options.rate
         self.readback: Readback | None = resolve(m.request.readback) if m.request.readback else None
         self.handler: Handler | None = resolve(m.request.handler) if m.request.handler else None
-        #: sensitive field paths as _dig reads them (a[0].b -> a.0.b), worked out once, not per row
+        #: sensitive field paths as dig reads them (a[0].b -> a.0.b), worked out once, not per row
         self._sensitive_dig_paths = [re.sub(r"\[(\d+)\]", r".\1", p) for p in m.sensitive_paths()]
         self.lookup_sizes: dict[str, int] = {}
         #: shared by every row's handler for the length of the run (RowContext.run_state)
@@ -306,7 +113,7 @@ class ImportRun:
         for r in plan.rows:
             if r.payload is None:
                 self.outcomes[r.index] = Outcome(Status.INVALID, "; ".join(str(p) for p in r.problems),
-                                                 column_messages=_by_column(r.problems))
+                                                 column_messages=by_column(r.problems))
         self.settled: dict[int, Outcome] = dict(options.settled or {})
         for i, outcome in self.settled.items():
             self.outcomes[i] = outcome
@@ -321,10 +128,17 @@ class ImportRun:
         self._entries: dict[str, Entry] = {}
         self._sender: Sender | None = None
         self._semaphore: asyncio.Semaphore | None = None
+        #: the ledger's writes while sending, batched (flows/ledger/group_commit.py); a new one each `async with`
+        self._writer = GroupCommit(self.ledger)
+        self.sending_started: float | None = None
+        self.sending_ended: float | None = None
+        self.rows_sent = 0
         self.results_path: Path | None = None
-        self.ledger.start_run(self.run_id, input=str(plan.sheet.path), mapping=str(plan.mapping_path), provider=m.provider)
+        self.ledger.start_run(self.run_id, input=str(plan.sheet.path), mapping=str(plan.mapping_path),
+                              provider=m.provider)
         # two runs at once: rows are claimed before they are sent (pending(), send()); the lease is recorded now
-        self.claims = RowClaims(self.ledger, self.run_id, lease_seconds=options.lease_seconds or DEFAULT_ROW_LEASE_SECONDS)
+        self.claims = RowClaims(self.ledger, self.run_id,
+                                lease_seconds=options.lease_seconds or DEFAULT_ROW_LEASE_SECONDS)
         self.claims.start()
         self._claimed: set[int] = set()  # row indexes this run holds
         self.held_elsewhere = 0  # rows not sent because another live run holds them
@@ -357,85 +171,8 @@ class ImportRun:
 
     def with_run_values(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The payload as sent: ``run_value`` placeholders replaced by this run's values (left out when None)."""
-        return _fill_run_values(payload, self.run_values) if self.run_values else payload
+        return fill_run_values(payload, self.run_values) if self.run_values else payload
 
-    def refresh_from_ledger(self) -> int:
-        """Rows this run left ``accepted`` (or ``unknown``) that the ledger now records as settled (a callback
-        came): take that outcome. Returns how many changed."""
-        waiting = {r.index: (r.ledger_key, o) for r in self.plan.rows
-                   if (o := self.outcomes[r.index]) is not None and o.status in (Status.ACCEPTED, Status.UNKNOWN)}
-        changed = settled_since(self.ledger, self.plan.mapping.scope, waiting, run_id=self.run_id)
-        for i, outcome in changed.items():
-            self.outcomes[i] = outcome
-        return len(changed)
-
-    async def await_callbacks(self, seconds: float, poll: float = 0.1) -> int:
-        """Wait up to ``seconds`` for the provider's callbacks (received by flows.http.callbacks into the ledger) to
-        settle this run's accepted rows; stops early once none is left waiting. Returns how many were settled."""
-        deadline = time.monotonic() + seconds
-        changed = 0
-        while True:
-            changed += self.refresh_from_ledger()
-            if time.monotonic() >= deadline or not any(o is not None and o.status is Status.ACCEPTED for o in self.outcomes):
-                break
-            await asyncio.sleep(poll)
-        self.callbacks_confirmed += changed
-        return changed
-
-    # -- the rows to send, after the ledger has had its say -------------------------------------------
-
-    def pending(self) -> list[PreparedRow]:
-        """Valid rows not yet settled in this run, minus those the ledger says are done (skipped here), minus
-        those another live run holds (skipped, naming it). The rest are claimed for this run, in one batch."""
-        scope = self.plan.mapping.scope
-        todo = [r for r in self.plan.rows if r.payload is not None and self.outcomes[r.index] is None]
-        self._entries = self.ledger.get_many(scope, [r.ledger_key for r in todo])
-        out = []
-        for r in todo:
-            entry = self._entries.get(r.ledger_key)
-            if entry is not None and entry.status in _DONE_VALUES:
-                self._skip_done(r, entry)
-            else:
-                out.append(r)
-        return self._claim(out, reread=True)
-
-    def _skip_done(self, r: PreparedRow, entry: Entry) -> None:
-        note = ""
-        if entry.payload_hash and entry.payload_hash != payload_hash(r.payload):
-            note = "; the row's values differ from what was sent then: change it at the provider, not by rerunning"
-        self._settle(r, Outcome(Status.SKIPPED, f"already {entry.status} by run {entry.run_id} "
-                                                f"(provider id {entry.provider_id or 'not given'}){note}",
-                                provider_id=entry.provider_id, http_status=entry.http_status))
-
-    def _claim(self, rows: list[PreparedRow], *, reread: bool = False) -> list[PreparedRow]:
-        """Claim these rows in the ledger (a batch of keys per statement, not a transaction per row). Returns
-        those this run may send; a row another live run holds is settled ``skipped``, naming that run.
-        ``reread``: read the ledger again for the rows won, since the run that held one until a moment ago
-        may have settled it (then it is skipped as done), or left it ``sending`` (then it is checked)."""
-        new = [r for r in rows if r.index not in self._claimed]
-        if not new:
-            return rows
-        scope = self.plan.mapping.scope
-        got = self.claims.claim(scope, [r.ledger_key for r in new])
-        self.taken_over += len(got.taken_over)
-        if reread and got.won:
-            self._entries.update(self.ledger.get_many(scope, [r.ledger_key for r in new if r.ledger_key in got.won]))
-        out = []
-        for r in rows:
-            key = r.ledger_key
-            if r.index in self._claimed:  # held already (claimed by an earlier pending())
-                out.append(r)
-            elif key in got.won:
-                self._claimed.add(r.index)
-                entry = self._entries.get(key) if reread else None
-                if entry is not None and entry.status in _DONE_VALUES:
-                    self._skip_done(r, entry)
-                else:
-                    out.append(r)
-            else:
-                self.held_elsewhere += 1
-                self._settle(r, Outcome(Status.SKIPPED, f"not sent: {got.held[key].describe()}", needs_rerun=True))
-        return out
 
     # -- sending --------------------------------------------------------------------------------------
 
@@ -443,7 +180,8 @@ class ImportRun:
         m = self.plan.mapping
         return Sender(base_url=self.base_url, auth=self.auth, concurrency=self.concurrency, rate=self.rate,
                       timeout=m.connection.timeout_seconds, connect_timeout=m.connection.connect_timeout_seconds,
-                      attempts=m.retry.attempts, backoff=m.retry.backoff_seconds, max_backoff=m.retry.max_backoff_seconds,
+                      attempts=m.retry.attempts, backoff=m.retry.backoff_seconds,
+                      max_backoff=m.retry.max_backoff_seconds,
                       max_retry_after=m.retry.max_retry_after_seconds, rules=m.request.status_rules(),
                       transport=self.options.transport,
                       # one rate for every process importing to this provider (flows/ratelimit.py)
@@ -471,19 +209,20 @@ class ImportRun:
     async def resolve_lookups(self) -> dict[str, LookupTable]:
         """Fetch each provider list the mapping declares (once per run), then map the rows again so
         names resolve to ids; an unknown or ambiguous name makes its row invalid before anything is sent."""
-        tables = {name: await fetch_lookup(self._sender, name, spec) for name, spec in self.plan.mapping.lookups.items()}
+        tables = {name: await fetch_lookup(self._open_sender, name, spec)
+                  for name, spec in self.plan.mapping.lookups.items()}
         plan = self.plan
         self.plan = map_rows(plan.mapping, plan.mapping_path, plan.sheet, tables)
         self.lookup_sizes = {name: len(t.names) for name, t in tables.items()}
         for r in self.plan.rows:
             if r.index in self.settled:
                 continue
-            if self.outcomes[r.index] is not None and self.outcomes[r.index].status is Status.INVALID:
+            if (earlier := self.outcomes[r.index]) is not None and earlier.status is Status.INVALID:
                 self.outcomes[r.index] = None
                 self.done -= 1
             if r.payload is None:
                 self.outcomes[r.index] = Outcome(Status.INVALID, "; ".join(str(p) for p in r.problems),
-                                                 column_messages=_by_column(r.problems))
+                                                 column_messages=by_column(r.problems))
                 self.done += 1
         return tables
 
@@ -506,10 +245,8 @@ class ImportRun:
         the run ends: after sending (``async with``), and by :meth:`close` (an error, Ctrl-C)."""
         if self.claims.released:
             return
-        writer = getattr(self, "_writer", None)
-        try:
-            if writer is not None:  # a settled row must be in the ledger before another run may claim it
-                writer.flush_now()
+        try:  # a settled row must be in the ledger before another run may claim it
+            self._writer.flush_now()
         finally:
             if self._heartbeat is not None:
                 self._heartbeat.__exit__(None, None, None)
@@ -525,18 +262,18 @@ class ImportRun:
             mine = {r.index for r in self._claim(rows)} | self._claimed
             rows = [r for r in rows if r.index in mine and self.outcomes[r.index] is None]
         queue = list(reversed(rows))
+        semaphore = self._semaphore
 
         async def worker() -> None:
             while queue:
                 row = queue.pop()
-                async with self._semaphore:
+                async with semaphore:
                     await self._process(row)
 
         if self.sending_started is None:
             self.sending_started = time.perf_counter()
-        with long_lived_frozen():  # the garbage collector walks only what the send creates (flows/heap.py)
-            await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(rows)))))
-            await self.confirm_writes()
+        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(rows)))))
+        await self.confirm_writes()
         self.sending_ended = time.perf_counter()
         self.rows_sent += len(rows)
         return count_statuses(self.outcomes[r.index] for r in given)
@@ -553,8 +290,8 @@ class ImportRun:
             return
         if self._lease_lost or row.index not in self._claimed or self.claims.expired():  # the claim check
             self._settle(row, Outcome(Status.SKIPPED, "not sent: this run's claim on its rows ran out (the process "
-                                                      "stalled longer than its lease) and another run may hold the row; "
-                                                      "rerun after it ends", needs_rerun=True))
+                                                      "stalled longer than its lease) and another run may hold the "
+                                                      "row; rerun after it ends", needs_rerun=True))
             return
         scope, key = self.plan.mapping.scope, row.ledger_key
         entry = self._entries.get(key)
@@ -568,7 +305,7 @@ class ImportRun:
                 elif settled is not None:
                     self._settle(row, settled)
                     return
-            phash = payload_hash(row.payload)
+            phash = payload_hash(row.body)
             await self._writer.mark_sending(scope, key, self.run_id, phash)
             try:
                 outcome = await self._send_row(row, entry)
@@ -576,7 +313,7 @@ class ImportRun:
                 self.outcomes[row.index] = Outcome(Status.UNKNOWN, "the run was interrupted while this row was being "
                                                                    "sent; the next run checks it before resending")
                 raise
-            if outcome.status is Status.REJECTED and _is_conflict(outcome):
+            if outcome.status is Status.REJECTED and is_conflict(outcome):
                 outcome = await self._confirm_conflict(row, entry, outcome)
             outcome = self._masked(row, outcome)
             # committed with the next write of the burst; confirmed at the chunk's end
@@ -588,83 +325,6 @@ class ImportRun:
         finally:
             self._in_flight.discard(row.index)
 
-    async def _check_earlier(self, row: PreparedRow, entry: Entry) -> Outcome | str | None:
-        """A row an earlier run may have sent. None: confirmed absent, send it; an Outcome: settled;
-        a provider id (text): found, and the mapping's handler should finish it (e.g. schedule it)."""
-        scope, key = self.plan.mapping.scope, row.ledger_key
-        if self.readback is None:
-            if self.options.resend_unknown or (self.plan.mapping.request.idempotent and self.handler is None):
-                return None  # the operator checked; or the mapping says a resend cannot book twice (a PUT upsert)
-            return Outcome(Status.UNKNOWN, f"run {entry.run_id} may have booked this row ({entry.status}) and "
-                                           f"{self.plan.mapping.provider} offers no way to check; check with the provider, "
-                                           f"then rerun with --resend-unknown if it is not there")
-        try:
-            found = await self.readback(self._sender, row.payload, entry=entry)  # e.g. to search around the time the earlier run sent it
-        except ReadbackError as exc:
-            return Outcome(Status.UNKNOWN, f"run {entry.run_id} may have booked this row and the check failed ({exc}); "
-                                           f"it stays unknown until it can be checked")
-        if found and self.handler is not None:
-            return str(found)
-        if found:
-            done = Outcome(Status.CREATED, "found at the provider after an earlier uncertain send", provider_id=found)
-            self.ledger.record(scope, key, done, self.run_id)
-            return Outcome(Status.SKIPPED, f"already created (found at the provider by a check after run {entry.run_id})",
-                           provider_id=found)
-        return None
-
-    async def _confirm_conflict(self, row: PreparedRow, entry: Entry | None, refused: Outcome) -> Outcome:
-        """A "conflict / already exists" answer to a row that may already be at the provider (an earlier run
-        left it unknown or sending, or this call was sent more than once) is checked, never taken as a
-        rejection: an analyst would move the slot and book the guest twice. Found: created, with the
-        provider's id. Not found or unsure: unknown, saying what to check. A fresh row's conflict (sent
-        once, nothing before it) stays a rejection, unless the check finds the row is ours after all."""
-        uncertain = entry is not None and entry.status in (SENDING, Status.UNKNOWN.value)
-        if not uncertain and refused.attempts <= 1:
-            return refused
-        where = f"run {entry.run_id}" if uncertain and entry is not None else "an earlier attempt of this run"
-        said = f"the provider answered {refused.http_status or 'a conflict'} ({refused.message})"
-        base = dict(http_status=refused.http_status, attempts=refused.attempts)
-        if self.readback is None:
-            if not uncertain:
-                return refused
-            return Outcome(Status.UNKNOWN, f"{said} to a row {where} may have booked, and "
-                                           f"{self.plan.mapping.provider} offers no way to check: look for it at the "
-                                           f"provider; if it is not there, fix the row or rerun with --resend-unknown",
-                           **base)
-        try:
-            found = await self.readback(self._sender, row.payload, entry=entry)  # e.g. to search around the time the earlier run sent it
-        except ReadbackError as exc:
-            if not uncertain:
-                return refused
-            return Outcome(Status.UNKNOWN, f"{said} to a row {where} may have booked, and the check could not be "
-                                           f"sure ({exc}): look for it at the provider before changing the row; the "
-                                           f"next run checks it again", **base)
-        if found:
-            if self.handler is not None:  # a multi-step row: the next run finishes it from the found id
-                return Outcome(Status.UNKNOWN, f"{said}; {found} found at the provider ({where} created it); the next "
-                                               f"run finishes it", provider_id=str(found), stage="found", **base)
-            return Outcome(Status.CREATED, f"{said}; the check found it at the provider: {where} had booked it",
-                           provider_id=str(found), **base)
-        if not uncertain:
-            return refused
-        return Outcome(Status.UNKNOWN, f"{said} to a row {where} may have booked, but the check did not find it: "
-                                       f"look at the provider (e.g. the slot's bookings) before changing the row; "
-                                       f"the next run checks it again", **base)
-
-    def _masked_outcome(self, row: PreparedRow) -> Outcome | None:
-        """``invalid`` when a sensitive field holds the mask instead of a value (a row copied from a results
-        workbook): sending it would set e.g. the customer's password to the mask."""
-        m = self.plan.mapping
-        paths = self.__dict__.get("_mask_paths")
-        if paths is None:  # worked out once per run, not per row
-            paths = self._mask_paths = {p: re.sub(r"\[(\d+)\]", r".\1", p) for p in sorted(m.sensitive_paths())}
-        hits = masked_fields(row.payload, paths) if paths and row.payload else []
-        if not hits:
-            return None
-        columns = [c for p in hits for c in m.fields[p].columns()] if all(p in m.fields for p in hits) else []
-        return Outcome(Status.INVALID, f"{' and '.join(columns or hits)} holds {MASK}, the mask a results workbook shows "
-                                       f"instead of the value; it is never sent: type the value again, then rerun",
-                       column_messages={c: ["type the value again: this is only the mask"] for c in columns})
 
     async def _send_row(self, row: PreparedRow, entry: Entry | None = None) -> Outcome:
         if (masked := self._masked_outcome(row)) is not None:  # the last line of defence, whatever built the row
@@ -681,75 +341,16 @@ class ImportRun:
         path = req.path
         if "{" in path:  # PUT /WorkOrder/{number}: filled from the row
             try:
-                path = path.format_map(_PathValues(payload))
+                path = path.format_map(PathValues(payload))
             except KeyError as exc:
                 return Outcome(Status.INVALID, f"the request path needs {exc.args[0]}, which is empty")
         if req.body == "form":
-            result = await self._sender.call(req.method, path, form=encode_form(payload), idempotent=req.idempotent)
+            result = await self._open_sender.call(req.method, path, form=encode_form(payload),
+                                                  idempotent=req.idempotent)
         else:
-            result = await self._sender.call(req.method, path, json_body=payload, idempotent=req.idempotent)
+            result = await self._open_sender.call(req.method, path, json_body=payload, idempotent=req.idempotent)
         return self.outcome_from(result)
 
-    def outcome_from(self, result: CallResult) -> Outcome:
-        req = self.plan.mapping.request
-        if result.action is Action.SUCCESS:
-            status = Status.ACCEPTED if req.success == "accepted" else Status.CREATED
-            pid = _dig(result.json(), req.provider_id) if req.provider_id else None
-            return Outcome(status, "", provider_id=None if pid is None else str(pid), http_status=result.status_code,
-                           attempts=result.attempts)
-        secrets = [*self.auth.secrets(), *([self._callback_token] if self._callback_token else [])]
-        base = dict(http_status=result.status_code, attempts=result.attempts)
-        if result.action is Action.STOP and result.response is None:
-            return Outcome(Status.SKIPPED, f"not sent: the run stopped early: {result.message}", **base)
-        if result.action in (Action.STOP, Action.FAIL):
-            msg = result.message
-            details = _messages_text(result, self.plan.mapper, secrets) if result.response is not None else ""
-            if details:  # e.g. an RFC 7807 detail saying which id was not found or which permission is missing
-                msg = f"{msg} ({details})"
-            return Outcome(Status.FAILED, redact_text(msg, secrets), **base)
-        if result.action is Action.UNKNOWN:
-            msg = result.message
-            if result.response is not None:
-                msg = f"{msg} ({_messages_text(result, self.plan.mapper, secrets) or 'no details'})"
-            return Outcome(Status.UNKNOWN, redact_text(msg, secrets), **base)
-        # REJECT
-        pairs = response_messages(result.json(), result.response.text if result.response is not None else "")
-        per_column: dict[str, list[str]] = {}
-        parts = []
-        for fld, msg in pairs:
-            col = _column_for(fld, self.plan.mapper) if fld else _column_mentioned(msg, self.plan.mapper)
-            msg = redact_text(msg, secrets)
-            if col:
-                per_column.setdefault(col, []).append(msg)
-                parts.append(f"{col}: {msg}")
-            else:
-                parts.append(f"{fld}: {msg}" if fld else msg)
-        detail = "; ".join(parts)
-        head = result.message or f"rejected ({result.status_code})"
-        return Outcome(Status.REJECTED, f"{head}: {detail}" if detail else head, column_messages=per_column, **base)
-
-    # -- bookkeeping ---------------------------------------------------------------------------------------
-
-    def _masked(self, row: PreparedRow, outcome: Outcome) -> Outcome:
-        hidden = self._sensitive_values(row)
-        if hidden and outcome.message:  # a provider that echoes a password must not put it in the results or ledger
-            outcome = dataclasses.replace(outcome, message=redact_text(outcome.message, hidden), column_messages={
-                c: [redact_text(m, hidden) for m in ms] for c, ms in outcome.column_messages.items()})
-        return outcome
-
-    def _settle(self, row: PreparedRow, outcome: Outcome) -> None:
-        """The row's outcome in this run (the ledger is written by the caller, where the row needs it)."""
-        outcome = self._masked(row, outcome)
-        self.outcomes[row.index] = outcome
-        self.done += 1
-        if self.options.progress is not None:
-            self.options.progress(self)
-
-    def _sensitive_values(self, row: PreparedRow) -> list[str]:
-        paths = self._sensitive_dig_paths
-        if not paths or not row.payload:
-            return []
-        return [str(v) for p in paths if (v := _dig(row.payload, p)) not in (None, "")]
 
     def mark_interrupted(self) -> None:
         """Ctrl-C or a cancelled flow: rows in flight become unknown, the rest are left 'not sent'."""
@@ -775,7 +376,7 @@ class ImportRun:
     def _sending_seconds(self) -> float:
         """From the first row handed to the sender to the last settled and committed (not reading,
         checking, logging in or writing the workbook)."""
-        started, ended = getattr(self, "sending_started", None), getattr(self, "sending_ended", None)
+        started, ended = self.sending_started, self.sending_ended
         return (ended - started) if started is not None and ended is not None else 0.0
 
     def write_results(self, path: Path | None = None) -> Path:
@@ -791,105 +392,13 @@ class ImportRun:
         return self.results_path
 
     def close(self) -> None:
-        writer = getattr(self, "_writer", None)
-        try:
-            if writer is not None:  # records still queued (a run interrupted mid-burst) are written, not dropped
-                writer.flush_now()
+        try:  # records still queued (a run interrupted mid-burst) are written, not dropped
+            self._writer.flush_now()
         finally:
             try:
                 self.release_claims()
             finally:
                 self.ledger.close()
-
-
-@dataclass
-class RowContext:
-    """What a provider handler (``request.handler``) gets for one row.
-
-    A handler sends the row with :meth:`call` (retries, rate limit, auth and the stop rule
-    included), turns answers into outcomes with :meth:`outcome_from`, and records part-way
-    progress with :meth:`checkpoint` so a rerun resumes instead of repeating a step.
-    ``entry`` is the ledger's record from an earlier run (``provider_id`` and ``stage`` set when
-    that run got part-way), or None.
-    """
-
-    run: ImportRun
-    row: PreparedRow
-    entry: Entry | None
-
-    @property
-    def payload(self) -> dict[str, Any]:
-        return self.run.with_run_values(self.row.payload or {})
-
-    @property
-    def mapping(self) -> MappingFile:
-        return self.run.plan.mapping
-
-    @property
-    def sender(self) -> Sender:
-        assert self.run._sender is not None
-        return self.run._sender
-
-    async def call(self, method: str, path: str, **kwargs: Any) -> CallResult:
-        return await self.sender.call(method, path, **kwargs)
-
-    def outcome_from(self, result: CallResult) -> Outcome:
-        return self.run.outcome_from(result)
-
-    def checkpoint(self, provider_id: str | None, stage: str) -> None:
-        self.run.ledger.checkpoint(self.mapping.scope, self.row.ledger_key, self.run.run_id,
-                                   provider_id=provider_id, stage=stage)
-
-    async def send_default(self) -> Outcome:
-        return await self.run.send_default(self.row)
-
-    @property
-    def run_state(self) -> dict[str, Any]:
-        """A dict every row's handler shares for the length of the run, e.g. the slots other rows are booking."""
-        return self.run.handler_state
-
-    def secrets(self) -> list[str]:
-        """The run's credentials, to mask in messages."""
-        return self.run.auth.secrets()
-
-    def cell(self, column: str) -> Any:
-        """The row's value in this sheet column as read (None when the sheet has no such column)."""
-        try:
-            return self.run.plan.sheet.rows[self.row.index][self.run.plan.mapper.index[column]]
-        except (IndexError, KeyError, AttributeError):
-            return None
-
-    def request_path(self, payload: dict[str, Any] | None = None) -> str | None:
-        """The mapping's ``request.path`` with its ``{placeholders}`` filled from the payload; None when one is empty."""
-        try:
-            return self.mapping.request.path.format_map(_PathValues(self.payload if payload is None else payload))
-        except KeyError:
-            return None
-
-
-async def fetch_lookup(sender: Sender, name: str, spec: Any) -> LookupTable:
-    """Every item of a provider list (all pages), as a name -> value table."""
-    pairs: list[tuple[str, Any]] = []
-    paging = spec.paging
-    page = paging.first_page if paging else None
-    for _ in range(paging.max_pages if paging else 1):
-        params = dict(spec.params)
-        if paging:
-            params.update({paging.page_param: page, paging.size_param: paging.size})
-        try:
-            data = await sender.get_json(spec.path, params=params)
-        except ReadbackError as exc:
-            raise ConfigError(f"could not fetch the provider's {name} list from {spec.path} ({exc}); "
-                              f"the names in the sheet cannot be checked, so nothing was sent") from None
-        items = _dig(data, spec.items) if spec.items else data
-        if not isinstance(items, list):
-            raise ConfigError(f"the provider's {name} list at {spec.path} has no list at {spec.items or 'the top level'!r}; "
-                              f"check lookups.{name}.items in the mapping")
-        pairs.extend((_dig(i, spec.match), _dig(i, spec.value)) for i in items if isinstance(i, dict))
-        if not paging or len(items) < paging.size:
-            break
-        page += 1
-    return LookupTable(name, pairs)
 
 
 # --- the one import sequence ---------------------------------------------------------------------------
@@ -899,73 +408,6 @@ CHUNKS_IN_FLIGHT = 2
 
 #: ``send_chunk(run, chunks, number)``: sends ``chunks[number]`` (the Prefect flow makes it a task)
 SendChunk = Callable[["ImportRun", list[list[PreparedRow]], int], Awaitable[dict[str, int]]]
-
-
-def summarize(plan: Plan, started: dt.datetime, ended: dt.datetime, *, run: ImportRun | None = None,
-              mode: str | None = None) -> dict[str, object]:
-    """The results workbook's Summary sheet: what was imported, when, and (for a run) how it went."""
-    sheet = plan.sheet
-    info: dict[str, object] = {"input file": str(sheet.path), "worksheet": sheet.sheet_name or "",
-                               "mapping": str(plan.mapping_path), "provider": plan.mapping.provider}
-    if run is not None:
-        info.update({"base URL": run.base_url, "run id": run.run_id})
-    if mode is not None:
-        info["mode"] = mode
-    info.update({"started": started.isoformat(timespec="seconds"), "ended": ended.isoformat(timespec="seconds"),
-                 "duration (s)": round((ended - started).total_seconds(), 3)})
-    if run is None:
-        info["rows"] = len(plan.rows)
-        return info
-    sending = run._sending_seconds()
-    info.update({
-        "sending (s)": round(sending, 3),
-        "rows sent per second": round(run.rows_sent / sending) if sending else 0,
-        "rows": run.total,
-        "concurrency": run.concurrency,
-        "rate limit (req/s)": run.rate if run.rate else "none",
-        "requests sent": run._sender.requests_sent if run._sender else 0,
-        "ledger": str(run.ledger.path),
-        "ledger id": run.ledger.ledger_id,
-        "interrupted": "yes" if run.interrupted else "no",
-    })
-    if run.held_elsewhere:  # two runs at once: the rows' messages name the run holding each
-        info["rows another run was sending (not sent)"] = run.held_elsewhere
-    if run.taken_over:
-        info["rows taken over from a run that was gone"] = run.taken_over
-    if sheet.encoding:
-        info["csv encoding"] = sheet.encoding
-        info["csv delimiter"] = {"\t": "tab"}.get(sheet.delimiter or "", sheet.delimiter or "")
-    if "callback_url" in run.run_values:  # the token is a credential: never shown
-        url = run.run_values["callback_url"]
-        info["callback URL"] = redact_text(url, [run._callback_token or ""]) if url else "none (no callbacks this run)"
-        info["confirmed by callback"] = run.callbacks_confirmed
-    if run.options.describe is not None:
-        info.update(run.options.describe(run))
-    return info
-
-
-@dataclass
-class RunResult:
-    """How an import ended: counts by status, the results workbook, and the run (None when validating)."""
-
-    counts: dict[str, int]
-    results: Path
-    summary: dict[str, object]
-    outcomes: list[Outcome | None]
-    run: ImportRun | None = None
-
-    @property
-    def run_id(self) -> str | None:
-        return self.run.run_id if self.run is not None else None
-
-    @property
-    def ok(self) -> bool:
-        """Every row created, accepted or skipped."""
-        return all(o is None or o.ok for o in self.outcomes)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain values (the Prefect flow's and the inbox's result)."""
-        return {"counts": self.counts, "results": str(self.results), "run_id": self.run_id, "summary": self.summary}
 
 
 async def _send_entered(run: ImportRun, *, send_chunk: SendChunk | None = None, chunk_size: int | None = None,
@@ -1016,7 +458,7 @@ async def run_import(plan: Plan, options: RunOptions | None = None, *, validate:
     ``on_run``: called with the run once it exists (the CLI keeps it to report a Ctrl-C)."""
     options = options or RunOptions()
     if validate:
-        return _validate(plan, options)
+        return validated(plan, options.out)
     receiver = contextlib.ExitStack()
     with receiver:
         wait = wait_callbacks if "callback_url" in plan.mapping.run_value_paths().values() else 0.0
@@ -1043,159 +485,3 @@ async def run_import(plan: Plan, options: RunOptions | None = None, *, validate:
                 run.write_results()
             run.close()
     return RunResult(run.counts(), path, run.summary(), run.outcomes, run)
-
-
-def _validate(plan: Plan, options: RunOptions) -> RunResult:
-    """Everything a run checks, without network, credentials or ledger: a workbook with invalid rows marked."""
-    started = dt.datetime.now().astimezone()
-    outcomes: list[Outcome | None] = [
-        Outcome(Status.INVALID, "; ".join(map(str, r.problems)), column_messages=_by_column(r.problems))  # marks the cells
-        if r.payload is None else Outcome(Status.SKIPPED, "valid; not sent (validate only)") for r in plan.rows]
-    path = Path(options.out or default_results_path(plan.sheet.path))
-    summary = summarize(plan, started, dt.datetime.now().astimezone(), mode="validate (nothing sent)")
-    sheet = plan.sheet
-    written = write_results(path, columns=sheet.columns, rows=sheet.rows, line_numbers=sheet.line_numbers,
-                            outcomes=outcomes, summary=summary, masked_columns=plan.mapping.sensitive_columns(),
-                            number_formats=input_number_formats(sheet.path, sheet.sheet_name, sheet.header_line))
-    return RunResult(count_statuses(outcomes), written, summary, outcomes)
-
-
-def default_results_path(sheet_path: Path) -> Path:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("out") / f"{Path(sheet_path).stem}.results-{stamp}.xlsx"
-
-
-class _PathValues(dict):
-    def __init__(self, payload: dict) -> None:
-        super().__init__()
-        self._payload = payload
-
-    def __missing__(self, key: str) -> str:
-        value = _dig(self._payload, key)
-        if value in (None, ""):
-            raise KeyError(key)
-        return _quote(str(value))
-
-
-def _quote(value: str) -> str:
-    from urllib.parse import quote
-
-    return quote(value, safe="")
-
-
-def _dig(data: Any, path: str | None) -> Any:
-    if data is None or not path:
-        return None
-    cur = data
-    for part in path.split("."):
-        if isinstance(cur, dict):
-            cur = cur.get(part)
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
-        else:
-            return None
-    return cur
-
-
-def _fill_run_values(value: Any, values: Mapping[str, str | None]) -> Any:
-    """A copy of a payload with each RunValue placeholder replaced; a placeholder whose value is None is left out."""
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            v = _fill_run_values(v, values)
-            if not isinstance(v, RunValue):
-                out[k] = v
-        return out
-    if isinstance(value, list):
-        return [v for v in (_fill_run_values(v, values) for v in value) if not isinstance(v, RunValue)]
-    if isinstance(value, RunValue) and values.get(value.name) is not None:
-        return values[value.name]
-    return value
-
-
-_CONFLICT_WORDS = re.compile(r"\b(conflict|duplicate|already (exists|booked|taken|created))\b", re.IGNORECASE)
-
-
-def _is_conflict(outcome: Outcome) -> bool:
-    """A refusal that may mean "you sent this before": 409, or a refusal that says it is a duplicate."""
-    return outcome.http_status == 409 or bool(_CONFLICT_WORDS.search(outcome.message or ""))
-
-
-def _by_column(problems: list[Problem]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for p in problems:
-        if p.column:
-            out.setdefault(p.column, []).append(p.message)
-    return out
-
-
-def _column_for(field_name: str, mapper: RowMapper) -> str | None:
-    """The sheet column of the payload field a provider names: case-insensitive ("OrderNumber"), list indexes
-    and a JSON-path "$." ignored; the full path wins over a last-segment match. None when the name fits
-    several columns (customFields[0].value: list items are renumbered once empty ones are dropped)."""
-    want = re.sub(r"\[\d+\]", "", field_name.strip().removeprefix("$.")).casefold()
-    full: dict[str, None] = {}
-    last: dict[str, None] = {}
-    for path, cols in mapper.columns_for.items():
-        if not cols:
-            continue
-        norm = re.sub(r"\[\d+\]", "", path).casefold()
-        if norm == want:
-            full[" + ".join(cols)] = None
-        elif norm.rsplit(".", 1)[-1] == want:
-            last[" + ".join(cols)] = None
-    found = full or last
-    return next(iter(found)) if len(found) == 1 else None
-
-
-def _column_mentioned(message: str, mapper: RowMapper) -> str | None:
-    """The sheet column(s) of the payload fields a free-text message names.
-
-    Names are compared with case, spaces and ``_ . [ ] -`` ignored, so "bookingReference field is
-    Missing or Empty.", "Booking Reference is empty", "bookingFields[username] field ..." and
-    "bookingFields.username ..." all find their field; a field's full path beats a sheet column's
-    name, which beats a last path segment shared by several fields (then it names none). Where
-    names overlap the longest wins; a message naming several fields ("username or email_address")
-    gets all their columns, joined with " + ".
-    """
-    tokens = re.findall(r"[^\W_]+", message.casefold())
-    if not tokens:
-        return None
-    names: dict[str, str | None] = {}  # squashed name -> column text (None: ambiguous)
-    tiers: list[dict[str, set[str]]] = [{}, {}, {}]
-    for path, cols in mapper.columns_for.items():
-        if not cols:
-            continue
-        col = " + ".join(cols)
-        norm = re.sub(r"\[\d+\]", "", path)
-        for tier, candidates in zip(tiers, ([norm], cols, [norm.rsplit(".", 1)[-1]])):
-            for candidate in candidates:
-                key = "".join(re.findall(r"[^\W_]+", candidate.casefold()))
-                if len(key) >= 3:
-                    tier.setdefault(key, set()).add(col)
-    for tier in tiers:
-        for key, cols in tier.items():
-            if key not in names:
-                names[key] = next(iter(cols)) if len(cols) == 1 else None
-    longest = max(len(k) for k in names) if names else 0
-    spans: list[tuple[int, int, int, str | None]] = []  # (-length, start, end, column)
-    for i in range(len(tokens)):
-        key = ""
-        for j in range(i, len(tokens)):
-            key += tokens[j]
-            if len(key) > longest:
-                break
-            if key in names:
-                spans.append((-len(key), i, j + 1, names[key]))
-    taken: list[tuple[int, int, str | None]] = []
-    for _, start, end, col in sorted(spans):
-        if all(end <= s or start >= e for s, e, _ in taken):
-            taken.append((start, end, col))
-    found = dict.fromkeys(c for _, _, c in sorted(taken) if c is not None)
-    return " + ".join(found) if found else None
-
-
-def _messages_text(result: CallResult, mapper: RowMapper, secrets: list[str]) -> str:
-    text = result.response.text if result.response is not None else ""
-    pairs = response_messages(result.json(), text)
-    return "; ".join(f"{f}: {m}" if f else m for f, m in pairs)

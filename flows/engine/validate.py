@@ -9,7 +9,9 @@ from typing import Any
 from ..errors import InputError
 from ..outcomes import Status
 from ..workbooks.results import check_writable
-from .run import RunOptions, default_results_path, prepare, run_import
+from .plan import prepare
+from .run import RunOptions, run_import
+from .summary import default_results_path
 
 __all__ = ["require_rows", "validate_sheet"]
 

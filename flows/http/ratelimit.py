@@ -127,7 +127,7 @@ class SharedTimeline:
             "last_by TEXT, prev_by TEXT, prev_at REAL)")
 
     def __init__(self, ledger_target: Any, name: str) -> None:
-        from ..ledger.ledger import Database
+        from ..ledger.database import Database
 
         self.name = name
         self.me = uuid.uuid4().hex

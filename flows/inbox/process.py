@@ -37,7 +37,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine.run import UNSET, RunOptions, prepare, run_import
+from ..engine.plan import prepare
+from ..engine.run import UNSET, RunOptions, run_import
 from ..errors import ImporterError, UsageError
 from ..ledger.claims import DONE, FileClaims, Heartbeat, file_hash
 from ..ledger.ledger import open_ledger

@@ -29,7 +29,7 @@ row another live run holds is not sent, and its outcome names that run. The leas
 each row's: one heartbeat renews it, and a claim is live while its run's lease is. A run releases
 its claims when it ends (normally, on an error, on Ctrl-C); a killed run's claims are taken over
 once its lease ran out, or at once on the same host when its process is gone. A taken-over row
-left ``sending`` is checked with the provider before anything is resent (flows/engine/run.py).
+left ``sending`` is checked with the provider before anything is resent (flows/engine/resume.py).
 
 Several machines need one database all of them can lock. SQLite in WAL mode works only for
 processes on one host (WAL needs shared memory, and network file systems break SQLite's locks),
@@ -40,6 +40,7 @@ keep the machines' clocks in sync (NTP), well within the lease.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -50,9 +51,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import LedgerError
-from .ledger import Database, Ledger, is_postgres_url
+from .database import Database, is_postgres_url
+from .ledger import Ledger
 
 __all__ = [
     "CLAIMED",
@@ -64,6 +67,7 @@ __all__ = [
     "FileRecord",
     "Heartbeat",
     "Holder",
+    "Renewable",
     "RowClaims",
     "file_hash",
 ]
@@ -244,9 +248,11 @@ class FileClaims:
                counts: dict[str, int], message: str = "") -> bool:
         with self._lock:
             cur = self._db.execute(
-                "UPDATE files SET state=?, finished_at=?, results=?, archived_to=?, counts=?, message=?, lease_until=NULL "
+                "UPDATE files SET state=?, finished_at=?, results=?, archived_to=?, counts=?, message=?, "
+                "lease_until=NULL "
                 "WHERE content_hash=? AND owner=? AND state=?",
-                (DONE, self.clock(), results, archived_to, json.dumps(counts), message, content_hash, self.owner, CLAIMED))
+                (DONE, self.clock(), results, archived_to, json.dumps(counts), message, content_hash, self.owner,
+                 CLAIMED))
         return cur.rowcount == 1
 
     def release(self, content_hash: str, message: str) -> bool:
@@ -277,10 +283,8 @@ class Holder:
     def describe(self) -> str:
         """What a row's outcome says when another run holds it."""
         started = self.started_at or "?"
-        try:
+        with contextlib.suppress(ValueError):  # not a timestamp: shown as stored
             started = dt.datetime.fromisoformat(started).astimezone().isoformat(timespec="seconds")
-        except ValueError:
-            pass
         return (f"in flight in run {self.run_id} (started {started} by {self.host or '?'}/{self.pid or '?'}); "
                 f"rerun after it ends")
 
@@ -393,13 +397,23 @@ class RowClaims:
         return count
 
 
+class Renewable(Protocol):
+    """A claim a :class:`Heartbeat` keeps alive: a file's (:class:`FileClaims`) or a run's rows'
+    (:class:`RowClaims`)."""
+
+    lease_seconds: float
+    errors: tuple[type[BaseException], ...]
+
+    def renew(self, key: str, /) -> bool: ...
+
+
 class Heartbeat:
     """Renews a claim from a thread every ``lease/6`` seconds while a file is imported.
 
     A thread, not an asyncio task, so a long synchronous step (reading a big sheet, writing the
     workbook) cannot starve it. When the claim is found taken over, ``on_lost`` is called once."""
 
-    def __init__(self, claims: FileClaims, content_hash: str, on_lost: Callable[[], None] | None = None,
+    def __init__(self, claims: Renewable, content_hash: str, on_lost: Callable[[], None] | None = None,
                  every: float | None = None) -> None:
         self.claims = claims
         self.content_hash = content_hash

@@ -1,7 +1,7 @@
 """The web page's only door into the engine: reading, mapping/validating and booking go through here.
 
 It calls what the CLI calls: ``read_sheet`` with the mapping's source settings and ``map_rows`` (the
-same as ``flows.engine.run.prepare``), ``require_rows``, and for booking the Prefect flow ``import_sheet``
+same as ``flows.engine.plan.prepare``), ``require_rows``, and for booking the Prefect flow ``import_sheet``
 (a flow run on the server PREFECT_API_URL names: the web's own local server, flows/prefect_server.py,
 or one of the operator's), else, with ``--no-prefect``, ``engine.run_import`` directly: the one import
 sequence either way. The ledger claims and records every row, so nothing is booked twice.
@@ -17,10 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..engine.run import ImportRun, Plan, RunOptions, map_rows, run_import
+from ..engine.plan import Plan, map_rows
+from ..engine.run import ImportRun, RunOptions, run_import
 from ..engine.validate import require_rows
 from ..errors import ImporterError, RowsNeedAttention
-from ..ledger.ledger import parameter_url
+from ..ledger.database import parameter_url
 from ..mapping.model import MappingFile, load_mapping
 from ..workbooks.sheets import Sheet, read_sheet
 

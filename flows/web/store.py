@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ImporterError
-from ..ledger.ledger import Database, _path_from_url, default_ledger_url, is_postgres_url, open_ledger
+from ..ledger.database import Database, _path_from_url, default_ledger_url, is_postgres_url
+from ..ledger.ledger import open_ledger
 from ..outcomes import Outcome, Status
 
 __all__ = ["Upload", "Uploads", "WebStore"]

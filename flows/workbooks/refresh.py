@@ -22,7 +22,8 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InputError
-from ..ledger.ledger import Ledger, is_postgres_url, open_ledger, settled_since
+from ..ledger.database import is_postgres_url
+from ..ledger.ledger import Ledger, open_ledger, settled_since
 from ..mapping.model import load_mapping
 from ..mapping.transforms import to_text
 from ..outcomes import Outcome, Status

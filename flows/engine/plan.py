@@ -1,0 +1,227 @@
+"""Reading a sheet into a Plan: every row mapped to its payload and validated, nothing sent.
+
+Also how a run cuts the rows to send into chunks.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ..hooks import resolve
+from ..ledger.ledger import Ledger
+from ..mapping.model import MappingFile, Problem, RowMapper, compile_mapping, load_mapping
+from ..mapping.transforms import LookupTable
+from ..redact import mask_payload, redact_text
+from ..workbooks.sheets import Sheet, read_sheet
+
+__all__ = [
+    "Plan",
+    "PreparedRow",
+    "by_column",
+    "chunk_size_for",
+    "chunked",
+    "map_rows",
+    "prepare",
+]
+
+T = TypeVar("T")
+
+
+@dataclass
+class PreparedRow:
+    index: int  # position in Sheet.rows
+    line: int  # the row number a person sees in the sheet
+    key: tuple[str, ...]
+    payload: dict[str, Any] | None  # None when the row is invalid
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The payload of a valid row, to send (an invalid row has none and is never sent)."""
+        if self.payload is None:
+            raise ValueError(f"row {self.line} is invalid: it has no payload to send")
+        return self.payload
+
+    @property
+    def key_text(self) -> str:
+        return " / ".join(self.key)
+
+    @cached_property
+    def ledger_key(self) -> str:
+        """The key as the ledger stores it (worked out once: a run reads it several times a row)."""
+        return Ledger.key_text(self.key)
+
+
+@dataclass
+class Plan:
+    mapping: MappingFile
+    mapping_path: Path
+    sheet: Sheet
+    mapper: RowMapper
+    rows: list[PreparedRow]
+
+    @property
+    def valid(self) -> list[PreparedRow]:
+        return [r for r in self.rows if r.payload is not None]
+
+    def masked_payload(self, payload: dict[str, Any], secrets: Iterable[str] = ()) -> dict[str, Any]:
+        sensitive = {re.sub(r"\[\d+\]", "", p) for p in self.mapping.sensitive_paths()}
+        masked: dict[str, Any] = mask_payload(payload, sensitive, secrets)
+        return masked
+
+
+# --- prepare -----------------------------------------------------------------------------------------
+
+_PYDANTIC_MESSAGES = {
+    "missing": "is required",
+    "string_too_long": "is too long: at most {max_length} characters",
+    "string_too_short": "is empty; a value is required",
+    "too_long": "has too many items: at most {max_length}",
+    "literal_error": "must be one of {expected}",
+    "string_type": "must be text",
+    "extra_forbidden": "is not a field the provider accepts (check the mapping's fields)",
+}
+
+
+def _contract_problem(err: Mapping[str, Any], mapper: RowMapper) -> Problem:
+    loc = [p for p in err["loc"] if not isinstance(p, int)]
+    path = ".".join(str(p) for p in loc)
+    columns: list[str] = []
+    for candidate in (path, str(loc[0]) if loc else ""):
+        for field_path, cols in mapper.columns_for.items():
+            if re.sub(r"\[\d+\]", "", field_path) == candidate:
+                columns = cols
+                break
+        if columns:
+            break
+    if not columns and path:  # a rule on an object (bookingFields: "exactly one of username or email_address")
+        columns = _columns_under(path, str(err["msg"]), mapper)
+    template = _PYDANTIC_MESSAGES.get(err["type"])
+    if template:
+        try:
+            msg = template.format(**(err.get("ctx") or {}))
+        except (KeyError, IndexError):
+            msg = err["msg"]
+    else:
+        msg = str(err["msg"]).removeprefix("Value error, ")
+    column = " + ".join(columns) if columns else None
+    if column is None:
+        msg = f"{path} {msg}"
+    return Problem(column, msg)
+
+
+def _columns_under(prefix: str, message: str, mapper: RowMapper) -> list[str]:
+    """Columns of the fields inside object ``prefix`` that ``message`` names (all of them when it names none)."""
+    inside = {p: cols for p, cols in mapper.columns_for.items()
+              if cols and re.sub(r"\[\d+\]", "", p).startswith(prefix + ".")}
+    words = set(re.findall(r"\w+", message.casefold()))
+    named = [cols for p, cols in inside.items() if p.rsplit(".", 1)[-1].casefold() in words]
+    return list(dict.fromkeys(c for cols in (named or list(inside.values())) for c in cols))
+
+
+def prepare(sheet_path: Path | str, mapping_path: Path | str, *, sheet_name: str | None = None,
+            mapping: MappingFile | None = None) -> Plan:
+    """Read the sheet, map every row and validate it. No network. Raises only for whole-run problems.
+
+    Fields that need a provider list (``remote_lookup``) keep their names here; a run resolves
+    them once it is logged in (:meth:`ImportRun.resolve_lookups`) and maps the rows again."""
+    mapping_path = Path(mapping_path)
+    mapping = mapping or load_mapping(mapping_path)
+    src = mapping.source
+    sheet = read_sheet(sheet_path, sheet=sheet_name or src.sheet, encoding=src.encoding, delimiter=src.delimiter,
+                       header_row=src.header_row, expect=mapping.columns())
+    for note in sheet.notes:  # e.g. the header found below title rows: said, not silently assumed
+        print(f"note: {note}", file=sys.stderr)
+    return map_rows(mapping, mapping_path, sheet)
+
+
+def map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet,
+             tables: dict[str, LookupTable] | None = None) -> Plan:
+    """Map and validate every row of an already read sheet (``tables``: fetched lookup lists)."""
+    mapper = compile_mapping(mapping, sheet.columns, source=Path(sheet.path).name, tables=tables)
+    contract: type[BaseModel] | None = resolve(mapping.request.contract) if mapping.request.contract else None
+    validate = contract.model_validate if contract is not None else None
+    unresolved = {re.sub(r"\[\d+\]", "", p) for p in mapper.unresolved}
+    hidden = sorted({mapper.index[c] for c in mapping.sensitive_columns()})  # sheet positions of sensitive columns
+    rows: list[PreparedRow] = []
+    key_of, map_row = mapper.key_of, mapper.map_row
+    for i, (cells, line) in enumerate(zip(sheet.rows, sheet.line_numbers, strict=True)):
+        mapped = map_row(cells)
+        problems = mapped.problems
+        key = key_of(cells)
+        for col, k in zip(mapping.key, key, strict=True):
+            if not k:
+                problems.append(Problem(col, "is empty; it identifies the row across runs, so it is required"))
+        if validate is not None:
+            try:
+                validate(mapped.payload)
+            except ValidationError as exc:
+                seen = {c for p in problems if p.column for c in p.column.split(" + ")}
+                for err in exc.errors():
+                    if unresolved and err["type"] != "missing" and _under(err["loc"], unresolved):
+                        continue  # a name not yet looked up: checked when the run fetches the provider's list
+                    problem = _contract_problem(err, mapper)
+                    if problem.column is None or not seen.intersection(problem.column.split(" + ")):
+                        problems.append(problem)
+        if problems and hidden:  # a message quoting a password must not carry it into results or logs
+            values = [str(cells[j]) for j in hidden if cells[j] not in (None, "")]
+            problems[:] = [Problem(p.column, redact_text(p.message, values)) for p in problems]
+        rows.append(PreparedRow(i, line, key, None if problems else mapped.payload, problems))
+    _mark_duplicate_keys(rows, mapping)
+    return Plan(mapping, mapping_path, sheet, mapper, rows)
+
+
+def _under(loc: tuple[int | str, ...], paths: set[str]) -> bool:
+    names = [str(p) for p in loc if not isinstance(p, int)]
+    return any(".".join(names[:n]) in paths for n in range(1, len(names) + 1))
+
+
+def _mark_duplicate_keys(rows: list[PreparedRow], mapping: MappingFile) -> None:
+    seen: dict[tuple[str, ...], list[PreparedRow]] = {}
+    for r in rows:
+        if all(r.key):
+            seen.setdefault(r.key, []).append(r)
+    label = " + ".join(mapping.key)
+    for key, group in seen.items():
+        if len(group) < 2:
+            continue
+        for r in group:
+            others = ", ".join(str(o.line) for o in group if o is not r)
+            r.problems.append(Problem(mapping.key[0] if len(mapping.key) == 1 else label,
+                                      f"{' / '.join(key)!r} is also the key of row {others}; "
+                                      f"each row needs its own key"))
+            r.payload = None
+
+
+#: a chunk of rows is a Prefect task: at least this many rows, and at most MAX_CHUNKS chunks a run unless told
+MIN_CHUNK_ROWS = 500
+MAX_CHUNKS = 5
+
+
+def chunk_size_for(rows: int, given: int | None = None) -> int:
+    """Rows per chunk: ``given``, else 500 or a fifth of the rows, whichever is more. Each task run cost the
+    send phase 25-45 ms on 2 CPUs (Prefect's events, and its server recording them while the rows are
+    sent): a 10,000-row run sent in 2.4 s as 20 tasks, ~1.9 s as 10, ~1.7 s as 5 and ~1.6 s as one
+    (bench/RESULTS.md). Five still shows a long run's progress in the Prefect UI."""
+    return given if given else max(MIN_CHUNK_ROWS, -(-rows // MAX_CHUNKS))
+
+
+def chunked(items: list[T], size: int | None = None) -> list[list[T]]:
+    """``items`` in chunks of ``size`` (None: :func:`chunk_size_for`)."""
+    size = chunk_size_for(len(items), size)
+    return [items[i:i + size] for i in range(0, len(items), size)] or []
+
+
+def by_column(problems: list[Problem]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for p in problems:
+        if p.column:
+            out.setdefault(p.column, []).append(p.message)
+    return out
