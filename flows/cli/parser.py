@@ -1,36 +1,20 @@
-"""``booking-import``: the command line. Thin: every command calls the library.
-
-Exit codes: 0 every row created, accepted or skipped; 1 the run finished but some rows were
-not (the results workbook says which); 2 usage, config or input error (nothing was sent);
-130 interrupted by SIGINT (Ctrl-C), 143 stopped by SIGTERM (the results workbook holds what was done).
-"""
+"""The ``booking-import`` parser: commands, options, their help, and the argument types."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import json
 import math
-import os
-import signal
-import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from .errors import ImporterError, UsageError
-from .heap import imports_paused, thaw
 
 CHUNK_HELP = ("rows per Prefect task (default: 500, or a fifth of the rows when that is more, so a run has at most "
               "5 tasks: each task run costs the send phase some CPU)")
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+
+__all__ = ["CHUNK_HELP", "COMMANDS", "EPILOG", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_ROWS",
+           "build_parser", "environment_help", "sandbox_providers_help"]
 
 EXIT_OK, EXIT_ROWS, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-#: commands that run a flow: SIGINT and SIGTERM stop them cleanly (flows.prefect_env.GracefulStop)
-_FLOW_COMMANDS = ("run", "rerun")
-_stop: Any = None  # the GracefulStop of the command running in this process, if any
 
 EPILOG = """exit codes:
   0  every row was created, accepted or skipped
@@ -46,13 +30,13 @@ provider that confirms later (Systems X Bridge) reaches `booking-import callback
 {environment}"""
 
 #: where `--help` reads the bundled mappings from, to list the variables each provider needs
-MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
+MAPPINGS_DIR = Path(__file__).resolve().parent.parent.parent / "mappings"
 
 
 def environment_help(folder: Path | None = None) -> str:
     """The environment variables each bundled mapping reads, derived from the mapping files (so a new
     mapping, e.g. BigChange's OAuth2 client and Customer-Id header, shows up in `--help` without an edit here)."""
-    from .mapping.model import load_mapping
+    from ..mapping.model import load_mapping
 
     folder = folder or MAPPINGS_DIR
     found: dict[str, tuple[list[str], list[str], list[str]]] = {}
@@ -108,8 +92,8 @@ class _Wrapping(argparse.HelpFormatter):
 
 def sandbox_providers_help(folder: Path | None = None) -> str:
     """The providers `sandbox` can simulate, each with the bundled mappings that use it."""
-    from .mapping.model import load_mapping
-    from .sandbox import SIMULATORS
+    from ..mapping.model import load_mapping
+    from ..sandbox import SIMULATORS
 
     folder = folder or MAPPINGS_DIR
     uses: dict[str, list[str]] = {p: [] for p in SIMULATORS}
@@ -367,389 +351,3 @@ def _port(text: str) -> int:
     return value
 
 
-def _load_dotenv() -> None:
-    env = Path(".env")
-    if env.is_file():
-        from dotenv import load_dotenv
-
-        load_dotenv(env, override=False)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.command:
-        parser.print_help()
-        return EXIT_INPUT
-    _load_dotenv()
-    global _stop, _staged
-    stopping = contextlib.nullcontext()
-    if args.command in _FLOW_COMMANDS:
-        from .prefect_env import GracefulStop
-
-        stopping = _stop = GracefulStop()
-    try:
-        with stopping:
-            code = _COMMANDS[args.command](args)
-    except ImporterError as exc:
-        _unstage()
-        print(f"error: {exc}", file=sys.stderr)
-        code = exc.exit_code
-    except KeyboardInterrupt:
-        print("\ninterrupted: nothing was sent" if args.command in _FLOW_COMMANDS else "\ninterrupted", file=sys.stderr)
-        code = _interrupted_code()
-    finally:
-        signalled = _stop.signum if _stop is not None else None
-        _stop = None
-        _staged = 0
-        thaw()  # what run/rerun froze while loading pandas and Prefect (flows/heap.py)
-    if signalled:  # stopped by a signal, whatever the command got to: 128 + the signal, every time
-        code = _interrupted_code_of(signalled)
-        if _is_the_command():
-            _exit_now(code)
-    return code
-
-
-def _is_the_command() -> bool:
-    """Whether this process is ``booking-import``/``python -m flows`` (not a test or a library calling main)."""
-    main_module = sys.modules.get("__main__")
-    spec = getattr(main_module, "__spec__", None)
-    return (spec is not None and spec.name in ("flows", "flows.__main__")) or Path(sys.argv[0]).name == "booking-import"
-
-
-def _exit_now(code: int) -> None:
-    """End a signalled command with ``code``, the workbook written: exit handlers run (Prefect stops its
-    temporary server), then the process ends without the interpreter's finalisation, so nothing there (a
-    library's thread, a late signal) can turn the exit code into something else: before this, about one
-    early Ctrl-C in ten ended as a death by SIGINT (-2) instead of 130."""
-    import atexit
-
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    atexit._run_exitfuncs()
-    os._exit(code)
-
-
-def _interrupted_code() -> int:
-    return _stop.exit_code if _stop is not None and _stop.signum else EXIT_INTERRUPTED
-
-
-def _interrupted_code_of(signum: int) -> int:
-    return 128 + signum
-
-
-def _checkpoint() -> None:
-    """Between the steps of run/rerun: a signal that came meanwhile stops the command here (nothing sent yet)."""
-    if _stop is not None:
-        _stop.checkpoint()
-
-
-# --- commands ---------------------------------------------------------------------------------------
-
-
-_staged = 0  # stage lines shown on this terminal, erased again if the command ends in a one-line error
-
-
-def _stage(args: argparse.Namespace, text: str) -> None:
-    """Say what the command is doing while nothing else shows (loading, reading the sheet, starting Prefect,
-    connecting): a line on stderr when it is a terminal (a pipe or a log gets the progress lines and the
-    summary only); none with --quiet."""
-    global _staged
-    if not getattr(args, "quiet", False) and sys.stderr.isatty():
-        print(f"\x1b[2m{text}...\x1b[0m", file=sys.stderr, flush=True)
-        _staged += 1
-
-
-def _unstage() -> None:
-    """Erase the stage lines (a refused input is one line on the terminal, as on a pipe)."""
-    global _staged
-    if _staged and sys.stderr.isatty():
-        print(f"\x1b[{_staged}F\x1b[0J", end="", file=sys.stderr, flush=True)
-    _staged = 0
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    _stage(args, "loading")
-    with imports_paused():
-        from .engine.run import default_results_path, prepare
-        from .engine.validate import require_rows
-        from .http.auth import build_auth
-        from .terminal import Progress, print_summary
-        from .workbooks.results import check_writable
-
-    _checkpoint()
-    _stage(args, f"reading {args.sheet.name} and checking every row against {args.mapping.name}")
-    plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before Prefect starts
-    _checkpoint()
-    require_rows(plan)
-    check_writable(args.out or default_results_path(plan.sheet.path), source=plan.sheet.path)  # not after 55 rows are booked
-    build_auth(plan.mapping.connection.auth, plan.mapping.provider)  # so does a missing secret
-    from .http.callbacks import check_callback_address  # and a callback address the provider can never call
-
-    check_callback_address(plan.mapping, os.environ, in_process="http://127.0.0.1" if args.wait_callbacks else None)
-    progress = Progress(enabled=not args.quiet)
-    result, run = _run_flow(args, progress, plan=plan)
-    if run is None:  # stopped by a signal before the run began (nothing sent)
-        return _interrupted_code()
-    print_summary(run, sys.stdout)
-    if run.interrupted:
-        return _interrupted_code()
-    return EXIT_OK if all(o is not None and o.ok for o in run.outcomes) else EXIT_ROWS
-
-
-def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = None, plan: Any = None) -> tuple[dict | None, Any]:
-    with imports_paused():
-        from .import_sheet import Hooks, hooks, run_import_sheet
-        from .ledger.ledger import parameter_url  # flow parameters are stored by Prefect: never a password in them
-        from .prefect_env import contain_ephemeral_server, ephemeral_server
-        from .prefect_quiet import quiet_prefect
-
-        if ephemeral_server():  # Prefect loads its server's modules here as the flow starts; load them now
-            contain_ephemeral_server()  # it ends with this process, and Ctrl-C in a terminal does not stop it
-
-    holder: dict[str, Any] = {}
-    def on_run(run: Any) -> None:
-        holder.setdefault("run", run)
-        _stage(args, f"{sum(1 for r in run.plan.rows if r.payload is not None)} valid rows; connecting to "
-                     f"{run.plan.mapping.provider} at {run.base_url}")
-
-    def on_flow_run(url: str) -> None:  # a configured Prefect server: where to follow (and find) this run
-        print(f"Prefect flow run: {url}", flush=True)
-
-    token = hooks.set(Hooks(progress=progress.update, on_run=on_run, plan=plan, on_flow_run=on_flow_run))
-    result = None
-    stop = _stop
-
-    async def flow() -> dict:
-        if stop is not None:  # a signal now cancels the flow, which then writes the workbook of what was done
-            stop.attach(asyncio.get_running_loop(), asyncio.current_task())
-        try:
-            return await (run_import_sheet(**kwargs) if kwargs is not None else run_import_sheet(
-                sheet=str(args.sheet), mapping=str(args.mapping), out=str(args.out) if args.out else None,
-                concurrency=args.concurrency, rate=args.rate, sheet_name=args.sheet_name, ledger=parameter_url(args.ledger),
-                chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
-                wait_callbacks=args.wait_callbacks, callback_port=args.callback_port,
-            ))
-        finally:
-            if stop is not None:
-                stop.detach()
-
-    _checkpoint()
-    from prefect.settings import PREFECT_API_URL
-
-    _stage(args, f"starting the Prefect flow run (on {PREFECT_API_URL.value()})" if PREFECT_API_URL.value() else
-           "starting the Prefect flow run (a temporary local Prefect server: a few seconds)")
-    try:
-        with quiet_prefect(), progress:
-            result = asyncio.run(flow())
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        run = holder.get("run")
-        if run is None:
-            raise KeyboardInterrupt from None  # before the run began: nothing was sent, no workbook
-        run.interrupted = True
-        how = "stopped by SIGTERM" if stop is not None and stop.signum == signal.SIGTERM else "interrupted"
-        print(f"\n{how}: the results workbook holds what was done so far", file=sys.stderr)
-    finally:
-        hooks.reset(token)
-    return result, holder.get("run")
-
-
-def cmd_rerun(args: argparse.Namespace) -> int:
-    _stage(args, "loading")
-    with imports_paused():
-        from .engine.rerun import load_rerun, summary_lines
-        from .engine.validate import require_rows
-        from .http.auth import build_auth
-        from .ledger.ledger import parameter_url
-        from .terminal import Progress, print_summary
-        from .workbooks.results import check_writable
-
-    _checkpoint()
-    _stage(args, f"reading {args.results.name} and the ledger of the run that wrote it")
-    again = load_rerun(args.results, mapping=args.mapping, ledger_url=args.ledger, out=args.out)  # exit 2 before Prefect
-    _checkpoint()
-    require_rows(again.plan, f"the results workbook {args.results}")
-    check_writable(again.out)
-    build_auth(again.plan.mapping.connection.auth, again.plan.mapping.provider)  # so does a missing secret
-    progress = Progress(enabled=not args.quiet)
-    result, run = _run_flow(args, progress, dict(
-        sheet=str(args.results), mapping=str(args.mapping) if args.mapping else None, out=str(again.out),
-        ledger=parameter_url(again.ledger_url),
-        concurrency=args.concurrency, rate=args.rate, chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
-        rerun=True))
-    if run is None:  # stopped by a signal before the run began (nothing sent)
-        return _interrupted_code()
-    print_summary(run, sys.stdout)
-    print("\n".join(summary_lines(again, run)))
-    if run.interrupted:
-        return _interrupted_code()
-    return EXIT_OK if all(o is not None and o.ok for o in run.outcomes) else EXIT_ROWS
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from .import_inbox import serve_inbox
-
-    return serve_inbox(inbox=args.inbox, cron=args.cron, timezone=args.timezone, name=args.name, mappings=args.mappings,
-                       archive=args.archive, ledger=args.ledger, notify=args.notify,
-                       settle_seconds=args.settle_seconds, lease_seconds=args.lease_seconds, limit=args.limit)
-
-
-def cmd_validate(args: argparse.Namespace) -> int:
-    from .engine.validate import validate_sheet
-
-    return validate_sheet(args.sheet, args.mapping, sheet_name=args.sheet_name, out=args.out)
-
-
-def cmd_render(args: argparse.Namespace) -> int:
-    from .engine.run import prepare
-    from .engine.validate import require_rows
-
-    plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)
-    require_rows(plan)
-    shown = 0
-    for row in plan.rows:
-        if row.payload is None:
-            print(f"row {row.line} ({row.key_text or 'no key'}): invalid: " + "; ".join(map(str, row.problems)), file=sys.stderr)
-            continue
-        if args.limit is not None and shown >= args.limit:
-            continue
-        masked = plan.masked_payload(row.payload, _secret_values(plan.mapping))
-        print(json.dumps({"row": row.line, "key": row.key_text, "payload": masked}, ensure_ascii=False))
-        shown += 1
-    return EXIT_OK
-
-
-def _secret_values(mapping: Any) -> list[str]:
-    names = [getattr(mapping.connection.auth, "secret", None)]
-    return [os.environ[n] for n in names if n and os.environ.get(n)]
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from .workbooks.refresh import refresh_results
-
-    report = refresh_results(args.results, out=args.out, ledger_url=args.ledger, mapping=args.mapping)
-    changes = ", ".join(f"{old} -> {new}: {n}" for (old, new), n in sorted(report.changed.items())) or "none"
-    print(f"{report.rows} rows; changed since the run: {changes}")
-    counts: dict[str, int] = {}
-    for o in report.outcomes:
-        counts[o.status.value] = counts.get(o.status.value, 0) + 1
-    for status, n in counts.items():
-        print(f"  {status:<8}  {n}")
-    print(f"results: {report.path}")
-    return EXIT_OK if report.ok else EXIT_ROWS
-
-
-def cmd_callbacks(args: argparse.Namespace) -> int:
-    from .http.callbacks import CallbackReceiver
-    from .sandbox.server import serve_forever
-
-    def event(line: str) -> None:
-        print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
-
-    receiver = CallbackReceiver(args.ledger, on_event=event)
-
-    def ready(url: str) -> None:
-        print(f"callback receiver listening on {url}, recording into {receiver.ledger.path} (Ctrl-C to stop).\n"
-              f"Runs send <PROVIDER>_CALLBACK_URL/<provider>/<token>: set e.g. SYSTEMSX_BRIDGE_CALLBACK_URL to the "
-              f"public https address that forwards to {url}.", flush=True)
-
-    try:
-        serve_forever(receiver, host=args.host, port=args.port, on_ready=ready)
-    finally:
-        receiver.close()
-    counts = receiver.counts
-    print(f"stopped: {counts['recorded']} callbacks recorded ({counts['matched']} matched to rows), "
-          f"{counts['refused']} refused, {counts['unreadable']} unreadable")
-    return EXIT_OK
-
-
-def cmd_sandbox(args: argparse.Namespace) -> int:
-    from .sandbox import SIMULATORS, Faults, serve_forever
-
-    sim_cls = SIMULATORS.get(args.provider)
-    if sim_cls is None:
-        raise UsageError(f"no simulator for {args.provider!r}; known: {', '.join(SIMULATORS)}")
-    try:
-        faults = Faults(latency_ms=args.latency_ms, latency_jitter_ms=args.latency_jitter_ms, rate_limit=args.rate_limit,
-                        unavailable_rate=args.unavailable_rate, error_after_store_rate=args.error_after_store_rate,
-                        timeout_after_store_rate=args.timeout_after_store_rate, drop_after_store_rate=args.drop_after_store_rate)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    sim = sim_cls(faults=faults)
-    from .sandbox.demo import sandbox_env
-
-    def ready(url: str) -> None:
-        print(f"{args.provider} simulator listening on {url} (Ctrl-C to stop). In another shell:")
-        for name, value in sandbox_env(args.provider, url).items():
-            print(f"  export {name}={value}")
-        sys.stdout.flush()
-
-    serve_forever(sim, port=args.port, on_ready=ready)
-    return EXIT_OK
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .prefect_env import contain_ephemeral_server, ephemeral_server
-    from .sandbox.demo import run_demo
-
-    if ephemeral_server():
-        contain_ephemeral_server()  # as for run: the temporary server ends with this process
-
-    return run_demo(args.out_dir)
-
-
-def cmd_web(args: argparse.Namespace) -> int:
-    from .web.serve import run_web
-
-    return run_web(args)
-
-
-def cmd_transforms(args: argparse.Namespace) -> int:
-    from .mapping.transforms import REGISTRY
-
-    for name, doc in REGISTRY.items():
-        usage = f"{{{name}: <{doc.param}>}}" if doc.param else name
-        print(f"{usage}\n    {doc.summary}")
-        for given, got in doc.examples:
-            print(f"    In: {given:<40} Out: {got}")
-    return EXIT_OK
-
-
-def cmd_template(args: argparse.Namespace) -> int:
-    from .mapping.model import load_mapping
-    from .workbooks.template import describe_columns, write_template
-
-    path = write_template(args.mapping, args.out)
-    helps = describe_columns(load_mapping(args.mapping))
-    required = [h.name for h in helps if h.required]
-    print(f"template: {path} ({len(helps)} columns; required: {', '.join(required) or 'none'})")
-    print(f"fill it from row 2, then check it: booking-import validate {path} --mapping {args.mapping}")
-    return EXIT_OK
-
-
-def cmd_schema(args: argparse.Namespace) -> int:
-    from .mapping.model import MappingFile
-
-    print(json.dumps(MappingFile.json_schema(), indent=2, ensure_ascii=False))
-    return EXIT_OK
-
-
-_COMMANDS = {
-    "run": cmd_run,
-    "rerun": cmd_rerun,
-    "serve": cmd_serve,
-    "validate": cmd_validate,
-    "render": cmd_render,
-    "status": cmd_status,
-    "callbacks": cmd_callbacks,
-    "sandbox": cmd_sandbox,
-    "demo": cmd_demo,
-    "web": cmd_web,
-    "transforms": cmd_transforms,
-    "schema": cmd_schema,
-    "template": cmd_template,
-}
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
