@@ -175,8 +175,7 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
     with imports_paused():
         from ..import_sheet import Hooks, hooks, run_import_sheet
         from ..ledger.ledger import parameter_url  # flow parameters are stored by Prefect: never a password in them
-        from ..prefect_env import contain_ephemeral_server, ephemeral_server
-        from ..prefect_quiet import quiet_prefect
+        from ..prefect_env import contain_ephemeral_server, ephemeral_server, quiet_prefect
 
         if ephemeral_server():  # Prefect loads its server's modules here as the flow starts; load them now
             contain_ephemeral_server()  # it ends with this process, and Ctrl-C in a terminal does not stop it

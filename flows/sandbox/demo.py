@@ -58,7 +58,7 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
 
 def run_demo(out_dir: Path, demos: tuple[Demo, ...] = DEMOS, stream=sys.stdout) -> int:
     from ..import_sheet import Hooks, hooks, run_import_sheet
-    from ..prefect_quiet import quiet_prefect
+    from ..prefect_env import quiet_prefect
     from ..terminal import Progress, print_summary
 
     root = project_root()
