@@ -15,11 +15,13 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+import tomllib
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULTS", "apply_defaults", "contain_ephemeral_server", "ephemeral_server", "quiet_prefect"]
+__all__ = ["DEFAULTS", "apply_defaults", "configured_api_url", "contain_ephemeral_server", "ephemeral_server", "quiet_prefect"]
 
 DEFAULTS = {
     # no telemetry calls: offline machines would print errors for them
@@ -44,6 +46,45 @@ DEFAULTS = {
 def apply_defaults() -> None:
     for name, value in DEFAULTS.items():
         os.environ.setdefault(name, value)
+
+
+def configured_api_url(environ: Mapping[str, str] | None = None, folder: Path | None = None) -> str | None:
+    """The Prefect server a flow started now would report to (PREFECT_API_URL), or None when there is none and
+    Prefect would start a temporary one: decided without importing Prefect (about a second), as Prefect's
+    settings read it (prefect/settings/base.py, sources.py, 3.8), highest first: the environment; prefect.toml
+    (``[api] url``) and pyproject.toml (``[tool.prefect.api] url``) in ``folder`` (the current one); then the
+    active profile (PREFECT_PROFILE, else ``active``) of the profiles file (PREFECT_PROFILES_PATH, a
+    ``profiles_path`` in those files, $PREFECT_HOME/profiles.toml, ~/.prefect/profiles.toml). A .env file is
+    in the environment already (the CLI loads it first). When Prefect is already loaded (a test harness's
+    temporary settings, a library caller), its own answer, which costs nothing then."""
+    if "prefect.settings" in sys.modules:
+        settings = sys.modules["prefect.settings"]
+        return settings.PREFECT_API_URL.value() or None
+    env = os.environ if environ is None else environ
+    here = Path.cwd() if folder is None else folder
+    if "PREFECT_API_URL" in env:
+        return env["PREFECT_API_URL"] or None
+    prefect_toml = _toml(here / "prefect.toml")
+    pyproject = _toml(here / "pyproject.toml").get("tool", {}).get("prefect", {})
+    for table in (prefect_toml, pyproject):
+        url = table.get("api", {}).get("url") if isinstance(table.get("api"), dict) else None
+        if url:
+            return str(url)
+    if env.get("PREFECT_TESTING_UNIT_TEST_MODE") or env.get("PREFECT_TESTING_TEST_MODE"):
+        return None  # Prefect then reads its bundled profiles only, which name no server
+    path = (env.get("PREFECT_PROFILES_PATH") or prefect_toml.get("profiles_path") or pyproject.get("profiles_path")
+            or str(Path(env.get("PREFECT_HOME") or Path.home() / ".prefect") / "profiles.toml"))
+    profiles = _toml(Path(path))
+    active = env.get("PREFECT_PROFILE") or profiles.get("active")
+    profile = profiles.get("profiles", {}).get(active, {}) if isinstance(active, str) else {}
+    return str(profile.get("PREFECT_API_URL") or "") or None  # no such profile: Prefect's bundled one, no server
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):  # Prefect warns and reads on; so do we
+        return {}
 
 
 def ephemeral_server() -> bool:

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import ImporterError
-from ..heap import imports_paused, thaw
+from ..prefect_env import configured_api_url, contain_ephemeral_server, ephemeral_server, quiet_prefect
 from .commands import (
     cmd_callbacks,
     cmd_demo,
@@ -75,11 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         signalled = _stop.signum if _stop is not None else None
         _stop = None
         _staged = 0
-        thaw()  # what run/rerun froze while loading pandas and Prefect (flows/heap.py)
     if signalled:  # stopped by a signal, whatever the command got to: 128 + the signal, every time
         code = _interrupted_code_of(signalled)
-        if _is_the_command():
-            _exit_now(code)
+    if _is_the_command() and args.command in _FLOW_COMMANDS:
+        _exit_now(code)  # the workbook and ledger are closed: end without the interpreter's walk of the heap
     return code
 
 
@@ -91,12 +92,12 @@ def _is_the_command() -> bool:
 
 
 def _exit_now(code: int) -> None:
-    """End a signalled command with ``code``, the workbook written: exit handlers run (Prefect stops its
-    temporary server), then the process ends without the interpreter's finalisation, so nothing there (a
-    library's thread, a late signal) can turn the exit code into something else: before this, about one
-    early Ctrl-C in ten ended as a death by SIGINT (-2) instead of 130."""
-    import atexit
-
+    """End ``run`` or ``rerun`` with ``code``, the workbook written and the ledger closed: output is flushed and
+    exit handlers run (Prefect stops its temporary server, logging flushes), then the process ends without the
+    interpreter's finalisation. That finalisation walked the whole heap: 1.2 s after a 60,000-row run, 12 s
+    after a million rows (issue 16), all of it after the results were on disk. And nothing there (a library's
+    thread, a late signal) can turn the exit code into something else: before this, about one early Ctrl-C in
+    ten ended as a death by SIGINT (-2) instead of 130."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
@@ -142,27 +143,37 @@ def _unstage() -> None:
     _staged = 0
 
 
+#: said on screen when a run is not a Prefect flow run
+NOT_RECORDED = ("Not recorded in Prefect: no server configured (PREFECT_API_URL). Runs appear in the Prefect UI "
+                "when one is, or with --prefect: see the README, \"A run and Prefect\"")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     _stage(args, "loading")
-    with imports_paused():
-        from ..engine.run import default_results_path, prepare
-        from ..engine.validate import require_rows
-        from ..http.auth import build_auth
-        from ..terminal import Progress, print_summary
-        from ..workbooks.results import check_writable
+    # imported here for start-up speed: `--help` and a refused argument must not load pandas, httpx and the engine
+    from ..engine.run import default_results_path, prepare
+    from ..engine.validate import require_rows
+    from ..http.auth import build_auth
+    from ..http.callbacks import check_callback_address
+    from ..terminal import Progress, print_summary
+    from ..workbooks.results import check_writable
 
     _checkpoint()
     _stage(args, f"reading {args.sheet.name} and checking every row against {args.mapping.name}")
-    plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before Prefect starts
+    plan = prepare(args.sheet, args.mapping, sheet_name=args.sheet_name)  # config/input errors exit 2 before sending
     _checkpoint()
     require_rows(plan)
-    check_writable(args.out or default_results_path(plan.sheet.path), source=plan.sheet.path)  # not after 55 rows are booked
+    out = args.out or default_results_path(plan.sheet.path)
+    check_writable(out, source=plan.sheet.path)  # not after 55 rows are booked
     build_auth(plan.mapping.connection.auth, plan.mapping.provider)  # so does a missing secret
-    from ..http.callbacks import check_callback_address  # and a callback address the provider can never call
-
+    # and a callback address the provider can never call
     check_callback_address(plan.mapping, os.environ, in_process="http://127.0.0.1" if args.wait_callbacks else None)
     progress = Progress(enabled=not args.quiet)
-    result, run = _run_flow(args, progress, plan=plan)
+    if _in_prefect(args):
+        run = _run_flow(args, progress, plan=plan)
+    else:
+        run = _run_direct(args, progress, plan, _options(args, ledger_url=args.ledger, out=out),
+                          wait_callbacks=args.wait_callbacks, callback_port=args.callback_port)
     if run is None:  # stopped by a signal before the run began (nothing sent)
         return _interrupted_code()
     print_summary(run, sys.stdout)
@@ -171,50 +182,60 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if all(o is not None and o.ok for o in run.outcomes) else EXIT_ROWS
 
 
-def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = None, plan: Any = None) -> tuple[dict | None, Any]:
-    with imports_paused():
-        from ..import_sheet import Hooks, hooks, run_import_sheet
-        from ..ledger.ledger import parameter_url  # flow parameters are stored by Prefect: never a password in them
-        from ..prefect_env import contain_ephemeral_server, ephemeral_server, quiet_prefect
+def _in_prefect(args: argparse.Namespace) -> bool:
+    """Whether this run is a Prefect flow run: when a Prefect server is configured, or --prefect asks for one
+    (a temporary local server when none is). Decided without importing Prefect (flows.prefect_env)."""
+    return bool(args.prefect or configured_api_url())
 
-        if ephemeral_server():  # Prefect loads its server's modules here as the flow starts; load them now
-            contain_ephemeral_server()  # it ends with this process, and Ctrl-C in a terminal does not stop it
+
+def _options(args: argparse.Namespace, **given: Any) -> Any:
+    """The run's options from the command line, as the flow ``import_sheet`` sets them from its parameters."""
+    from ..engine.run import UNSET, RunOptions  # loaded by the command already (cmd_run, cmd_rerun)
+
+    rate = UNSET if args.rate is None else (args.rate or None)  # --rate 0: no rate, adapt to 429s
+    return RunOptions(concurrency=args.concurrency, rate=rate, resend_unknown=args.resend_unknown, **given)
+
+
+def _run_direct(args: argparse.Namespace, progress: Any, plan: Any, options: Any, **how: Any) -> Any:
+    """The run without Prefect: flows.engine.run.run_import, the call the flow ``import_sheet`` wraps, here
+    sending as one stream (no chunks: they exist to be Prefect tasks). Returns the run, None if it never began."""
+    from ..engine.run import run_import  # loaded by the command already
 
     holder: dict[str, Any] = {}
+    options = dataclasses.replace(options, progress=progress.update)
+    _checkpoint()
+    print(NOT_RECORDED, file=sys.stderr, flush=True)
+    _drive(args, lambda: run_import(plan, options, on_run=_on_run(args, holder), **how), holder, progress)
+    return holder.get("run")
+
+
+def _on_run(args: argparse.Namespace, holder: dict[str, Any]) -> Callable[[Any], None]:
     def on_run(run: Any) -> None:
         holder.setdefault("run", run)
         _stage(args, f"{sum(1 for r in run.plan.rows if r.payload is not None)} valid rows; connecting to "
                      f"{run.plan.mapping.provider} at {run.base_url}")
 
-    def on_flow_run(url: str) -> None:  # a configured Prefect server: where to follow (and find) this run
-        print(f"Prefect flow run: {url}", flush=True)
+    return on_run
 
-    token = hooks.set(Hooks(progress=progress.update, on_run=on_run, plan=plan, on_flow_run=on_flow_run))
-    result = None
+
+def _drive(args: argparse.Namespace, start: Callable[[], Coroutine[Any, Any, Any]], holder: dict[str, Any],
+           progress: Any, quiet: contextlib.AbstractContextManager[Any] | None = None) -> None:
+    """Run the import ``start()`` makes in an event loop of its own; the first SIGINT or SIGTERM cancels it, and
+    the run (in ``holder`` once it began) writes the workbook of what was done."""
     stop = _stop
 
-    async def flow() -> dict:
-        if stop is not None:  # a signal now cancels the flow, which then writes the workbook of what was done
+    async def guarded() -> Any:
+        if stop is not None:  # a signal now cancels the run, which then writes the workbook of what was done
             stop.attach(asyncio.get_running_loop(), asyncio.current_task())
         try:
-            return await (run_import_sheet(**kwargs) if kwargs is not None else run_import_sheet(
-                sheet=str(args.sheet), mapping=str(args.mapping), out=str(args.out) if args.out else None,
-                concurrency=args.concurrency, rate=args.rate, sheet_name=args.sheet_name, ledger=parameter_url(args.ledger),
-                chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
-                wait_callbacks=args.wait_callbacks, callback_port=args.callback_port,
-            ))
+            return await start()
         finally:
             if stop is not None:
                 stop.detach()
 
-    _checkpoint()
-    from prefect.settings import PREFECT_API_URL
-
-    _stage(args, f"starting the Prefect flow run (on {PREFECT_API_URL.value()})" if PREFECT_API_URL.value() else
-           "starting the Prefect flow run (a temporary local Prefect server: a few seconds)")
     try:
-        with quiet_prefect(), progress:
-            result = asyncio.run(flow())
+        with quiet or contextlib.nullcontext(), progress:
+            asyncio.run(guarded())
     except (KeyboardInterrupt, asyncio.CancelledError):
         run = holder.get("run")
         if run is None:
@@ -222,34 +243,70 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
         run.interrupted = True
         how = "stopped by SIGTERM" if stop is not None and stop.signum == signal.SIGTERM else "interrupted"
         print(f"\n{how}: the results workbook holds what was done so far", file=sys.stderr)
+
+
+def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = None, plan: Any = None) -> Any:
+    """The run as the Prefect flow ``import_sheet``, on the configured server or a temporary one."""
+    # imported here for start-up speed: only a run recorded in Prefect loads Prefect (about a second)
+    from ..import_sheet import Hooks, hooks, run_import_sheet
+    from ..ledger.ledger import parameter_url  # flow parameters are stored by Prefect: never a password in them
+
+    if ephemeral_server():  # Prefect loads its server's modules here as the flow starts; load them now
+        contain_ephemeral_server()  # it ends with this process, and Ctrl-C in a terminal does not stop it
+
+    holder: dict[str, Any] = {}
+
+    def on_flow_run(url: str) -> None:  # a configured Prefect server: where to follow (and find) this run
+        print(f"Prefect flow run: {url}", flush=True)
+
+    token = hooks.set(Hooks(progress=progress.update, on_run=_on_run(args, holder), plan=plan, on_flow_run=on_flow_run))
+
+    def flow() -> Coroutine[Any, Any, dict]:
+        return run_import_sheet(**kwargs) if kwargs is not None else run_import_sheet(
+            sheet=str(args.sheet), mapping=str(args.mapping), out=str(args.out) if args.out else None,
+            concurrency=args.concurrency, rate=args.rate, sheet_name=args.sheet_name, ledger=parameter_url(args.ledger),
+            chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
+            wait_callbacks=args.wait_callbacks, callback_port=args.callback_port,
+        )
+
+    _checkpoint()
+    api = configured_api_url()
+    _stage(args, f"starting the Prefect flow run (on {api})" if api else
+           "starting the Prefect flow run (a temporary local Prefect server: a few seconds)")
+    try:
+        _drive(args, flow, holder, progress, quiet=quiet_prefect())
     finally:
         hooks.reset(token)
-    return result, holder.get("run")
+    return holder.get("run")
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
     _stage(args, "loading")
-    with imports_paused():
-        from ..engine.rerun import load_rerun, summary_lines
-        from ..engine.validate import require_rows
-        from ..http.auth import build_auth
-        from ..ledger.ledger import parameter_url
-        from ..terminal import Progress, print_summary
-        from ..workbooks.results import check_writable
+    # imported here for start-up speed, as in cmd_run
+    from ..engine.rerun import load_rerun, summary_lines
+    from ..engine.validate import require_rows
+    from ..http.auth import build_auth
+    from ..ledger.ledger import parameter_url
+    from ..terminal import Progress, print_summary
+    from ..workbooks.results import check_writable
 
     _checkpoint()
     _stage(args, f"reading {args.results.name} and the ledger of the run that wrote it")
-    again = load_rerun(args.results, mapping=args.mapping, ledger_url=args.ledger, out=args.out)  # exit 2 before Prefect
+    again = load_rerun(args.results, mapping=args.mapping, ledger_url=args.ledger, out=args.out)  # exit 2 before sending
     _checkpoint()
     require_rows(again.plan, f"the results workbook {args.results}")
     check_writable(again.out)
     build_auth(again.plan.mapping.connection.auth, again.plan.mapping.provider)  # so does a missing secret
     progress = Progress(enabled=not args.quiet)
-    result, run = _run_flow(args, progress, dict(
-        sheet=str(args.results), mapping=str(args.mapping) if args.mapping else None, out=str(again.out),
-        ledger=parameter_url(again.ledger_url),
-        concurrency=args.concurrency, rate=args.rate, chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
-        rerun=True))
+    if _in_prefect(args):
+        run = _run_flow(args, progress, dict(
+            sheet=str(args.results), mapping=str(args.mapping) if args.mapping else None, out=str(again.out),
+            ledger=parameter_url(again.ledger_url),
+            concurrency=args.concurrency, rate=args.rate, chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
+            rerun=True))
+    else:
+        run = _run_direct(args, progress, again.plan, _options(
+            args, ledger_url=again.ledger_url, out=again.out, settled=again.settled, describe=again.describe))
     if run is None:  # stopped by a signal before the run began (nothing sent)
         return _interrupted_code()
     print_summary(run, sys.stdout)

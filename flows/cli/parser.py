@@ -7,11 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-CHUNK_HELP = ("rows per Prefect task (default: 500, or a fifth of the rows when that is more, so a run has at most "
-              "5 tasks: each task run costs the send phase some CPU)")
+CHUNK_HELP = ("in a Prefect flow run, rows per Prefect task (default: 500, or a fifth of the rows when that is "
+              "more, so a run has at most 5 tasks: each task run costs the send phase some CPU); without Prefect "
+              "the rows go as one stream")
+PREFECT_HELP = ("record the run in Prefect even when no Prefect server is configured: a temporary local server "
+                "is started for it (a few seconds more). With a server configured (PREFECT_API_URL, in the "
+                "environment, .env or the Prefect profile) every run is a flow run on it")
 
 
-__all__ = ["CHUNK_HELP", "COMMANDS", "EPILOG", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_ROWS",
+__all__ = ["CHUNK_HELP", "COMMANDS", "EPILOG", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_ROWS", "PREFECT_HELP",
            "build_parser", "environment_help", "sandbox_providers_help"]
 
 EXIT_OK, EXIT_ROWS, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -22,6 +26,11 @@ EPILOG = """exit codes:
   2  usage, mapping, input or credential problem: nothing was sent
   130 interrupted with Ctrl-C (SIGINT): the results workbook holds what was done
   143 stopped with SIGTERM (e.g. by a service manager): the results workbook holds what was done
+
+Prefect: with a Prefect server configured (PREFECT_API_URL in the environment, .env, prefect.toml or
+the active Prefect profile), `run` and `rerun` are Prefect flow runs on it and print their address;
+without one they run the same import directly, in seconds, and say so (--prefect: a temporary
+local Prefect server instead).
 
 Secrets come from the environment (or a .env file in the current folder), never from files
 you commit. <PROVIDER>_BASE_URL overrides a provider's URL; <PROVIDER>_CALLBACK_URL is where a
@@ -150,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="booking-importer 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("run", help="import a sheet (a Prefect flow run)", formatter_class=_Wrapping,
+    p = sub.add_parser("run", help="import a sheet (a Prefect flow run when a server is configured)", formatter_class=_Wrapping,
                        epilog=EPILOG, description="Check every row, send the valid ones concurrently, record each "
                        "row in the ledger as it goes, and write the results workbook. Rows already created by an "
                        "earlier run (same key, same ledger) are skipped, never booked twice.")
@@ -161,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resend-unknown", action="store_true",
                    help="resend rows an earlier run left unknown when the provider offers no way to check them")
     p.add_argument("--chunk-size", type=_positive_int, help=CHUNK_HELP)
+    p.add_argument("--prefect", action="store_true", help=PREFECT_HELP)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--wait-callbacks", type=_seconds, default=0.0, metavar="SECONDS",
                    help="for providers that confirm later (Systems X Bridge): receive their callbacks in this process "
@@ -230,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resend-unknown", action="store_true",
                    help="resend unknown rows the provider offers no way to check (check with the provider first)")
     p.add_argument("--chunk-size", type=_positive_int, help=CHUNK_HELP)
+    p.add_argument("--prefect", action="store_true", help=PREFECT_HELP)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     p = sub.add_parser("serve", help="serve the nightly inbox import (a Prefect deployment on a schedule)",
