@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli.main import NOT_RECORDED, main
+from flows.cli.entry import NOT_RECORDED, main
 from flows.sandbox import Faults
 from flows.workbooks.results import read_results
 
