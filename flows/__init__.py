@@ -21,9 +21,9 @@ __version__ = "0.1.0"
 
 #: public name -> the module that defines it
 _EXPORTS = {
-    "prepare": "engine.run", "run_import": "engine.run", "RunOptions": "engine.run", "RunResult": "engine.run", "Plan": "engine.run",
-    "ImportRun": "engine.run", "load_mapping": "mapping.model", "read_sheet": "workbooks.sheets", "Outcome": "outcomes",
-    "Status": "outcomes", "resolve": "hooks", "ImporterError": "errors", "UsageError": "errors",
+    "prepare": "engine.run", "run_import": "engine.run", "RunOptions": "engine.run", "RunResult": "engine.run",
+    "Plan": "engine.run", "ImportRun": "engine.run", "load_mapping": "mapping.model", "read_sheet": "workbooks.sheets",
+    "Outcome": "outcomes", "Status": "outcomes", "resolve": "hooks", "ImporterError": "errors", "UsageError": "errors",
     "ConfigError": "errors", "InputError": "errors", "CredentialsError": "errors", "LedgerError": "errors",
 }
 __all__ = ["__version__", *_EXPORTS]

@@ -2,9 +2,12 @@
 
 One task reads, maps and validates the sheet; engine.run_import runs the import, each chunk of
 rows sent as a task (never a task per row: the local server manages about 100 task runs a
-second); the results workbook is written by run_import, also if the run is interrupted. A markdown artifact
-summarises the run (counts, what to do next, the results workbook's absolute path). Flow parameters are plain strings and numbers so the flow can be deployed and
-scheduled as it is.
+second); the results workbook is written by run_import, also if the run is interrupted. A markdown
+artifact summarises the run (counts, what to do next, the results workbook's absolute path). Flow
+parameters are plain strings and numbers so the flow can be deployed and scheduled as it is.
+
+``booking-import run`` uses this flow only when a Prefect server is configured (or with --prefect);
+otherwise it calls engine.run_import itself (flows/cli/entry.py).
 """
 from __future__ import annotations
 
@@ -43,7 +46,8 @@ class Hooks:
     on_flow_run: Callable[[str], None] | None = None
 
 
-hooks: contextvars.ContextVar[Hooks] = contextvars.ContextVar("booking_importer_hooks", default=Hooks())
+#: no default (a shared mutable Hooks would be every context's): ``hooks.get(None)`` is None when nobody set it
+hooks: contextvars.ContextVar[Hooks] = contextvars.ContextVar("booking_importer_hooks")
 
 class Opaque:
     """Hands a big value (a plan of 100,000 rows, the chunks) to or from a task without Prefect walking
@@ -118,7 +122,8 @@ def final_problems(run: ImportRun) -> list[str]:
 
 
 def summary_markdown(run: ImportRun, sheet: str, rerun: bool) -> str:
-    """The run's artifact: counts, why it failed if it did, what to do next, and the results workbook's absolute path."""
+    """The run's artifact: counts, why it failed if it did, what to do next, and the results workbook's absolute
+    path."""
     from .outcomes import Status
     from .terminal import attention_lines
     from .workbooks.results import next_command
@@ -176,7 +181,7 @@ async def import_sheet(
 
     ``rerun``: ``sheet`` is a results workbook (possibly edited): its mapping and ledger are the ones
     it was written with unless given, and rows are carried over, refused or sent as flows.engine.rerun says."""
-    h = hooks.get()
+    h = hooks.get(None) or Hooks()
     logger = get_run_logger()
     if h.on_flow_run is not None:
         url = _flow_run_url()

@@ -21,7 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULTS", "apply_defaults", "configured_api_url", "contain_ephemeral_server", "ephemeral_server", "quiet_prefect"]
+__all__ = ["DEFAULTS", "apply_defaults", "configured_api_url", "contain_ephemeral_server", "ephemeral_server",
+           "quiet_prefect"]
 
 DEFAULTS = {
     # no telemetry calls: offline machines would print errors for them
@@ -157,7 +158,8 @@ def contain_ephemeral_server() -> None:
 
 # --- the terminal: the progress bar and the summary, Prefect's lines to the UI ----------------------------
 
-_NOISY = ("prefect", "prefect.server", "prefect.client", "prefect.events", "uvicorn", "uvicorn.error", "httpx", "docket")
+_NOISY = ("prefect", "prefect.server", "prefect.client", "prefect.events", "uvicorn", "uvicorn.error", "httpx",
+          "docket")
 
 
 class _DropInterruptNoise(logging.Filter):
@@ -220,11 +222,11 @@ def _console_handlers() -> list[logging.Handler]:
 def quiet_prefect() -> Iterator[None]:
     level = os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING").upper()
     saved = {}
+    named = logging.getLevelName(level)
     for name in _NOISY:
         logger = logging.getLogger(name)
         saved[name] = logger.level
-        logger.setLevel(max(logging.getLevelName(level) if isinstance(logging.getLevelName(level), int) else logging.WARNING,
-                            logging.WARNING))
+        logger.setLevel(max(named if isinstance(named, int) else logging.WARNING, logging.WARNING))
     run_loggers = [logging.getLogger("prefect.flow_runs"), logging.getLogger("prefect.task_runs")]
     for logger in run_loggers:
         logger.addFilter(_FILTER)

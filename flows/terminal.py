@@ -81,10 +81,11 @@ def summary_lines(run: Any) -> list[str]:
         if n:
             lines.append(f"  {status:<{width}}  {n}")
     waiting = counts.get("accepted", 0)
-    if "callback_url" in getattr(run, "run_values", {}) and (waiting or run.callbacks_confirmed):  # e.g. Systems X Bridge
-        lines.append(f"callbacks: {run.callbacks_confirmed} row(s) went accepted -> created as the provider's callbacks "
-                     f"arrived" + (f"; {waiting} still accepted: later callbacks are recorded by `booking-import "
-                                   f"callbacks`, then `booking-import status` refreshes the workbook" if waiting else ""))
+    if "callback_url" in getattr(run, "run_values", {}) and (waiting or run.callbacks_confirmed):  # Systems X Bridge
+        later = (f"; {waiting} still accepted: later callbacks are recorded by `booking-import callbacks`, then "
+                 "`booking-import status` refreshes the workbook") if waiting else ""
+        lines.append(f"callbacks: {run.callbacks_confirmed} row(s) went accepted -> created as the provider's "
+                     f"callbacks arrived{later}")
     if run.results_path:
         lines.append(f"results: {run.results_path}")
     held = sum(1 for o in run.outcomes if o is not None and getattr(o, "needs_rerun", False))

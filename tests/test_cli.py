@@ -49,7 +49,7 @@ def run_cli(args, capsys) -> tuple[int, str, str]:
         "missing-column"])
 def test_bad_input_exits_2_with_one_readable_line(make_args, fragment, tmp_path, capsys):
     try:
-        code, out, err = run_cli(make_args(tmp_path), capsys)
+        code, _out, err = run_cli(make_args(tmp_path), capsys)
     except SystemExit as exc:  # argparse rejects bad option values itself, also with 2
         code, err = exc.code, capsys.readouterr().err
     assert code == 2

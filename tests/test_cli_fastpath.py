@@ -25,7 +25,8 @@ MAPPING = MAPPINGS / "jicoo.yaml"
 
 def no_prefect_env(tmp_path: Path) -> dict[str, str]:
     """The environment with no Prefect server configured: no PREFECT_API_URL, an empty Prefect home."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH")}
+    unset = ("PREFECT_API_URL", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     (tmp_path / "prefect-home").mkdir(exist_ok=True)
     return {**env, "PREFECT_HOME": str(tmp_path / "prefect-home")}
 
@@ -99,11 +100,12 @@ clean = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") or 
 
 def enter(i, case):
     folder = base / str(i)
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     for name, text in case["files"].items():
         (folder / name).write_text(text)
     os.environ.clear()
-    os.environ.update(clean, PREFECT_HOME=str(folder), **{k: v.replace("{folder}", str(folder)) for k, v in case["env"].items()})
+    given = {k: v.replace("{folder}", str(folder)) for k, v in case["env"].items()}
+    os.environ.update(clean, PREFECT_HOME=str(folder), **given)
     os.chdir(folder)
 
 ours = []
@@ -114,10 +116,7 @@ assert not [m for m in sys.modules if m.split(".")[0] == "prefect"], "deciding i
 from prefect.settings import Settings
 theirs = []
 for i, case in enumerate(cases):
-    os.chdir(base / str(i))
-    os.environ.clear()
-    os.environ.update(clean, PREFECT_HOME=str(base / str(i)),
-                      **{k: v.replace("{folder}", str(base / str(i))) for k, v in case["env"].items()})
+    enter(i, case)
     theirs.append(Settings().api.url)
 print(json.dumps({"ours": ours, "theirs": theirs}))
 """

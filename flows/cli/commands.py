@@ -39,7 +39,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     shown = 0
     for row in plan.rows:
         if row.payload is None:
-            print(f"row {row.line} ({row.key_text or 'no key'}): invalid: " + "; ".join(map(str, row.problems)), file=sys.stderr)
+            problems = "; ".join(map(str, row.problems))
+            print(f"row {row.line} ({row.key_text or 'no key'}): invalid: {problems}", file=sys.stderr)
             continue
         if args.limit is not None and shown >= args.limit:
             continue
@@ -100,9 +101,11 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if sim_cls is None:
         raise UsageError(f"no simulator for {args.provider!r}; known: {', '.join(SIMULATORS)}")
     try:
-        faults = Faults(latency_ms=args.latency_ms, latency_jitter_ms=args.latency_jitter_ms, rate_limit=args.rate_limit,
+        faults = Faults(latency_ms=args.latency_ms, latency_jitter_ms=args.latency_jitter_ms,
+                        rate_limit=args.rate_limit,
                         unavailable_rate=args.unavailable_rate, error_after_store_rate=args.error_after_store_rate,
-                        timeout_after_store_rate=args.timeout_after_store_rate, drop_after_store_rate=args.drop_after_store_rate)
+                        timeout_after_store_rate=args.timeout_after_store_rate,
+                        drop_after_store_rate=args.drop_after_store_rate)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     sim = sim_cls(faults=faults)

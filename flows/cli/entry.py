@@ -292,7 +292,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
     _checkpoint()
     _stage(args, f"reading {args.results.name} and the ledger of the run that wrote it")
-    again = load_rerun(args.results, mapping=args.mapping, ledger_url=args.ledger, out=args.out)  # exit 2 before sending
+    # a workbook, mapping or ledger that cannot be read: exit 2 before sending
+    again = load_rerun(args.results, mapping=args.mapping, ledger_url=args.ledger, out=args.out)
     _checkpoint()
     require_rows(again.plan, f"the results workbook {args.results}")
     check_writable(again.out)
@@ -302,7 +303,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         run = _run_flow(args, progress, dict(
             sheet=str(args.results), mapping=str(args.mapping) if args.mapping else None, out=str(again.out),
             ledger=parameter_url(again.ledger_url),
-            concurrency=args.concurrency, rate=args.rate, chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
+            concurrency=args.concurrency, rate=args.rate, chunk_size=args.chunk_size,
+            resend_unknown=args.resend_unknown,
             rerun=True))
     else:
         run = _run_direct(args, progress, again.plan, _options(

@@ -60,7 +60,8 @@ def environment_help(folder: Path | None = None) -> str:
         names = [getattr(auth, a) for a in ("secret", "client_id", "client_secret", "username", "password")
                  if getattr(auth, a, None)]
         names += list((getattr(auth, "headers", None) or {}).values())
-        placeholder = m.connection.base_url.split("/")[2].endswith(".invalid") if "//" in m.connection.base_url else True
+        url = m.connection.base_url
+        placeholder = url.split("/")[2].endswith(".invalid") if "//" in url else True
         (required if placeholder else optional).append(f"{prefix}_BASE_URL")
         if getattr(auth, "token_url", None):
             optional.append(f"{prefix}_TOKEN_URL")
@@ -147,9 +148,11 @@ class _Parser(argparse.ArgumentParser):
 def _sheet_args(p: argparse.ArgumentParser, *, out: bool = True) -> None:
     p.add_argument("sheet", type=Path, help="the CSV or Excel file (xlsx, xlsm, xlsb, xls, ods) to import")
     p.add_argument("--mapping", "-m", type=Path, required=True, help="the mapping file, e.g. mappings/jicoo.yaml")
-    p.add_argument("--sheet", dest="sheet_name", help="worksheet to read (default: the mapping's source.sheet, else the first)")
+    p.add_argument("--sheet", dest="sheet_name", help="worksheet to read (default: the mapping's source.sheet, else "
+                                                      "the first)")
     if out:
-        p.add_argument("--out", "-o", type=Path, help="results workbook to write (default: out/<sheet>.results-<time>.xlsx)")
+        p.add_argument("--out", "-o", type=Path, help="results workbook to write (default: "
+                                                      "out/<sheet>.results-<time>.xlsx)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,14 +162,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="booking-importer 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("run", help="import a sheet (a Prefect flow run when a server is configured)", formatter_class=_Wrapping,
-                       epilog=EPILOG, description="Check every row, send the valid ones concurrently, record each "
-                       "row in the ledger as it goes, and write the results workbook. Rows already created by an "
-                       "earlier run (same key, same ledger) are skipped, never booked twice.")
+    p = sub.add_parser("run", help="import a sheet (a Prefect flow run when a server is configured)",
+                       formatter_class=_Wrapping, epilog=EPILOG,
+                       description="Check every row, send the valid ones concurrently, record each row in the ledger "
+                                   "as it goes, and write the results workbook. Rows already created by an earlier "
+                                   "run (same key, same ledger) are skipped, never booked twice.")
     _sheet_args(p)
-    p.add_argument("--concurrency", "-c", type=_positive_int, help="requests in flight at once (default: the mapping's)")
-    p.add_argument("--rate", "-r", type=_rate, help="requests per second, never exceeded; 0: none published, adapt to 429s (default: the mapping's)")
-    p.add_argument("--ledger", help="ledger database: a path, sqlite:///path, or postgresql://user@host/db to share it between machines (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
+    p.add_argument("--concurrency", "-c", type=_positive_int,
+                   help="requests in flight at once (default: the mapping's)")
+    p.add_argument("--rate", "-r", type=_rate, help="requests per second, never exceeded; 0: none published, adapt "
+                                                    "to 429s (default: the mapping's)")
+    p.add_argument("--ledger", help="ledger database: a path, sqlite:///path, or postgresql://user@host/db to share "
+                                    "it between machines (default: $BOOKING_IMPORTER_LEDGER or "
+                                    "./booking-ledger.sqlite)")
     p.add_argument("--resend-unknown", action="store_true",
                    help="resend rows an earlier run left unknown when the provider offers no way to check them")
     p.add_argument("--chunk-size", type=_positive_int, help=CHUNK_HELP)
@@ -185,8 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     _sheet_args(p)
 
     p = sub.add_parser("render", help="print the payloads that would be sent, as JSON, secrets masked",
-                       description="Print each valid row's payload as JSON lines (sensitive fields and secrets masked). "
-                                   "Invalid rows are listed on stderr.")
+                       description="Print each valid row's payload as JSON lines (sensitive fields and secrets "
+                                   "masked). Invalid rows are listed on stderr.")
     _sheet_args(p, out=False)
     p.add_argument("--limit", "-n", type=_positive_int, default=None, help="at most this many payloads")
 
@@ -217,26 +225,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, default=8081, help="port to listen on (default 8081; 0 picks a free one)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; use 0.0.0.0 only behind a proxy that adds https)")
-    p.add_argument("--ledger", help="ledger database the runs used (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
+    p.add_argument("--ledger", help="ledger database the runs used (default: $BOOKING_IMPORTER_LEDGER or "
+                                    "./booking-ledger.sqlite)")
 
     p = sub.add_parser("rerun", help="run a results workbook again: fixed rows are sent, booked rows are not",
                        formatter_class=_Wrapping, epilog=EPILOG,
                        description="Read a results workbook (edited in Excel or not: values fixed in red rows, rows "
                                    "deleted, columns moved, notes columns added) and run it again with the mapping "
-                                   "and ledger of the run that wrote it. Rows the ledger records as created or accepted "
-                                   "are carried over, never sent; invalid, rejected, failed and skipped rows are "
-                                   "checked again with their edited values and sent (a skipped row the ledger shows as "
-                                   "created stays skipped); unknown rows are checked with the provider first and sent "
-                                   "only when confirmed absent. A booked row whose key was edited is refused (invalid, "
-                                   "with a message), and a workbook from another ledger is refused with exit 2. The new "
-                                   "workbook holds every row, in order, with its latest status; its Summary says what "
-                                   "changed.")
+                                   "and ledger of the run that wrote it. Rows the ledger records as created or "
+                                   "accepted are carried over, never sent; invalid, rejected, failed and skipped "
+                                   "rows are checked again with their edited values and sent (a skipped row the "
+                                   "ledger shows as created stays skipped); unknown rows are checked with the "
+                                   "provider first and sent only when confirmed absent. A booked row whose key was "
+                                   "edited is refused (invalid, with a message), and a workbook from another ledger "
+                                   "is refused with exit 2. The new workbook holds every row, in order, with its "
+                                   "latest status; its Summary says what changed.")
     p.add_argument("results", type=Path, help="a results workbook written by `run` or `rerun`")
-    p.add_argument("--out", "-o", type=Path, help="the new workbook (default: beside RESULTS, <sheet>.rerun-<time>.xlsx)")
+    p.add_argument("--out", "-o", type=Path, help="the new workbook (default: beside RESULTS, "
+                                                  "<sheet>.rerun-<time>.xlsx)")
     p.add_argument("--mapping", "-m", type=Path, help="the mapping file, if it moved (default: the one the run used)")
     p.add_argument("--ledger", help="ledger database (default: the one named in the workbook's Summary)")
-    p.add_argument("--concurrency", "-c", type=_positive_int, help="requests in flight at once (default: the mapping's)")
-    p.add_argument("--rate", "-r", type=_rate, help="requests per second, never exceeded; 0: none published, adapt to 429s (default: the mapping's)")
+    p.add_argument("--concurrency", "-c", type=_positive_int,
+                   help="requests in flight at once (default: the mapping's)")
+    p.add_argument("--rate", "-r", type=_rate, help="requests per second, never exceeded; 0: none published, adapt "
+                                                    "to 429s (default: the mapping's)")
     p.add_argument("--resend-unknown", action="store_true",
                    help="resend unknown rows the provider offers no way to check (check with the provider first)")
     p.add_argument("--chunk-size", type=_positive_int, help=CHUNK_HELP)
@@ -254,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "claimed by one run, in the ledger.",
                        epilog="Schedules need a real Prefect server: start one with `prefect server start`, then "
                               "`prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api`. Without one, serve "
-                              "exits 2. --notify gets the run's summary: an Apprise URL (Slack, Teams, e-mail...) a readable "
+                              "exits 2. --notify gets the run's summary: an Apprise URL (Slack, Teams, e-mail...) a "
+                              "readable "
                               "message, a command the JSON on its stdin, an http(s) URL the JSON by POST; env:NAME "
                               "reads any of them from the worker's environment.")
     p.add_argument("--inbox", type=Path, required=True, help="the folder sheets are dropped into")
@@ -262,11 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timezone", help="IANA time zone of the cron, e.g. Europe/London (default UTC)")
     p.add_argument("--name", default="nightly-inbox", help="deployment name (default nightly-inbox); workers serving "
                                                            "the same inbox use the same name")
-    p.add_argument("--mappings", type=Path, default=Path("mappings"), help="folder of mapping files (default ./mappings)")
+    p.add_argument("--mappings", type=Path, default=Path("mappings"),
+                   help="folder of mapping files (default ./mappings)")
     p.add_argument("--archive", type=Path, help="where imported files go (default INBOX/archive)")
     p.add_argument("--ledger", help="ledger database (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
-    p.add_argument("--notify", help="where each run's summary goes: an Apprise URL (slack://, msteams://, mailto://, json://...), "
-                                    "an http(s) webhook URL (the summary JSON by POST) or a command (the JSON on its stdin)")
+    p.add_argument("--notify", help="where each run's summary goes: an Apprise URL (slack://, msteams://, mailto://, "
+                                    "json://...), "
+                                    "an http(s) webhook URL (the summary JSON by POST) or a command (the JSON on its "
+                                    "stdin)")
     p.add_argument("--settle-seconds", type=_seconds, default=2.0,
                    help="a file must keep its size and time this long to be imported (default 2)")
     p.add_argument("--lease-seconds", type=_seconds, default=120.0,
@@ -275,13 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("web", help="serve the web page where staff upload, fix and book a sheet",
                        description="Serve the web page (sign in, choose a mapping, upload, match columns, review and "
-                                   "fix, book with live progress, results, history) until Ctrl-C. Accounts: 'name:hash' "
+                                   "fix, book with live progress, results, history) until Ctrl-C. Accounts: "
+                                   "'name:hash' "
                                    "lines in web-users.txt or the file named by BOOKING_WEB_USERS (hash from "
-                                   "--hash-password); --demo serves the bundled simulators with a demo account it prints.")
+                                   "--hash-password); --demo serves the bundled simulators with a demo account it "
+                                   "prints.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
     p.add_argument("--demo", action="store_true", help="serve against the bundled simulators, with a demo account")
-    p.add_argument("--mappings", type=Path, default=Path("mappings"), help="folder of mapping files (default ./mappings)")
+    p.add_argument("--mappings", type=Path, default=Path("mappings"),
+                   help="folder of mapping files (default ./mappings)")
     p.add_argument("--ledger", help="ledger database (default: $BOOKING_IMPORTER_LEDGER or ./booking-ledger.sqlite)")
     p.add_argument("--users", help="accounts file (default: $BOOKING_WEB_USERS or ./web-users.txt)")
     p.add_argument("--uploads", help="private folder for uploads and results (default out/web-uploads)")
@@ -294,9 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "accounts file, and exit")
 
     p = sub.add_parser("sandbox", help="serve a provider simulator on loopback for trying things out",
-                       description="Serve a faithful provider simulator on 127.0.0.1 until Ctrl-C, with optional faults.",
+                       description="Serve a faithful provider simulator on 127.0.0.1 until Ctrl-C, with optional "
+                                   "faults.",
                        epilog="{providers}")
-    p.add_argument("provider", nargs="?", default="jicoo", help="provider id, one of those listed below (default jicoo)")
+    p.add_argument("provider", nargs="?", default="jicoo",
+                   help="provider id, one of those listed below (default jicoo)")
     p.add_argument("--port", type=_port, default=8080, help="port on 127.0.0.1 (default 8080; 0 picks a free one)")
     p.add_argument("--latency-ms", type=float, default=0, help="added latency per request")
     p.add_argument("--latency-jitter-ms", type=float, default=0,
@@ -304,13 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-limit", type=float, default=None, help="requests per second above which it answers 429")
     p.add_argument("--unavailable-rate", type=float, default=0, help="share of writes answered 503 (nothing stored)")
     p.add_argument("--error-after-store-rate", type=float, default=0, help="share answered 500 after storing")
-    p.add_argument("--timeout-after-store-rate", type=float, default=0, help="share stored then stalled past the client's timeout")
+    p.add_argument("--timeout-after-store-rate", type=float, default=0,
+                   help="share stored then stalled past the client's timeout")
     p.add_argument("--drop-after-store-rate", type=float, default=0, help="share stored then the connection dropped")
 
-    p = sub.add_parser("demo", help="import the bundled sample sheets into local simulators (no credentials, no network)",
+    p = sub.add_parser("demo", help="import the bundled sample sheets into local simulators (no credentials, no "
+                                    "network)",
                        description="Start the provider simulators on loopback, import the sample sheets from "
                                    "sample_data/, write the results workbooks under out/demo/ and print the summaries.")
-    p.add_argument("--out-dir", type=Path, default=Path("out/demo"), help="where workbooks and the demo ledger go (default out/demo)")
+    p.add_argument("--out-dir", type=Path, default=Path("out/demo"),
+                   help="where workbooks and the demo ledger go (default out/demo)")
 
     sub.add_parser("transforms", help="list the transforms a mapping file can use, with examples",
                    description="List every named transform a mapping file's `transforms:` can use, with its "
@@ -329,8 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("run", "rerun", "serve", "validate", "render", "status", "callbacks", "sandbox", "demo", "web", "transforms", "schema",
-            "template")
+COMMANDS = ("run", "rerun", "serve", "validate", "render", "status", "callbacks", "sandbox", "demo", "web",
+            "transforms", "schema", "template")
 
 
 def _number(convert: Callable[[str], Any], what: str, least: float, bound: str) -> Callable[[str], Any]:
