@@ -108,14 +108,15 @@ def test_refused_credentials_end_the_flow_run_failed_without_a_traceback(prefect
 
     monkeypatch.setenv("JICOO_API_KEY", "sk_test_wrong")
     out = tmp_path / "refused.xlsx"
-    state = asyncio.run(import_sheet(sheet=str(SHEET), mapping=str(MAPPING), out=str(out), ledger=str(tmp_path / "l.sqlite"),
-                                     rate=0, concurrency=1, return_state=True))
+    state = asyncio.run(import_sheet(sheet=str(SHEET), mapping=str(MAPPING), out=str(out),
+                                     ledger=str(tmp_path / "l.sqlite"), rate=0, concurrency=1, return_state=True))
     assert state.is_failed()  # not a green Completed: Prefect automations on Failed fire
     assert "credentials refused" in state.message and f"results: {out.resolve()}" in state.message
     with pytest.raises(RowsNeedAttention) as caught:  # what a caller of the flow gets: the counts travel with it
         state.result()
     assert caught.value.result["counts"]["skipped"] == 54
-    (flow_run,) = asyncio.run(api_post("/flow_runs/filter", {"flow_runs": {"id": {"any_": [str(state.state_details.flow_run_id)]}}}))
+    flow_run_id = str(state.state_details.flow_run_id)
+    (flow_run,) = asyncio.run(api_post("/flow_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}}))
     assert flow_run["state"]["type"] == "FAILED"
     logs = run_logs(flow_run["id"], until="Finished in state")
     assert any(m.startswith("the run stopped sending: credentials refused") for m in logs), logs
@@ -135,7 +136,8 @@ def test_run_command_prints_only_progress_and_summary(prefect_api, jicoo_sim, ji
     assert noise == [], "Prefect printed more than the progress: " + "\n".join(noise)
 
 
-def test_a_run_killed_with_sigkill_loses_nothing_and_the_rerun_duplicates_nothing(prefect_api, jicoo_sim, jicoo_env, tmp_path):
+def test_a_run_killed_with_sigkill_loses_nothing_and_the_rerun_duplicates_nothing(prefect_api, jicoo_sim, jicoo_env,
+                                                                                  tmp_path):
     jicoo_sim.faults = Faults(latency_ms=40)
     ledger = tmp_path / "l.sqlite"
     args = ["run", SHEET, "-m", MAPPING, "--ledger", ledger, "--rate", "0", "--concurrency", "4", "-q"]
@@ -151,7 +153,7 @@ def test_a_run_killed_with_sigkill_loses_nothing_and_the_rerun_duplicates_nothin
 
     jicoo_sim.faults = Faults()
     p = cli([*args, "-o", tmp_path / "rerun.xlsx"], {"PREFECT_API_URL": prefect_api}, cwd=tmp_path)
-    out, err = p.communicate(timeout=180)
+    _out, err = p.communicate(timeout=180)
     assert p.returncode == 1, err
     df, _ = read_results(tmp_path / "rerun.xlsx")
     counts = df["_status"].value_counts().to_dict()
@@ -160,7 +162,8 @@ def test_a_run_killed_with_sigkill_loses_nothing_and_the_rerun_duplicates_nothin
     assert counts.get("unknown", 0) == 0 and counts.get("failed", 0) == 0
     slots = [(b["eventTypeId"], b["startedAt"]) for b in jicoo_sim.bookings]
     assert len(jicoo_sim.bookings) == 54 and len(set(slots)) == 54
-    assert set(df.loc[df["_status"].isin(["created", "skipped"]), "_provider_id"]) == {b["uid"] for b in jicoo_sim.bookings}
+    booked = df.loc[df["_status"].isin(["created", "skipped"]), "_provider_id"]
+    assert set(booked) == {b["uid"] for b in jicoo_sim.bookings}
 
 
 def test_ctrl_c_still_writes_the_results_workbook(prefect_api, jicoo_sim, jicoo_env, tmp_path):
@@ -170,7 +173,7 @@ def test_ctrl_c_still_writes_the_results_workbook(prefect_api, jicoo_sim, jicoo_
              "-o", out_path], {"PREFECT_API_URL": prefect_api}, cwd=tmp_path)
     assert wait_for(lambda: len(jicoo_sim.bookings) >= 10, timeout=120)
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=60)
+    _out, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
     assert "Traceback" not in err and "Crash detected" not in err
     df, summary = read_results(out_path)
@@ -197,7 +200,8 @@ def test_demo_imports_a_sample_twice_and_books_nothing_twice(prefect_api, tmp_pa
     assert (tmp_path / "demo" / "jicoo-results-run1.xlsx").exists()
 
 
-def test_a_ledger_password_never_reaches_prefects_database(prefect_api, jicoo_sim, jicoo_env, tmp_path, request, capsys):
+def test_a_ledger_password_never_reaches_prefects_database(prefect_api, jicoo_sim, jicoo_env, tmp_path, request,
+                                                           capsys):
     """`--ledger postgresql://user:PASSWORD@...`: the flow run's parameters, which Prefect stores, carry the
     URL without the password; the run still opens the ledger with it (resolved in-process)."""
     from urllib.parse import urlsplit, urlunsplit
@@ -209,7 +213,8 @@ def test_a_ledger_password_never_reaches_prefects_database(prefect_api, jicoo_si
     pg_url = request.getfixturevalue("pg_url")  # skips, saying why, without PostgreSQL
     parts = urlsplit(pg_url)
     secret = "s3cret-Ledger-pw"
-    with_password = urlunsplit(parts._replace(netloc=f"{parts.username or 'postgres'}:{secret}@{parts.hostname}:{parts.port}"))
+    user = parts.username or "postgres"
+    with_password = urlunsplit(parts._replace(netloc=f"{user}:{secret}@{parts.hostname}:{parts.port}"))
     code = main(["run", str(SHEET), "-m", str(MAPPING), "--ledger", with_password, "-o", str(tmp_path / "r.xlsx"),
                  "--rate", "0", "-q"])
     assert code == 1  # 5 invalid rows, one slot conflict: the run itself went through
@@ -218,7 +223,8 @@ def test_a_ledger_password_never_reaches_prefects_database(prefect_api, jicoo_si
 
     async def stored_runs():
         async with get_client() as client:
-            response = await client._client.post("/flow_runs/filter", json={"limit": 200, "sort": "EXPECTED_START_TIME_DESC"})
+            response = await client._client.post("/flow_runs/filter",
+                                                 json={"limit": 200, "sort": "EXPECTED_START_TIME_DESC"})
             response.raise_for_status()
             return response.json()
 
@@ -292,7 +298,7 @@ def test_a_signal_to_the_whole_process_group_stops_the_run_cleanly(signals, code
     for sig in signals:
         os.killpg(p.pid, sig)
         time.sleep(0.1)
-    stdout, err = p.communicate(timeout=90)  # a backstop, not a timing assertion
+    _stdout, err = p.communicate(timeout=90)  # a backstop, not a timing assertion
     assert p.returncode == code, err
     assert "Traceback" not in err and "Crash detected" not in err, err
     df, summary = read_results(out)

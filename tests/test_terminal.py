@@ -127,7 +127,8 @@ def report_with_a_problem():
 
     report = InboxReport(inbox="/srv/inbox", run_id="r1", started="2026-12-01T02:00:00")
     report.files.append(FileReport(file="jicoo/week.csv", state="imported", provider="jicoo",
-                                   counts={"created": 5, "unknown": 1}, results="archive/2026-12-01/jicoo/week.results.xlsx"))
+                                   counts={"created": 5, "unknown": 1},
+                                   results="archive/2026-12-01/jicoo/week.results.xlsx"))
     return report
 
 
