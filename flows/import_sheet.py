@@ -23,11 +23,16 @@ apply_defaults()
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 from prefect.states import Failed
 
 from .engine.rerun import Rerun, load_rerun
 from .engine.run import UNSET, ImportRun, Plan, PreparedRow, RunOptions, prepare, run_import
 from .errors import ImporterError, RowsNeedAttention, UsageError
+from .outcomes import Status
+from .terminal import attention_lines, stop_reason
+from .workbooks.results import next_command
 
 __all__ = ["Hooks", "final_problems", "flow_run_name", "hooks", "import_sheet", "run_import_sheet", "summary_markdown"]
 
@@ -92,8 +97,6 @@ async def _chunk_as_task(run: ImportRun, chunks: list[list[PreparedRow]], number
 def flow_run_name() -> str:
     """The flow run's name in the Prefect UI: the mapping and the file, e.g. ``jicoo: bookings.xlsx``
     (``rerun: bookings.results-....xlsx`` for a rerun, whose mapping the workbook remembers)."""
-    from prefect.runtime import flow_run
-
     params = flow_run.parameters or {}
     sheet = Path(str(params.get("sheet") or "?")).name
     mapping = params.get("mapping")
@@ -106,8 +109,6 @@ def flow_run_name() -> str:
 def final_problems(run: ImportRun) -> list[str]:
     """Why the run must end Failed (so automations fire), or nothing: rows failed or unknown, or a stop
     (refused credentials, an unreachable provider). invalid and rejected rows are the sheet's to fix: Completed."""
-    from .terminal import stop_reason
-
     counts = run.counts()
     problems = []
     stop = stop_reason(run)
@@ -124,10 +125,6 @@ def final_problems(run: ImportRun) -> list[str]:
 def summary_markdown(run: ImportRun, sheet: str, rerun: bool) -> str:
     """The run's artifact: counts, why it failed if it did, what to do next, and the results workbook's absolute
     path."""
-    from .outcomes import Status
-    from .terminal import attention_lines
-    from .workbooks.results import next_command
-
     counts = run.counts()
     results = Path(run.results_path).resolve() if run.results_path else None
     lines = [f"# {'Rerun of' if rerun else 'Import of'} {Path(sheet).name} with {run.plan.mapping_path.name}", "",
@@ -221,8 +218,6 @@ async def import_sheet(
         markdown=summary_markdown(run, sheet, rerun),
         description=f"{Path(sheet).name} with {plan.mapping_path.name}: {run.total} rows",
     )
-    from prefect.runtime import flow_run
-
     value = {**result.as_dict(), "flow_run_id": flow_run.id}
     if problems:  # Failed, not Completed, so automations fire; a state, not an exception: no traceback in the logs
         message = f"{Path(sheet).name}: needs attention: {'; '.join(problems)}; results: {Path(path).resolve()}"
@@ -232,9 +227,6 @@ async def import_sheet(
 
 def _flow_run_url() -> str | None:
     """The flow run's address in the Prefect UI, when a Prefect server is configured (not the temporary one)."""
-    from prefect.runtime import flow_run
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
-
     if not PREFECT_API_URL.value():
         return None
     try:  # the UI's route (prefect.utilities.urls); prefect.runtime.flow_run.ui_url gives /flow-runs/..., a 404

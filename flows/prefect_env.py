@@ -10,9 +10,11 @@ Prefect's console loggers to WARNING for the duration of a run unless PREFECT_LO
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import tomllib
@@ -20,6 +22,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from . import errors
+from .errors import ImporterError
 
 __all__ = ["DEFAULTS", "apply_defaults", "configured_api_url", "contain_ephemeral_server", "ephemeral_server",
            "quiet_prefect"]
@@ -91,6 +96,7 @@ def _toml(path: Path) -> dict[str, Any]:
 def ephemeral_server() -> bool:
     """Whether a flow started now would run against a temporary local server (no PREFECT_API_URL set in the
     environment or the Prefect profile), as Prefect's own client decides it."""
+    # for start-up speed: Prefect is imported only when a run is a Prefect flow run
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
     return not PREFECT_API_URL.value() and bool(PREFECT_SERVER_EPHEMERAL_ENABLED.value())
@@ -123,14 +129,10 @@ class _ContainedSubprocess:
     (230 MB, listening). Prefect still stops it at exit (``atexit``) as before."""
 
     def __init__(self) -> None:
-        import subprocess
-
         self._real = subprocess
         self._prctl = None
         if sys.platform.startswith("linux"):
             try:
-                import ctypes
-
                 self._prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, never in the forked child
             except (OSError, AttributeError):
                 self._prctl = None
@@ -150,7 +152,7 @@ class _ContainedSubprocess:
 
 def contain_ephemeral_server() -> None:
     """Start Prefect's temporary server, when a run needs one, as :class:`_ContainedSubprocess` says. Idempotent."""
-    import prefect.server.api.server as server
+    import prefect.server.api.server as server  # for start-up speed: only when a temporary server is started
 
     if not isinstance(server.subprocess, _ContainedSubprocess):
         server.subprocess = _ContainedSubprocess()
@@ -167,11 +169,8 @@ class _DropInterruptNoise(logging.Filter):
     own summary already says it was interrupted, and the flow's state in the UI says Crashed."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[1] is not None:
-            from .errors import ImporterError
-
-            if isinstance(record.exc_info[1], ImporterError):  # the CLI prints it as one readable line
-                return False
+        if record.exc_info and isinstance(record.exc_info[1], ImporterError):  # the CLI prints it as one line
+            return False
         message = record.getMessage()
         if "cancelled by the runtime environment" in message:
             return False
@@ -181,8 +180,6 @@ class _DropInterruptNoise(logging.Filter):
 
 
 def _importer_error_named(message: str) -> bool:
-    from . import errors
-
     return any(name in message for name in errors.__all__)
 
 

@@ -5,6 +5,9 @@ import sys
 import time
 from typing import IO, Any
 
+from .outcomes import Status
+from .workbooks.results import next_command
+
 __all__ = ["Progress", "attention_lines", "print_summary", "stop_reason", "summary_lines"]
 
 
@@ -29,6 +32,7 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if self.enabled and self._tty:
+            # for start-up speed: rich only when a bar is drawn on a terminal
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
             from rich.progress import Progress as RichProgress
@@ -177,9 +181,6 @@ def next_lines(run: Any, counts: dict[str, int]) -> list[str]:
     """The exact next command(s) for this run's results workbook (flows.workbooks.results.next_command)."""
     if not run.results_path:
         return []
-    from .outcomes import Status
-    from .workbooks.results import next_command
-
     steps = next_command(run.results_path, run.summary(), {Status(s): n for s, n in counts.items()})
     return [f"next: {command}" for _, command in steps if command]
 

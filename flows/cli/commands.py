@@ -1,5 +1,9 @@
 """The commands that do not import a sheet: serve, validate, render, status, callbacks, sandbox, demo,
-web, transforms, template, schema. Each is thin: it calls the library."""
+web, transforms, template, schema. Each is thin: it calls the library.
+
+Each command imports the library it calls inside itself, for start-up speed: `--help`, a refused
+argument and the cheap commands must not load pandas, httpx, aiohttp or Prefect.
+"""
 from __future__ import annotations
 
 import argparse

@@ -34,6 +34,7 @@ from .commands import (
     cmd_web,
 )
 from .parser import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS, build_parser
+from .signals import GracefulStop
 
 __all__ = ["main"]
 
@@ -45,7 +46,7 @@ _stop: Any = None  # the GracefulStop of the command running in this process, if
 def _load_dotenv() -> None:
     env = Path(".env")
     if env.is_file():
-        from dotenv import load_dotenv
+        from dotenv import load_dotenv  # for start-up speed: only when there is a .env file
 
         load_dotenv(env, override=False)
 
@@ -60,8 +61,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     global _stop, _staged
     stopping = contextlib.nullcontext()
     if args.command in _FLOW_COMMANDS:
-        from .signals import GracefulStop
-
         stopping = _stop = GracefulStop()
     try:
         with stopping:
@@ -190,7 +189,7 @@ def _in_prefect(args: argparse.Namespace) -> bool:
 
 def _options(args: argparse.Namespace, **given: Any) -> Any:
     """The run's options from the command line, as the flow ``import_sheet`` sets them from its parameters."""
-    from ..engine.run import UNSET, RunOptions  # loaded by the command already (cmd_run, cmd_rerun)
+    from ..engine.run import UNSET, RunOptions  # for start-up speed, as in cmd_run (loaded by then)
 
     rate = UNSET if args.rate is None else (args.rate or None)  # --rate 0: no rate, adapt to 429s
     return RunOptions(concurrency=args.concurrency, rate=rate, resend_unknown=args.resend_unknown, **given)
@@ -199,7 +198,7 @@ def _options(args: argparse.Namespace, **given: Any) -> Any:
 def _run_direct(args: argparse.Namespace, progress: Any, plan: Any, options: Any, **how: Any) -> Any:
     """The run without Prefect: flows.engine.run.run_import, the call the flow ``import_sheet`` wraps, here
     sending as one stream (no chunks: they exist to be Prefect tasks). Returns the run, None if it never began."""
-    from ..engine.run import run_import  # loaded by the command already
+    from ..engine.run import run_import  # for start-up speed, as in cmd_run (loaded by then)
 
     holder: dict[str, Any] = {}
     options = dataclasses.replace(options, progress=progress.update)

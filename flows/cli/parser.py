@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ MAPPINGS_DIR = Path(__file__).resolve().parent.parent.parent / "mappings"
 def environment_help(folder: Path | None = None) -> str:
     """The environment variables each bundled mapping reads, derived from the mapping files (so a new
     mapping, e.g. BigChange's OAuth2 client and Customer-Id header, shows up in `--help` without an edit here)."""
-    from ..mapping.model import load_mapping
+    from ..mapping.model import load_mapping  # for start-up speed: only when a help is shown
 
     folder = folder or MAPPINGS_DIR
     found: dict[str, tuple[list[str], list[str], list[str]]] = {}
@@ -83,8 +84,6 @@ class _Wrapping(argparse.HelpFormatter):
     formatter printed 600-character lines); indented lines (lists, exit codes) keep their indent."""
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
-        import textwrap
-
         out: list[str] = []
         for paragraph in text.split("\n\n"):
             lines = paragraph.splitlines()
@@ -102,7 +101,7 @@ class _Wrapping(argparse.HelpFormatter):
 
 def sandbox_providers_help(folder: Path | None = None) -> str:
     """The providers `sandbox` can simulate, each with the bundled mappings that use it."""
-    from ..mapping.model import load_mapping
+    from ..mapping.model import load_mapping  # for start-up speed: only when a help is shown
     from ..sandbox import SIMULATORS
 
     folder = folder or MAPPINGS_DIR
