@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .import_sheet import Hooks, hooks, run_import_sheet
-from .prefect_quiet import quiet_prefect
+from .prefect_env import quiet_prefect
 from .sandbox import SIMULATORS, SimulatorServer
 from .sandbox.demo import DEMOS, Demo, project_root, sandbox_env
 from .terminal import Progress, print_summary

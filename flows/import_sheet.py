@@ -2,9 +2,12 @@
 
 One task reads, maps and validates the sheet; engine.run_import runs the import, each chunk of
 rows sent as a task (never a task per row: the local server manages about 100 task runs a
-second); the results workbook is written by run_import, also if the run is interrupted. A markdown artifact
-summarises the run (counts, what to do next, the results workbook's absolute path). Flow parameters are plain strings and numbers so the flow can be deployed and
-scheduled as it is.
+second); the results workbook is written by run_import, also if the run is interrupted. A markdown
+artifact summarises the run (counts, what to do next, the results workbook's absolute path). Flow
+parameters are plain strings and numbers so the flow can be deployed and scheduled as it is.
+
+``booking-import run`` uses this flow only when a Prefect server is configured (or with --prefect);
+otherwise it calls engine.run_import itself (flows/cli/entry.py).
 """
 from __future__ import annotations
 
@@ -20,12 +23,17 @@ apply_defaults()
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 from prefect.states import Failed
 
 from .engine.plan import Plan, PreparedRow, prepare
 from .engine.rerun import Rerun, load_rerun
 from .engine.run import UNSET, ImportRun, RunOptions, run_import
 from .errors import ImporterError, RowsNeedAttention, UsageError
+from .outcomes import Status
+from .terminal import attention_lines, stop_reason
+from .workbooks.results import next_command
 
 __all__ = ["Hooks", "final_problems", "flow_run_name", "hooks", "import_sheet", "run_import_sheet", "summary_markdown"]
 
@@ -44,7 +52,8 @@ class Hooks:
     on_flow_run: Callable[[str], None] | None = None
 
 
-hooks: contextvars.ContextVar[Hooks] = contextvars.ContextVar("booking_importer_hooks", default=Hooks())
+#: no default (a shared mutable Hooks would be every context's): ``hooks.get(None)`` is None when nobody set it
+hooks: contextvars.ContextVar[Hooks] = contextvars.ContextVar("booking_importer_hooks")
 
 class Opaque:
     """Hands a big value (a plan of 100,000 rows, the chunks) to or from a task without Prefect walking
@@ -89,8 +98,6 @@ async def _chunk_as_task(run: ImportRun, chunks: list[list[PreparedRow]], number
 def flow_run_name() -> str:
     """The flow run's name in the Prefect UI: the mapping and the file, e.g. ``jicoo: bookings.xlsx``
     (``rerun: bookings.results-....xlsx`` for a rerun, whose mapping the workbook remembers)."""
-    from prefect.runtime import flow_run
-
     params = flow_run.parameters or {}
     sheet = Path(str(params.get("sheet") or "?")).name
     mapping = params.get("mapping")
@@ -103,8 +110,6 @@ def flow_run_name() -> str:
 def final_problems(run: ImportRun) -> list[str]:
     """Why the run must end Failed (so automations fire), or nothing: rows failed or unknown, or a stop
     (refused credentials, an unreachable provider). invalid and rejected rows are the sheet's to fix: Completed."""
-    from .terminal import stop_reason
-
     counts = run.counts()
     problems = []
     stop = stop_reason(run)
@@ -119,11 +124,8 @@ def final_problems(run: ImportRun) -> list[str]:
 
 
 def summary_markdown(run: ImportRun, sheet: str, rerun: bool) -> str:
-    """The run's artifact: counts, why it failed if it did, what to do next, and the results workbook's absolute path."""
-    from .outcomes import Status
-    from .terminal import attention_lines
-    from .workbooks.results import next_command
-
+    """The run's artifact: counts, why it failed if it did, what to do next, and the results workbook's absolute
+    path."""
     counts = run.counts()
     results = Path(run.results_path).resolve() if run.results_path else None
     lines = [f"# {'Rerun of' if rerun else 'Import of'} {Path(sheet).name} with {run.plan.mapping_path.name}", "",
@@ -177,7 +179,7 @@ async def import_sheet(
 
     ``rerun``: ``sheet`` is a results workbook (possibly edited): its mapping and ledger are the ones
     it was written with unless given, and rows are carried over, refused or sent as flows.engine.rerun says."""
-    h = hooks.get()
+    h = hooks.get(None) or Hooks()
     logger = get_run_logger()
     if h.on_flow_run is not None:
         url = _flow_run_url()
@@ -217,8 +219,6 @@ async def import_sheet(
         markdown=summary_markdown(run, sheet, rerun),
         description=f"{Path(sheet).name} with {plan.mapping_path.name}: {run.total} rows",
     )
-    from prefect.runtime import flow_run
-
     value = {**result.as_dict(), "flow_run_id": flow_run.id}
     if problems:  # Failed, not Completed, so automations fire; a state, not an exception: no traceback in the logs
         message = f"{Path(sheet).name}: needs attention: {'; '.join(problems)}; results: {Path(path).resolve()}"
@@ -228,9 +228,6 @@ async def import_sheet(
 
 def _flow_run_url() -> str | None:
     """The flow run's address in the Prefect UI, when a Prefect server is configured (not the temporary one)."""
-    from prefect.runtime import flow_run
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
-
     if not PREFECT_API_URL.value():
         return None
     try:  # the UI's route (prefect.utilities.urls); prefect.runtime.flow_run.ui_url gives /flow-runs/..., a 404

@@ -1,17 +1,33 @@
-"""Quiet, offline-friendly Prefect defaults, applied before Prefect is imported; and the process
-hygiene of a run: the temporary server ends with its parent, and SIGINT/SIGTERM stop a run cleanly.
+"""Quiet, offline-friendly Prefect defaults, applied before Prefect is imported; the process
+hygiene of a run: the temporary server ends with its parent (SIGINT/SIGTERM: flows/cli/signals.py);
+and a run's terminal kept to the progress bar and the summary (:func:`quiet_prefect`).
 
 Only defaults: anything the user has set in the environment or a Prefect profile wins.
+
+Prefect logs its own progress at INFO (sent to the API and the UI, where it belongs) and, on
+machines without internet, may log failed telemetry or shutdown noise. :func:`quiet_prefect` lowers
+Prefect's console loggers to WARNING for the duration of a run unless PREFECT_LOGGING_LEVEL says otherwise.
 """
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
+import tomllib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULTS", "GracefulStop", "apply_defaults", "contain_ephemeral_server", "ephemeral_server"]
+from . import errors
+from .errors import ImporterError
+
+__all__ = ["DEFAULTS", "apply_defaults", "configured_api_url", "contain_ephemeral_server", "ephemeral_server",
+           "quiet_prefect"]
 
 DEFAULTS = {
     # no telemetry calls: offline machines would print errors for them
@@ -38,9 +54,49 @@ def apply_defaults() -> None:
         os.environ.setdefault(name, value)
 
 
+def configured_api_url(environ: Mapping[str, str] | None = None, folder: Path | None = None) -> str | None:
+    """The Prefect server a flow started now would report to (PREFECT_API_URL), or None when there is none and
+    Prefect would start a temporary one: decided without importing Prefect (about a second), as Prefect's
+    settings read it (prefect/settings/base.py, sources.py, 3.8), highest first: the environment; prefect.toml
+    (``[api] url``) and pyproject.toml (``[tool.prefect.api] url``) in ``folder`` (the current one); then the
+    active profile (PREFECT_PROFILE, else ``active``) of the profiles file (PREFECT_PROFILES_PATH, a
+    ``profiles_path`` in those files, $PREFECT_HOME/profiles.toml, ~/.prefect/profiles.toml). A .env file is
+    in the environment already (the CLI loads it first). When Prefect is already loaded (a test harness's
+    temporary settings, a library caller), its own answer, which costs nothing then."""
+    if "prefect.settings" in sys.modules:
+        settings = sys.modules["prefect.settings"]
+        return settings.PREFECT_API_URL.value() or None
+    env = os.environ if environ is None else environ
+    here = Path.cwd() if folder is None else folder
+    if "PREFECT_API_URL" in env:
+        return env["PREFECT_API_URL"] or None
+    prefect_toml = _toml(here / "prefect.toml")
+    pyproject = _toml(here / "pyproject.toml").get("tool", {}).get("prefect", {})
+    for table in (prefect_toml, pyproject):
+        url = table.get("api", {}).get("url") if isinstance(table.get("api"), dict) else None
+        if url:
+            return str(url)
+    if env.get("PREFECT_TESTING_UNIT_TEST_MODE") or env.get("PREFECT_TESTING_TEST_MODE"):
+        return None  # Prefect then reads its bundled profiles only, which name no server
+    path = (env.get("PREFECT_PROFILES_PATH") or prefect_toml.get("profiles_path") or pyproject.get("profiles_path")
+            or str(Path(env.get("PREFECT_HOME") or Path.home() / ".prefect") / "profiles.toml"))
+    profiles = _toml(Path(path))
+    active = env.get("PREFECT_PROFILE") or profiles.get("active")
+    profile = profiles.get("profiles", {}).get(active, {}) if isinstance(active, str) else {}
+    return str(profile.get("PREFECT_API_URL") or "") or None  # no such profile: Prefect's bundled one, no server
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):  # Prefect warns and reads on; so do we
+        return {}
+
+
 def ephemeral_server() -> bool:
     """Whether a flow started now would run against a temporary local server (no PREFECT_API_URL set in the
     environment or the Prefect profile), as Prefect's own client decides it."""
+    # for start-up speed: Prefect is imported only when a run is a Prefect flow run
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
     return not PREFECT_API_URL.value() and bool(PREFECT_SERVER_EPHEMERAL_ENABLED.value())
@@ -54,7 +110,7 @@ _PR_SET_PDEATHSIG = 1
 def _child_setup(parent: int, prctl: object) -> object:
     """What the temporary server's process does between fork and exec (Linux): die with ``parent`` (SIGTERM
     when the thread that started it ends, which is the main thread: Prefect starts it there), and take
-    signals again (the CLI blocks SIGTERM in its threads, see :class:`GracefulStop`)."""
+    signals again (the CLI blocks SIGTERM in its threads, see flows.cli.signals.GracefulStop)."""
     def setup() -> None:
         if prctl is not None:
             prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -73,14 +129,10 @@ class _ContainedSubprocess:
     (230 MB, listening). Prefect still stops it at exit (``atexit``) as before."""
 
     def __init__(self) -> None:
-        import subprocess
-
         self._real = subprocess
         self._prctl = None
         if sys.platform.startswith("linux"):
             try:
-                import ctypes
-
                 self._prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, never in the forked child
             except (OSError, AttributeError):
                 self._prctl = None
@@ -100,104 +152,90 @@ class _ContainedSubprocess:
 
 def contain_ephemeral_server() -> None:
     """Start Prefect's temporary server, when a run needs one, as :class:`_ContainedSubprocess` says. Idempotent."""
-    import prefect.server.api.server as server
+    import prefect.server.api.server as server  # for start-up speed: only when a temporary server is started
 
     if not isinstance(server.subprocess, _ContainedSubprocess):
         server.subprocess = _ContainedSubprocess()
 
 
-# --- SIGINT and SIGTERM: stop the run, write the workbook, exit 130 or 143 --------------------------------
+# --- the terminal: the progress bar and the summary, Prefect's lines to the UI ----------------------------
+
+_NOISY = ("prefect", "prefect.server", "prefect.client", "prefect.events", "uvicorn", "uvicorn.error", "httpx",
+          "docket")
 
 
-class GracefulStop:
-    """Ctrl-C (SIGINT, often sent to the whole process group) and SIGTERM (a service manager, ``kill``) stop a
-    run the same way: the running flow is cancelled once, rows in flight end ``unknown``, the rest ``not
-    sent``, the results workbook is written, and the command exits 128 + the signal (130, 143). Further
-    signals while it stops, until the process ends, are ignored, so they cannot interrupt the writing of the
-    workbook or change the exit code.
+class _DropInterruptNoise(logging.Filter):
+    """Ctrl-C makes Prefect log 'Crash detected!' for the flow and each running task; the run's
+    own summary already says it was interrupted, and the flow's state in the UI says Crashed."""
 
-    SIGTERM is blocked in every thread (threads started later inherit the mask) and taken by a waiting
-    thread: Prefect installs its own SIGTERM handler while a flow runs, which would raise inside the event
-    loop instead. Before the flow runs, a signal is only noted, and :meth:`checkpoint` (called between the
-    steps of the command) raises KeyboardInterrupt: raised at an arbitrary point, inside an import or a
-    pydantic serialisation, it came out as a PydanticSerializationError traceback with exit 1, or as a
-    death by SIGINT (-2), in about one start in ten."""
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], ImporterError):  # the CLI prints it as one line
+            return False
+        message = record.getMessage()
+        if "cancelled by the runtime environment" in message:
+            return False
+        if record.levelno < logging.WARNING and record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
+            return True  # the run's own lines: for the UI's Logs tab (the console handler is at WARNING)
+        return not ("Finished in state Failed" in message and _importer_error_named(message))
 
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._loop: Any = None
-        self._task: Any = None
-        self._lock = threading.Lock()
-        self._saved: Any = None
-        self._blocked = False
-        self._waiter: threading.Thread | None = None
 
-    def __enter__(self) -> GracefulStop:
-        if threading.current_thread() is not threading.main_thread():
-            return self  # signals are the main thread's business; an in-process caller keeps its own handling
-        self._saved = signal.signal(signal.SIGINT, self._on_sigint)
-        if hasattr(signal, "pthread_sigmask"):
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-            self._blocked = True
-            self._waiter = threading.Thread(target=self._wait_for_sigterm, name="sigterm-waiter", daemon=True)
-            self._waiter.start()
-        return self
+def _importer_error_named(message: str) -> bool:
+    return any(name in message for name in errors.__all__)
 
-    def __exit__(self, *exc: Any) -> None:
-        self.detach()
-        if self.signum is not None:
-            # stopping: the process is on its way out (Prefect still stops its server at exit, up to 5 s). A
-            # signal now must neither kill it with the default action (exit -15, not 143) nor print a
-            # KeyboardInterrupt traceback from an atexit hook, so the handlers stay: they ignore what follows
-            return
-        if self._saved is not None:
-            signal.signal(signal.SIGINT, self._saved)
-        if self._blocked:
-            self._blocked = False
-            if self._waiter is not None and self._waiter.ident is not None:  # wake it (the signal is its alone) to end
-                signal.pthread_kill(self._waiter.ident, signal.SIGTERM)
-                self._waiter.join(timeout=1)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
-    @property
-    def exit_code(self) -> int:
-        return 128 + (self.signum or signal.SIGINT)
+_FILTER = _DropInterruptNoise()
 
-    def attach(self, loop: Any, task: Any) -> None:
-        """The flow's task: the first signal cancels it (from any thread)."""
-        with self._lock:
-            self._loop, self._task = loop, task
-            pending = self.signum is not None
-        if pending:  # a signal came between the start of the loop and now
-            loop.call_soon_threadsafe(task.cancel)
 
-    def detach(self) -> None:
-        with self._lock:
-            self._loop = self._task = None
+class _TerminalOnly(logging.Filter):
+    """On the terminal (not in the UI): the run's own lines and its final state are the summary's to say.
+    A run that ends Failed on purpose (rows failed or unknown, credentials refused) logs "Finished in state
+    Failed(...)" at ERROR; the summary printed next says the same, with what to do."""
 
-    def checkpoint(self) -> None:
-        """Raise KeyboardInterrupt if a signal came (between the steps of a command, before the flow runs)."""
-        if self.signum is not None:
-            raise KeyboardInterrupt
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
+            return True
+        if record.levelno < logging.WARNING:
+            return False
+        message = record.getMessage()
+        if message.startswith("Finished in state Failed") and "needs attention" in message:
+            return False
+        return not (record.exc_info is None and message.startswith(("nothing was sent:", "the run stopped sending:")))
 
-    def _request(self, signum: int) -> None:
-        """Note the first signal, and cancel the flow if it runs; later ones are ignored (already stopping)."""
-        with self._lock:
-            if self.signum is not None:
-                return
-            self.signum = signum
-            if self._task is not None:
-                self._loop.call_soon_threadsafe(self._task.cancel)
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        self._request(signal.SIGINT)
+_TERMINAL = _TerminalOnly()
 
-    def _wait_for_sigterm(self) -> None:
-        while self._blocked:
-            try:
-                signal.sigwait({signal.SIGTERM})
-            except Exception:  # pragma: no cover - interpreter shutting down
-                return
-            if not self._blocked:  # woken by __exit__
-                return
-            self._request(signal.SIGTERM)
+
+def _console_handlers() -> list[logging.Handler]:
+    """The handlers that write to the terminal (Prefect's console handler on the root logger)."""
+    found = []
+    for handler in logging.getLogger().handlers:
+        stream = isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+        if stream or type(handler).__name__ == "PrefectConsoleHandler":
+            found.append(handler)
+    return found
+
+
+@contextmanager
+def quiet_prefect() -> Iterator[None]:
+    level = os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING").upper()
+    saved = {}
+    named = logging.getLevelName(level)
+    for name in _NOISY:
+        logger = logging.getLogger(name)
+        saved[name] = logger.level
+        logger.setLevel(max(named if isinstance(named, int) else logging.WARNING, logging.WARNING))
+    run_loggers = [logging.getLogger("prefect.flow_runs"), logging.getLogger("prefect.task_runs")]
+    for logger in run_loggers:
+        logger.addFilter(_FILTER)
+    consoles = _console_handlers()
+    for handler in consoles:
+        handler.addFilter(_TERMINAL)
+    try:
+        yield
+    finally:
+        for handler in consoles:
+            handler.removeFilter(_TERMINAL)
+        for logger in run_loggers:
+            logger.removeFilter(_FILTER)
+        for name, lvl in saved.items():
+            logging.getLogger(name).setLevel(lvl)

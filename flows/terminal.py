@@ -5,6 +5,9 @@ import sys
 import time
 from typing import IO, Any
 
+from .outcomes import Status
+from .workbooks.results import next_command
+
 __all__ = ["Progress", "attention_lines", "print_summary", "stop_reason", "summary_lines"]
 
 
@@ -29,6 +32,7 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if self.enabled and self._tty:
+            # for start-up speed: rich only when a bar is drawn on a terminal
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
             from rich.progress import Progress as RichProgress
@@ -81,10 +85,11 @@ def summary_lines(run: Any) -> list[str]:
         if n:
             lines.append(f"  {status:<{width}}  {n}")
     waiting = counts.get("accepted", 0)
-    if "callback_url" in getattr(run, "run_values", {}) and (waiting or run.callbacks_confirmed):  # e.g. Systems X Bridge
-        lines.append(f"callbacks: {run.callbacks_confirmed} row(s) went accepted -> created as the provider's callbacks "
-                     f"arrived" + (f"; {waiting} still accepted: later callbacks are recorded by `booking-import "
-                                   f"callbacks`, then `booking-import status` refreshes the workbook" if waiting else ""))
+    if "callback_url" in getattr(run, "run_values", {}) and (waiting or run.callbacks_confirmed):  # Systems X Bridge
+        later = (f"; {waiting} still accepted: later callbacks are recorded by `booking-import callbacks`, then "
+                 "`booking-import status` refreshes the workbook") if waiting else ""
+        lines.append(f"callbacks: {run.callbacks_confirmed} row(s) went accepted -> created as the provider's "
+                     f"callbacks arrived{later}")
     if run.results_path:
         lines.append(f"results: {run.results_path}")
     held = sum(1 for o in run.outcomes if o is not None and getattr(o, "needs_rerun", False))
@@ -176,9 +181,6 @@ def next_lines(run: Any, counts: dict[str, int]) -> list[str]:
     """The exact next command(s) for this run's results workbook (flows.workbooks.results.next_command)."""
     if not run.results_path:
         return []
-    from .outcomes import Status
-    from .workbooks.results import next_command
-
     steps = next_command(run.results_path, run.summary(), {Status(s): n for s, n in counts.items()})
     return [f"next: {command}" for _, command in steps if command]
 

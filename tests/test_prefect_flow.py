@@ -237,7 +237,7 @@ def test_a_ledger_password_never_reaches_prefects_database(prefect_api, jicoo_si
     assert secret not in json.dumps(summary) and str(parts.port) in summary["ledger"]
 
 
-# --- signals, with real processes and Prefect's temporary server (no PREFECT_API_URL) ---------------------
+# --- signals, with real processes and Prefect's temporary server (no PREFECT_API_URL, --prefect) -----------
 
 
 def children(pid: int) -> list[tuple[int, str]]:
@@ -268,14 +268,14 @@ def alive(pid: int) -> bool:
 
 
 def start_in_own_group(jicoo_sim, tmp_path, out: Path) -> tuple[subprocess.Popen, int]:
-    """``booking-import run`` in a session of its own (as a terminal runs a foreground job), against the
+    """``booking-import run --prefect`` in a session of its own (as a terminal runs a foreground job), against the
     temporary Prefect server it starts itself; returns it once rows are being booked, with the server's pid."""
     if not sys.platform.startswith("linux"):
         pytest.skip("process groups and /proc: Linux")
     jicoo_sim.faults = Faults(latency_ms=40)
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     p = subprocess.Popen([sys.executable, "-m", "flows", "run", str(SHEET), "-m", str(MAPPING), "--ledger",
-                          str(tmp_path / "l.sqlite"), "--rate", "0", "--concurrency", "2", "-o", str(out)],
+                          str(tmp_path / "l.sqlite"), "--rate", "0", "--concurrency", "2", "-o", str(out), "--prefect"],
                          cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
     if not wait_for(lambda: len(jicoo_sim.bookings) >= 10, timeout=150):
@@ -329,7 +329,8 @@ def test_a_signal_while_the_run_starts_ends_it_cleanly_too(sig, code, jicoo_sim,
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     for delay in (0.3, 0.9, 1.6):
         p = subprocess.Popen([sys.executable, "-m", "flows", "run", str(SHEET), "-m", str(MAPPING), "--ledger",
-                              str(tmp_path / "l.sqlite"), "--rate", "0", "-o", str(tmp_path / f"r{delay}.xlsx"), "-q"],
+                              str(tmp_path / "l.sqlite"), "--rate", "0", "-o", str(tmp_path / f"r{delay}.xlsx"), "-q",
+                              "--prefect"],
                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)
         time.sleep(delay)
