@@ -126,8 +126,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ..prefect_env import contain_ephemeral_server, ephemeral_server
     from ..demo import run_demo
+    from ..prefect_env import contain_ephemeral_server, ephemeral_server
 
     if ephemeral_server():
         contain_ephemeral_server()  # as for run: the temporary server ends with this process
