@@ -34,7 +34,7 @@ import xlsxwriter
 from xlsxwriter.exceptions import XlsxFileError
 
 from flows.errors import ImporterError, InputError
-from flows.outcomes import Outcome
+from flows.outcomes import Outcome, Status
 from flows.workbooks.input_formats import input_number_formats
 from flows.workbooks.results_layout import (
     _WORKBOOK_OPTIONS,
@@ -50,9 +50,10 @@ from flows.workbooks.results_layout import (
     TECHNICAL_HEADING,
     WHO_ACTS,
 )
-from flows.workbooks.results_sheet import _write_results_sheet
+from flows.workbooks.results_sheet import _FILLS, _write_results_sheet
 from flows.workbooks.results_styles import _Formats
-from flows.workbooks.sheets import Cell
+from flows.workbooks.results_xml import _attr, row_attrs, rows_xml, splice_rows
+from flows.workbooks.sheets import Cell, column_letter
 from flows.workbooks.summary_sheet import _write_summary_sheet, next_command, summary_pairs
 
 __all__ = [
@@ -139,15 +140,24 @@ def write_results(
             f"cannot create the folder {target.parent} ({exc.strerror or exc}); choose another output path"
         ) from None
     tmp = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:8]}.tmp.xlsx")
+    frame = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:8]}.frame.xlsx")
     try:
-        workbook = xlsxwriter.Workbook(str(tmp), _WORKBOOK_OPTIONS)
+        # XlsxWriter writes the frame (styles, header, notes, filter, Summary); the data rows are
+        # written as XML and spliced in: see flows.workbooks.results_xml for why
+        workbook = xlsxwriter.Workbook(str(frame), _WORKBOOK_OPTIONS)
         formats = _Formats(workbook)
-        tally = _write_results_sheet(
+        tally, plan = _write_results_sheet(
             workbook.add_worksheet(RESULTS_SHEET), formats, columns, rows, line_numbers, outcomes, masked_columns,
             number_formats or {},
         )
         _write_summary_sheet(workbook.add_worksheet(SUMMARY_SHEET), formats, tally, summary, target)
         workbook.close()
+        styles = {status: (row_attrs(formats.row(status)), STATUS_FILLS.get(status)) for status in Status}
+        custom = {c: {fill: _attr(formats.custom(fill, code)) for fill in _FILLS} for c, code in plan.custom.items()}
+        chunks = rows_xml(rows, line_numbers, outcomes, keep=plan.keep, masked=plan.masked, custom=custom,
+                          faults=plan.faults, styles=styles, fault_style=row_attrs(formats.fault()), lead=plan.lead,
+                          last_col=plan.last_col)
+        splice_rows(frame, tmp, chunks, f"A1:{column_letter(plan.last_col)}{len(rows) + 1}")
         os.replace(tmp, target)
     except (OSError, XlsxFileError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())
@@ -157,6 +167,7 @@ def write_results(
         ) from None
     finally:
         tmp.unlink(missing_ok=True)
+        frame.unlink(missing_ok=True)
     return target
 
 

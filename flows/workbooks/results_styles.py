@@ -20,10 +20,13 @@ class _Formats:
         fills: list[str | None] = [None, *sorted(set(STATUS_FILLS.values())), FAULT_FILL]
         self.cell: dict[tuple[str | None, str], Format | None] = {}
         self._custom: dict[tuple[str | None, str], Format] = {}
+        # equal properties share one Format: XlsxWriter gives a duplicate no index of its own
+        # (Format.xf_index), and the Results rows are written with those indices
+        self._made: dict[tuple[tuple[str, object], ...], Format] = {}
         for fill in fills:
             for kind in _KINDS:
                 props = self._props(fill, kind)
-                self.cell[(fill, kind)] = workbook.add_format(props) if props else None
+                self.cell[(fill, kind)] = self._format(props) if props else None
         header = {"bold": True, "bottom": 1, "bg_color": "#D9E1F2", "pattern": 1, "valign": "top"}
         self.header = workbook.add_format(header)
         self.header_quoted = workbook.add_format({**header, "quote_prefix": True})
@@ -65,7 +68,14 @@ class _Formats:
         key = (fill, code)
         fmt = self._custom.get(key)
         if fmt is None:
-            fmt = self._custom[key] = self._workbook.add_format({**self._props(fill, "text"), "num_format": code})
+            fmt = self._custom[key] = self._format({**self._props(fill, "text"), "num_format": code})
+        return fmt
+
+    def _format(self, props: dict[str, object]) -> Format:
+        key = tuple(sorted(props.items()))
+        fmt = self._made.get(key)
+        if fmt is None:
+            fmt = self._made[key] = self._workbook.add_format(props)
         return fmt
 
 
