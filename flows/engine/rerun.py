@@ -41,15 +41,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import python_calamine
-
 from ..errors import ImporterError, InputError, LedgerError, UsageError
 from ..ledger.ledger import Entry, Ledger, open_ledger
 from ..mapping.model import load_mapping
 from ..outcomes import DONE_STATUSES, Outcome, Status
 from ..redact import MASK
-from ..workbooks.results import RESULT_COLUMNS, RESULTS_SHEET, SUMMARY_SHEET, summary_pairs
-from ..workbooks.sheets import Sheet, list_sheets, read_sheet
+from ..workbooks.results import RESULT_COLUMNS, RESULTS_SHEET
+from ..workbooks.results_reader import load_results, read_summary
+from ..workbooks.sheets import Sheet, read_sheet
 
 __all__ = ["Rerun", "change_lines", "default_rerun_path", "load_rerun", "read_summary"]
 
@@ -122,18 +121,6 @@ def change_lines(before: list[str], after: list[str], lines: list[int]) -> list[
 # --- reading the workbook ---------------------------------------------------------------------------
 
 
-def read_summary(path: Path) -> dict[str, str]:
-    """The Summary sheet's key/value pairs as text; InputError when it is not a results workbook."""
-    sheets = list_sheets(path)
-    if RESULTS_SHEET not in sheets or SUMMARY_SHEET not in sheets:
-        raise InputError(f"{path} is not a results workbook written by booking-import (it has no "
-                         f"{RESULTS_SHEET!r} and {SUMMARY_SHEET!r} sheets; found: {', '.join(sheets) or 'none'}); "
-                         f"give the workbook a run wrote, or import a sheet with `booking-import run`")
-    with python_calamine.CalamineWorkbook.from_path(str(path)) as wb:
-        raw = wb.get_sheet_by_name(SUMMARY_SHEET).to_python(skip_empty_area=False)
-    return summary_pairs(raw)  # the run details below the Summary's "Technical detail" heading
-
-
 def _text(value: object) -> str:
     if value is None:
         return ""
@@ -160,9 +147,8 @@ class _Read:
     message: list[str]
 
 
-def _read_rows(path: Path) -> _Read:
-    """The Results sheet as a Sheet of the analyst's columns (line numbers = the original ``_row``)."""
-    full = read_sheet(path, sheet=RESULTS_SHEET)
+def _read_rows(path: Path, full: Sheet) -> _Read:
+    """The Results sheet (``full``) as a Sheet of the analyst's columns (line numbers = the original ``_row``)."""
     if "_status" not in full.columns:
         raise InputError(f"{path}: the {RESULTS_SHEET} sheet has no _status column, so it cannot say which rows "
                          f"were booked; put the column back (undo its deletion) or give the workbook as the run wrote it")
@@ -378,8 +364,9 @@ def load_rerun(results: Path | str, *, mapping: Path | str | None = None, ledger
     path = Path(results)
     if not path.is_file():
         raise InputError(f"{path}: results workbook not found; check the path")
-    summary = read_summary(path)
-    read = _read_rows(path)
+    book = load_results(path)
+    summary = book.summary
+    read = _read_rows(path, book.sheet)
     ledger = _open_checked_ledger(path, ledger_url, summary)
     try:
         mapping_path, notes = _find_mapping(path, mapping, summary, ledger)

@@ -29,11 +29,10 @@ import uuid
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-import pandas as pd
 import xlsxwriter
 from xlsxwriter.exceptions import XlsxFileError
 
-from flows.errors import ImporterError, InputError
+from flows.errors import ImporterError
 from flows.outcomes import Outcome, Status
 from flows.workbooks.input_formats import input_number_formats
 from flows.workbooks.results_layout import (
@@ -50,11 +49,12 @@ from flows.workbooks.results_layout import (
     TECHNICAL_HEADING,
     WHO_ACTS,
 )
+from flows.workbooks.results_reader import read_results
 from flows.workbooks.results_sheet import _FILLS, _write_results_sheet
 from flows.workbooks.results_styles import _Formats
 from flows.workbooks.results_xml import _attr, row_attrs, rows_xml, splice_rows
 from flows.workbooks.sheets import Cell, column_letter
-from flows.workbooks.summary_sheet import _write_summary_sheet, next_command, summary_pairs
+from flows.workbooks.summary_sheet import _write_summary_sheet, next_command
 
 __all__ = [
     "FAULT_FILL",
@@ -169,26 +169,3 @@ def write_results(
         tmp.unlink(missing_ok=True)
         frame.unlink(missing_ok=True)
     return target
-
-
-def read_results(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The ``Results`` sheet as a DataFrame (native cell types, blanks as NaN; input columns first, then
-    :data:`RESULT_COLUMNS`) and the Summary's run details (see :func:`summary_pairs`) as text."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: results workbook not found; check the path")
-    try:
-        results = pd.read_excel(p, sheet_name=RESULTS_SHEET, engine="calamine", dtype=object,
-                                keep_default_na=False, na_values=[""])
-        summary_df = pd.read_excel(p, sheet_name=SUMMARY_SHEET, engine="calamine", dtype=object,
-                                   keep_default_na=False, na_values=[""], header=None)
-    except ValueError as exc:  # a missing sheet, or a file that is not a workbook
-        raise InputError(
-            f"{p} is not a results workbook written by this tool ({' '.join(str(exc).split())[:200]}); "
-            f"give the file the import wrote"
-        ) from None
-    except Exception as exc:  # calamine's errors are not ValueError/OSError subclasses
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise InputError(f"{p} cannot be read as a workbook ({reason}); it may be corrupt: write it again") from None
-    order = [c for c in results.columns if c not in RESULT_COLUMNS] + [c for c in RESULT_COLUMNS if c in results.columns]
-    return results[order], summary_pairs(summary_df.itertuples(index=False, name=None))
