@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import math
 import re
+import shutil
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -275,8 +276,11 @@ def splice_rows(source: Path, target: Path, chunks: Iterable[str], dimension: st
     replaced by ``chunks`` (and its dimension set to ``dimension``), streaming them into the zip."""
     with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zout:
         for info in zin.infolist():
-            if info.filename != RESULTS_PART:
-                zout.writestr(info, zin.read(info), compress_type=zipfile.ZIP_DEFLATED, compresslevel=6)
+            if info.filename != RESULTS_PART:  # streamed: the notes of a million rows are tens of MB
+                copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+                copy.compress_type = zipfile.ZIP_DEFLATED
+                with zin.open(info) as src, zout.open(copy, "w", force_zip64=True) as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
                 continue
             xml = zin.read(info).decode("utf-8")
             start = xml.index("<sheetData>")
