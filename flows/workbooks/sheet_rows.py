@@ -180,8 +180,12 @@ def _column_has_data(rows: list[list[Cell]], j: int) -> bool:
 
 @contextlib.contextmanager
 def paused_gc() -> Iterator[None]:
-    """Pause the cyclic GC while building millions of acyclic objects (it halves an xlsx read, and
-    mapping 100,000 rows into payload dicts likewise); the collector runs again afterwards."""
+    """Pause the cyclic GC while building millions of acyclic objects; the collector runs again afterwards.
+
+    Not used by the readers any more (issue 13 item 6: one GC policy, at the command edge). Measured
+    on 100,000 rows x 12 columns (CPU seconds, median of 3, load average ~15 on 2 cores): reading an
+    .xlsx 1.87 s paused against 2.56 s with the collector on, a CSV 0.61 s against 0.66 s. Kept only
+    while flows.engine.run still imports it."""
     enabled = gc.isenabled()
     gc.disable()
     try:

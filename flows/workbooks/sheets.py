@@ -102,10 +102,9 @@ def read_sheet(
     p = _check_path(path)
     if header_row is not None and (isinstance(header_row, bool) or not isinstance(header_row, int) or header_row < 1):
         raise InputError(f"header_row must be a row number of 1 or more, not {header_row!r}")
-    with paused_gc():
-        if p.suffix.lower() in CSV_SUFFIXES:
-            return _read_csv(p, encoding=encoding, delimiter=delimiter, header_row=header_row, expect=expect)
-        return _read_excel(p, sheet, header_row=header_row, expect=expect)
+    if p.suffix.lower() in CSV_SUFFIXES:
+        return _read_csv(p, encoding=encoding, delimiter=delimiter, header_row=header_row, expect=expect)
+    return _read_excel(p, sheet, header_row=header_row, expect=expect)
 
 
 def list_sheets(path: str | os.PathLike[str]) -> list[str]:
