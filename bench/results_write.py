@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from flows.outcomes import Outcome, Status
@@ -44,7 +45,8 @@ def make(n: int, seed: int = 7) -> tuple[list[list[object]], list[int], list[Out
     for i in range(n):
         rows.append([f"JB-{100000 + i}", rnd.choice(["Initial consultation", "Follow-up call", "Workshop"]),
                      day + dt.timedelta(days=i % 365), dt.time(9 + i % 8, 30 * (i % 2)), "Europe/London",
-                     f"Guest {i}", f"guest{i}@example.org", f"07700 9{i % 100000:05d}", "Thistle Bakery" if i % 3 else None,
+                     f"Guest {i}", f"guest{i}@example.org", f"07700 9{i % 100000:05d}",
+                     "Thistle Bakery" if i % 3 else None,
                      "Zoom", "" if i % 5 else "ground floor, ring twice", "en"])
         lines.append(i + 2)
         x = rnd.random()
@@ -54,10 +56,11 @@ def make(n: int, seed: int = 7) -> tuple[list[list[object]], list[int], list[Out
             cm = {"Email": ["'not-an-email' is not a valid e-mail address"]}
             if i % 2:
                 cm["Date"] = ["'31/02/2027' is not a date in the form 31/12/2026"]
-            outcomes.append(Outcome(Status.INVALID, "; ".join(f"{c}: {m[0]}" for c, m in cm.items()), column_messages=cm))
+            message = "; ".join(f"{c}: {m[0]}" for c, m in cm.items())
+            outcomes.append(Outcome(Status.INVALID, message, column_messages=cm))
         elif x < 0.98:
-            outcomes.append(Outcome(Status.REJECTED, "slot no longer available: Start Time", http_status=409, attempts=1,
-                                    column_messages={"Start Time": ["slot no longer available"]}))
+            outcomes.append(Outcome(Status.REJECTED, "slot no longer available: Start Time", http_status=409,
+                                    attempts=1, column_messages={"Start Time": ["slot no longer available"]}))
         elif x < 0.99:
             outcomes.append(Outcome(Status.UNKNOWN, "read timeout after the request was sent; checked with the "
                                                     "provider before any resend", attempts=1))
@@ -66,7 +69,7 @@ def make(n: int, seed: int = 7) -> tuple[list[list[object]], list[int], list[Out
     return rows, lines, outcomes
 
 
-def _load(path: Path):  # noqa: ANN202  (the other version's write_results)
+def _load(path: Path) -> Callable[..., Path]:  # the other version's write_results
     spec = importlib.util.spec_from_file_location(f"results_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

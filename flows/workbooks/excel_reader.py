@@ -117,7 +117,8 @@ def _read_excel(p: Path, sheet: str | None, *, header_row: int | None = None,
             raw = wb.get_sheet_by_name(name).to_python(skip_empty_area=False)
         except (python_calamine.CalamineError, ValueError) as exc:
             raise InputError(
-                f'{p}: sheet "{shown(name)}" cannot be read ({_one_line(exc)}); open the file in Excel and save it again'
+                f'{p}: sheet "{shown(name)}" cannot be read ({_one_line(exc)}); open the file in Excel and save '
+                f'it again'
             ) from None
     if p.suffix.lower() in (".xlsx", ".xlsm"):
         _apply_shown_formats(p, name, raw)

@@ -53,7 +53,8 @@ def refresh_results(results: Path | str, *, out: Path | str | None = None, ledge
     sheet, summary = book.sheet, book.summary
     mapping_path = Path(mapping or summary.get("mapping") or "")
     if not mapping_path.is_file():
-        raise InputError(f"{results}: the mapping {'given' if mapping else 'the run used'} ({mapping_path if mapping or summary.get('mapping') else 'not named in the Summary'}) "
+        named = mapping_path if mapping or summary.get("mapping") else "not named in the Summary"
+        raise InputError(f"{results}: the mapping {'given' if mapping else 'the run used'} ({named}) "
                          f"was not found; give it with --mapping")
     m = load_mapping(mapping_path)
     ledger_path = ledger_url or summary.get("ledger") or ""
@@ -64,7 +65,8 @@ def refresh_results(results: Path | str, *, out: Path | str | None = None, ledge
                          f"found; give the run's ledger with --ledger")
     missing = [c for c in [*m.key, *RESULT_COLUMNS] if c not in sheet.columns]
     if missing:
-        raise InputError(f"{results} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
+        raise InputError(f"{results} lacks the column{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(map(repr, missing))}; "
                          f"give the workbook `booking-import run` wrote for {mapping_path.name}")
 
     columns = [c for c in sheet.columns if c not in RESULT_COLUMNS]

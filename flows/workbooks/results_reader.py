@@ -78,5 +78,6 @@ def read_results(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, 
     except Exception as exc:  # calamine's errors are not ValueError/OSError subclasses
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise InputError(f"{p} cannot be read as a workbook ({reason}); it may be corrupt: write it again") from None
-    order = [c for c in results.columns if c not in RESULT_COLUMNS] + [c for c in RESULT_COLUMNS if c in results.columns]
+    order = [c for c in results.columns if c not in RESULT_COLUMNS]
+    order += [c for c in RESULT_COLUMNS if c in results.columns]
     return results[order], summary

@@ -92,7 +92,8 @@ def _write_results_sheet(
             if at is None or not messages:
                 continue
             # messages are already masked by the engine (flows.redact): a note never shows a secret
-            ws.write_comment(i + 1, at, "\n".join(dict.fromkeys(messages))[:MESSAGE_LIMIT], {"x_scale": 2, "y_scale": 1.5})
+            note = "\n".join(dict.fromkeys(messages))[:MESSAGE_LIMIT]
+            ws.write_comment(i + 1, at, note, {"x_scale": 2, "y_scale": 1.5})
             faults.setdefault(i, set()).add(at)
             by_column[name] += 1
             column_messages.setdefault(name, Counter())[messages[0][:200]] += 1

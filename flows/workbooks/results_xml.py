@@ -205,7 +205,7 @@ def rows_xml(
     trail = lead + len(keep)
     a_status, a_message = letters[0], letters[1]
     out: list[str] = []
-    for i, (values, line, outcome) in enumerate(zip(rows, line_numbers, outcomes)):
+    for i, (values, line, outcome) in enumerate(zip(rows, line_numbers, outcomes, strict=True)):
         rr = i + 2
         if outcome is None:
             outcome = skipped

@@ -197,7 +197,7 @@ def paused_gc() -> Iterator[None]:
 
 def _check_duplicates(columns: list[str], positions: list[int], where: str) -> None:
     seen: dict[str, int] = {}
-    for name, pos in zip(columns, positions):
+    for name, pos in zip(columns, positions, strict=False):
         if name in seen:
             first, second = column_letter(seen[name]), column_letter(pos)
             raise InputError(

@@ -182,7 +182,8 @@ def next_command(results: str | os.PathLike[str], summary: Mapping[str, object],
             if source and mapping:
                 steps.append(("", f"booking-import validate {shlex.quote(str(source))} --mapping "
                                   f"{shlex.quote(str(mapping))}"))
-            steps.append(("Or fix them in this workbook and send every valid row with:", f"booking-import rerun {path}"))
+            steps.append(("Or fix them in this workbook and send every valid row with:",
+                          f"booking-import rerun {path}"))
         else:
             steps.append(("Every row is valid. Send them with:", f"booking-import rerun {path}"))
         return steps
