@@ -58,10 +58,10 @@ class _Formats:
     def row(self, status: Status) -> _RowStyle:
         """The formats of a row with this status (all ``None`` for an unfilled ``created`` row)."""
         fill = STATUS_FILLS.get(status)
-        return _RowStyle(*(self.cell[(fill, kind)] for kind in _KINDS), fill)
+        return _RowStyle._make([*(self.cell[(fill, kind)] for kind in _KINDS), fill])
 
     def fault(self) -> _RowStyle:
-        return _RowStyle(*(self.cell[(FAULT_FILL, kind)] for kind in _KINDS), FAULT_FILL)
+        return _RowStyle._make([*(self.cell[(FAULT_FILL, kind)] for kind in _KINDS), FAULT_FILL])
 
     def custom(self, fill: str | None, code: str) -> Format:
         """A date/time cell in the input's own number format, in a row's fill."""

@@ -65,7 +65,8 @@ def _attr(fmt: Format | None) -> str:
 
 def row_attrs(style: _RowStyle) -> RowAttrs:
     """The attributes of a row style's formats, once the workbook is closed (indices assigned)."""
-    return RowAttrs(*(_attr(f) for f in style[:8]), style.filled)
+    formats: list[Format | None] = list(style[:8])
+    return RowAttrs._make([*(_attr(f) for f in formats), style.filled])
 
 
 def _escape(text: str) -> str:
@@ -223,7 +224,7 @@ def rows_xml(
         marked = faults.get(i, ())
         cells = values if all_columns else [values[j] for j in keep]
         # one search per row instead of one per cell: does any text of the row need escaping or cutting?
-        texts = "\n".join([v for v in cells if type(v) is str])  # type: ignore[misc]
+        texts = "\n".join([v for v in cells if isinstance(v, str)])
         clean = len(texts) <= _STRING_MAX // 2 and not _SPECIAL.search(texts)
         for c, value in enumerate(cells, start=lead):
             if marked and c in marked:
