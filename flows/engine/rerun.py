@@ -42,13 +42,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ImporterError, InputError, LedgerError, UsageError
-from ..ledger.ledger import Entry, Ledger, open_ledger
+from ..ledger.ledger import Entry, Ledger, default_ledger_url, is_postgres_url, open_ledger
 from ..mapping.model import load_mapping
 from ..outcomes import DONE_STATUSES, Outcome, Status
 from ..redact import MASK
 from ..workbooks.results import RESULT_COLUMNS, RESULTS_SHEET
 from ..workbooks.results_reader import load_results, read_summary
 from ..workbooks.sheets import Sheet, read_sheet
+from .run import map_rows
 
 __all__ = ["Rerun", "change_lines", "default_rerun_path", "load_rerun", "read_summary"]
 
@@ -190,8 +191,6 @@ def _ledger_file(url: str) -> Path | None:
 
 def _open_checked_ledger(path: Path, ledger_url: str | None, summary: dict[str, str]) -> Ledger:
     """The ledger to rerun against: --ledger, else the one the Summary names; refuses a foreign one."""
-    from ..ledger.ledger import default_ledger_url, is_postgres_url
-
     written_with = summary.get("ledger", "")
     known = written_with and (is_postgres_url(written_with) or Path(written_with).is_file())
     url = ledger_url or (written_with if known else None) or default_ledger_url()
@@ -363,8 +362,6 @@ def load_rerun(results: Path | str, *, mapping: Path | str | None = None, ledger
 
     Raises (exit 2) for a file that is not a results workbook, a mapping that cannot be found, a
     missing ledger, or a workbook written with another ledger."""
-    from .run import map_rows
-
     path = Path(results)
     if not path.is_file():
         raise InputError(f"{path}: results workbook not found; check the path")

@@ -6,6 +6,7 @@ import functools
 import re
 import zipfile
 from pathlib import Path
+from xml.etree import ElementTree as ET
 
 # --------------------------------------------------------------------------- Excel number formats (xlsx)
 #
@@ -123,8 +124,6 @@ def _holds(op: str, value: float, bound: float) -> bool:
 
 def _styles(z: zipfile.ZipFile) -> dict[int, tuple[str, str]]:
     """cellXfs index -> (kind, format code) for the styles whose formats change what a cell means."""
-    from xml.etree import ElementTree as ET
-
     try:
         root = ET.fromstring(z.read("xl/styles.xml"))
     except (KeyError, ET.ParseError):
@@ -153,8 +152,6 @@ def _styles(z: zipfile.ZipFile) -> dict[int, tuple[str, str]]:
 
 
 def _sheet_part(z: zipfile.ZipFile, name: str) -> str | None:
-    from xml.etree import ElementTree as ET
-
     try:
         wb = ET.fromstring(z.read("xl/workbook.xml"))
         rels = ET.fromstring(z.read("xl/_rels/workbook.xml.rels"))

@@ -1,11 +1,15 @@
 """The number formats of an input workbook's date and time columns, so the results show them alike."""
 from __future__ import annotations
 
+import html
 import os
 import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from flows.workbooks.excel_formats import _NS_MAIN, _sheet_part, _strip_format
 
 # --------------------------------------------------------------------------- input number formats
 
@@ -26,10 +30,6 @@ def input_number_formats(path: str | os.PathLike[str], sheet_name: str | None,
     p = Path(path)
     if p.suffix.lower() not in (".xlsx", ".xlsm") or not sheet_name:
         return {}
-    from xml.etree import ElementTree as ET
-
-    from .excel_formats import _sheet_part  # the sheet-name -> part lookup the reader uses
-
     try:
         with zipfile.ZipFile(p) as z:
             date_styles = _date_styles(z)
@@ -77,17 +77,11 @@ _STYLE = re.compile(rb'\bs="(\d+)"')
 
 
 def _xml_text(raw: bytes) -> str:
-    import html
-
     return html.unescape(raw.decode("utf-8", "replace"))
 
 
 def _date_styles(z: zipfile.ZipFile) -> dict[int, str]:
     """cellXfs index -> format code, for the styles whose format shows a date or a time."""
-    from xml.etree import ElementTree as ET
-
-    from .excel_formats import _NS_MAIN, _strip_format
-
     root = ET.fromstring(z.read("xl/styles.xml"))
     codes = dict(_BUILTIN_DATE_FORMATS)
     fmts = root.find(f"{_NS_MAIN}numFmts")

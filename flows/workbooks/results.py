@@ -25,6 +25,7 @@ renamed into place, so a crash never leaves a half-written workbook.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -32,7 +33,7 @@ from pathlib import Path
 import xlsxwriter
 from xlsxwriter.exceptions import XlsxFileError
 
-from flows.errors import ImporterError
+from flows.errors import ImporterError, UsageError
 from flows.outcomes import Outcome, Status
 from flows.workbooks.input_formats import input_number_formats
 from flows.workbooks.results_layout import (
@@ -82,8 +83,6 @@ def check_writable(path: str | os.PathLike[str], option: str = "--out",
     The check is the write itself: a throwaway file is created (and removed) in the folder the workbook
     would go to, or in the nearest existing folder above it (write_results creates the missing ones),
     so permissions, read-only file systems and ACLs are judged as the operating system judges them."""
-    from flows.errors import UsageError
-
     target = Path(path)
     if target.is_dir():
         raise UsageError(f"{option} {target} is a folder; give a file name, e.g. {target / 'results.xlsx'}")
@@ -97,8 +96,6 @@ def check_writable(path: str | os.PathLike[str], option: str = "--out",
         raise UsageError(f"{option} {target} cannot be written: {folder} is a file, not a folder; choose another "
                          f"output path")
     try:
-        import tempfile
-
         fd, probe = tempfile.mkstemp(prefix=".booking-import-check-", suffix=".tmp", dir=folder)
         os.close(fd)
         os.unlink(probe)

@@ -26,6 +26,7 @@ import xlsxwriter
 
 from ..errors import ImporterError, UsageError
 from ..mapping.model import MappingFile, load_mapping
+from .results import check_writable
 
 __all__ = ["HELP_SHEET", "TEMPLATE_ROWS", "ColumnHelp", "describe_columns", "write_template"]
 
@@ -214,8 +215,6 @@ def default_template_path(mapping_path: Path) -> Path:
 def write_template(mapping_path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
     """Write the empty input workbook for ``mapping_path`` to ``out`` (default ``<mapping>.template.xlsx`` in
     the current folder); return its path. An existing file is never replaced (it may hold filled rows)."""
-    from .results import check_writable
-
     mapping = load_mapping(mapping_path)
     target = Path(out) if out is not None else default_template_path(Path(mapping_path))
     if target.suffix.lower() != ".xlsx":
