@@ -15,7 +15,7 @@ from flows.mapping.transforms import (
     format_problem,
     parse_time,
 )
-from flows.workbooks.sheets import _render_pad
+from flows.workbooks.excel_formats import _render_pad
 
 from .conftest import ROOT
 

@@ -41,15 +41,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import python_calamine
-
 from ..errors import ImporterError, InputError, LedgerError, UsageError
+from ..ledger.database import default_ledger_url, is_postgres_url
 from ..ledger.ledger import Entry, Ledger, open_ledger
 from ..mapping.model import load_mapping
 from ..outcomes import DONE_STATUSES, Outcome, Status
 from ..redact import MASK
-from ..workbooks.results import RESULT_COLUMNS, RESULTS_SHEET, SUMMARY_SHEET, summary_pairs
-from ..workbooks.sheets import Sheet, list_sheets, read_sheet
+from ..workbooks.results import RESULT_COLUMNS, RESULTS_SHEET
+from ..workbooks.results_reader import load_results, read_summary
+from ..workbooks.sheets import Sheet, read_sheet
+from .plan import map_rows
 
 __all__ = ["Rerun", "change_lines", "default_rerun_path", "load_rerun", "read_summary"]
 
@@ -109,7 +110,7 @@ def change_lines(before: list[str], after: list[str], lines: list[int]) -> list[
         if b.get(status) or a.get(status):
             out.append((f"{status}: before -> after", f"{b.get(status, 0)} -> {a.get(status, 0)}"))
     moves: dict[tuple[str, str], list[int]] = {}
-    for was, now, line in zip(before, after, lines):
+    for was, now, line in zip(before, after, lines, strict=False):
         if (was or "(new)") != now:
             moves.setdefault((was or "(new)", now), []).append(line)
     for (was, now), rows in sorted(moves.items()):
@@ -120,18 +121,6 @@ def change_lines(before: list[str], after: list[str], lines: list[int]) -> list[
 
 
 # --- reading the workbook ---------------------------------------------------------------------------
-
-
-def read_summary(path: Path) -> dict[str, str]:
-    """The Summary sheet's key/value pairs as text; InputError when it is not a results workbook."""
-    sheets = list_sheets(path)
-    if RESULTS_SHEET not in sheets or SUMMARY_SHEET not in sheets:
-        raise InputError(f"{path} is not a results workbook written by booking-import (it has no "
-                         f"{RESULTS_SHEET!r} and {SUMMARY_SHEET!r} sheets; found: {', '.join(sheets) or 'none'}); "
-                         f"give the workbook a run wrote, or import a sheet with `booking-import run`")
-    with python_calamine.CalamineWorkbook.from_path(str(path)) as wb:
-        raw = wb.get_sheet_by_name(SUMMARY_SHEET).to_python(skip_empty_area=False)
-    return summary_pairs(raw)  # the run details below the Summary's "Technical detail" heading
 
 
 def _text(value: object) -> str:
@@ -160,12 +149,12 @@ class _Read:
     message: list[str]
 
 
-def _read_rows(path: Path) -> _Read:
-    """The Results sheet as a Sheet of the analyst's columns (line numbers = the original ``_row``)."""
-    full = read_sheet(path, sheet=RESULTS_SHEET)
+def _read_rows(path: Path, full: Sheet) -> _Read:
+    """The Results sheet (``full``) as a Sheet of the analyst's columns (line numbers = the original ``_row``)."""
     if "_status" not in full.columns:
         raise InputError(f"{path}: the {RESULTS_SHEET} sheet has no _status column, so it cannot say which rows "
-                         f"were booked; put the column back (undo its deletion) or give the workbook as the run wrote it")
+                         f"were booked; put the column back (undo its deletion) or give the workbook as the run "
+                         f"wrote it")
     pos = {name: full.columns.index(name) for name in RESULT_COLUMNS if name in full.columns}
     keep = [j for j, name in enumerate(full.columns) if name not in RESULT_COLUMNS]
 
@@ -203,8 +192,6 @@ def _ledger_file(url: str) -> Path | None:
 
 def _open_checked_ledger(path: Path, ledger_url: str | None, summary: dict[str, str]) -> Ledger:
     """The ledger to rerun against: --ledger, else the one the Summary names; refuses a foreign one."""
-    from ..ledger.database import default_ledger_url, is_postgres_url
-
     written_with = summary.get("ledger", "")
     known = written_with and (is_postgres_url(written_with) or Path(written_with).is_file())
     url = ledger_url or (written_with if known else None) or default_ledger_url()
@@ -218,12 +205,14 @@ def _open_checked_ledger(path: Path, ledger_url: str | None, summary: dict[str, 
     if wanted and wanted != ledger.ledger_id:
         ledger.close()
         raise LedgerError(f"{path.name} was written with another ledger (id {wanted}, at {written_with or 'unknown'}); "
-                          f"the ledger at {ledger.path} has id {ledger.ledger_id}. Rerunning against it could book rows "
-                          f"twice: give the ledger the workbook was written with, --ledger {written_with or 'PATH'}")
+                          f"the ledger at {ledger.path} has id {ledger.ledger_id}. Rerunning against it could book "
+                          f"rows twice: give the ledger the workbook was written with, "
+                          f"--ledger {written_with or 'PATH'}")
     return ledger
 
 
-def _find_mapping(path: Path, given: Path | str | None, summary: dict[str, str], ledger: Ledger) -> tuple[Path, list[str]]:
+def _find_mapping(path: Path, given: Path | str | None, summary: dict[str, str],
+                  ledger: Ledger) -> tuple[Path, list[str]]:
     notes: list[str] = []
     remembered = [summary.get("mapping", "")]
     run = ledger.run_info(summary.get("run id", "")) if summary.get("run id") else None
@@ -277,7 +266,8 @@ def _edited_key(row: Any, key_columns: list[str], was: str, pid: str, entry: Ent
                    f"this row was {was}{whose}, but {now}: its key was edited after the run, and sending it would book "
                    f"it twice. Put the key back to continue (to change the booking itself, change it at the provider)",
                    provider_id=pid or None,
-                   column_messages={c: ["edited after the row was booked: put the old value back"] for c in key_columns})
+                   column_messages={c: ["edited after the row was booked: put the old value back"]
+                                    for c in key_columns})
 
 
 # --- masked values ---------------------------------------------------------------------------------
@@ -336,7 +326,7 @@ def _fill_masked(sheet: Sheet, mapping: Any, summary: dict[str, str],
     by_line: dict[int, list] = {}
     opos: dict[str, int] = {}
     if original is not None:
-        by_line = dict(zip(original.line_numbers, original.rows))
+        by_line = dict(zip(original.line_numbers, original.rows, strict=False))
         opos = {c: original.columns.index(c) for c in original.columns}
     unresolved: dict[int, tuple[str, list[str]]] = {}
     filled = 0
@@ -373,20 +363,19 @@ def load_rerun(results: Path | str, *, mapping: Path | str | None = None, ledger
 
     Raises (exit 2) for a file that is not a results workbook, a mapping that cannot be found, a
     missing ledger, or a workbook written with another ledger."""
-    from .plan import map_rows
-
     path = Path(results)
     if not path.is_file():
         raise InputError(f"{path}: results workbook not found; check the path")
-    summary = read_summary(path)
-    read = _read_rows(path)
+    book = load_results(path)
+    summary = book.summary
+    read = _read_rows(path, book.sheet)
     ledger = _open_checked_ledger(path, ledger_url, summary)
     try:
         mapping_path, notes = _find_mapping(path, mapping, summary, ledger)
         mapping_file = load_mapping(mapping_path)
         if summary.get("provider") and summary["provider"] != mapping_file.provider:
-            raise UsageError(f"{path.name} was written for {summary['provider']}, but the mapping {mapping_path} is for "
-                             f"{mapping_file.provider}; give a {summary['provider']} mapping with --mapping")
+            raise UsageError(f"{path.name} was written for {summary['provider']}, but the mapping {mapping_path} is "
+                             f"for {mapping_file.provider}; give a {summary['provider']} mapping with --mapping")
         masked, mask_notes = _fill_masked(read.sheet, mapping_file, summary, path)
         notes.extend(mask_notes)
         plan = map_rows(mapping_file, mapping_path, read.sheet)
@@ -398,8 +387,9 @@ def load_rerun(results: Path | str, *, mapping: Path | str | None = None, ledger
             was, pid = read.status[r.index], read.provider_id[r.index]
             entry = entries.get(r.ledger_key) if all(r.key) else None
             if was and was not in _STATUS_WORDS:
-                settled[r.index] = Outcome(Status.INVALID, f"_status {was!r} is not a status this tool writes: put back "
-                                                           f"the word the run wrote (or clear it to import the row as new)",
+                settled[r.index] = Outcome(Status.INVALID,
+                                           f"_status {was!r} is not a status this tool writes: put back the word the "
+                                           f"run wrote (or clear it to import the row as new)",
                                            provider_id=pid or None)
                 continue
             mismatch = entry is not None and pid and entry.provider_id and entry.provider_id != pid
@@ -411,8 +401,9 @@ def load_rerun(results: Path | str, *, mapping: Path | str | None = None, ledger
             if (was in _DONE or restored) and entry is not None and entry.status in _DONE:
                 booking = entry.provider_id or pid or r.ledger_key
                 if booking in carried:  # a booked row copied and pasted: the copy must not count (or go) twice
-                    settled[r.index] = Outcome(Status.INVALID, f"a copy of row {carried[booking]} (the same booking, "
-                                                               f"{entry.provider_id or r.key_text}): delete one of them",
+                    settled[r.index] = Outcome(Status.INVALID,
+                                               f"a copy of row {carried[booking]} (the same booking, "
+                                               f"{entry.provider_id or r.key_text}): delete one of them",
                                                provider_id=pid or None)
                     continue
                 carried[booking] = r.line

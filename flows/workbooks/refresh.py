@@ -3,7 +3,7 @@
 A run writes its workbook when it ends, but some rows settle later: Systems X Bridge answers
 200 ``{hash}`` (the row is ``accepted``) and confirms by a callback to ``return_url`` whenever
 its import finishes (flows/http/callbacks.py records it in the ledger). :func:`refresh_results`
-reads the workbook back (:func:`flows.workbooks.results.read_results`), finds each ``accepted`` or
+reads the workbook back (:func:`flows.workbooks.results_reader.load_results`), finds each ``accepted`` or
 ``unknown`` row in the ledger by its key, and writes the workbook again
 (:func:`flows.workbooks.results.write_results`) with the new status, provider id and message of the rows
 whose state changed. Everything else is kept as it was, including the Summary's run details;
@@ -12,14 +12,11 @@ the Summary gains ``refreshed`` (when) and ``refreshed rows`` (how many changed)
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from ..errors import InputError
 from ..ledger.database import is_postgres_url
@@ -27,7 +24,8 @@ from ..ledger.ledger import Ledger, open_ledger, settled_since
 from ..mapping.model import load_mapping
 from ..mapping.transforms import to_text
 from ..outcomes import Outcome, Status
-from .results import RESULT_COLUMNS, RESULTS_SHEET, input_number_formats, read_results, write_results
+from .results import RESULT_COLUMNS, RESULTS_SHEET, input_number_formats, write_results
+from .results_reader import load_results
 
 __all__ = ["REFRESHED_STATUSES", "Refresh", "refresh_results"]
 
@@ -52,10 +50,12 @@ def refresh_results(results: Path | str, *, out: Path | str | None = None, ledge
                     mapping: Path | str | None = None) -> Refresh:
     """Rewrite ``results`` (or write ``out``) with the ledger's current state of each pending row."""
     results = Path(results)
-    df, summary = read_results(results)
+    book = load_results(results)
+    sheet, summary = book.sheet, book.summary
     mapping_path = Path(mapping or summary.get("mapping") or "")
     if not mapping_path.is_file():
-        raise InputError(f"{results}: the mapping {'given' if mapping else 'the run used'} ({mapping_path if mapping or summary.get('mapping') else 'not named in the Summary'}) "
+        named = mapping_path if mapping or summary.get("mapping") else "not named in the Summary"
+        raise InputError(f"{results}: the mapping {'given' if mapping else 'the run used'} ({named}) "
                          f"was not found; give it with --mapping")
     m = load_mapping(mapping_path)
     ledger_path = ledger_url or summary.get("ledger") or ""
@@ -64,15 +64,19 @@ def refresh_results(results: Path | str, *, out: Path | str | None = None, ledge
         which = "given" if ledger_url else "the run used"
         raise InputError(f"{results}: the ledger {which} ({ledger_path or 'not named in the Summary'}) was not "
                          f"found; give the run's ledger with --ledger")
-    missing = [c for c in [*m.key, *RESULT_COLUMNS] if c not in df.columns]
+    missing = [c for c in [*m.key, *RESULT_COLUMNS] if c not in sheet.columns]
     if missing:
-        raise InputError(f"{results} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
+        raise InputError(f"{results} lacks the column{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(map(repr, missing))}; "
                          f"give the workbook `booking-import run` wrote for {mapping_path.name}")
 
-    columns = [c for c in df.columns if c not in RESULT_COLUMNS]
-    rows = [[_cell(v) for v in values] for values in df[columns].itertuples(index=False, name=None)]
-    outcomes = [_outcome(*r) for r in df[RESULT_COLUMNS[1:]].itertuples(index=False, name=None)]
-    lines = [int(_cell(v) or 0) for v in df["_row"]]
+    columns = [c for c in sheet.columns if c not in RESULT_COLUMNS]
+    at = [sheet.columns.index(c) for c in columns]
+    result_at = [sheet.columns.index(c) for c in RESULT_COLUMNS[1:]]
+    row_at = sheet.columns.index("_row")
+    rows = [[cells[j] for j in at] for cells in sheet.rows]
+    outcomes = [_outcome(*(cells[j] for j in result_at)) for cells in sheet.rows]
+    lines = [int(float(cells[row_at] or 0)) for cells in sheet.rows]
     key_at = [columns.index(c) for c in m.key]
     keys = [Ledger.key_text((to_text(row[i]) or "").strip() for i in key_at) for row in rows]
 
@@ -96,17 +100,8 @@ def refresh_results(results: Path | str, *, out: Path | str | None = None, ledge
     return report
 
 
-def _cell(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
-        return None
-    if isinstance(value, pd.Timestamp):  # midnight is a date, as flows.workbooks.sheets reads it
-        value = value.to_pydatetime()
-        return value.date() if value.time() == dt.time(0) else value
-    return value
-
-
 def _outcome(*cells: Any) -> Outcome:
-    status, pid, http, message, attempts = (_cell(v) for v in cells)
+    status, pid, http, message, attempts = cells
     try:
         st = Status(str(status))
     except ValueError:

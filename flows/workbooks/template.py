@@ -26,6 +26,7 @@ import xlsxwriter
 
 from ..errors import ImporterError, UsageError
 from ..mapping.model import MappingFile, load_mapping
+from .results import check_writable
 
 __all__ = ["HELP_SHEET", "TEMPLATE_ROWS", "ColumnHelp", "describe_columns", "write_template"]
 
@@ -54,7 +55,8 @@ class ColumnHelp:
     fields: list[str] = field(default_factory=list)
 
     def note(self) -> str:
-        lines = ["Required." if self.required else "Optional." + (f" Empty means {self.default}." if self.default else "")]
+        empty = f" Empty means {self.default}." if self.default else ""
+        lines = ["Required." if self.required else "Optional." + empty]
         lines.append(f"Format: {self.format}.")
         if self.choices:
             shown = ", ".join(self.choices[:12]) + (", ..." if len(self.choices) > 12 else "")
@@ -213,8 +215,6 @@ def default_template_path(mapping_path: Path) -> Path:
 def write_template(mapping_path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
     """Write the empty input workbook for ``mapping_path`` to ``out`` (default ``<mapping>.template.xlsx`` in
     the current folder); return its path. An existing file is never replaced (it may hold filled rows)."""
-    from .results import check_writable
-
     mapping = load_mapping(mapping_path)
     target = Path(out) if out is not None else default_template_path(Path(mapping_path))
     if target.suffix.lower() != ".xlsx":
@@ -294,7 +294,7 @@ def _write_help(wb: xlsxwriter.Workbook, helps: list[ColumnHelp], mapping: Mappi
     for r, h in enumerate(helps, start=5):
         texts = [h.name, "yes" if h.required else ("no" + (f" (empty: {h.default})" if h.default else "")),
                  h.format + (": " + ", ".join(h.choices) if h.choices else ""), h.example, " ".join(h.notes)]
-        lines = max(-(-len(t) // max(w - 2, 1)) for t, w in zip(texts, widths))
+        lines = max(-(-len(t) // max(w - 2, 1)) for t, w in zip(texts, widths, strict=False))
         ws.set_row(r, 15 * max(lines, 1))  # written before the cells: not every app fits wrapped rows itself
         ws.write_string(r, 0, h.name, wrap)
         ws.write_string(r, 1, "yes" if h.required else ("no" + (f" (empty: {h.default})" if h.default else "")), wrap)
