@@ -1,12 +1,10 @@
 """What both readers share: :class:`Sheet`, finding the header, dropping blank rows, messages."""
 from __future__ import annotations
 
-import contextlib
 import datetime
 import difflib
-import gc
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,23 +174,6 @@ def _build(
 
 def _column_has_data(rows: list[list[Cell]], j: int) -> bool:
     return any(not _is_blank(r[j]) for r in rows)
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic GC while building millions of acyclic objects; the collector runs again afterwards.
-
-    Not used by the readers any more (issue 13 item 6: one GC policy, at the command edge). Measured
-    on 100,000 rows x 12 columns (CPU seconds, median of 3, load average ~15 on 2 cores): reading an
-    .xlsx 1.87 s paused against 2.56 s with the collector on, a CSV 0.61 s against 0.66 s. Kept only
-    while flows.engine.run still imports it."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _check_duplicates(columns: list[str], positions: list[int], where: str) -> None:

@@ -54,7 +54,7 @@ from flows.workbooks.excel_reader import (
     _read_excel,
     _worksheet_names,
 )
-from flows.workbooks.sheet_rows import HEADER_SCAN_ROWS, Sheet, column_letter, paused_gc, shown, shown_list
+from flows.workbooks.sheet_rows import HEADER_SCAN_ROWS, Sheet, column_letter, shown, shown_list
 
 __all__ = [
     "CSV_SUFFIXES",
@@ -65,7 +65,6 @@ __all__ = [
     "Sheet",
     "column_letter",
     "list_sheets",
-    "paused_gc",
     "read_sheet",
     "shown",
     "shown_list",
