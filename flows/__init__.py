@@ -21,8 +21,9 @@ __version__ = "0.1.0"
 
 #: public name -> the module that defines it
 _EXPORTS = {
-    "prepare": "engine.plan", "run_import": "engine.run", "RunOptions": "engine.run", "RunResult": "engine.summary", "Plan": "engine.plan",
-    "ImportRun": "engine.run", "load_mapping": "mapping.model", "read_sheet": "workbooks.sheets", "Outcome": "outcomes",
+    "prepare": "engine.plan", "Plan": "engine.plan", "run_import": "engine.run", "RunOptions": "engine.run",
+    "ImportRun": "engine.run", "RunResult": "engine.summary", "load_mapping": "mapping.model",
+    "read_sheet": "workbooks.sheets", "Outcome": "outcomes",
     "Status": "outcomes", "resolve": "hooks", "ImporterError": "errors", "UsageError": "errors",
     "ConfigError": "errors", "InputError": "errors", "CredentialsError": "errors", "LedgerError": "errors",
 }
