@@ -826,7 +826,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, default=None,
                     help="at 0 ms, run the engine and the command this many times each, alternating, every run between "
                          "two bare ones; the target verdict is their median ratio (default 3; --quick 1)")
-    ap.add_argument("--only", choices=["send", "sheet", "rates"], help="run one part only")
+    ap.add_argument("--only", choices=["send", "sheet", "rates", "ttr"],
+                    help="run one part only (ttr: time to results against the peers, bench/ttr.py)")
     ap.add_argument("--no-command", action="store_true", help="skip `booking-import run` (saves Prefect start-ups)")
     ap.add_argument("--no-diagnostics", action="store_true", help="skip the diagnostic contenders at 0 ms")
     ap.add_argument("--profile", choices=["auto", "always", "never"], default=None,
@@ -875,6 +876,17 @@ def rates_section(log, quick: bool) -> str:
     return done.stdout.strip() + "\n"
 
 
+def ttr_section(log, quick: bool) -> str:
+    """Issue 16's time-to-results table against the peers (bench/ttr.py, which can also run alone)."""
+    log("\n== time to results: booking-import run against pandas + requests, dlt, Newman, bare aiohttp")
+    done = subprocess.run([sys.executable, str(HERE / "ttr.py"), *(["--sizes", "60,800", "--rounds", "1"] if quick
+                                                                 else [])],
+                          stdout=subprocess.PIPE, text=True, timeout=7200, cwd=ROOT)
+    if done.returncode != 0 or "ttr: begin" not in done.stdout:
+        return "## Time to results\n\nnot measured: bench/ttr.py failed (its messages are above)\n"
+    return done.stdout.strip() + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t_start = time.perf_counter()
@@ -906,6 +918,10 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace, meta: dict, log, t_start: float) -> int:
     if args.only == "rates":  # its own section only, spliced into RESULTS.md with --write
         return subprocess.run([sys.executable, str(HERE / "rates.py"), *(["--quick"] if args.quick else []),
+                               *(["--write"] if args.write else [])], cwd=ROOT).returncode
+    if args.only == "ttr":  # likewise
+        return subprocess.run([sys.executable, str(HERE / "ttr.py"),
+                               *(["--sizes", "60,800", "--rounds", "1"] if args.quick else []),
                                *(["--write"] if args.write else [])], cwd=ROOT).returncode
     inputs = gen_data.paths(args.rows, args.xlsx_rows)
     if not all(p.is_file() for p in inputs.values()):
@@ -941,6 +957,7 @@ def _main(args: argparse.Namespace, meta: dict, log, t_start: float) -> int:
         report += "\n" + bigchange_lookups(log)
     if args.only is None:
         report += "\n" + rates_section(log, args.quick)
+        report += "\n" + ttr_section(log, args.quick)
     log("\n" + "=" * 100 + "\n")
     log(report)
     if args.write:
