@@ -444,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
                 t = measure(c, 60, 0, warm, tools)
                 log(f"  warm-up (not timed): {c}: {t.seconds:.1f} s" + ("" if t.ok else f" FAILED {t.note}"))
         cells = run_cells(sizes, latencies, rounds_for, contenders, tools, args.slow_peers, log)
-    note = (f"Sheets up to 800 rows at 0 ms: {args.rounds} interleaved rounds (every contender once a round, "
+    plural = "s" if args.rounds != 1 else ""
+    note = (f"Sheets up to 800 rows at 0 ms: {args.rounds} interleaved round{plural} (every contender once a round, "
             "in the order of the columns); the others: one.")
     section = markdown(cells, contenders, load_start, _loadavg(), time.perf_counter() - t0, note, code_state())
     print(section)
