@@ -224,8 +224,12 @@ class RateLimiter:
         self._batch_i = 0
         self._batch_interval = 0.0
         self._claim_lock: asyncio.Lock | None = None
-        #: the arrival guard's log, in start order: [start, answered at (None: in flight)]
-        self._sent: collections.deque[list[Any]] = collections.deque()
+        # the arrival guard's record: requests in flight (start -> how many), their starts in order (to stop
+        # counting one IN_FLIGHT_FOR after it started), and when answers came (in order: the clock's)
+        self._in_flight: dict[float, int] = {}
+        self._in_flight_n = 0
+        self._starts: collections.deque[float] = collections.deque()
+        self._answers: collections.deque[float] = collections.deque()
         self._quickest = math.inf
         #: slots given up because their start came too late (statistics)
         self.skipped = 0
@@ -326,7 +330,9 @@ class RateLimiter:
             await self._sleep(wait)
         started = max(slot, now)
         ring.append(now)
-        self._sent.append([started, None])
+        self._in_flight[started] = self._in_flight.get(started, 0) + 1
+        self._in_flight_n += 1
+        self._starts.append(started)
         return self._count_start(started)
 
     def _count_start(self, started: float) -> float:
@@ -350,31 +356,33 @@ class RateLimiter:
 
     def _may_share_a_second(self, now: float) -> tuple[int, float | None]:
         """How many requests may arrive within 1 s of one starting ``now`` (in flight, or answered less than
-        a second ago), and when the earliest answered one stops counting (None: only requests in flight)."""
-        sent, margin = self._sent, self.answer_margin
-        while sent and (sent[0][0] <= now - IN_FLIGHT_FOR if sent[0][1] is None
-                        else sent[0][1] - margin + 1.0 <= now):
-            sent.popleft()
-        count, first_free = 0, None
-        for started, answered in sent:
-            if answered is None:
-                if started > now - IN_FLIGHT_FOR:
-                    count += 1
-            elif (free := answered - margin + 1.0) > now:  # the expression the sleep uses: no 0-s sleep
-                count += 1
-                first_free = free if first_free is None else min(first_free, free)
-        return count, first_free
+        a second ago), and when the earliest answered one stops counting (None: only requests in flight).
+        Amortised O(1): answers come in clock order, so the oldest is first."""
+        starts, in_flight = self._starts, self._in_flight
+        while starts and starts[0] <= now - IN_FLIGHT_FOR:  # unanswered that long: no longer counted
+            self._in_flight_n -= in_flight.pop(starts.popleft(), 0)
+        answers, margin = self._answers, self.answer_margin
+        # "+ 1.0 - margin > now" is the expression the sleep uses, so it never sleeps 0 s
+        while answers and answers[0] - margin + 1.0 <= now:
+            answers.popleft()
+        first_free = answers[0] - margin + 1.0 if answers else None
+        return self._in_flight_n + len(answers), first_free
 
     def _answered(self, status: int | None, started: float) -> None:
         """Note when the request that started at ``started`` was answered, for the arrival guard."""
         self.refused += status == 429
+        left = self._in_flight.get(started)
+        if not left:
+            return  # not started through wait(), or no longer counted
+        if left == 1:
+            del self._in_flight[started]
+        else:
+            self._in_flight[started] = left - 1
+        self._in_flight_n -= 1
         now = self._clock()
-        for entry in self._sent:
-            if entry[0] == started and entry[1] is None:
-                entry[1] = now
-                if status is not None:
-                    self._quickest = min(self._quickest, now - started)
-                return
+        self._answers.append(now)
+        if status is not None:
+            self._quickest = min(self._quickest, now - started)
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self._clock() + seconds)
