@@ -103,14 +103,16 @@ def measure(sim: Simulator, sheet: Path, repeat: int, tmp: Path) -> dict[str, fl
     login, fetch, remap, total = [], [], [], []
     for i in range(repeat):
         sim.reset()
-        run = ImportRun(prepare(sheet, MAPPING), RunOptions(env=env, ledger_url=f"sqlite:///{tmp / f'{i}-a.sqlite'}", rate=None))
+        run = ImportRun(prepare(sheet, MAPPING),
+                        RunOptions(env=env, ledger_url=f"sqlite:///{tmp / f'{i}-a.sqlite'}", rate=None))
         try:
             a, b, c, rows = asyncio.run(lookups_once(run))
         finally:
             run.close()
         login.append(a), fetch.append(b), remap.append(c)
         sim.reset()
-        run = ImportRun(prepare(sheet, MAPPING), RunOptions(env=env, ledger_url=f"sqlite:///{tmp / f'{i}-b.sqlite'}", rate=None))
+        run = ImportRun(prepare(sheet, MAPPING),
+                        RunOptions(env=env, ledger_url=f"sqlite:///{tmp / f'{i}-b.sqlite'}", rate=None))
         t = time.perf_counter()
         try:
             asyncio.run(send_pending(run))

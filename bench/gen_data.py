@@ -108,9 +108,9 @@ def build_rows(n: int, *, ref_prefix: str = "BR") -> list[dict[str, object]]:
             "Guest Name": f"{first} {last}",
             "Email": f"{local_part}.{i + 1}@{rng.choice(sample.EMAIL_DOMAINS)}",
             "Phone": phone,
-            "Company": rng.choice(sample.COMPANIES + ["", ""]),
+            "Company": rng.choice([*sample.COMPANIES, "", ""]),
             "Meeting": meeting,
-            "Notes": rng.choice(sample.NOTES + ["", "", ""]),
+            "Notes": rng.choice([*sample.NOTES, "", "", ""]),
             "Language": rng.choice(LANGUAGES),
         })
     if len(rows) < n:  # pragma: no cover - the grid is sized with room to spare
@@ -175,6 +175,18 @@ def write_payloads(csv_path: Path, out: Path) -> int:
             fh.write(json.dumps(r.payload, ensure_ascii=False, separators=(",", ":")) + "\n")
     tmp.replace(out)
     return len(plan.rows)
+
+
+def ensure_csv(rows: int, log=print) -> dict[str, Path]:
+    """The CSV of ``rows`` rows and its payloads only (no xlsx); built when missing."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    p = paths(rows, 0)
+    if not p["csv"].is_file() or not p["payloads"].is_file():
+        t = time.perf_counter()
+        write_csv(build_rows(rows), p["csv"], list(_sample_module().COLUMNS))
+        n = write_payloads(p["csv"], p["payloads"])
+        log(f"generated {p['csv'].name} and {n} payloads in {time.perf_counter() - t:.1f} s")
+    return {"csv": p["csv"], "payloads": p["payloads"]}
 
 
 def ensure(rows: int, xlsx_rows: int, log=print) -> dict[str, Path]:

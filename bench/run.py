@@ -14,6 +14,7 @@ in another process (``python -m flows sandbox jicoo --port 0``) on 127.0.0.1. Se
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -185,10 +186,8 @@ class Simulator:
         if p is None:
             return
         self._proc = None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # bounded: SIGTERM, then SIGKILL after 10 s
             pid, status, _ = os.wait4(p.pid, os.WNOHANG)
@@ -283,7 +282,7 @@ def run_send_contender(kind: str, label: str, sc: Scenario, inputs: dict[str, Pa
         cfg = {"kind": kind, "url": sim.url, "api_key": API_KEY, "concurrency": sc.concurrency,
                "payloads": str(inputs["payloads"]), "sheet": str(inputs["csv"]), **extra}
         cpu0 = sim.cpu_now()
-        res, m = worker(cfg, _send_timeout(sc.rows, sc.latency_ms, sc.concurrency))
+        res, _m = worker(cfg, _send_timeout(sc.rows, sc.latency_ms, sc.concurrency))
         sim_cpu = sim.cpu_now() - cpu0
     statuses = res.get("statuses", {})
     ok = statuses.get("201", 0) == res["rows"]
@@ -304,7 +303,7 @@ def run_command(sc: Scenario, inputs: dict[str, Path], log, profile: Path | None
         base = [sys.executable, str(HERE / "sampler.py"), str(profile), "-m", "flows"]
     with Simulator(sc.latency_ms, sc.jitter_ms) as sim, tempfile.TemporaryDirectory(prefix="bench-cmd-") as tmp:
         out = Path(tmp) / "results.xlsx"
-        cmd = base + ["run", str(inputs["csv"]), "-m", str(MAPPING), "--rate", "0", "-c", str(sc.concurrency),
+        cmd = [*base, "run", str(inputs["csv"]), "-m", str(MAPPING), "--rate", "0", "-c", str(sc.concurrency),
                       "--ledger", str(Path(tmp) / "ledger.sqlite"), "-q", "-o", str(out)]
         env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_PROFILE")}
         env.update({"JICOO_BASE_URL": sim.url + "/v1", "JICOO_API_KEY": API_KEY, "PREFECT_HOME": str(PREFECT_HOME)})
@@ -346,7 +345,8 @@ def warm_prefect(inputs: dict[str, Path], log) -> None:
 
 
 def send_scenario(latency_ms: float, concurrency: int, inputs: dict[str, Path], rows: int, *, diagnostics: bool,
-                  command: bool, log, jitter_ms: float = 0.0, informative_httpx: bool = True, rounds: int = 1) -> Scenario:
+                  command: bool, log, jitter_ms: float = 0.0, informative_httpx: bool = True,
+                  rounds: int = 1) -> Scenario:
     """One table. At 0 ms the bare aiohttp loop runs before and after every contender, and each
     contender is compared with the mean of its two neighbours (the machine's load drifts); the
     contenders held to a target run ``rounds`` times, alternating, and their verdict is the median
@@ -355,7 +355,8 @@ def send_scenario(latency_ms: float, concurrency: int, inputs: dict[str, Path], 
     ceiling = f", ceiling {sc.ceiling:.0f} rows/s" if sc.ceiling else ""
     log(f"\nsend: {rows} rows, {sc.latency_text} latency, concurrency {concurrency}{ceiling}")
     plan: list[tuple[str, str, dict, str, int]] = []  # (kind, label, extra, role, round: 0 when it runs once)
-    if informative_httpx and (latency_ms == 0 or concurrency > 8):  # at 50 ms / 8 it would only measure the latency again
+    # at 50 ms / 8 it would only measure the latency again
+    if informative_httpx and (latency_ms == 0 or concurrency > 8):
         plan.append(("httpx-aiohttp", "bare httpx + AiohttpTransport", {}, "informative", 0))
     if diagnostics and latency_ms == 0:
         plan.append(("sender", "engine's Sender only (diagnostic)", {}, "informative", 0))
@@ -420,7 +421,7 @@ def sheet_scenario(inputs: dict[str, Path], xlsx_rows: int, repeat: int, log) ->
             ("prepare", "flows.engine.run.prepare (read+map+validate)", {}, False)]
     for kind, label, extra, informative in plan:
         cfg = {"kind": kind, "xlsx": str(inputs["xlsx"]), "repeat": repeat, **extra}
-        res, m = worker(cfg, timeout=120 + repeat * xlsx_rows / 2000)
+        res, _m = worker(cfg, timeout=120 + repeat * xlsx_rows / 2000)
         row = SheetRow(label, res["times"], res["peak_rss_mb"], informative)
         if kind == "prepare" and res.get("invalid"):
             row.contender += f" ({res['invalid']} rows invalid!)"
@@ -555,7 +556,8 @@ def send_markdown(sc: Scenario) -> str:
                 verdict = ("met" if frac >= TARGET_CEILING else "**missed**") + f" (≥ {TARGET_CEILING} of ceiling)"
                 bare = [b.rate / sc.ceiling for b in sc.results if b.is_baseline]
                 if frac < TARGET_CEILING and bare and max(bare) < TARGET_CEILING:
-                    verdict += f"; so did the bare loop ({max(bare):.2f}): the limit is the test server (bench/README.md)"
+                    verdict += (f"; so did the bare loop ({max(bare):.2f}): the limit is the test server "
+                                "(bench/README.md)")
             else:
                 verdict = ("met" if r.ratio and r.ratio >= TARGET_SEND_RATIO else "**missed**") + \
                           f" (≥ {TARGET_SEND_RATIO}x)"
@@ -578,7 +580,8 @@ def send_markdown(sc: Scenario) -> str:
 
 def sheet_markdown(rows: list[SheetRow], xlsx_rows: int, repeat: int, size_mb: float) -> str:
     bare = next(r for r in rows if r.contender.startswith("bare"))
-    lines = [f"### Read + map + validate: {xlsx_rows:,} rows x 12 columns xlsx ({size_mb:.1f} MB), best of {repeat}", "",
+    lines = [f"### Read + map + validate: {xlsx_rows:,} rows x 12 columns xlsx ({size_mb:.1f} MB), "
+             f"best of {repeat}", "",
              "| step | best s | all runs s | vs bare read | rows/s | peak RSS MB | target |",
              "|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
@@ -618,14 +621,13 @@ def machine_info() -> list[str]:
     from importlib import metadata
 
     cpu = ""
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                    if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     mem = ""
     try:
-        kb = int(next(ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")))
+        kb = int(next(ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines()
+                      if ln.startswith("MemTotal")))
         mem = f", {kb / 2**20:.0f} GiB RAM"
     except (OSError, StopIteration):
         pass
@@ -636,7 +638,8 @@ def machine_info() -> list[str]:
         except metadata.PackageNotFoundError:
             versions.append(f"{dist} (not installed)")
     return [
-        f"- machine: {os.cpu_count()} CPUs ({cpu or platform.processor()}){mem}, {platform.system()} {platform.release()}",
+        f"- machine: {os.cpu_count()} CPUs ({cpu or platform.processor()}){mem}, "
+        f"{platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}; {', '.join(versions)}",
     ]
 
@@ -741,7 +744,8 @@ def findings(scenarios: list[Scenario], sheet: list[SheetRow] | None) -> list[st
         mv = next((r for r in sheet if r.contender.startswith("map + validate")), None)
         prep = next(r for r in sheet if r.contender.startswith("flows.engine.run.prepare"))
         if rs and mv:
-            out.append(f"- prepare() best {prep.best:.2f} s ≈ read_sheet {rs.best:.2f} s + map/validate {mv.best:.2f} s "
+            out.append(f"- prepare() best {prep.best:.2f} s ≈ read_sheet {rs.best:.2f} s + map/validate "
+                       f"{mv.best:.2f} s "
                        f"(best runs, separate processes); the bare pandas read takes {bare.best:.2f} s, so prepare "
                        f"is {prep.best / bare.best:.2f}x it and read_sheet alone {rs.best / bare.best:.2f}x.")
     return out
@@ -764,7 +768,8 @@ def render(args: argparse.Namespace, scenarios: list[Scenario], sheet: list[Shee
              f"- at 0 ms: engine and `booking-import run` send phase ≥ {TARGET_SEND_RATIO}x the bare aiohttp loop "
              f"(same concurrency, same server, same run);",
              f"- at 50 ms: ≥ {TARGET_CEILING} of concurrency / latency;",
-             f"- `prepare()` of the 100,000-row xlsx ≤ {TARGET_PREPARE:g}x a bare `pandas.read_excel(engine=\"calamine\")`.",
+             f"- `prepare()` of the 100,000-row xlsx ≤ {TARGET_PREPARE:g}x a bare "
+             "`pandas.read_excel(engine=\"calamine\")`.",
              "", "## Send throughput", "",
              "Each line is one process against a fresh simulator process on 127.0.0.1. At 0 ms the bare aiohttp "
              "loop runs before and after every contender and the ratio is against the mean of those two runs "
@@ -772,14 +777,16 @@ def render(args: argparse.Namespace, scenarios: list[Scenario], sheet: list[Shee
              + (f"; the engine and the command run {args.rounds} rounds, alternating, and their verdict is the "
                 f"median of their {args.rounds} ratios (one pair of runs moves by ±15 % with the load of other "
                 f"sessions on this machine)" if args.rounds > 1 else "")
-             + ". At 50 ms the ceiling is the yardstick. *client CPU ms/row* is the contender's CPU time in the timed part (for "
+             + ". At 50 ms the ceiling is the yardstick. *client CPU ms/row* is the contender's CPU time in the "
+             "timed part (for "
              "the command's end-to-end line: all CPU of the command and its children, the Prefect server "
              "included, over its whole life); "
              "*server CPU ms/row* the simulator's CPU while that contender ran (about 1 core / rows per second "
              "means the simulator was the bottleneck). "
              "The send phase of `booking-import run` is the Summary sheet's `sending (s)` (from the first row "
              "handed to the sender to the last one settled and committed in the ledger: the same span as the "
-             "engine line, timed inside the Prefect flow); its end-to-end time is the whole command, including Prefect's "
+             "engine line, timed inside the Prefect flow); its end-to-end time is the whole command, including "
+             "Prefect's "
              "temporary server start-up. *tree* is the sampled peak RSS summed over the command and its child "
              "processes (the Prefect server).", ""]
     for sc in scenarios:
@@ -815,9 +822,11 @@ def render(args: argparse.Namespace, scenarios: list[Scenario], sheet: list[Shee
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=None, help="rows to send (default 10,000; --quick 2,000)")
-    ap.add_argument("--xlsx-rows", type=int, default=None, help="rows of the xlsx to read (default 100,000; --quick 20,000)")
+    ap.add_argument("--xlsx-rows", type=int, default=None,
+                    help="rows of the xlsx to read (default 100,000; --quick 20,000)")
     ap.add_argument("--quick", action="store_true", help="smaller inputs, no diagnostic contenders, no profiles")
-    ap.add_argument("--concurrency", default="8,64", help="comma-separated concurrencies (default 8,64: the mapping's and a wide one)")
+    ap.add_argument("--concurrency", default="8,64",
+                    help="comma-separated concurrencies (default 8,64: the mapping's and a wide one)")
     ap.add_argument("--latency", default="0,50", help="comma-separated simulated latencies in ms (default 0,50)")
     ap.add_argument("--jitter", type=float, default=None,
                     help="also send at the largest latency and concurrency with each request's latency varied by up "
@@ -826,7 +835,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, default=None,
                     help="at 0 ms, run the engine and the command this many times each, alternating, every run between "
                          "two bare ones; the target verdict is their median ratio (default 3; --quick 1)")
-    ap.add_argument("--only", choices=["send", "sheet", "rates"], help="run one part only")
+    ap.add_argument("--only", choices=["send", "sheet", "rates", "ttr"],
+                    help="run one part only (ttr: time to results against the peers, bench/ttr.py)")
     ap.add_argument("--no-command", action="store_true", help="skip `booking-import run` (saves Prefect start-ups)")
     ap.add_argument("--no-diagnostics", action="store_true", help="skip the diagnostic contenders at 0 ms")
     ap.add_argument("--profile", choices=["auto", "always", "never"], default=None,
@@ -852,10 +862,12 @@ def bigchange_lookups(log) -> str:
     measures login, list fetches and the re-mapping against sheet size; its table goes in RESULTS.md."""
     log("\n== BigChange lookups: constant per run?")
     done = subprocess.run([sys.executable, str(HERE / "bigchange_lookups.py"), "--rows", "100", "2000",
-                           "--latency-ms", "0", "20", "--repeat", "3"], capture_output=True, text=True, timeout=900, cwd=ROOT)
+                           "--latency-ms", "0", "20", "--repeat", "3"], capture_output=True, text=True, timeout=900,
+                          cwd=ROOT)
     table = "\n".join(line for line in done.stdout.splitlines() if line.startswith("|"))
     if done.returncode != 0 or not table:
-        return f"## BigChange lookups\n\nnot measured: bench/bigchange_lookups.py failed ({done.stderr.strip()[-300:]})\n"
+        return ("## BigChange lookups\n\nnot measured: bench/bigchange_lookups.py failed "
+                f"({done.stderr.strip()[-300:]})\n")
     return ("## BigChange lookups: a constant cost per run\n\n"
             "`bench/bigchange_lookups.py` against the BigChange simulator in another process (medians of 3). "
             "*fetch lists* is the five provider lists fetched once per run (contacts in two pages of 1,000); "
@@ -872,6 +884,17 @@ def rates_section(log, quick: bool) -> str:
                           capture_output=True, text=True, timeout=1800, cwd=ROOT)
     if done.returncode != 0 or "rates: begin" not in done.stdout:
         return f"## Rates\n\nnot measured: bench/rates.py failed ({done.stderr.strip()[-300:]})\n"
+    return done.stdout.strip() + "\n"
+
+
+def ttr_section(log, quick: bool) -> str:
+    """Issue 16's time-to-results table against the peers (bench/ttr.py, which can also run alone)."""
+    log("\n== time to results: booking-import run against pandas + requests, dlt, Newman, bare aiohttp")
+    done = subprocess.run([sys.executable, str(HERE / "ttr.py"), *(["--sizes", "60,800", "--rounds", "1"] if quick
+                                                                 else [])],
+                          stdout=subprocess.PIPE, text=True, timeout=7200, cwd=ROOT)
+    if done.returncode != 0 or "ttr: begin" not in done.stdout:
+        return "## Time to results\n\nnot measured: bench/ttr.py failed (its messages are above)\n"
     return done.stdout.strip() + "\n"
 
 
@@ -907,6 +930,10 @@ def _main(args: argparse.Namespace, meta: dict, log, t_start: float) -> int:
     if args.only == "rates":  # its own section only, spliced into RESULTS.md with --write
         return subprocess.run([sys.executable, str(HERE / "rates.py"), *(["--quick"] if args.quick else []),
                                *(["--write"] if args.write else [])], cwd=ROOT).returncode
+    if args.only == "ttr":  # likewise
+        return subprocess.run([sys.executable, str(HERE / "ttr.py"),
+                               *(["--sizes", "60,800", "--rounds", "1"] if args.quick else []),
+                               *(["--write"] if args.write else [])], cwd=ROOT).returncode
     inputs = gen_data.paths(args.rows, args.xlsx_rows)
     if not all(p.is_file() for p in inputs.values()):
         # in a child process: this one stays small (see Measured.maxrss_mb)
@@ -941,6 +968,7 @@ def _main(args: argparse.Namespace, meta: dict, log, t_start: float) -> int:
         report += "\n" + bigchange_lookups(log)
     if args.only is None:
         report += "\n" + rates_section(log, args.quick)
+        report += "\n" + ttr_section(log, args.quick)
     log("\n" + "=" * 100 + "\n")
     log(report)
     if args.write:

@@ -34,8 +34,10 @@ from pathlib import Path
 #: checked over the whole stack first, in this order
 OVERRIDES = [
     ("module imports", re.compile(r"<frozen importlib\._bootstrap")),
-    ("Prefect: task parameter introspection (visit_collection)", re.compile(r"prefect/utilities/collections\.py:visit_collection")),
-    ("Prefect: temporary API server start-up and shutdown", re.compile(r"prefect/server/api/server\.py:(start|stop|__enter__|__exit__)")),
+    ("Prefect: task parameter introspection (visit_collection)",
+     re.compile(r"prefect/utilities/collections\.py:visit_collection")),
+    ("Prefect: temporary API server start-up and shutdown",
+     re.compile(r"prefect/server/api/server\.py:(start|stop|__enter__|__exit__)")),
 ]
 #: innermost frame first; the first frame that matches one of these decides
 AREAS = [
@@ -63,7 +65,8 @@ def _cpu_times() -> tuple[float, float]:
 
 
 def _short(key: str) -> str:
-    """``/.../site-packages/httpx/_client.py:send`` -> ``httpx/_client.py:send``; ``/any/where/flows/x.py:f`` -> ``flows/x.py:f``."""
+    """``/.../site-packages/httpx/_client.py:send`` -> ``httpx/_client.py:send``;
+    ``/any/where/flows/x.py:f`` -> ``flows/x.py:f``."""
     for rx in (r".*/site-packages/", r".*/(?=(flows|bench)/)", r".*/lib/python3\.\d+/"):
         if re.match(rx, key):
             return re.sub(rx, "", key, count=1)

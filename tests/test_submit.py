@@ -539,7 +539,7 @@ def test_rate_limiter_spaces_starts_evenly_with_a_fake_clock():
         return starts
 
     starts = asyncio.run(go())
-    # issue 16: the timeline runs 1.5 % under the rate (a margin for late starts and network jitter)
+    # issue 16: the timeline runs HEADROOM (0.5 %) under the rate (a margin for late starts)
     interval = 1 / (10 * (1 - HEADROOM))
     assert [round(s - starts[0], 6) for s in starts] == [round(k * interval, 6) for k in range(6)]
 

@@ -51,7 +51,8 @@ def summarize(plan: Plan, started: dt.datetime, ended: dt.datetime, *, run: Impo
         "rows sent per second": round(run.rows_sent / sending) if sending else 0,
         "rows": run.total,
         "concurrency": run.concurrency,
-        "rate limit (req/s)": run.rate if run.rate else "none",
+        # no published rate: what adapting did (issue 16), not "none"
+        "rate limit (req/s)": run.rate or (run._sender.limiter.describe() if run._sender else "none"),
         "requests sent": run._sender.requests_sent if run._sender else 0,
         "ledger": str(run.ledger.path),
         "ledger id": run.ledger.ledger_id,
