@@ -172,6 +172,7 @@ class SharedTimeline:
             t1 = time.time()
             if best is None or t1 - t0 < best[0]:
                 best = (t1 - t0, float(db_now) - (t0 + t1) / 2)
+        assert best is not None  # the loop runs five times
         return best[1]
 
     def claim(self, n: int, interval: float, now: float, late_ok: float = TOLERANCE) -> float:
@@ -273,6 +274,7 @@ class RateLimiter:
             n, interval = self.batch, self.interval
             base = interval
             if self.timeline.crowded:  # other processes' slots between ours: more margin (module doc)
+                assert self.rate is not None  # wait() takes a slot only when paced (interval > 0)
                 interval = 1.0 / (self.rate * (1.0 - max(self.headroom, SHARED_HEADROOM)))
             if self.timeline.shared:
                 if self._claim_lock is None:
@@ -431,7 +433,7 @@ class AdaptiveRateLimiter(RateLimiter):
             if status is not None:
                 accepted.append(started)
             if self.rate is not None and self.ceiling is not None:
-                self._increase(now)
+                self._increase(now, self.rate, self.ceiling)
             return
         if started < self._last_decrease or now - self._last_decrease < 1.0:
             return  # sent before the last decrease took effect: the same congestion
@@ -453,11 +455,11 @@ class AdaptiveRateLimiter(RateLimiter):
         return (f"adaptive (no published limit): peaked at {self.peak}/s, {self.refused} "
                 f"answer{'' if self.refused == 1 else 's'} 429{found}")
 
-    def _increase(self, now: float) -> None:
+    def _increase(self, now: float, rate: float, ceiling: float) -> None:
         elapsed = now - self._last_change
         if elapsed >= 0.25:
             self._last_change = now
-            self._set(self.rate + self.probe * self.ceiling * min(elapsed, 1.0), now)
+            self._set(rate + self.probe * ceiling * min(elapsed, 1.0), now)
 
     def _set(self, rate: float, now: float) -> None:
         self.history.append((now, rate))
