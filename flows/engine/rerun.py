@@ -49,7 +49,7 @@ from ..outcomes import DONE_STATUSES, Outcome, Status
 from ..redact import MASK
 from ..workbooks.results import RESULT_COLUMNS, RESULTS_SHEET
 from ..workbooks.results_reader import load_results, read_summary
-from ..workbooks.sheets import Sheet, read_sheet
+from ..workbooks.sheets import Cell, Sheet, read_sheet
 from .plan import map_rows
 
 __all__ = ["Rerun", "change_lines", "default_rerun_path", "load_rerun", "read_summary"]
@@ -158,7 +158,7 @@ def _read_rows(path: Path, full: Sheet) -> _Read:
     pos = {name: full.columns.index(name) for name in RESULT_COLUMNS if name in full.columns}
     keep = [j for j, name in enumerate(full.columns) if name not in RESULT_COLUMNS]
 
-    def col(name: str, cells: list) -> str:
+    def col(name: str, cells: list[Cell]) -> str:
         j = pos.get(name)
         return _text(cells[j]) if j is not None else ""
 
@@ -323,7 +323,7 @@ def _fill_masked(sheet: Sheet, mapping: Any, summary: dict[str, str],
         return {}, []
     original, where = _original_sheet(path, summary, mapping)
     compared = [c for c in mapping.columns() if c not in sensitive and c in pos]
-    by_line: dict[int, list] = {}
+    by_line: dict[int, list[Cell]] = {}
     opos: dict[str, int] = {}
     if original is not None:
         by_line = dict(zip(original.line_numbers, original.rows, strict=False))
