@@ -67,8 +67,12 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # types only: the ledger is imported when a shared timeline opens
+    from ..ledger.ledger import Ledger
 
 __all__ = [
     "HEADROOM",
@@ -144,7 +148,7 @@ class SharedTimeline:
     _DDL = ("CREATE TABLE IF NOT EXISTS rate_timeline (name TEXT PRIMARY KEY, next_at REAL NOT NULL, updated_at REAL, "
             "last_by TEXT, prev_by TEXT, prev_at REAL)")
 
-    def __init__(self, ledger_target: Any, name: str) -> None:
+    def __init__(self, ledger_target: Path | str, name: str) -> None:
         from ..ledger.database import Database
 
         self.name = name
@@ -198,7 +202,7 @@ class SharedTimeline:
             self._db.close()
 
 
-def shared_timeline_for(ledger: Any, base_url: str) -> SharedTimeline | None:
+def shared_timeline_for(ledger: Ledger, base_url: str) -> SharedTimeline | None:
     """The timeline every process using ``ledger`` shares for the provider at ``base_url``; None for a ledger
     no other process can see (SQLite ``:memory:``)."""
     if str(ledger.path) in (":memory:", ""):
@@ -213,7 +217,7 @@ class RateLimiter:
     ``wait()`` returns the slot's time (on ``clock``), which :meth:`observe` takes back with the answer."""
 
     def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Any] = asyncio.sleep, *,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep, *,
                  timeline: LocalTimeline | SharedTimeline | None = None, headroom: float = HEADROOM) -> None:
         self._clock = clock
         self._sleep = sleep
@@ -410,10 +414,11 @@ class AdaptiveRateLimiter(RateLimiter):
     #: never paced below this (requests per second)
     MIN_RATE = 0.5
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] = asyncio.sleep,
-                 **kwargs: Any) -> None:
-        kwargs.setdefault("headroom", 0.0)  # BETA is the margin here
-        super().__init__(None, clock, sleep, **kwargs)
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep, *,
+                 timeline: LocalTimeline | SharedTimeline | None = None, headroom: float = 0.0) -> None:
+        # headroom 0 by default: BETA is the margin here
+        super().__init__(None, clock, sleep, timeline=timeline, headroom=headroom)
         self._accepted: collections.deque[float] = collections.deque()  # start times of answers other than 429
         self._last_decrease = -math.inf
         self._last_change = -math.inf
