@@ -484,3 +484,11 @@ def test_a_csv_title_line_with_a_comma_does_not_decide_the_delimiter(tmp_path):
     assert ((s.columns, s.delimiter, s.rows, s.line_numbers)
             == (["Ref", "Nom", "Ville"], ";", [["B1", "José", "Besançon"]], [4]))
     assert "the header is row 3" in s.notes[0] and "the 2 rows above it" in s.notes[0]
+
+
+def test_a_duration_header_cell_reads_as_its_time_not_an_error():
+    # a duration under a day converts to a time of day; the header text is its isoformat, as for a time cell
+    from flows.workbooks.sheet_rows import _header_text
+
+    assert _header_text(dt.timedelta(hours=2)) == "02:00:00"
+    assert _header_text(dt.timedelta(days=2)) == "48:00:00"

@@ -39,18 +39,21 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import ImporterError, InputError, LedgerError, UsageError
 from ..ledger.database import default_ledger_url, is_postgres_url
 from ..ledger.ledger import Entry, Ledger, open_ledger
-from ..mapping.model import load_mapping
+from ..mapping.model import MappingFile, load_mapping
 from ..outcomes import DONE_STATUSES, Outcome, Status
 from ..redact import MASK
 from ..workbooks.results import RESULT_COLUMNS, RESULTS_SHEET
 from ..workbooks.results_reader import load_results, read_summary
-from ..workbooks.sheets import Sheet, read_sheet
-from .plan import map_rows
+from ..workbooks.sheets import Cell, Sheet, read_sheet
+from .plan import Plan, PreparedRow, map_rows
+
+if TYPE_CHECKING:  # types only: the run module is the engine, loaded when a run starts
+    from .run import ImportRun
 
 __all__ = ["Rerun", "change_lines", "default_rerun_path", "load_rerun", "read_summary"]
 
@@ -65,7 +68,7 @@ _ROW_LIST_LIMIT = 40
 class Rerun:
     """A results workbook made ready to go through the engine again."""
 
-    plan: Any  # flows.engine.plan.Plan
+    plan: Plan
     settled: dict[int, Outcome]  # row index -> outcome fixed before sending (carried over or refused)
     source: Path
     previous: dict[str, str]  # the workbook's Summary
@@ -82,7 +85,7 @@ class Rerun:
     def refused(self) -> int:
         return sum(o.status is Status.INVALID for o in self.settled.values())
 
-    def describe(self, run: Any) -> dict[str, object]:
+    def describe(self, run: ImportRun) -> dict[str, object]:
         """Summary entries saying what this rerun changed (the engine calls it when writing the workbook)."""
         info: dict[str, object] = {"rerun of": str(self.source), "previous run id": self.previous.get("run id", "")}
         previous_total = _int(self.previous.get("total"))
@@ -158,7 +161,7 @@ def _read_rows(path: Path, full: Sheet) -> _Read:
     pos = {name: full.columns.index(name) for name in RESULT_COLUMNS if name in full.columns}
     keep = [j for j, name in enumerate(full.columns) if name not in RESULT_COLUMNS]
 
-    def col(name: str, cells: list) -> str:
+    def col(name: str, cells: list[Cell]) -> str:
         j = pos.get(name)
         return _text(cells[j]) if j is not None else ""
 
@@ -253,7 +256,7 @@ def _original_key(ledger: Ledger, scope: str, provider_id: str) -> str | None:
     return None
 
 
-def _edited_key(row: Any, key_columns: list[str], was: str, pid: str, entry: Entry | None,
+def _edited_key(row: PreparedRow, key_columns: list[str], was: str, pid: str, entry: Entry | None,
                 original: str | None) -> Outcome:
     label = " + ".join(key_columns)
     shown = row.key_text or "(empty)"
@@ -276,7 +279,7 @@ def _edited_key(row: Any, key_columns: list[str], was: str, pid: str, entry: Ent
 _ORIGIN_HOPS = 50
 
 
-def _original_sheet(path: Path, summary: dict[str, str], mapping: Any) -> tuple[Sheet | None, str]:
+def _original_sheet(path: Path, summary: dict[str, str], mapping: MappingFile) -> tuple[Sheet | None, str]:
     """The sheet the first run read, following reruns back through their Summaries; (None, why) when it
     is not at hand."""
     seen = {path.resolve()}
@@ -309,7 +312,7 @@ def _original_sheet(path: Path, summary: dict[str, str], mapping: Any) -> tuple[
     return None, "is more reruns back than are followed"
 
 
-def _fill_masked(sheet: Sheet, mapping: Any, summary: dict[str, str],
+def _fill_masked(sheet: Sheet, mapping: MappingFile, summary: dict[str, str],
                  path: Path) -> tuple[dict[int, tuple[str, list[str]]], list[str]]:
     """Put the real value back into masked sensitive cells of ``sheet`` (in place) from the original sheet,
     row by row where the row is otherwise unchanged; returns {row index: message} for the rows whose value
@@ -323,7 +326,7 @@ def _fill_masked(sheet: Sheet, mapping: Any, summary: dict[str, str],
         return {}, []
     original, where = _original_sheet(path, summary, mapping)
     compared = [c for c in mapping.columns() if c not in sensitive and c in pos]
-    by_line: dict[int, list] = {}
+    by_line: dict[int, list[Cell]] = {}
     opos: dict[str, int] = {}
     if original is not None:
         by_line = dict(zip(original.line_numbers, original.rows, strict=False))
@@ -425,7 +428,7 @@ def load_rerun(results: Path | str, *, mapping: Path | str | None = None, ledger
                  ledger_url=str(ledger.path), out=target, notes=notes)
 
 
-def summary_lines(rerun: Rerun, run: Any) -> list[str]:
+def summary_lines(rerun: Rerun, run: ImportRun) -> list[str]:
     """A few terminal lines on what the rerun changed (the Summary sheet has them all)."""
     after = [o.status.value if o is not None else Status.SKIPPED.value for o in run.outcomes]
     lines = [f"rerun of {rerun.source.name}: {rerun.carried} row(s) carried over, "

@@ -67,8 +67,12 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # types only: the ledger is imported when a shared timeline opens
+    from ..ledger.ledger import Ledger
 
 __all__ = [
     "HEADROOM",
@@ -144,7 +148,7 @@ class SharedTimeline:
     _DDL = ("CREATE TABLE IF NOT EXISTS rate_timeline (name TEXT PRIMARY KEY, next_at REAL NOT NULL, updated_at REAL, "
             "last_by TEXT, prev_by TEXT, prev_at REAL)")
 
-    def __init__(self, ledger_target: Any, name: str) -> None:
+    def __init__(self, ledger_target: Path | str, name: str) -> None:
         from ..ledger.database import Database
 
         self.name = name
@@ -172,6 +176,7 @@ class SharedTimeline:
             t1 = time.time()
             if best is None or t1 - t0 < best[0]:
                 best = (t1 - t0, float(db_now) - (t0 + t1) / 2)
+        assert best is not None  # the loop runs five times
         return best[1]
 
     def claim(self, n: int, interval: float, now: float, late_ok: float = TOLERANCE) -> float:
@@ -197,7 +202,7 @@ class SharedTimeline:
             self._db.close()
 
 
-def shared_timeline_for(ledger: Any, base_url: str) -> SharedTimeline | None:
+def shared_timeline_for(ledger: Ledger, base_url: str) -> SharedTimeline | None:
     """The timeline every process using ``ledger`` shares for the provider at ``base_url``; None for a ledger
     no other process can see (SQLite ``:memory:``)."""
     if str(ledger.path) in (":memory:", ""):
@@ -212,7 +217,7 @@ class RateLimiter:
     ``wait()`` returns the slot's time (on ``clock``), which :meth:`observe` takes back with the answer."""
 
     def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Any] = asyncio.sleep, *,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep, *,
                  timeline: LocalTimeline | SharedTimeline | None = None, headroom: float = HEADROOM) -> None:
         self._clock = clock
         self._sleep = sleep
@@ -273,6 +278,7 @@ class RateLimiter:
             n, interval = self.batch, self.interval
             base = interval
             if self.timeline.crowded:  # other processes' slots between ours: more margin (module doc)
+                assert self.rate is not None  # wait() takes a slot only when paced (interval > 0)
                 interval = 1.0 / (self.rate * (1.0 - max(self.headroom, SHARED_HEADROOM)))
             if self.timeline.shared:
                 if self._claim_lock is None:
@@ -408,10 +414,11 @@ class AdaptiveRateLimiter(RateLimiter):
     #: never paced below this (requests per second)
     MIN_RATE = 0.5
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] = asyncio.sleep,
-                 **kwargs: Any) -> None:
-        kwargs.setdefault("headroom", 0.0)  # BETA is the margin here
-        super().__init__(None, clock, sleep, **kwargs)
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep, *,
+                 timeline: LocalTimeline | SharedTimeline | None = None, headroom: float = 0.0) -> None:
+        # headroom 0 by default: BETA is the margin here
+        super().__init__(None, clock, sleep, timeline=timeline, headroom=headroom)
         self._accepted: collections.deque[float] = collections.deque()  # start times of answers other than 429
         self._last_decrease = -math.inf
         self._last_change = -math.inf
@@ -431,7 +438,7 @@ class AdaptiveRateLimiter(RateLimiter):
             if status is not None:
                 accepted.append(started)
             if self.rate is not None and self.ceiling is not None:
-                self._increase(now)
+                self._increase(now, self.rate, self.ceiling)
             return
         if started < self._last_decrease or now - self._last_decrease < 1.0:
             return  # sent before the last decrease took effect: the same congestion
@@ -453,11 +460,11 @@ class AdaptiveRateLimiter(RateLimiter):
         return (f"adaptive (no published limit): peaked at {self.peak}/s, {self.refused} "
                 f"answer{'' if self.refused == 1 else 's'} 429{found}")
 
-    def _increase(self, now: float) -> None:
+    def _increase(self, now: float, rate: float, ceiling: float) -> None:
         elapsed = now - self._last_change
         if elapsed >= 0.25:
             self._last_change = now
-            self._set(self.rate + self.probe * self.ceiling * min(elapsed, 1.0), now)
+            self._set(rate + self.probe * ceiling * min(elapsed, 1.0), now)
 
     def _set(self, rate: float, now: float) -> None:
         self.history.append((now, rate))

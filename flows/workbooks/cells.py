@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TypeVar, cast
 
 Cell = str | datetime.datetime | datetime.date | datetime.time | None
+#: a cell as python-calamine returns it (its stub spells the union out and names no alias)
+ExcelValue = (int | float | str | bool | datetime.time | datetime.date | datetime.datetime
+              | datetime.timedelta)
+_V = TypeVar("_V")
 
 def _number_text(value: float) -> str:
     """An Excel number as the text Excel shows in a General cell (15 significant digits)."""
@@ -34,19 +39,25 @@ def _text_or_none(value: str) -> str | None:
     return value or None
 
 
-_EXCEL_CONVERTERS: dict[type, Callable[[object], Cell]] = {
-    str: _text_or_none,
-    float: _number_text,
-    int: str,
-    bool: _bool_text,
-    datetime.datetime: _same,
-    datetime.date: _same,
-    datetime.time: _same,
-    datetime.timedelta: _duration,
-}
+def _converter(kind: type[_V], convert: Callable[[_V], Cell]) -> tuple[type, Callable[[object], Cell]]:
+    """One entry of the table below: the converter is checked against the type it is looked up by (the table
+    is keyed by the exact type of the cell, so a converter only ever sees values of its own key)."""
+    return kind, cast(Callable[[object], Cell], convert)
 
 
-def _convert_excel_row(row: list[object]) -> list[Cell]:
+_EXCEL_CONVERTERS: dict[type, Callable[[object], Cell]] = dict([
+    _converter(str, _text_or_none),
+    _converter(float, _number_text),
+    _converter(int, str),
+    _converter(bool, _bool_text),
+    _converter(datetime.datetime, _same),
+    _converter(datetime.date, _same),
+    _converter(datetime.time, _same),
+    _converter(datetime.timedelta, _duration),
+])
+
+
+def _convert_excel_row(row: Sequence[object]) -> list[Cell]:
     conv = _EXCEL_CONVERTERS
     try:
         return [conv[type(c)](c) for c in row]

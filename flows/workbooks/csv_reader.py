@@ -165,7 +165,8 @@ def _parse_csv_py(p: Path, text: str, sep: str) -> list[list[Cell]]:
     except csv.Error as exc:
         raise InputError(f"{p} cannot be parsed as CSV ({_one_line(exc)}); check the quotes on that line") from None
     width = max((len(r) for r in records), default=0)
-    return [[c if c != "" else None for c in r] + [None] * (width - len(r)) for r in records]
+    blank: list[Cell] = [None]
+    return [[c if c != "" else None for c in r] + blank * (width - len(r)) for r in records]
 
 
 def _parse_csv(p: Path, text: str, sep: str) -> list[list[Cell]]:
@@ -204,7 +205,8 @@ def _parse_csv(p: Path, text: str, sep: str) -> list[list[Cell]]:
     arr = df.to_numpy(dtype=object, na_value=None)
     del df
     arr[arr == ""] = None  # short lines give NaN -> None above; empty fields give "" -> None here
-    return arr.tolist()
+    rows: list[list[Cell]] = arr.tolist()  # numpy types tolist() as Any: str or None cells, by dtype=str
+    return rows
 
 
 def _max_fields(text: str, sep: str) -> int | None:

@@ -8,6 +8,8 @@ import zipfile
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+from flows.workbooks.cells import ExcelValue
+
 # --------------------------------------------------------------------------- Excel number formats (xlsx)
 #
 # calamine gives a number cell's value, not what the sheet shows. Two formats change what a value
@@ -175,7 +177,7 @@ def _col_index(letters: bytes) -> int:
     return n - 1
 
 
-def _apply_shown_formats(p: Path, name: str, raw: list[list[object]]) -> None:
+def _apply_shown_formats(p: Path, name: str, raw: list[list[ExcelValue]]) -> None:
     """Replace, in place, padded numbers by the text shown and midnight dates by date-times (see above)."""
     try:
         with zipfile.ZipFile(p) as z:
@@ -197,7 +199,7 @@ def _apply_shown_formats(p: Path, name: str, raw: list[list[object]]) -> None:
     columns: dict[bytes, int] = {}
     kinds = {str(i).encode(): v for i, v in styles.items()}
     n = len(raw)
-    date_type, number_types = datetime.date, (float, int)
+    date_type, float_type, int_type = datetime.date, float, int
     for letters, row, style in found:
         r = int(row) - 1
         if r >= n:
@@ -213,7 +215,7 @@ def _apply_shown_formats(p: Path, name: str, raw: list[list[object]]) -> None:
         if kind == _DATETIME:
             if type(value) is date_type:
                 cells[c] = datetime.datetime.combine(value, datetime.time())
-        elif type(value) in number_types:
+        elif type(value) is float_type or type(value) is int_type:
             text = _render_pad(code, float(value))
             if text is not None:
                 cells[c] = text

@@ -45,15 +45,15 @@ def input_number_formats(path: str | os.PathLike[str], sheet_name: str | None,
                 if int(row) != header_line:
                     continue
                 value = _VALUE.search(body or b"")
-                text = _INLINE.search(body or b"") if b't="inlineStr"' in attrs else None
-                if text is not None:
-                    header[letters.decode()] = _xml_text(text.group(1))
+                inline = _INLINE.search(body or b"") if b't="inlineStr"' in attrs else None
+                if inline is not None:
+                    header[letters.decode()] = _xml_text(inline.group(1))
                 elif value is not None and b't="s"' in attrs:
                     shared_wanted[int(value.group(1))] = letters.decode()
                 elif value is not None:
                     header[letters.decode()] = _xml_text(value.group(1))
             if shared_wanted:
-                for i, text in _shared_strings(z, max(shared_wanted), ET):
+                for i, text in _shared_strings(z, max(shared_wanted)):
                     if i in shared_wanted:
                         header[shared_wanted[i]] = text
             out: dict[str, str] = {}
@@ -109,7 +109,7 @@ def _sheet_head(z: zipfile.ZipFile, part: str, last_row: int) -> bytes:
                 return data
 
 
-def _shared_strings(z: zipfile.ZipFile, upto: int, ET) -> Iterator[tuple[int, str]]:
+def _shared_strings(z: zipfile.ZipFile, upto: int) -> Iterator[tuple[int, str]]:
     """(index, text) of the shared strings up to index ``upto``, read incrementally."""
     try:
         f = z.open("xl/sharedStrings.xml")

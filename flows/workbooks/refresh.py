@@ -16,7 +16,6 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..errors import InputError
 from ..ledger.database import is_postgres_url
@@ -26,6 +25,7 @@ from ..mapping.transforms import to_text
 from ..outcomes import Outcome, Status
 from .results import RESULT_COLUMNS, RESULTS_SHEET, input_number_formats, write_results
 from .results_reader import load_results
+from .sheets import Cell
 
 __all__ = ["REFRESHED_STATUSES", "Refresh", "refresh_results"]
 
@@ -38,7 +38,7 @@ _STATUS_WORDS = {s.value for s in Status} | {"total"}
 class Refresh:
     path: Path
     rows: int
-    changed: Counter = field(default_factory=Counter)  # (old status, new status) -> rows
+    changed: Counter[tuple[str, str]] = field(default_factory=Counter)  # (old status, new status) -> rows
     outcomes: list[Outcome] = field(default_factory=list)
 
     @property
@@ -76,7 +76,7 @@ def refresh_results(results: Path | str, *, out: Path | str | None = None, ledge
     row_at = sheet.columns.index("_row")
     rows = [[cells[j] for j in at] for cells in sheet.rows]
     outcomes = [_outcome(*(cells[j] for j in result_at)) for cells in sheet.rows]
-    lines = [int(float(cells[row_at] or 0)) for cells in sheet.rows]
+    lines = [int(_number(cells[row_at] or "0")) for cells in sheet.rows]
     key_at = [columns.index(c) for c in m.key]
     keys = [Ledger.key_text((to_text(row[i]) or "").strip() for i in key_at) for row in rows]
 
@@ -91,7 +91,7 @@ def refresh_results(results: Path | str, *, out: Path | str | None = None, ledge
         report.changed[(outcomes[i].status.value, outcome.status.value)] += 1
         outcomes[i] = outcome
 
-    info: dict[str, Any] = {k: _summary_value(v) for k, v in summary.items() if k not in _STATUS_WORDS}
+    info: dict[str, object] = {k: _summary_value(v) for k, v in summary.items() if k not in _STATUS_WORDS}
     info["refreshed"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     info["refreshed rows"] = sum(report.changed.values())
     write_results(report.path, columns=columns, rows=rows, line_numbers=lines, outcomes=outcomes, summary=info,
@@ -100,17 +100,23 @@ def refresh_results(results: Path | str, *, out: Path | str | None = None, ledge
     return report
 
 
-def _outcome(*cells: Any) -> Outcome:
-    status, pid, http, message, attempts = cells
+def _outcome(status: Cell, pid: Cell, http: Cell, message: Cell, attempts: Cell) -> Outcome:
     try:
         st = Status(str(status))
     except ValueError:
         st = Status.SKIPPED
     return Outcome(st, "" if message is None else str(message), provider_id=None if pid is None else to_text(pid),
-                   http_status=None if http is None else int(float(http)), attempts=int(float(attempts or 0)))
+                   http_status=None if http is None else int(_number(http)), attempts=int(_number(attempts or "0")))
 
 
-def _summary_value(text: str) -> Any:
+def _number(cell: Cell) -> float:
+    """A number the results sheet holds, read back as its text (``"3"``); a date or time is no number."""
+    if isinstance(cell, str):
+        return float(cell)
+    raise TypeError(f"float() argument must be a string or a real number, not {type(cell).__name__!r}")
+
+
+def _summary_value(text: str) -> int | float | str:
     """Numbers the Summary held as numbers come back as numbers; everything else stays text."""
     if re.fullmatch(r"-?(0|[1-9]\d{0,14})", text):
         return int(text)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import xlsxwriter
@@ -111,7 +111,7 @@ def write_results(
     columns: list[str],
     rows: list[list[Cell]],
     line_numbers: list[int],
-    outcomes: list[Outcome | None],
+    outcomes: Sequence[Outcome | None],
     summary: Mapping[str, object],
     masked_columns: Collection[str] = (),
     number_formats: Mapping[str, str] | None = None,

@@ -44,7 +44,7 @@ def _write_results_sheet(
     columns: list[str],
     rows: list[list[Cell]],
     line_numbers: list[int],
-    outcomes: list[Outcome | None],
+    outcomes: Sequence[Outcome | None],
     masked_columns: Collection[str],
     number_formats: Mapping[str, str],
 ) -> tuple[_Tally, _RowsPlan]:

@@ -230,20 +230,19 @@ def rows_xml(
             if marked and c in marked:
                 cell(out, c, rr, value, fault_style, c in masked, FAULT_FILL, c in custom)
                 continue
-            t = type(value)
-            if t is str:
+            if type(value) is str:  # exact type, as before: narrows value for the checker
                 if not value:
                     if filled:
                         blank(out, c, rr, f_text)
                 elif c in masked:
                     out.append(_string(f"{letters[c]}{rr}", f_text, MASK))
-                elif clean and not (value[0].isspace() or value[-1].isspace()):  # type: ignore[index]
+                elif clean and not (value[0].isspace() or value[-1].isspace()):
                     # the common case, inlined: text needing no escape and no xml:space
-                    attr = style.quoted if value[0] in triggers else f_text  # type: ignore[index]
+                    attr = style.quoted if value[0] in triggers else f_text
                     out.append(f'<c r="{letters[c]}{rr}"{attr} t="inlineStr"><is><t>{value}</t></is></c>')
                 else:
-                    out.append(_string(f"{letters[c]}{rr}", style.quoted if value[0] in triggers  # type: ignore[index]
-                                       else f_text, value))  # type: ignore[arg-type]
+                    out.append(_string(f"{letters[c]}{rr}", style.quoted if value[0] in triggers
+                                       else f_text, value))
             elif value is None:
                 if filled:
                     blank(out, c, rr, f_text)

@@ -4,9 +4,10 @@ from __future__ import annotations
 import datetime
 import difflib
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar, cast
 
 from flows.errors import InputError
 from flows.workbooks.cells import _EXCEL_CONVERTERS, Cell
@@ -17,6 +18,7 @@ HEADER_SCAN_ROWS = 30
 #: longest piece of file content quoted in a message, and most names listed
 _SHOWN_CHARS = 80
 _SHOWN_ITEMS = 20
+_V = TypeVar("_V")
 
 
 @dataclass
@@ -65,7 +67,7 @@ def _folded(names: list[str]) -> set[str]:
     return {n.strip().casefold() for n in names if n and n.strip()}
 
 
-def _header_score(row: list[object], want: set[str]) -> int:
+def _header_score(row: Sequence[object], want: set[str]) -> int:
     return len(want.intersection(_header_text(c).casefold() for c in row if not _is_blank(c)))
 
 
@@ -85,16 +87,18 @@ def _header_text(value: object) -> str:
     elif isinstance(value, str):
         text = value
     else:
-        text = _EXCEL_CONVERTERS.get(type(value), str)(value) or ""  # type: ignore[operator]
+        converted = _EXCEL_CONVERTERS.get(type(value), str)(value)
+        # a duration under a day converts to a time of day, which has no .replace(str, str)
+        text = converted.isoformat() if isinstance(converted, (datetime.date, datetime.time)) else converted or ""
     return text.replace(_BOM, "").strip()
 
 
 def _build(
     p: Path,
-    raw: list[list[object]],
+    raw: list[list[_V]],
     lines: list[int] | None,
     *,
-    convert: Callable[[list[object]], list[Cell]] | None,
+    convert: Callable[[list[_V]], list[Cell]] | None,
     where: str,
     sheet_name: str | None = None,
     encoding: str | None = None,
@@ -139,11 +143,13 @@ def _build(
 
     rows: list[list[Cell]] = []
     numbers: list[int] = []
+    # no converter: the rows are cells already (the CSV reader)
+    cells = cast(list[list[Cell]], raw)
     for i in range(header_at + 1, len(raw)):
-        row = convert(raw[i]) if convert is not None else raw[i]
+        row = convert(raw[i]) if convert is not None else cells[i]
         for c in row:
             if not (c is None or (type(c) is str and c.isspace())):
-                rows.append(row)  # type: ignore[arg-type]
+                rows.append(row)
                 numbers.append(line_of(i))
                 break
 

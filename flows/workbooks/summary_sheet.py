@@ -172,7 +172,10 @@ def next_command(results: str | os.PathLike[str], summary: Mapping[str, object],
     fix = counts.get(Status.INVALID, 0) + counts.get(Status.REJECTED, 0)
     failed, unknown = counts.get(Status.FAILED, 0), counts.get(Status.UNKNOWN, 0)
     skipped, accepted = counts.get(Status.SKIPPED, 0), counts.get(Status.ACCEPTED, 0)
-    rows = lambda n: f"{n:,} row{'s' if n != 1 else ''}"  # noqa: E731
+
+    def rows(n: int) -> str:
+        return f"{n:,} row{'s' if n != 1 else ''}"
+
     steps: list[tuple[str, str | None]] = []
     if str(summary.get("mode", "")).startswith("validate"):
         if fix:

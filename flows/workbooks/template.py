@@ -20,12 +20,11 @@ import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import xlsxwriter
 
 from ..errors import ImporterError, UsageError
-from ..mapping.model import MappingFile, load_mapping
+from ..mapping.model import FieldSpec, MappingFile, load_mapping
 from .results import check_writable
 
 __all__ = ["HELP_SHEET", "TEMPLATE_ROWS", "ColumnHelp", "describe_columns", "write_template"]
@@ -69,8 +68,9 @@ class ColumnHelp:
         return "\n".join(lines)
 
 
-def _transforms(spec: Any) -> list[tuple[str, Any]]:
-    out = []
+def _transforms(spec: FieldSpec) -> list[tuple[str, object]]:
+    """(name, argument) of each transform: ``trim`` -> ("trim", None), ``{max_length: 64}`` -> ("max_length", 64)."""
+    out: list[tuple[str, object]] = []
     for t in spec.transforms:
         if isinstance(t, str):
             out.append((t, None))
@@ -215,7 +215,7 @@ def default_template_path(mapping_path: Path) -> Path:
 def write_template(mapping_path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
     """Write the empty input workbook for ``mapping_path`` to ``out`` (default ``<mapping>.template.xlsx`` in
     the current folder); return its path. An existing file is never replaced (it may hold filled rows)."""
-    mapping = load_mapping(mapping_path)
+    mapping = load_mapping(Path(mapping_path))
     target = Path(out) if out is not None else default_template_path(Path(mapping_path))
     if target.suffix.lower() != ".xlsx":
         raise UsageError(f"--out {target}: a template is an Excel workbook; give a name ending in .xlsx")
@@ -239,6 +239,7 @@ def write_template(mapping_path: str | os.PathLike[str], out: str | os.PathLike[
 def _write_sheet(wb: xlsxwriter.Workbook, sheet_name: str, helps: list[ColumnHelp], mapping: MappingFile) -> None:
     ws = wb.add_worksheet(sheet_name)
     lists = None
+    lists_col = 0  # the next free column of the Lists sheet
     header = {"bold": True, "bottom": 1, "pattern": 1, "valign": "top", "quote_prefix": True}
     required = wb.add_format({**header, "bg_color": _REQUIRED_FILL})
     optional = wb.add_format({**header, "bg_color": _OPTIONAL_FILL, "bold": False})
@@ -250,20 +251,19 @@ def _write_sheet(wb: xlsxwriter.Workbook, sheet_name: str, helps: list[ColumnHel
         width = max(len(h.name) + 4, len(h.example) + 2, 12)
         ws.set_column(c, c, min(width, 40), wb.add_format({"num_format": h.excel_format}))
         if h.choices:
-            source: Any
+            source: list[str] | str
             if sum(len(x) + 1 for x in h.choices) <= _LIST_LIMIT and not any("," in x for x in h.choices):
                 source = h.choices
             else:  # too long for the validation itself: a hidden sheet holds the list
                 if lists is None:
                     lists = wb.add_worksheet("Lists")
                     lists.hide()
-                    lists.col = 0  # type: ignore[attr-defined]
-                col = lists.col  # type: ignore[attr-defined]
+                col = lists_col
                 for r, value in enumerate(h.choices):
                     lists.write_string(r, col, value)
                 letter = xlsxwriter.utility.xl_col_to_name(col)
                 source = f"=Lists!${letter}$1:${letter}${len(h.choices)}"
-                lists.col += 1  # type: ignore[attr-defined]
+                lists_col += 1
             ws.data_validation(1, c, last, c, {
                 "validate": "list", "source": source, "error_type": "warning",
                 "input_title": h.name[:32], "input_message": f"Pick from the list. {h.format}"[:255],
