@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .mapping.paths import dig
+
 __all__ = ["MASK", "mask_payload", "masked_fields", "redact_text"]
 
 MASK = "••••••"
@@ -35,19 +37,11 @@ def mask_payload(payload: Any, sensitive_keys: set[str], secrets: Iterable[str] 
 
 def masked_fields(payload: Any, paths: dict[str, str]) -> list[str]:
     """The sensitive fields of ``payload`` whose value holds :data:`MASK` (``paths``: field name -> the path
-    as ``engine.payloads.dig`` reads it, ``a.0.b``). Such a payload came from a results workbook, where sensitive
+    as ``mapping.paths.dig`` reads it, ``a.0.b``). Such a payload came from a results workbook, where sensitive
     values are shown masked: it must never be sent, since a provider may well accept the mask as a value."""
     hits = []
     for name, path in paths.items():
-        value: Any = payload
-        for part in path.split("."):
-            if isinstance(value, dict):
-                value = value.get(part)
-            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-                value = value[int(part)]
-            else:
-                value = None
-                break
+        value = dig(payload, path)
         if isinstance(value, str) and MASK in value:
             hits.append(name)
     return hits

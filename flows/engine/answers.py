@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, TypedDict, cast
 
 from ..http.sender import CallResult, response_messages
 from ..mapping.model import RowMapper
+from ..mapping.paths import dig
 from ..outcomes import Action, Outcome, Status
 from ..redact import MASK, masked_fields, redact_text
-from .payloads import dig
 from .plan import Plan, PreparedRow
 
 if TYPE_CHECKING:  # types only: the run module builds on this one

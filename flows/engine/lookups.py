@@ -5,8 +5,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..http.sender import ReadbackError, Sender
+from ..mapping.paths import dig
 from ..mapping.transforms import LookupTable
-from .payloads import dig
 
 __all__ = [
     "fetch_lookup",

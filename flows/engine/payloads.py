@@ -6,8 +6,9 @@ from typing import Any
 from urllib.parse import quote
 
 from ..mapping.model import RunValue
+from ..mapping.paths import dig
 
-__all__ = ["PathValues", "dig", "fill_run_values"]
+__all__ = ["PathValues", "fill_run_values"]
 
 
 class PathValues(dict[str, str]):
@@ -27,21 +28,6 @@ class PathValues(dict[str, str]):
 
 def _quote(value: str) -> str:
     return quote(value, safe="")
-
-
-def dig(data: Any, path: str | None) -> Any:
-    """The value at dotted ``path`` in ``data`` (``a.0.b``: list items by index); None where a step is missing."""
-    if data is None or not path:
-        return None
-    cur = data
-    for part in path.split("."):
-        if isinstance(cur, dict):
-            cur = cur.get(part)
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
-        else:
-            return None
-    return cur
 
 
 def fill_run_values(value: Any, values: Mapping[str, str | None]) -> Any:

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..mapping.paths import dig
 from .sender import ReadbackError
 
 __all__ = ["Listing", "ReadbackError", "instant", "norm", "read_all", "same_instant", "the_one", "utc_text"]
@@ -79,10 +80,10 @@ async def _read_once(sender: Any, listing: Listing) -> list[dict[str, Any]]:
     while True:
         params = {**listing.params, listing.page: page, listing.size: listing.page_size}
         data = await sender.get_json(listing.path, params=params)  # raises ReadbackError on an error answer
-        items = _dig(data, listing.items)
+        items = dig(data, listing.items)
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise ReadbackError(f"{listing.path} answered without a list at {listing.items!r}")
-        count = _dig(data, listing.total)
+        count = dig(data, listing.total)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ReadbackError(f"{listing.path} answered without a {listing.total!r}: "
                                 f"cannot tell whether the list is whole")
@@ -206,12 +207,3 @@ def norm(value: Any) -> str:
 def utc_text(when: dt.datetime) -> str:
     """A UTC instant as filters are written: ``2026-03-16T02:00:00Z`` (seconds; a window's edges need no more)."""
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _dig(data: Any, path: str) -> Any:
-    cur = data
-    for part in path.split("."):
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(part)
-    return cur

@@ -5,7 +5,7 @@ import functools
 import re
 from typing import Any
 
-__all__ = ["path_text", "prune", "set_path", "split_path"]
+__all__ = ["dig", "path_text", "prune", "set_path", "split_path"]
 
 _SEGMENT = re.compile(r"^([A-Za-z_][\w-]*)((?:\[\d+\])*)$")
 
@@ -57,3 +57,21 @@ def prune(value: Any) -> Any:
         items = [prune(v) for v in value]
         return [v for v in items if v not in (None, {}, [])]
     return value
+
+
+def dig(data: Any, path: str | None) -> Any:
+    """The value at dotted ``path`` in ``data`` (``a.0.b``: list items by index); None where a step is missing.
+
+    The one reader of dotted paths in answers and payloads: provider ids, lookups, read-back listings and
+    masked fields all read through it."""
+    if data is None or not path:
+        return None
+    cur = data
+    for part in path.split("."):
+        if isinstance(cur, dict):
+            cur = cur.get(part)
+        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+            cur = cur[int(part)]
+        else:
+            return None
+    return cur
