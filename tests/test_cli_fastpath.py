@@ -40,6 +40,8 @@ def test_a_run_without_a_server_imports_no_prefect_and_exits_with_everything_int
     imported = [line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")]
     assert "flows.engine.run" in imported  # -X importtime did list the modules
     assert not [m for m in imported if m.split(".")[0] == "prefect"], "a run without a server loaded Prefect"
+    # nor a second HTTP client: rows go over aiohttp (flows/http/client.py); httpx alone cost ~0.16 s to import
+    assert not [m for m in imported if m.split(".")[0] == "httpx"], "a run loaded httpx"
     assert NOT_RECORDED in p.stderr
     # the process ended without the interpreter's finalisation: stdout, the exit code and the workbook are whole
     assert "created   54" in p.stdout and "rejected  1" in p.stdout and f"results: {out}" in p.stdout

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from secrets import token_urlsafe
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from ..errors import ConfigError, ImporterError
 from ..hooks import Handler, Readback, resolve
@@ -91,7 +90,7 @@ class ImportRun(Reconciling):
         self.base_url = (env.get(f"{m.env_prefix}_BASE_URL") or m.connection.base_url).rstrip("/")
         if not re.match(r"^https?://", self.base_url):
             raise ConfigError(f"{m.env_prefix}_BASE_URL={self.base_url!r} is not an http(s) URL")
-        if (httpx.URL(self.base_url).host or "").endswith(".invalid"):  # RFC 2606: a placeholder, never a real host
+        if (urlsplit(self.base_url).hostname or "").endswith(".invalid"):  # RFC 2606: a placeholder, never a real host
             raise ConfigError(f"the base URL {self.base_url} is a placeholder: {m.provider} addresses differ per "
                               f"customer, so set {m.env_prefix}_BASE_URL to yours (e.g. in a .env file)")
         self.auth: Auth = build_auth(m.connection.auth, m.provider, env)
