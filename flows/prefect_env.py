@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,8 @@ from typing import Any
 from . import errors
 from .errors import ImporterError
 
-__all__ = ["DEFAULTS", "apply_defaults", "configured_api_url", "contain_ephemeral_server", "ephemeral_server",
-           "quiet_prefect"]
+__all__ = ["DEFAULTS", "apply_defaults", "configured_api_url", "contain_ephemeral_server", "die_with_parent",
+           "ephemeral_server", "libc_prctl", "quiet_prefect"]
 
 DEFAULTS = {
     # no telemetry calls: offline machines would print errors for them
@@ -107,10 +107,21 @@ def ephemeral_server() -> bool:
 _PR_SET_PDEATHSIG = 1
 
 
-def _child_setup(parent: int, prctl: object) -> object:
-    """What the temporary server's process does between fork and exec (Linux): die with ``parent`` (SIGTERM
-    when the thread that started it ends, which is the main thread: Prefect starts it there), and take
-    signals again (the CLI blocks SIGTERM in its threads, see flows.cli.signals.GracefulStop)."""
+def libc_prctl() -> Callable[..., int] | None:
+    """prctl from libc, looked up in the parent (never in the forked child); None off Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def die_with_parent(parent: int, prctl: Callable[..., int] | None) -> Callable[[], None]:
+    """What a Prefect server's process does between fork and exec (Linux): die with ``parent`` (SIGTERM when
+    the thread that started it ends: start it from the main thread), and take signals again (the CLI blocks
+    SIGTERM in its threads, see flows.cli.signals.GracefulStop). Used for the temporary server a run starts
+    and for the web page's long-lived one (flows/prefect_server.py)."""
     def setup() -> None:
         if prctl is not None:
             prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -130,12 +141,7 @@ class _ContainedSubprocess:
 
     def __init__(self) -> None:
         self._real = subprocess
-        self._prctl = None
-        if sys.platform.startswith("linux"):
-            try:
-                self._prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, never in the forked child
-            except (OSError, AttributeError):
-                self._prctl = None
+        self._prctl = libc_prctl()
 
     def Popen(self, *args: Any, **kwargs: Any) -> Any:
         if os.name == "posix":
@@ -143,7 +149,7 @@ class _ContainedSubprocess:
             # the parent-death signal fires when the *thread* that started the child ends: only the main thread
             # lives as long as the process (Prefect starts the server there when `run` starts a flow)
             prctl = self._prctl if threading.current_thread() is threading.main_thread() else None
-            kwargs.setdefault("preexec_fn", _child_setup(os.getpid(), prctl))
+            kwargs.setdefault("preexec_fn", die_with_parent(os.getpid(), prctl))
         return self._real.Popen(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:

@@ -20,7 +20,6 @@ runs are started in-process.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -28,16 +27,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 from .errors import ConfigError
+from .prefect_env import die_with_parent, libc_prctl
 
 __all__ = ["LocalPrefectServer", "free_port", "use_api"]
-
-_PR_SET_PDEATHSIG = 1
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -45,29 +43,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def _libc_prctl() -> Callable[..., int] | None:
-    """prctl from libc, looked up in the parent (never in the forked child); None off Linux."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
-    except (OSError, AttributeError):
-        return None
-
-
-def _die_with(parent: int, prctl: Callable[..., int] | None) -> Callable[[], None]:
-    """What the server's process does between fork and exec: SIGTERM when its parent dies, and take every
-    signal again (a parent may block SIGTERM in its threads)."""
-    def setup() -> None:
-        if prctl is not None:
-            prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-            if os.getppid() != parent:  # the parent died before prctl: nobody would signal us
-                os._exit(1)
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
-
-    return setup
 
 
 class LocalPrefectServer:
@@ -119,7 +94,7 @@ class LocalPrefectServer:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, env=self._environment(), stdin=subprocess.DEVNULL, stdout=log,
                                             stderr=subprocess.STDOUT, cwd=self.home, start_new_session=True,
-                                            preexec_fn=_die_with(os.getpid(), _libc_prctl()))
+                                            preexec_fn=die_with_parent(os.getpid(), libc_prctl()))
         try:
             self._wait_healthy()
         except BaseException:
