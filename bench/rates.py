@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -42,21 +41,14 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import gen_data  # noqa: E402  (bench/gen_data.py)
+from sections import RESULTS_MD, loadavg, splice  # noqa: E402  (bench/sections.py)
 
 DATA = HERE / "data"
-RESULTS_MD = HERE / "RESULTS.md"
 BEGIN, END = "<!-- rates: begin (bench/rates.py) -->", "<!-- rates: end -->"
 TARGET_PUBLISHED = 0.98  # of a published rate, never above it in any 1-second window
 TARGET_ADAPTIVE = 0.9  # of an unpublished 50/s ...
 TARGET_429_SHARE = 0.05  # ... with at most this share of requests answered 429
 TARGET_SHARED = 0.9  # three workers together, of the mapping's rate
-
-
-def _loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
 
 
 # --- one importing process ------------------------------------------------------------------------
@@ -268,7 +260,7 @@ def measure(label: str, *, limit: str, cfgs: list[dict], sim_faults: dict, rows:
     span = accepted[-1] - accepted[0] if len(accepted) > 1 else 0.0
     line = Line(label, limit, rows, max(r["seconds"] for r in results), (len(accepted) - 1) / span if span else 0.0,
                 max_in_window(accepted), max_in_window([t for r in results for t in r.pop("sent")]), len(arrivals),
-                refused, _loadavg())
+                refused, loadavg())
     return line, results
 
 
@@ -397,14 +389,6 @@ def markdown(adherence: list[Line], workers: list[Line], claims: list[str], load
     ])
 
 
-def splice(section: str) -> None:
-    """Put ``section`` in RESULTS.md in place of the last one (or at the end)."""
-    text = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-    text = pattern.sub(lambda m: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    RESULTS_MD.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -421,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     from flows.sandbox.demo import sandbox_env
 
     os.environ.update(sandbox_env("jicoo", "http://127.0.0.1:1"))  # the key; the URL is set per simulator
-    t0, load_start = time.perf_counter(), _loadavg()
+    t0, load_start = time.perf_counter(), loadavg()
     tmp = Path(tempfile.mkdtemp(prefix="rates-"))
     try:
         with postgres() as pg:
@@ -432,10 +416,10 @@ def main(argv: list[str] | None = None) -> int:
             claims = claim_cost(tmp, pg)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    section = markdown(adherence, workers, claims, load_start, _loadavg(), time.perf_counter() - t0)
+    section = markdown(adherence, workers, claims, load_start, loadavg(), time.perf_counter() - t0)
     print(section)
     if args.write:
-        splice(section)
+        splice(section, BEGIN, END)
         log(f"wrote {RESULTS_MD.relative_to(ROOT)}")
     return 0
 

@@ -36,9 +36,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import gen_data  # noqa: E402  (bench/gen_data.py)
+from sections import RESULTS_MD, loadavg  # noqa: E402  (bench/sections.py)
 
 DATA = HERE / "data"
-RESULTS_MD = HERE / "RESULTS.md"
 MAPPING = ROOT / "mappings" / "jicoo.yaml"  # replaced by the snapshot's copy in main()
 WORKERS = HERE / "workers.py"
 PREFECT_HOME = DATA / "prefect-home"
@@ -677,13 +677,6 @@ def snapshot_code(dest: Path) -> None:
     shutil.copytree(ROOT / "mappings", dest / "mappings", ignore=ignore)
 
 
-def _loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
 def findings(scenarios: list[Scenario], sheet: list[SheetRow] | None) -> list[str]:
     """Numbers read off the tables: client CPU per row layer by layer, what is not sending, the 50 ms cycle."""
     out = []
@@ -901,7 +894,7 @@ def ttr_section(log, quick: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t_start = time.perf_counter()
-    meta = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "load_start": _loadavg(),
+    meta = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "load_start": loadavg(),
             "command": " ".join(["python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])])}
 
     def log(msg: str = "") -> None:
@@ -960,7 +953,7 @@ def _main(args: argparse.Namespace, meta: dict, log, t_start: float) -> int:
     if args.only in (None, "sheet"):
         sheet = sheet_scenario(inputs, args.xlsx_rows, args.repeat, log)
     profiles = profile_runs(scenarios, sheet, inputs, args.profile, log) if args.profile != "never" else []
-    meta.update(load_end=_loadavg(), elapsed=time.perf_counter() - t_start, code_end=code_fingerprint())
+    meta.update(load_end=loadavg(), elapsed=time.perf_counter() - t_start, code_end=code_fingerprint())
     if meta["code_end"] != meta["code"]:
         log("\nnote: flows/ or mappings/ changed while the benchmark ran; it measured the snapshot taken at the start")
     report = render(args, scenarios, sheet, profiles, inputs, meta)

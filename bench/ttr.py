@@ -33,7 +33,6 @@ import csv
 import datetime as dt
 import json
 import os
-import re
 import shutil
 import socket
 import statistics
@@ -52,11 +51,11 @@ sys.path.insert(0, str(HERE))
 
 import gen_data  # noqa: E402  (bench/gen_data.py)
 from run import API_KEY, Simulator, run_measured  # noqa: E402  (bench/run.py)
+from sections import RESULTS_MD, loadavg, splice  # noqa: E402  (bench/sections.py)
 
 DATA = HERE / "data"
 PEERS = HERE / "peers"
 PEERS_HOME = DATA / "peers"  # node_modules and the dlt virtualenv (git-ignored with bench/data)
-RESULTS_MD = HERE / "RESULTS.md"
 MAPPING = ROOT / "mappings" / "jicoo.yaml"
 PREFECT_HOME = DATA / "prefect-home"  # the no-server run's home (bench/run.py warms it up)
 PREFECT_SERVER_HOME = DATA / "prefect-server-home"
@@ -78,13 +77,6 @@ NEWMAN = "Newman + CSV"
 BARE = "bare aiohttp"
 CONTENDERS = [RUN_NO_SERVER, RUN_SERVER, PANDAS, DLT, NEWMAN, BARE]
 SEQUENTIAL = {PANDAS, DLT, NEWMAN}
-
-
-def _loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
 
 
 # --- the peers' tools, installed on first use -----------------------------------------------------
@@ -322,7 +314,7 @@ def run_cells(sizes: list[int], latencies: list[int], rounds_for: Callable[[int,
                     cell.runs.setdefault(c, []).append(t)
                     log(f"  {rows:>6} rows {latency:>2} ms  round {r + 1}  {c:<38} {t.seconds:7.2f} s"
                         + ("" if t.ok else f"  FAILED {t.note}"))
-            cell.load = _loadavg()
+            cell.load = loadavg()
             cells.append(cell)
     return cells
 
@@ -382,14 +374,6 @@ def markdown(cells: list[Cell], contenders: list[str], load_start: str, load_end
     ])
 
 
-def splice(section: str) -> None:
-    """Put ``section`` in RESULTS.md in place of the last one (or at the end)."""
-    text = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-    text = pattern.sub(lambda m: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    RESULTS_MD.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def code_state() -> str:
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                           text=True).stdout.strip()
@@ -426,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sizes = [int(x) for x in args.sizes.split(",")]
     latencies = [int(x) for x in args.latency.split(",")]
-    t0, load_start = time.perf_counter(), _loadavg()
+    t0, load_start = time.perf_counter(), loadavg()
     newman = ensure_newman(log) if NEWMAN in contenders else None
     dlt_python = ensure_dlt(log) if DLT in contenders else None
 
@@ -447,10 +431,10 @@ def main(argv: list[str] | None = None) -> int:
     plural = "s" if args.rounds != 1 else ""
     note = (f"Sheets up to 800 rows at 0 ms: {args.rounds} interleaved round{plural} (every contender once a round, "
             "in the order of the columns); the others: one.")
-    section = markdown(cells, contenders, load_start, _loadavg(), time.perf_counter() - t0, note, code_state())
+    section = markdown(cells, contenders, load_start, loadavg(), time.perf_counter() - t0, note, code_state())
     print(section)
     if args.write:
-        splice(section)
+        splice(section, BEGIN, END)
         log(f"wrote {RESULTS_MD.relative_to(ROOT)}")
     return 0
 
