@@ -180,40 +180,17 @@ def provider_first() -> None:
 
 @contextlib.contextmanager
 def postgres() -> Iterator[str | None]:
-    """A throwaway PostgreSQL server (tests/pg_support.py's way); None when there is none to start."""
+    """A throwaway PostgreSQL server (tests/pg_support.py's); None when there is none to start."""
     sys.path.insert(0, str(ROOT))
-    try:
-        from tests.pg_support import _as_user, _free_port, find_pg_bin
-    except ImportError:
-        yield None
-        return
-    bindir = find_pg_bin()
-    if bindir is None:
-        yield None
-        return
-    import pwd
+    from tests.pg_support import PostgresUnavailable, throwaway_postgres
 
-    user = "postgres" if os.geteuid() == 0 else None
-    base = Path(tempfile.mkdtemp(prefix="rates-pg-"))
-    base.chmod(0o755)
-    if user:
-        e = pwd.getpwnam(user)
-        os.chown(base, e.pw_uid, e.pw_gid)
-    port = _free_port()
-    run = lambda argv: subprocess.run(_as_user(user, argv), capture_output=True, text=True, timeout=120)  # noqa: E731
-    data = base / "data"
-    started = False
-    try:
-        if run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync",
-                "--locale=C"]).returncode == 0:
-            opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-            started = run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-o", opts, "-w",
-                           "start"]).returncode == 0
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres" if started else None
-    finally:
-        if started:
-            run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
-        shutil.rmtree(base, ignore_errors=True)
+    with contextlib.ExitStack() as stack:
+        try:
+            url: str | None = stack.enter_context(throwaway_postgres(prefix="rates-pg-"))
+        except PostgresUnavailable as exc:
+            print(f"no PostgreSQL for the rates: {exc}", file=sys.stderr)
+            url = None
+        yield url
 
 
 def fresh_pg_db(server: str, name: str) -> str:
