@@ -34,7 +34,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,6 +51,8 @@ sys.path.insert(0, str(HERE))
 import gen_data  # noqa: E402  (bench/gen_data.py)
 from run import API_KEY, Simulator, run_measured  # noqa: E402  (bench/run.py)
 from sections import RESULTS_MD, loadavg, splice  # noqa: E402  (bench/sections.py)
+
+from flows.prefect_server import LocalPrefectServer  # noqa: E402
 
 DATA = HERE / "data"
 PEERS = HERE / "peers"
@@ -134,48 +135,14 @@ def newman_data(payloads: Path, sheet: Path, out: Path) -> None:
 # --- a Prefect server of our own ------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def prefect_server(log: Callable[[str], None]) -> Iterator[str]:
-    """``prefect server start`` on a free port of 127.0.0.1 (its own PREFECT_HOME); yields its API URL."""
-    port = _free_port()
-    PREFECT_SERVER_HOME.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({"PREFECT_HOME": str(PREFECT_SERVER_HOME), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                "PREFECT_UI_ENABLED": "false"})
-    exe = Path(sys.executable).with_name("prefect")
-    log_path = PREFECT_SERVER_HOME / "server.log"
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen([str(exe), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/api"
+    """``prefect server start`` on a free port of 127.0.0.1 with its own PREFECT_HOME, as the web page starts
+    one (flows/prefect_server.py); yields its API URL."""
     t0 = time.perf_counter()
-    try:
-        deadline = t0 + 180
-        while True:  # bounded by the deadline
-            if proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited: {log_path.read_text(errors='replace')[-2000:]}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-            if time.perf_counter() > deadline:
-                raise RuntimeError("prefect server did not answer /api/health within 180 s")
-            time.sleep(0.2)
-        log(f"prefect server at {url} (ready in {time.perf_counter() - t0:.1f} s; not timed)")
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
+    with LocalPrefectServer(PREFECT_SERVER_HOME, start_timeout=180) as server:
+        log(f"prefect server at {server.api_url} (ready in {time.perf_counter() - t0:.1f} s; not timed)")
+        yield server.api_url
 
 
 # --- one measurement --------------------------------------------------------------------------------
