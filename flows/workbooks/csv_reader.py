@@ -7,8 +7,6 @@ import io
 import re
 from pathlib import Path
 
-import pandas as pd
-
 from flows.errors import InputError
 from flows.workbooks.cells import Cell
 from flows.workbooks.sheet_rows import _BOM, HEADER_SCAN_ROWS, Sheet, _build, _folded, _one_line, shown
@@ -140,9 +138,10 @@ def _read_csv(p: Path, *, encoding: str | None, delimiter: str | None, header_ro
         sep = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}.get(delimiter, delimiter)
         if len(sep) != 1 or sep in "\"\r\n":
             raise InputError(f"invalid delimiter {shown(delimiter)}: use one character such as , ; | or tab")
-    if _BARE_CR.search(text) or _first_content_line(text).count(sep) > _WIDE:
-        # the standard library's parser is right about a bare CR inside quotes whatever the pandas version,
-        # and linear in the width: pandas takes minutes over a garbage file with a million "columns"
+    if len(text) < _PANDAS_FROM or _BARE_CR.search(text) or _first_content_line(text).count(sep) > _WIDE:
+        # the standard library's parser: as fast below _PANDAS_FROM, without importing pandas; right about a
+        # bare CR inside quotes whatever the pandas version; and linear in the width (pandas takes minutes
+        # over a garbage file with a million "columns")
         values = _parse_csv_py(p, text, sep)
     else:
         values = _parse_csv(p, text, sep)
@@ -154,22 +153,65 @@ def _read_csv(p: Path, *, encoding: str | None, delimiter: str | None, header_ro
 
 _BARE_CR = re.compile(r"\r(?!\n)")
 _WIDE = 1000  # columns
+#: CSV text shorter than this (characters; about 50,000 rows of a booking sheet) is parsed by the standard
+#: library's reader, longer text by pandas' C engine. Both give the same records (tests/test_csv_parsers.py
+#: reads the same files both ways). Below this size the standard library is about as fast (10,000 rows:
+#: 0.18 s against 0.13 s) and a run does not import pandas (0.5-0.7 s here, half of a 60-row run's wall
+#: time: issue 16, target 1); above it pandas is faster and holds less while parsing.
+_PANDAS_FROM = 8_000_000
 
 
 def _parse_csv_py(p: Path, text: str, sep: str) -> list[list[Cell]]:
-    """The standard library's parser: slower than pandas' C engine, but right about a bare CR inside a
-    quoted cell (Mac line ends inside a note); used only for files that hold one."""
+    """The standard library's parser (see _PANDAS_FROM): right about a bare CR inside a quoted cell (Mac
+    line ends inside a note). A quote that is never closed is refused, as pandas refuses it: it would
+    otherwise swallow every line after it into one cell, and those rows would silently not be booked."""
+    source = io.StringIO(text, newline="")
+    reader = csv.reader(source, delimiter=sep, quotechar='"', doublequote=True, strict=False)
+    records: list[list[str]] = []
+    last_at, last_line = 0, 1  # where the last record starts: the text offset and the file's line
     try:
-        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep, quotechar='"', doublequote=True,
-                                  strict=False))
+        while True:
+            at, line = source.tell(), reader.line_num + 1
+            record = next(reader, None)
+            if record is None:
+                break
+            records.append(record)
+            last_at, last_line = at, line
     except csv.Error as exc:
         raise InputError(f"{p} cannot be parsed as CSV ({_one_line(exc)}); check the quotes on that line") from None
+    if records and _unclosed_quote(text[last_at:], sep):
+        raise InputError(f"{p} cannot be parsed as CSV (the quoted cell that starts on line {last_line} is never "
+                         f"closed: a \" is missing); check the quotes on that line")
     width = max((len(r) for r in records), default=0)
     blank: list[Cell] = [None]
     return [[c if c != "" else None for c in r] + blank * (width - len(r)) for r in records]
 
 
+def _unclosed_quote(last_record: str, sep: str) -> bool:
+    """Whether the text of a file's last record ends inside a quoted cell (an unclosed quote runs to the end
+    of the file, so only the last record can hold one), read as the lenient reader reads it: a quote opens a
+    cell only at the cell's start, a doubled quote inside is a quote, and after the closing quote the cell
+    goes on unquoted, where a quote is just a character."""
+    quoted, at_start, i, n = False, True, 0, len(last_record)
+    while i < n:
+        ch = last_record[i]
+        if quoted:
+            if ch == '"':
+                if last_record.startswith('"', i + 1):
+                    i += 1  # a doubled quote: one quote in the cell
+                else:
+                    quoted = False
+        elif ch == '"' and at_start:
+            quoted = True
+        at_start = not quoted and ch in (sep, "\r", "\n")
+        i += 1
+    return quoted
+
+
 def _parse_csv(p: Path, text: str, sep: str) -> list[list[Cell]]:
+    """pandas' C engine, for text of _PANDAS_FROM characters and more."""
+    import pandas as pd  # for start-up speed: only a large CSV needs pandas (see _PANDAS_FROM)
+
     options: dict[str, object] = dict(
         sep=sep,
         engine="c",

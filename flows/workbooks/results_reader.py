@@ -14,14 +14,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import python_calamine
 
 from flows.errors import InputError
 from flows.workbooks.results_layout import RESULT_COLUMNS, RESULTS_SHEET, SUMMARY_SHEET
 from flows.workbooks.sheets import Sheet, list_sheets, read_sheet
 from flows.workbooks.summary_sheet import summary_pairs
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ResultsWorkbook", "load_results", "read_results", "read_summary"]
 
@@ -70,6 +73,8 @@ def load_results(path: str | os.PathLike[str]) -> ResultsWorkbook:
 def read_results(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, str]]:
     """The ``Results`` sheet as a DataFrame (native cell types, blanks as NaN; input columns first, then
     :data:`RESULT_COLUMNS`) and the Summary's run details (see :func:`summary_pairs`) as text."""
+    import pandas as pd  # for start-up speed: a run writes results workbooks, only analysis reads frames
+
     summary = read_summary(path)
     p = Path(path)
     try:

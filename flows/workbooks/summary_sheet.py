@@ -8,7 +8,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import pandas as pd
 from xlsxwriter.worksheet import Worksheet
 
 from flows.outcomes import Status
@@ -218,6 +217,6 @@ def _summary_text(value: object) -> str:
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    if isinstance(value, (pd.Timestamp, datetime.date, datetime.time)):
+    if isinstance(value, (datetime.date, datetime.time)):  # pandas' Timestamp is a datetime
         return value.isoformat()
     return str(value)
