@@ -31,9 +31,7 @@ from .engine.plan import Plan, PreparedRow, prepare
 from .engine.rerun import Rerun, load_rerun
 from .engine.run import UNSET, ImportRun, RunOptions, run_import
 from .errors import ImporterError, RowsNeedAttention, UsageError
-from .outcomes import Status
-from .terminal import attention_lines, stop_reason
-from .workbooks.results import next_command
+from .run_report import final_problems, summary_markdown
 
 __all__ = ["Hooks", "final_problems", "flow_run_name", "hooks", "import_sheet", "run_import_sheet", "summary_markdown"]
 
@@ -105,46 +103,6 @@ def flow_run_name() -> str:
     if params.get("rerun") and mapping:
         what = f"rerun {what}"
     return f"{what}: {sheet}"[:100]
-
-
-def final_problems(run: ImportRun) -> list[str]:
-    """Why the run must end Failed (so automations fire), or nothing: rows failed or unknown, or a stop
-    (refused credentials, an unreachable provider). invalid and rejected rows are the sheet's to fix: Completed."""
-    counts = run.counts()
-    problems = []
-    stop = stop_reason(run)
-    if stop is not None:
-        reason, first, skipped, refused = stop
-        problems.append(f"{'credentials refused' if refused else 'stopped'}: {reason} (nothing sent from sheet row "
-                        f"{first} on, {skipped} rows not sent)")
-    for status in ("failed", "unknown"):
-        if counts.get(status):
-            problems.append(f"{counts[status]} {status}")
-    return problems
-
-
-def summary_markdown(run: ImportRun, sheet: str, rerun: bool) -> str:
-    """The run's artifact: counts, why it failed if it did, what to do next, and the results workbook's absolute
-    path."""
-    counts = run.counts()
-    results = Path(run.results_path).resolve() if run.results_path else None
-    lines = [f"# {'Rerun of' if rerun else 'Import of'} {Path(sheet).name} with {run.plan.mapping_path.name}", "",
-             f"{run.total} rows, provider **{run.plan.mapping.provider}** at {run.base_url}.", "",
-             "| status | rows |", "|---|---:|"]
-    lines += [f"| {s} | {n} |" for s, n in counts.items() if n]
-    lines += ["", f"**Results workbook:** `{results}`" if results else "No results workbook was written.", ""]
-    attention = [line for line in attention_lines(run, counts) if not line.startswith("next: ")]
-    if attention:
-        lines += ["## Needs attention", ""] + [f"- {line.strip()}" for line in attention] + [""]
-    if results is not None:
-        lines += ["## What to do next", ""]
-        steps = next_command(results, run.summary(), {Status(s): n for s, n in counts.items()})
-        for sentence, command in steps:
-            if sentence:
-                lines.append(f"- {sentence}")
-            if command:
-                lines += ["", "  ```", f"  {command}", "  ```", ""]
-    return "\n".join(lines).rstrip() + "\n"
 
 
 async def run_import_sheet(**parameters: object) -> dict:
