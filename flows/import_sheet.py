@@ -31,7 +31,7 @@ from .engine.plan import Plan, PreparedRow, prepare
 from .engine.rerun import Rerun, load_rerun
 from .engine.run import UNSET, ImportRun, RunOptions, run_import
 from .errors import ImporterError, RowsNeedAttention, UsageError
-from .run_report import final_problems, summary_markdown
+from .run_report import final_problems, run_name, summary_markdown
 
 __all__ = ["Hooks", "final_problems", "flow_run_name", "hooks", "import_sheet", "run_import_sheet", "summary_markdown"]
 
@@ -94,15 +94,8 @@ async def _chunk_as_task(run: ImportRun, chunks: list[list[PreparedRow]], number
 
 
 def flow_run_name() -> str:
-    """The flow run's name in the Prefect UI: the mapping and the file, e.g. ``jicoo: bookings.xlsx``
-    (``rerun: bookings.results-....xlsx`` for a rerun, whose mapping the workbook remembers)."""
-    params = flow_run.parameters or {}
-    sheet = Path(str(params.get("sheet") or "?")).name
-    mapping = params.get("mapping")
-    what = Path(str(mapping)).stem if mapping else ("rerun" if params.get("rerun") else "import")
-    if params.get("rerun") and mapping:
-        what = f"rerun {what}"
-    return f"{what}: {sheet}"[:100]
+    """The flow run's name in the Prefect UI (flows.run_report.run_name of the flow's parameters)."""
+    return run_name(flow_run.parameters or {})
 
 
 async def run_import_sheet(**parameters: object) -> dict:

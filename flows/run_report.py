@@ -1,8 +1,9 @@
 """What a run reports to Prefect, whichever way it is recorded: the problems that end it Failed and its
-summary artifact's markdown. Used by the flow ``import_sheet`` (flows/import_sheet.py) and by the REST
-recorder (flows/prefect_record.py); no Prefect import here."""
+summary artifact's markdown, and its name. Used by the flow ``import_sheet`` (flows/import_sheet.py) and by
+the REST recorder (flows/prefect_record.py); no Prefect import here."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from .engine.run import ImportRun
@@ -10,7 +11,20 @@ from .outcomes import Status
 from .terminal import attention_lines, stop_reason
 from .workbooks.results import next_command
 
-__all__ = ["final_problems", "summary_markdown"]
+__all__ = ["final_problems", "run_name", "summary_markdown"]
+
+
+def run_name(parameters: Mapping[str, object]) -> str:
+    """The flow run's name in the Prefect UI, from the flow's parameters: the mapping and the file, e.g.
+    ``jicoo: bookings.xlsx`` (``rerun: bookings.results-....xlsx`` for a rerun, whose mapping the workbook
+    remembers)."""
+    params = parameters
+    sheet = Path(str(params.get("sheet") or "?")).name
+    mapping = params.get("mapping")
+    what = Path(str(mapping)).stem if mapping else ("rerun" if params.get("rerun") else "import")
+    if params.get("rerun") and mapping:
+        what = f"rerun {what}"
+    return f"{what}: {sheet}"[:100]
 
 
 def final_problems(run: ImportRun) -> list[str]:
