@@ -31,9 +31,9 @@ from .engine.plan import Plan, PreparedRow, prepare
 from .engine.rerun import Rerun, load_rerun
 from .engine.run import UNSET, ImportRun, RunOptions, run_import
 from .errors import ImporterError, RowsNeedAttention, UsageError
-from .run_report import final_problems, run_name, summary_markdown
+from .run_report import counts_line, failed_message, final_problems, read_line, run_name, summary_artifact
 
-__all__ = ["Hooks", "final_problems", "flow_run_name", "hooks", "import_sheet", "run_import_sheet", "summary_markdown"]
+__all__ = ["Hooks", "flow_run_name", "hooks", "import_sheet", "run_import_sheet"]
 
 
 @dataclass
@@ -144,9 +144,7 @@ async def import_sheet(
     else:
         given = h.plan if h.plan is not None and Path(h.plan.sheet.path) == Path(sheet) else None
         plan: Plan = prepare_rows(sheet, mapping, sheet_name, Opaque(given)).value
-    invalid = sum(1 for r in plan.rows if r.payload is None)
-    logger.info("read %d rows from %s with %s: %d valid, %d invalid", len(plan.rows), Path(sheet).name,
-                plan.mapping_path.name, len(plan.rows) - invalid, invalid)
+    logger.info("%s", read_line(plan, sheet))
     options = RunOptions(concurrency=concurrency, rate=UNSET if rate is None else (rate or None), ledger_url=ledger,
                          out=Path(out) if out else None, transport=h.transport, resend_unknown=resend_unknown,
                          progress=h.progress,
@@ -159,20 +157,15 @@ async def import_sheet(
         raise
     run, path = result.run, str(result.results)
     assert run is not None
-    counts = run.counts()
     problems = final_problems(run)
     if problems and problems[0].startswith(("credentials refused", "stopped")):
         logger.error("the run stopped sending: %s", problems[0])
-    logger.info("rows: %s; results workbook: %s", ", ".join(f"{n} {s}" for s, n in counts.items() if n),
-                Path(path).resolve())
-    await acreate_markdown_artifact(
-        key=f"{plan.mapping.provider.replace('_', '-')}-{'rerun' if rerun else 'import'}-summary",
-        markdown=summary_markdown(run, sheet, rerun),
-        description=f"{Path(sheet).name} with {plan.mapping_path.name}: {run.total} rows",
-    )
+    logger.info("%s", counts_line(run, path))
+    artifact = summary_artifact(run, sheet, rerun)
+    await acreate_markdown_artifact(key=artifact.key, markdown=artifact.markdown, description=artifact.description)
     value = {**result.as_dict(), "flow_run_id": flow_run.id}
     if problems:  # Failed, not Completed, so automations fire; a state, not an exception: no traceback in the logs
-        message = f"{Path(sheet).name}: needs attention: {'; '.join(problems)}; results: {Path(path).resolve()}"
+        message = failed_message(sheet, problems, path)
         return Failed(message=message, data=RowsNeedAttention(message, value))
     return value
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
+from .engine.plan import Plan
 from .engine.run import ImportRun
 from .outcomes import Status
 from .terminal import attention_lines, stop_reason
 from .workbooks.results import next_command
 
-__all__ = ["final_problems", "run_name", "summary_markdown"]
+__all__ = ["SummaryArtifact", "counts_line", "failed_message", "final_problems", "read_line", "run_name",
+           "summary_artifact", "summary_markdown"]
 
 
 def run_name(parameters: Mapping[str, object]) -> str:
@@ -65,3 +68,42 @@ def summary_markdown(run: ImportRun, sheet: str, rerun: bool) -> str:
             if command:
                 lines += ["", "  ```", f"  {command}", "  ```", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+# --- the run's own log lines, the same whichever way it is recorded ------------------------------------------
+
+
+def read_line(plan: Plan, sheet: str) -> str:
+    """The first line: rows read, valid and invalid."""
+    invalid = sum(1 for r in plan.rows if r.payload is None)
+    return (f"read {len(plan.rows)} rows from {Path(sheet).name} with {plan.mapping_path.name}: "
+            f"{len(plan.rows) - invalid} valid, {invalid} invalid")
+
+
+def counts_line(run: ImportRun, results: Path | str) -> str:
+    """The last line: counts by status and the results workbook."""
+    counts = run.counts()
+    return (f"rows: {', '.join(f'{n} {s}' for s, n in counts.items() if n)}; results workbook: "
+            f"{Path(results).resolve()}")
+
+
+def failed_message(sheet: str, problems: list[str], results: Path | str) -> str:
+    """The Failed state's message (:func:`final_problems` said why)."""
+    return f"{Path(sheet).name}: needs attention: {'; '.join(problems)}; results: {Path(results).resolve()}"
+
+
+class SummaryArtifact(NamedTuple):
+    key: str
+    markdown: str
+    description: str
+
+
+def summary_artifact(run: ImportRun, sheet: str, rerun: bool) -> SummaryArtifact:
+    """The run's markdown artifact: its key (one per provider and kind of run, so the UI keeps its history), the
+    markdown (:func:`summary_markdown`) and a one-line description."""
+    plan = run.plan
+    return SummaryArtifact(
+        key=f"{plan.mapping.provider.replace('_', '-')}-{'rerun' if rerun else 'import'}-summary",
+        markdown=summary_markdown(run, sheet, rerun),
+        description=f"{Path(sheet).name} with {plan.mapping_path.name}: {run.total} rows",
+    )
