@@ -13,8 +13,25 @@ from .outcomes import Status
 from .terminal import attention_lines, stop_reason
 from .workbooks.results import next_command
 
-__all__ = ["SummaryArtifact", "counts_line", "failed_message", "final_problems", "read_line", "run_name",
-           "summary_artifact", "summary_markdown"]
+__all__ = ["FLOW_DEFAULTS", "SummaryArtifact", "counts_line", "failed_message", "final_problems", "flow_parameters",
+           "read_line", "run_name", "summary_artifact", "summary_markdown"]
+
+
+#: the flow ``import_sheet``'s parameters and their defaults, in its signature's order (tests/test_prefect_record.py
+#: checks them against the flow): Prefect's engine stores every parameter, given or defaulted, and so does the
+#: REST recorder
+FLOW_DEFAULTS: dict[str, object] = {
+    "sheet": None, "mapping": None, "out": None, "concurrency": None, "rate": None, "sheet_name": None, "ledger": None,
+    "chunk_size": None, "resend_unknown": False, "wait_callbacks": 0.0, "callback_port": 0, "rerun": False,
+}
+
+
+def flow_parameters(**given: object) -> dict[str, object]:
+    """The flow run's parameters as Prefect's engine records them: every parameter, the defaults filled in."""
+    unknown = set(given) - set(FLOW_DEFAULTS)
+    if unknown:
+        raise TypeError(f"import_sheet has no parameter(s) {sorted(unknown)}")
+    return {**FLOW_DEFAULTS, **given}
 
 
 def run_name(parameters: Mapping[str, object]) -> str:
