@@ -62,7 +62,7 @@ def configured_api_url(environ: Mapping[str, str] | None = None, folder: Path | 
     active profile (PREFECT_PROFILE, else ``active``) of the profiles file (PREFECT_PROFILES_PATH, a
     ``profiles_path`` in those files, $PREFECT_HOME/profiles.toml, ~/.prefect/profiles.toml). A .env file is
     in the environment already (the CLI loads it first). When Prefect is already loaded (a test harness's
-    temporary settings, a library caller), its own answer, which costs nothing then."""
+    temporary settings, a library caller) and no ``environ`` is given, its own answer, which costs nothing then."""
     return configured_setting("PREFECT_API_URL", environ, folder)
 
 
@@ -78,7 +78,7 @@ _SETTINGS = {
 def configured_setting(name: str, environ: Mapping[str, str] | None = None, folder: Path | None = None) -> str | None:
     """One of Prefect's client settings (:data:`_SETTINGS`: the API's URL, key and auth string, the UI's URL), read
     as :func:`configured_api_url` says, without importing Prefect; None when unset or empty."""
-    if "prefect.settings" in sys.modules:
+    if environ is None and "prefect.settings" in sys.modules:
         value = getattr(sys.modules["prefect.settings"], name).value()
         if hasattr(value, "get_secret_value"):  # the API key and auth string are pydantic SecretStr
             value = value.get_secret_value()
