@@ -39,6 +39,7 @@ import base64
 import datetime as dt
 import hashlib
 import logging
+import signal
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -107,7 +108,7 @@ class PrefectServer:
 def crash_message(signum: int | None) -> str:
     """The Crashed state's message Prefect's engine writes for a run stopped by this signal (prefect/states.py
     ``exception_to_crashed_state``)."""
-    if signum == 15:  # SIGTERM
+    if signum == signal.SIGTERM:
         return "Execution was aborted by a termination signal."
     return "Execution was aborted by an interrupt signal."
 

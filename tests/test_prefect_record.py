@@ -157,6 +157,15 @@ def test_a_failed_row_ends_the_flow_run_failed_with_the_problems(prefect_server,
     assert state.message == f"bookings.xlsx: needs attention: 1 failed; results: {out.resolve()}"
     assert got["run"].name == "variant-jicoo: bookings.xlsx"
 
+    again = tmp_path / "again.xlsx"  # the rerun of its workbook is recorded too, as the flow names and tags it
+    p = cli(["rerun", out, "-o", again, "--rate", "0", "-q"], prefect_server.api_url, tmp_path)
+    stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == 1, stderr
+    got = read_back(prefect_server.api_url, flow_run_id(stdout, prefect_server.ui_url))
+    assert got["run"].name == "rerun: r.xlsx" and got["run"].parameters["rerun"] is True
+    assert got["run"].state.type.value == "FAILED" and got["artifacts"][0]["key"] == "jicoo-rerun-summary"
+    assert "read 60 rows from r.xlsx with variant-jicoo.yaml: 55 valid, 5 invalid" in got["logs"], got["logs"]
+
 
 @pytest.mark.prefect
 def test_a_ledger_password_is_in_no_record(prefect_server, jicoo_sim, jicoo_env, tmp_path, request):
