@@ -50,7 +50,7 @@ import aiohttp
 
 from .engine.plan import Plan
 from .engine.run import ImportRun
-from .errors import ConfigError
+from .errors import ConfigError, ImporterError
 from .prefect_env import configured_setting
 from .run_report import counts_line, failed_message, final_problems, read_line, run_name, summary_artifact
 
@@ -137,7 +137,7 @@ class FlowRunRecord:
     """One run's records on a Prefect server, in an ``async with`` block (one aiohttp session).
 
     :meth:`check` and :meth:`begin` come before anything is sent and raise ConfigError; :meth:`log` only keeps
-    a line; :meth:`finish`, :meth:`refused` and :meth:`crashed` send the lines, the artifact and the final
+    a line; :meth:`finish`, :meth:`failed` and :meth:`crashed` send the lines, the artifact and the final
     state, and never raise: a server gone by then is one warning (``warn``, stderr by default)."""
 
     def __init__(self, server: PrefectServer, *, warn: Callable[[str], None] | None = None,
@@ -261,12 +261,16 @@ class FlowRunRecord:
         else:
             await self._end(_state("COMPLETED"))
 
-    async def refused(self, exc: BaseException) -> None:
-        """The run never sent (a refusal at login or lookups): Failed, as the flow's exception makes it. Nothing
-        when Prefect itself refused the run in :meth:`begin` (it holds the state it chose)."""
+    async def failed(self, exc: Exception) -> None:
+        """The import raised: a refusal at login or lookups (an ImporterError: nothing was sent), or a bug. Failed,
+        as Prefect's engine records a flow that raised. Nothing when Prefect itself refused the run in
+        :meth:`begin` (it holds the state it chose)."""
         if not self.started:
             return
-        self.log(logging.ERROR, f"nothing was sent: {exc}")
+        if isinstance(exc, ImporterError):
+            self.log(logging.ERROR, f"nothing was sent: {exc}")
+        else:
+            self.log(logging.ERROR, f"Encountered exception during execution: {exc!r}")
         await self._end(_state("FAILED", f"Flow run encountered an exception: {type(exc).__name__}: {exc}"))
 
     async def crashed(self, message: str) -> None:

@@ -168,6 +168,22 @@ def test_a_failed_row_ends_the_flow_run_failed_with_the_problems(prefect_server,
 
 
 @pytest.mark.prefect
+def test_a_refusal_before_sending_is_exit_2_and_the_flow_run_failed_with_it(prefect_server, jicoo_env, tmp_path):
+    p = cli(["run", SHEET, "-m", MAPPING, "--ledger", tmp_path / "l.sqlite", "-o", tmp_path / "r.xlsx", "-q"],
+            prefect_server.api_url, tmp_path, importtime=False, JICOO_BASE_URL="https://jicoo.invalid/v1")
+    stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == 2, stderr
+    assert stderr.startswith("error: the base URL https://jicoo.invalid/v1 is a placeholder"), stderr
+    assert "Traceback" not in stderr
+    got = read_back(prefect_server.api_url, flow_run_id(stdout, prefect_server.ui_url))
+    state = got["run"].state
+    assert state.type.value == "FAILED"
+    assert state.message.startswith("Flow run encountered an exception: ConfigError: the base URL"), state.message
+    assert any(m.startswith("nothing was sent: the base URL") for m in got["logs"]), got["logs"]
+    assert got["artifacts"] == []
+
+
+@pytest.mark.prefect
 def test_a_ledger_password_is_in_no_record(prefect_server, jicoo_sim, jicoo_env, tmp_path, request):
     from urllib.parse import urlsplit, urlunsplit
 

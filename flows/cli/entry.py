@@ -234,9 +234,8 @@ def _run_recorded(args: argparse.Namespace, progress: Any, plan: Any, options: A
     through its REST API (flows/prefect_record.py): the server must answer before anything is sent (exit 2
     otherwise); once sending began, a server gone away is a warning, never a stop. Returns the run, None if it
     never began."""
-    # for start-up speed, as in cmd_run (loaded by then, but aiohttp)
+    # for start-up speed, as in cmd_run (aiohttp, which the recorder uses, is the run's own HTTP client)
     from ..engine.run import run_import
-    from ..errors import ImporterError as Refused
     from ..prefect_record import FlowRunRecord, crash_message
 
     holder: dict[str, Any] = {}
@@ -258,8 +257,8 @@ def _run_recorded(args: argparse.Namespace, progress: Any, plan: Any, options: A
                 url = await record.begin(parameters, plan)
                 print(f"Prefect flow run: {url}", flush=True)
                 result = await run_import(plan, options, on_run=on_run, **how)
-            except Refused as exc:  # a refusal at login or lookups (nothing sent), or by Prefect before it began
-                await record.refused(exc)
+            except Exception as exc:  # a refusal at login or lookups (nothing sent), by Prefect before it began, a bug
+                await record.failed(exc)
                 raise
             except BaseException:  # a signal (the workbook of what was done is written): Crashed, as the engine says
                 await record.crashed(crash_message(_stop.signum if _stop is not None else None))
