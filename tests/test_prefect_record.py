@@ -281,3 +281,39 @@ def test_the_recorded_parameters_are_the_flows():
     assert list(FLOW_DEFAULTS) == list(signature.parameters)
     assert {k: v.default for k, v in signature.parameters.items() if v.default is not inspect.Parameter.empty} == \
         {k: v for k, v in FLOW_DEFAULTS.items() if k != "sheet"}
+
+
+@pytest.mark.parametrize("settings", [
+    {"PREFECT_API_URL": "http://127.0.0.1:4200/api"},
+    {"PREFECT_API_URL": "http://127.0.0.1:4200/api", "PREFECT_API_KEY": "pnu_k3y"},
+    {"PREFECT_API_URL": "https://prefect.example/api", "PREFECT_API_KEY": "pnu_k3y",
+     "PREFECT_API_AUTH_STRING": "ops:pw"},
+    {"PREFECT_API_URL": "https://api.prefect.cloud/api/accounts/a1/workspaces/w2", "PREFECT_API_KEY": "pnu_k3y"},
+    {"PREFECT_API_URL": "http://10.0.0.5:4200/api", "PREFECT_UI_URL": "https://prefect-ui.example"},
+], ids=["bare", "key", "auth-string-wins", "cloud", "ui-url"])
+def test_headers_and_ui_address_are_those_of_prefects_own_client(settings, tmp_path):
+    """The credentials and API version header Prefect's own client sends, and the UI address Prefect derives, for
+    the same settings; the key appears in no repr."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import (
+        PREFECT_API_AUTH_STRING,
+        PREFECT_API_KEY,
+        PREFECT_API_URL,
+        PREFECT_UI_URL,
+        temporary_settings,
+    )
+
+    from flows.prefect_record import PrefectServer
+
+    names = {"PREFECT_API_URL": PREFECT_API_URL, "PREFECT_API_KEY": PREFECT_API_KEY,
+             "PREFECT_API_AUTH_STRING": PREFECT_API_AUTH_STRING, "PREFECT_UI_URL": PREFECT_UI_URL}
+    with temporary_settings(updates={names[k]: v for k, v in settings.items()},
+                            set_defaults={PREFECT_API_KEY: None, PREFECT_API_AUTH_STRING: None, PREFECT_UI_URL: None}):
+        theirs = get_client()._client.headers
+        their_ui = PREFECT_UI_URL.value()
+    mine = PrefectServer.configured(settings, tmp_path)
+    assert mine is not None
+    assert mine.headers.get("Authorization") == theirs.get("Authorization")
+    assert mine.headers["X-PREFECT-API-VERSION"] == theirs["X-PREFECT-API-VERSION"]
+    assert mine.ui_url == their_ui.rstrip("/")
+    assert "pnu_k3y" not in repr(mine) and "ops:pw" not in repr(mine)
