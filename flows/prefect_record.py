@@ -253,13 +253,10 @@ class FlowRunRecord:
             self.log(logging.ERROR, f"the run stopped sending: {problems[0]}")
         self.log(logging.INFO, counts_line(run, results))
         artifact = summary_artifact(run, sheet, rerun)
-        await self._send("POST", "/artifacts/", {
-            "key": artifact.key, "type": "markdown", "description": artifact.description, "data": artifact.markdown,
-            "flow_run_id": self.flow_run_id, "task_run_id": None})
-        if problems:
-            await self._end(_state("FAILED", failed_message(sheet, problems, results)))
-        else:
-            await self._end(_state("COMPLETED"))
+        body = {"key": artifact.key, "type": "markdown", "description": artifact.description,
+                "data": artifact.markdown, "flow_run_id": self.flow_run_id, "task_run_id": None}
+        state = _state("FAILED", failed_message(sheet, problems, results)) if problems else _state("COMPLETED")
+        await self._end(state, artifact=body)
 
     async def failed(self, exc: Exception) -> None:
         """The import raised: a refusal at login or lookups (an ImporterError: nothing was sent), or a bug. Failed,
@@ -280,12 +277,16 @@ class FlowRunRecord:
         self.log(logging.ERROR, f"Crash detected! {message}")
         await self._end(_state("CRASHED", message), force=True)
 
-    async def _end(self, state: dict[str, Any], force: bool = False) -> None:
-        """Send the kept lines, then the final state; say on screen when Prefect did not take it."""
+    async def _end(self, state: dict[str, Any], force: bool = False, artifact: dict[str, Any] | None = None) -> None:
+        """Send the kept lines (and the artifact, at the same time), then the final state; say on screen when
+        Prefect did not take it."""
         shown = f"{state['name']}({state['message']!r})" if state["message"] else f"{state['name']}()"  # State.__str__
         self.log(logging.INFO if state["type"] == "COMPLETED" else logging.ERROR, f"Finished in state {shown}")
         logs, self._logs = self._logs, []
-        await self._send("POST", "/logs/", logs)
+        sending = [self._send("POST", "/logs/", logs)]
+        if artifact is not None:
+            sending.append(self._send("POST", "/artifacts/", artifact))
+        await asyncio.gather(*sending)
         if self.lost:
             return
         try:
