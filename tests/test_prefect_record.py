@@ -202,8 +202,12 @@ def test_a_ledger_password_is_in_no_record(prefect_server, jicoo_sim, jicoo_env,
 
 
 @pytest.mark.prefect
-def test_ctrl_c_records_the_run_crashed_writes_the_workbook_and_exits_130(prefect_server, jicoo_sim, jicoo_env,
-                                                                          tmp_path):
+@pytest.mark.parametrize("sig, code, why", [
+    (signal.SIGINT, 130, "Execution was aborted by an interrupt signal."),
+    (signal.SIGTERM, 143, "Execution was aborted by a termination signal."),
+], ids=["sigint", "sigterm"])
+def test_a_signal_records_the_run_crashed_writes_the_workbook_and_exits_128_plus_it(sig, code, why, prefect_server,
+                                                                                    jicoo_sim, jicoo_env, tmp_path):
     jicoo_sim.faults = Faults(latency_ms=40)
     out = tmp_path / "stopped.xlsx"
     p = cli(["run", SHEET, "-m", MAPPING, "--ledger", tmp_path / "l.sqlite", "--rate", "0", "--concurrency", "2",
@@ -212,16 +216,16 @@ def test_ctrl_c_records_the_run_crashed_writes_the_workbook_and_exits_130(prefec
     while len(jicoo_sim.bookings) < 10:
         assert time.monotonic() < deadline and p.poll() is None, "the run never got going"
         time.sleep(0.05)
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     stdout, stderr = p.communicate(timeout=60)
-    assert p.returncode == 130, stderr
+    assert p.returncode == code, stderr
     assert "Traceback" not in stderr
     df, summary = read_results(out)
     assert summary["interrupted"] == "yes" and len(df) == 60
     got = read_back(prefect_server.api_url, flow_run_id(stdout, prefect_server.ui_url))
     state = got["run"].state
-    assert state.type.value == "CRASHED" and state.message == "Execution was aborted by an interrupt signal."
-    assert "Crash detected! Execution was aborted by an interrupt signal." in got["logs"], got["logs"]
+    assert state.type.value == "CRASHED" and state.message == why
+    assert f"Crash detected! {why}" in got["logs"], got["logs"]
 
 
 @pytest.mark.prefect
