@@ -31,11 +31,9 @@ from .engine.plan import Plan, PreparedRow, prepare
 from .engine.rerun import Rerun, load_rerun
 from .engine.run import UNSET, ImportRun, RunOptions, run_import
 from .errors import ImporterError, RowsNeedAttention, UsageError
-from .outcomes import Status
-from .terminal import attention_lines, stop_reason
-from .workbooks.results import next_command
+from .run_report import counts_line, failed_message, final_problems, read_line, run_name, summary_artifact
 
-__all__ = ["Hooks", "final_problems", "flow_run_name", "hooks", "import_sheet", "run_import_sheet", "summary_markdown"]
+__all__ = ["Hooks", "flow_run_name", "hooks", "import_sheet", "run_import_sheet"]
 
 
 @dataclass
@@ -96,55 +94,8 @@ async def _chunk_as_task(run: ImportRun, chunks: list[list[PreparedRow]], number
 
 
 def flow_run_name() -> str:
-    """The flow run's name in the Prefect UI: the mapping and the file, e.g. ``jicoo: bookings.xlsx``
-    (``rerun: bookings.results-....xlsx`` for a rerun, whose mapping the workbook remembers)."""
-    params = flow_run.parameters or {}
-    sheet = Path(str(params.get("sheet") or "?")).name
-    mapping = params.get("mapping")
-    what = Path(str(mapping)).stem if mapping else ("rerun" if params.get("rerun") else "import")
-    if params.get("rerun") and mapping:
-        what = f"rerun {what}"
-    return f"{what}: {sheet}"[:100]
-
-
-def final_problems(run: ImportRun) -> list[str]:
-    """Why the run must end Failed (so automations fire), or nothing: rows failed or unknown, or a stop
-    (refused credentials, an unreachable provider). invalid and rejected rows are the sheet's to fix: Completed."""
-    counts = run.counts()
-    problems = []
-    stop = stop_reason(run)
-    if stop is not None:
-        reason, first, skipped, refused = stop
-        problems.append(f"{'credentials refused' if refused else 'stopped'}: {reason} (nothing sent from sheet row "
-                        f"{first} on, {skipped} rows not sent)")
-    for status in ("failed", "unknown"):
-        if counts.get(status):
-            problems.append(f"{counts[status]} {status}")
-    return problems
-
-
-def summary_markdown(run: ImportRun, sheet: str, rerun: bool) -> str:
-    """The run's artifact: counts, why it failed if it did, what to do next, and the results workbook's absolute
-    path."""
-    counts = run.counts()
-    results = Path(run.results_path).resolve() if run.results_path else None
-    lines = [f"# {'Rerun of' if rerun else 'Import of'} {Path(sheet).name} with {run.plan.mapping_path.name}", "",
-             f"{run.total} rows, provider **{run.plan.mapping.provider}** at {run.base_url}.", "",
-             "| status | rows |", "|---|---:|"]
-    lines += [f"| {s} | {n} |" for s, n in counts.items() if n]
-    lines += ["", f"**Results workbook:** `{results}`" if results else "No results workbook was written.", ""]
-    attention = [line for line in attention_lines(run, counts) if not line.startswith("next: ")]
-    if attention:
-        lines += ["## Needs attention", ""] + [f"- {line.strip()}" for line in attention] + [""]
-    if results is not None:
-        lines += ["## What to do next", ""]
-        steps = next_command(results, run.summary(), {Status(s): n for s, n in counts.items()})
-        for sentence, command in steps:
-            if sentence:
-                lines.append(f"- {sentence}")
-            if command:
-                lines += ["", "  ```", f"  {command}", "  ```", ""]
-    return "\n".join(lines).rstrip() + "\n"
+    """The flow run's name in the Prefect UI (flows.run_report.run_name of the flow's parameters)."""
+    return run_name(flow_run.parameters or {})
 
 
 async def run_import_sheet(**parameters: object) -> dict:
@@ -193,9 +144,7 @@ async def import_sheet(
     else:
         given = h.plan if h.plan is not None and Path(h.plan.sheet.path) == Path(sheet) else None
         plan: Plan = prepare_rows(sheet, mapping, sheet_name, Opaque(given)).value
-    invalid = sum(1 for r in plan.rows if r.payload is None)
-    logger.info("read %d rows from %s with %s: %d valid, %d invalid", len(plan.rows), Path(sheet).name,
-                plan.mapping_path.name, len(plan.rows) - invalid, invalid)
+    logger.info("%s", read_line(plan, sheet))
     options = RunOptions(concurrency=concurrency, rate=UNSET if rate is None else (rate or None), ledger_url=ledger,
                          out=Path(out) if out else None, transport=h.transport, resend_unknown=resend_unknown,
                          progress=h.progress,
@@ -208,20 +157,15 @@ async def import_sheet(
         raise
     run, path = result.run, str(result.results)
     assert run is not None
-    counts = run.counts()
     problems = final_problems(run)
     if problems and problems[0].startswith(("credentials refused", "stopped")):
         logger.error("the run stopped sending: %s", problems[0])
-    logger.info("rows: %s; results workbook: %s", ", ".join(f"{n} {s}" for s, n in counts.items() if n),
-                Path(path).resolve())
-    await acreate_markdown_artifact(
-        key=f"{plan.mapping.provider.replace('_', '-')}-{'rerun' if rerun else 'import'}-summary",
-        markdown=summary_markdown(run, sheet, rerun),
-        description=f"{Path(sheet).name} with {plan.mapping_path.name}: {run.total} rows",
-    )
+    logger.info("%s", counts_line(run, path))
+    artifact = summary_artifact(run, sheet, rerun)
+    await acreate_markdown_artifact(key=artifact.key, markdown=artifact.markdown, description=artifact.description)
     value = {**result.as_dict(), "flow_run_id": flow_run.id}
     if problems:  # Failed, not Completed, so automations fire; a state, not an exception: no traceback in the logs
-        message = f"{Path(sheet).name}: needs attention: {'; '.join(problems)}; results: {Path(path).resolve()}"
+        message = failed_message(sheet, problems, path)
         return Failed(message=message, data=RowsNeedAttention(message, value))
     return value
 

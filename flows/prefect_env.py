@@ -26,8 +26,8 @@ from typing import Any
 from . import errors
 from .errors import ImporterError
 
-__all__ = ["DEFAULTS", "apply_defaults", "configured_api_url", "contain_ephemeral_server", "die_with_parent",
-           "ephemeral_server", "libc_prctl", "quiet_prefect"]
+__all__ = ["DEFAULTS", "apply_defaults", "configured_api_url", "configured_setting", "contain_ephemeral_server",
+           "die_with_parent", "ephemeral_server", "libc_prctl", "quiet_prefect"]
 
 DEFAULTS = {
     # no telemetry calls: offline machines would print errors for them
@@ -62,20 +62,38 @@ def configured_api_url(environ: Mapping[str, str] | None = None, folder: Path | 
     active profile (PREFECT_PROFILE, else ``active``) of the profiles file (PREFECT_PROFILES_PATH, a
     ``profiles_path`` in those files, $PREFECT_HOME/profiles.toml, ~/.prefect/profiles.toml). A .env file is
     in the environment already (the CLI loads it first). When Prefect is already loaded (a test harness's
-    temporary settings, a library caller), its own answer, which costs nothing then."""
-    if "prefect.settings" in sys.modules:
-        settings = sys.modules["prefect.settings"]
-        return settings.PREFECT_API_URL.value() or None
+    temporary settings, a library caller) and no ``environ`` is given, its own answer, which costs nothing then."""
+    return configured_setting("PREFECT_API_URL", environ, folder)
+
+
+#: the Prefect settings read without Prefect, and where prefect.toml keeps each (``[table] key``)
+_SETTINGS = {
+    "PREFECT_API_URL": ("api", "url"),
+    "PREFECT_API_KEY": ("api", "key"),
+    "PREFECT_API_AUTH_STRING": ("api", "auth_string"),
+    "PREFECT_UI_URL": ("ui", "url"),
+}
+
+
+def configured_setting(name: str, environ: Mapping[str, str] | None = None, folder: Path | None = None) -> str | None:
+    """One of Prefect's client settings (:data:`_SETTINGS`: the API's URL, key and auth string, the UI's URL), read
+    as :func:`configured_api_url` says, without importing Prefect; None when unset or empty."""
+    if environ is None and "prefect.settings" in sys.modules:
+        value = getattr(sys.modules["prefect.settings"], name).value()
+        if hasattr(value, "get_secret_value"):  # the API key and auth string are pydantic SecretStr
+            value = value.get_secret_value()
+        return str(value) if value else None
+    table_name, key = _SETTINGS[name]
     env = os.environ if environ is None else environ
     here = Path.cwd() if folder is None else folder
-    if "PREFECT_API_URL" in env:
-        return env["PREFECT_API_URL"] or None
+    if name in env:
+        return env[name] or None
     prefect_toml = _toml(here / "prefect.toml")
     pyproject = _toml(here / "pyproject.toml").get("tool", {}).get("prefect", {})
     for table in (prefect_toml, pyproject):
-        url = table.get("api", {}).get("url") if isinstance(table.get("api"), dict) else None
-        if url:
-            return str(url)
+        value = table.get(table_name, {}).get(key) if isinstance(table.get(table_name), dict) else None
+        if value:
+            return str(value)
     if env.get("PREFECT_TESTING_UNIT_TEST_MODE") or env.get("PREFECT_TESTING_TEST_MODE"):
         return None  # Prefect then reads its bundled profiles only, which name no server
     path = (env.get("PREFECT_PROFILES_PATH") or prefect_toml.get("profiles_path") or pyproject.get("profiles_path")
@@ -83,7 +101,7 @@ def configured_api_url(environ: Mapping[str, str] | None = None, folder: Path | 
     profiles = _toml(Path(path))
     active = env.get("PREFECT_PROFILE") or profiles.get("active")
     profile = profiles.get("profiles", {}).get(active, {}) if isinstance(active, str) else {}
-    return str(profile.get("PREFECT_API_URL") or "") or None  # no such profile: Prefect's bundled one, no server
+    return str(profile.get(name) or "") or None  # no such profile: Prefect's bundled one, no server
 
 
 def _toml(path: Path) -> dict[str, Any]:

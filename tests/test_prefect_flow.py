@@ -1,5 +1,7 @@
 """The Prefect shell: the ``import_sheet`` flow and the ``run`` command against a real (temporary)
-Prefect server, including a run killed with SIGKILL and one interrupted with Ctrl-C."""
+Prefect server, including a run killed with SIGKILL and one interrupted with Ctrl-C. With PREFECT_API_URL set and
+no --prefect, ``run`` is recorded through the REST API (flows/prefect_record.py, its own tests in
+tests/test_prefect_record.py); with --prefect it is the flow through Prefect's engine."""
 from __future__ import annotations
 
 import asyncio
@@ -201,10 +203,12 @@ def test_demo_imports_a_sample_twice_and_books_nothing_twice(prefect_api, tmp_pa
     assert (tmp_path / "demo" / "jicoo-results-run1.xlsx").exists()
 
 
-def test_a_ledger_password_never_reaches_prefects_database(prefect_api, jicoo_sim, jicoo_env, tmp_path, request,
+@pytest.mark.parametrize("how", [[], ["--prefect"]], ids=["recorded", "engine"])
+def test_a_ledger_password_never_reaches_prefects_database(how, prefect_api, jicoo_sim, jicoo_env, tmp_path, request,
                                                            capsys):
     """`--ledger postgresql://user:PASSWORD@...`: the flow run's parameters, which Prefect stores, carry the
-    URL without the password; the run still opens the ledger with it (resolved in-process)."""
+    URL without the password; the run still opens the ledger with it (resolved in-process). Both ways a run
+    reaches Prefect: recorded through the REST API, and through Prefect's engine (--prefect)."""
     from urllib.parse import urlsplit, urlunsplit
 
     from prefect.client.orchestration import get_client
@@ -217,7 +221,7 @@ def test_a_ledger_password_never_reaches_prefects_database(prefect_api, jicoo_si
     with_password = urlunsplit(
         parts._replace(netloc=f"{parts.username or 'postgres'}:{secret}@{parts.hostname}:{parts.port}"))
     code = main(["run", str(SHEET), "-m", str(MAPPING), "--ledger", with_password, "-o", str(tmp_path / "r.xlsx"),
-                 "--rate", "0", "-q"])
+                 "--rate", "0", "-q", *how])
     assert code == 1  # 5 invalid rows, one slot conflict: the run itself went through
     assert len(jicoo_sim.bookings) == 54
     assert secret not in capsys.readouterr().out

@@ -169,11 +169,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     # and a callback address the provider can never call
     check_callback_address(plan.mapping, os.environ, in_process="http://127.0.0.1" if args.wait_callbacks else None)
     progress = Progress(enabled=not args.quiet)
-    if _in_prefect(args):
-        run = _run_flow(args, progress, plan=plan)
+    how = {"wait_callbacks": args.wait_callbacks, "callback_port": args.callback_port}
+    if args.prefect:
+        run = _run_flow(args, progress, _run_parameters(args), plan=plan)
+    elif (server := _configured_server()) is not None:
+        run = _run_recorded(args, progress, plan, _options(args, ledger_url=args.ledger, out=out),
+                            _run_parameters(args), server, **how)
     else:
-        run = _run_direct(args, progress, plan, _options(args, ledger_url=args.ledger, out=out),
-                          wait_callbacks=args.wait_callbacks, callback_port=args.callback_port)
+        run = _run_direct(args, progress, plan, _options(args, ledger_url=args.ledger, out=out), **how)
     if run is None:  # stopped by a signal before the run began (nothing sent)
         return _interrupted_code()
     print_summary(run, sys.stdout)
@@ -182,10 +185,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if all(o is not None and o.ok for o in run.outcomes) else EXIT_ROWS
 
 
-def _in_prefect(args: argparse.Namespace) -> bool:
-    """Whether this run is a Prefect flow run: when a Prefect server is configured, or --prefect asks for one
-    (a temporary local server when none is). Decided without importing Prefect (flows.prefect_env)."""
-    return bool(args.prefect or configured_api_url())
+def _configured_server() -> Any:
+    """The Prefect server this run is recorded on (flows.prefect_record.PrefectServer), or None when none is
+    configured: decided without importing Prefect (flows.prefect_env)."""
+    if not configured_api_url():
+        return None
+    from ..prefect_record import PrefectServer  # for start-up speed, as in cmd_run (aiohttp: loaded by then)
+
+    return PrefectServer.configured()
+
+
+def _run_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The flow ``import_sheet``'s parameters for ``run``, as Prefect stores them (recorded or through the engine)."""
+    from ..ledger.database import parameter_url  # for start-up speed, as in cmd_run (loaded by then)
+    from ..run_report import flow_parameters
+
+    return flow_parameters(sheet=str(args.sheet), mapping=str(args.mapping), out=str(args.out) if args.out else None,
+                concurrency=args.concurrency, rate=args.rate, sheet_name=args.sheet_name,
+                ledger=parameter_url(args.ledger),  # flow parameters are stored by Prefect: never a password in them
+                chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
+                wait_callbacks=args.wait_callbacks, callback_port=args.callback_port)
 
 
 def _options(args: argparse.Namespace, **given: Any) -> Any:
@@ -206,6 +225,47 @@ def _run_direct(args: argparse.Namespace, progress: Any, plan: Any, options: Any
     _checkpoint()
     print(NOT_RECORDED, file=sys.stderr, flush=True)
     _drive(args, lambda: run_import(plan, options, on_run=_on_run(args, holder), **how), holder, progress)
+    return holder.get("run")
+
+
+def _run_recorded(args: argparse.Namespace, progress: Any, plan: Any, options: Any, parameters: dict[str, Any],
+                  server: Any, **how: Any) -> Any:
+    """The run without Prefect's engine, recorded on the configured server as a flow run of ``import_sheet``
+    through its REST API (flows/prefect_record.py): the server must answer before anything is sent (exit 2
+    otherwise); once sending began, a server gone away is a warning, never a stop. Returns the run, None if it
+    never began."""
+    # for start-up speed, as in cmd_run (aiohttp, which the recorder uses, is the run's own HTTP client)
+    from ..engine.run import run_import
+    from ..prefect_record import FlowRunRecord, crash_message
+
+    holder: dict[str, Any] = {}
+    options = dataclasses.replace(options, progress=progress.update)
+    tell = _on_run(args, holder)
+    sheet, rerun = str(parameters["sheet"]), bool(parameters.get("rerun"))
+    _checkpoint()
+    _stage(args, f"connecting to the Prefect server at {server.api_url}")
+
+    async def recorded() -> None:
+        async with FlowRunRecord(server) as record:
+            await record.check()  # nothing sent yet: a server that does not answer is exit 2
+
+            def on_run(run: Any) -> None:
+                tell(run)
+                record.on_run(run)
+
+            try:
+                url = await record.begin(parameters, plan)
+                print(f"Prefect flow run: {url}", flush=True)
+                result = await run_import(plan, options, on_run=on_run, **how)
+            except Exception as exc:  # a refusal at login or lookups (nothing sent), by Prefect before it began, a bug
+                await record.failed(exc)
+                raise
+            except BaseException:  # a signal (the workbook of what was done is written): Crashed, as the engine says
+                await record.crashed(crash_message(_stop.signum if _stop is not None else None))
+                raise
+            await record.finish(result.run, result.results, sheet, rerun)
+
+    _drive(args, recorded, holder, progress)
     return holder.get("run")
 
 
@@ -245,11 +305,11 @@ def _drive(args: argparse.Namespace, start: Callable[[], Coroutine[Any, Any, Any
         print(f"\n{how}: the results workbook holds what was done so far", file=sys.stderr)
 
 
-def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = None, plan: Any = None) -> Any:
-    """The run as the Prefect flow ``import_sheet``, on the configured server or a temporary one."""
-    # imported here for start-up speed: only a run recorded in Prefect loads Prefect (about a second)
+def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict[str, Any], plan: Any = None) -> Any:
+    """The run as the Prefect flow ``import_sheet`` through Prefect's engine (--prefect), on the configured server
+    or a temporary one."""
+    # imported here for start-up speed: only --prefect loads Prefect (about two seconds)
     from ..import_sheet import Hooks, hooks, run_import_sheet
-    from ..ledger.database import parameter_url  # flow parameters are stored by Prefect: never a password in them
 
     if ephemeral_server():  # Prefect loads its server's modules here as the flow starts; load them now
         contain_ephemeral_server()  # it ends with this process, and Ctrl-C in a terminal does not stop it
@@ -262,12 +322,7 @@ def _run_flow(args: argparse.Namespace, progress: Any, kwargs: dict | None = Non
     token = hooks.set(Hooks(progress=progress.update, on_run=_on_run(args, holder), plan=plan, on_flow_run=on_flow_run))
 
     def flow() -> Coroutine[Any, Any, dict]:
-        return run_import_sheet(**kwargs) if kwargs is not None else run_import_sheet(
-            sheet=str(args.sheet), mapping=str(args.mapping), out=str(args.out) if args.out else None,
-            concurrency=args.concurrency, rate=args.rate, sheet_name=args.sheet_name, ledger=parameter_url(args.ledger),
-            chunk_size=args.chunk_size, resend_unknown=args.resend_unknown,
-            wait_callbacks=args.wait_callbacks, callback_port=args.callback_port,
-        )
+        return run_import_sheet(**kwargs)
 
     _checkpoint()
     api = configured_api_url()
@@ -287,6 +342,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from ..engine.validate import require_rows
     from ..http.auth import build_auth
     from ..ledger.database import parameter_url
+    from ..run_report import flow_parameters
     from ..terminal import Progress, print_summary
     from ..workbooks.results import check_writable
 
@@ -299,16 +355,19 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     check_writable(again.out)
     build_auth(again.plan.mapping.connection.auth, again.plan.mapping.provider)  # so does a missing secret
     progress = Progress(enabled=not args.quiet)
-    if _in_prefect(args):
-        run = _run_flow(args, progress, dict(
-            sheet=str(args.results), mapping=str(args.mapping) if args.mapping else None, out=str(again.out),
-            ledger=parameter_url(again.ledger_url),
-            concurrency=args.concurrency, rate=args.rate, chunk_size=args.chunk_size,
-            resend_unknown=args.resend_unknown,
-            rerun=True))
+    parameters = flow_parameters(
+        sheet=str(args.results), mapping=str(args.mapping) if args.mapping else None, out=str(again.out),
+        ledger=parameter_url(again.ledger_url),
+        concurrency=args.concurrency, rate=args.rate, chunk_size=args.chunk_size,
+        resend_unknown=args.resend_unknown,
+        rerun=True)
+    options = _options(args, ledger_url=again.ledger_url, out=again.out, settled=again.settled, describe=again.describe)
+    if args.prefect:
+        run = _run_flow(args, progress, parameters)
+    elif (server := _configured_server()) is not None:
+        run = _run_recorded(args, progress, again.plan, options, parameters, server)
     else:
-        run = _run_direct(args, progress, again.plan, _options(
-            args, ledger_url=again.ledger_url, out=again.out, settled=again.settled, describe=again.describe))
+        run = _run_direct(args, progress, again.plan, options)
     if run is None:  # stopped by a signal before the run began (nothing sent)
         return _interrupted_code()
     print_summary(run, sys.stdout)

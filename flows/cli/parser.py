@@ -8,12 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-CHUNK_HELP = ("in a Prefect flow run, rows per Prefect task (default: 500, or a fifth of the rows when that is "
-              "more, so a run has at most 5 tasks: each task run costs the send phase some CPU); without Prefect "
+CHUNK_HELP = ("with --prefect, rows per Prefect task (default: 500, or a fifth of the rows when that is "
+              "more, so a run has at most 5 tasks: each task run costs the send phase some CPU); otherwise "
               "the rows go as one stream")
-PREFECT_HELP = ("record the run in Prefect even when no Prefect server is configured: a temporary local server "
-                "is started for it (a few seconds more). With a server configured (PREFECT_API_URL, in the "
-                "environment, .env or the Prefect profile) every run is a flow run on it")
+PREFECT_HELP = ("run the import as the Prefect flow import_sheet through Prefect's engine (its chunks are task "
+                "runs): on the configured Prefect server, or on a temporary local one started for it when none is "
+                "configured (a few seconds more). Without it, a run with a server configured (PREFECT_API_URL in "
+                "the environment, .env, prefect.toml or the Prefect profile) is recorded there as a flow run of "
+                "import_sheet through Prefect's REST API, about 2 s faster")
 
 
 __all__ = ["CHUNK_HELP", "COMMANDS", "EPILOG", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_ROWS", "PREFECT_HELP",
@@ -29,9 +31,10 @@ EPILOG = """exit codes:
   143 stopped with SIGTERM (e.g. by a service manager): the results workbook holds what was done
 
 Prefect: with a Prefect server configured (PREFECT_API_URL in the environment, .env, prefect.toml or
-the active Prefect profile), `run` and `rerun` are Prefect flow runs on it and print their address;
-without one they run the same import directly, in seconds, and say so (--prefect: a temporary
-local Prefect server instead).
+the active Prefect profile), `run` and `rerun` are recorded on it as flow runs of import_sheet (through
+its REST API, without loading Prefect) and print their address; the server must answer before anything
+is sent (exit 2 otherwise). Without one they run the same import and say so. --prefect: the flow
+through Prefect's engine instead, on the configured server or a temporary local one.
 
 Secrets come from the environment (or a .env file in the current folder), never from files
 you commit. <PROVIDER>_BASE_URL overrides a provider's URL; <PROVIDER>_CALLBACK_URL is where a
