@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -14,6 +16,12 @@ import yaml
 
 from flows.prefect_env import apply_defaults
 
+# Prefect's home (its temporary servers' SQLite database, profiles, memo store) is the test session's own,
+# not ~/.prefect: that one is shared with every other test run and command on the machine, whose servers
+# would lock and migrate the same database file while ours start, and a profile there could name a server.
+# Subprocesses (`run --prefect`) inherit it. Set before anything imports Prefect, removed at the end.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="tests-prefect-home-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
 apply_defaults()
 
 from flows.engine.plan import Plan, prepare
@@ -22,6 +30,10 @@ from flows.engine.run import RunOptions, run_import
 ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS = ROOT / "mappings"
 SAMPLES = ROOT / "sample_data"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -30,6 +30,7 @@ import pytest
 
 from flows.http.ratelimit import (
     HEADROOM,
+    TOLERANCE,
     WINDOW,
     AdaptiveRateLimiter,
     RateLimiter,
@@ -400,33 +401,59 @@ def test_shared_timeline_on_postgres(pg_url):
     ledger.close()
 
 
+class RecordingTimeline(SharedTimeline):
+    """The ledger's shared timeline, noting each claim it was granted: (start on the timeline's clock, slots,
+    interval), as the ledger's ``rate_timeline`` row handed them out."""
+
+    def __init__(self, ledger_target: Path | str, name: str) -> None:
+        super().__init__(ledger_target, name)
+        self.claims: list[tuple[float, int, float]] = []
+
+    def claim(self, n: int, interval: float, now: float, late_ok: float = TOLERANCE) -> float:
+        start = super().claim(n, interval, now, late_ok)
+        self.claims.append((start + self.offset, n, interval))
+        return start
+
+
+def assert_one_timeline(claims: list[tuple[float, int, float]], rate: float) -> None:
+    """Claims from every process, on one timeline: back to back, never overlapping, never faster than ``rate``."""
+    claims = sorted(claims)
+    for (start, n, interval), (after, _, _) in itertools.pairwise(claims):
+        assert interval >= 1 / rate and n >= 1
+        assert after >= start + n * interval - 1e-4, (start, n, interval, after)  # REAL rounding only
+
+
 def test_two_limiters_on_one_shared_timeline_keep_one_rate(tmp_path):
-    """Two runs in one process, paced by the ledger's timeline (real time, 1.5 s)."""
+    """Two runs in one process, paced by the ledger's timeline (real time, 1.5 s): together never more than the
+    rate in any second, and every slot each used was claimed from the one timeline (no throughput floor: how
+    much of the rate a busy machine reaches is measured in bench/RESULTS.md)."""
     from flows.ledger.ledger import open_ledger
 
     ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     rate = 40
-    starts: list[float] = []
+    starts: list[list[float]] = [[], []]
+    timelines = [RecordingTimeline(ledger.path, "x") for _ in range(2)]
 
-    async def run(limiter: RateLimiter) -> None:
+    async def run(limiter: RateLimiter, mine: list[float]) -> None:
         async def worker() -> None:
             while time.time() < stop:
                 started = await limiter.wait()
-                starts.append(time.time())
+                mine.append(time.time())
                 limiter.observe(201, started)  # answered at once, as the sender reports every answer
         await asyncio.gather(*(worker() for _ in range(4)))
 
     async def go() -> None:
-        limiters = [RateLimiter(rate, clock=time.time, timeline=SharedTimeline(ledger.path, "x")) for _ in range(2)]
-        await asyncio.gather(*(run(lim) for lim in limiters))
+        limiters = [RateLimiter(rate, clock=time.time, timeline=t) for t in timelines]
+        await asyncio.gather(*(run(lim, mine) for lim, mine in zip(limiters, starts, strict=True)))
         for lim in limiters:
             lim.close()
 
     stop = time.time() + 1.5
     asyncio.run(go())
     ledger.close()
-    assert max_in_window(starts) <= rate
-    assert len(starts) >= 0.8 * rate * 1.5  # loose: the exact share is in bench/RESULTS.md
+    assert max_in_window(starts[0] + starts[1]) <= rate
+    assert all(starts) and all(t.claims for t in timelines)  # both ran, each on slots it claimed
+    assert_one_timeline(timelines[0].claims + timelines[1].claims, rate)
 
 
 # --- the real thing: the simulator -------------------------------------------------------------------------------
@@ -453,8 +480,9 @@ def _write_sheets(tmp_path: Path, parts: int, rows: int) -> list[Path]:
 
 
 def test_a_run_against_an_unpublished_50_per_second_settles_every_row(tmp_path, jicoo_env):
-    """The engine with no rate (Jicoo's mapping publishes none) against the simulator answering 429 above 50/s.
-    About 7 s: the point of the test. Exact figures: bench/RESULTS.md, "Rate adherence"."""
+    """The engine with no rate (Jicoo's mapping publishes none) against the simulator answering 429 above 50/s:
+    every row settles, few 429s, the Summary says what adapting did. About 7 s: the point of the test. How fast:
+    bench/RESULTS.md, "Rate adherence"."""
     from flows.engine.plan import prepare
     from flows.engine.run import ImportRun, RunOptions, send_pending
     from flows.engine.summary import summarize
@@ -465,16 +493,14 @@ def test_a_run_against_an_unpublished_50_per_second_settles_every_row(tmp_path, 
         plan = prepare(sheet, ROOT / "mappings" / "jicoo.yaml")
         run = ImportRun(plan, RunOptions(rate=None, ledger_url=f"sqlite:///{tmp_path / 'l.sqlite'}",
                                          env={**jicoo_env, "JICOO_BASE_URL": sim.url + "/v1"}))
-        t0 = time.perf_counter()
         asyncio.run(send_pending(run))
-        seconds = time.perf_counter() - t0
         refused = sim.fault_counts["rate_limited"]
         booked = len(sim.bookings)
         arrivals = list(sim.injector.arrivals)
     statuses = {o.status.value for o in run.outcomes}
     assert statuses == {"created"} and booked == 300  # every row settled, none twice
     assert refused / len(arrivals) <= 0.05, (refused, len(arrivals))
-    assert 300 / seconds >= 0.6 * 50  # loose (a busy machine); bench/RESULTS.md has the figure
+    # how fast is not asserted (a busy machine decides that): bench/RESULTS.md has the figure
     # the Summary says what adapting did, not "rate limit: none" (issue 16)
     now = datetime.datetime.now(datetime.UTC)
     said = summarize(plan, now, now, run=run)["rate limit (req/s)"]
@@ -500,21 +526,28 @@ _WORKER = textwrap.dedent("""
     import asyncio, json, sys, time
     from flows.engine.plan import prepare
     from flows.engine.run import ImportRun, RunOptions, send_pending
-    from flows.engine.summary import summarize
+    from flows.http import ratelimit
     sheet, mapping, ledger = sys.argv[1], sys.argv[2], sys.argv[3]
+    claims = []  # what the ledger's rate_timeline row granted this process: (start on its clock, slots, interval)
+    granted = ratelimit.SharedTimeline.claim
+    def claim(self, n, interval, now, late_ok=ratelimit.TOLERANCE):
+        start = granted(self, n, interval, now, late_ok)
+        claims.append((start + self.offset, n, interval))
+        return start
+    ratelimit.SharedTimeline.claim = claim
     plan = prepare(sheet, mapping)
     run = ImportRun(plan, RunOptions(ledger_url=ledger))
     print("ready", flush=True)
     start_at = float(sys.stdin.readline())  # every process starts at once
     time.sleep(max(0.0, start_at - time.time()))
     asyncio.run(send_pending(run))
-    print(json.dumps(sorted({o.status.value for o in run.outcomes})))
+    print(json.dumps({"statuses": sorted({o.status.value for o in run.outcomes}), "claims": claims}))
 """)
 
 
-def three_workers(tmp_path: Path, url: str, ledger: str, rate: int, rows: int) -> list[float]:
+def three_workers(tmp_path: Path, url: str, ledger: str, rate: int, rows: int) -> list[list[list[float]]]:
     """Three processes importing ``rows`` rows each for one provider at the mapping's ``rate``, sharing ``ledger``;
-    the write requests' arrival times at the simulator at ``url``."""
+    each process's claims on the ledger's shared timeline, ``[start, slots, interval]``."""
     from .conftest import mapping_variant
 
     sheets = _write_sheets(tmp_path, 3, rows)
@@ -529,15 +562,24 @@ def three_workers(tmp_path: Path, url: str, ledger: str, rate: int, rows: int) -
     for p in procs:
         p.stdin.write(f"{start_at}\n")
         p.stdin.flush()
+    claims = []
     for p in procs:
         out, err = p.communicate(timeout=90)
         assert p.returncode == 0, err[-2000:]
-        assert json.loads(out.strip().splitlines()[-1]) == ["created"]
+        said = json.loads(out.strip().splitlines()[-1])
+        assert said["statuses"] == ["created"]
+        claims.append(said["claims"])
+    return claims
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_three_processes_share_the_mappings_rate(tmp_path, jicoo_env, backend, request):
-    """Three runs for one provider at `rate: 30`, counted where it matters: at the simulator. ~8 s each."""
+    """Three runs for one provider at `rate: 30`, counted where it matters: at the simulator (never more than
+    the rate in a second, every row once), and shared through the ledger: every process took its slots from
+    the one ``rate_timeline`` row for the provider, back to back. How much of the rate they reach together
+    is not asserted (a busy machine decides that): bench/RESULTS.md has the figure."""
+    from flows.ledger.database import Database
+    from flows.ledger.ledger import open_ledger
     from flows.sandbox import JicooSimulator
 
     ledger = f"sqlite:///{tmp_path / 'shared.sqlite'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
@@ -545,11 +587,22 @@ def test_three_processes_share_the_mappings_rate(tmp_path, jicoo_env, backend, r
     with served(JicooSimulator()) as sim:
         provider_first(sim)
         t0 = time.time()
-        three_workers(tmp_path, sim.url, ledger, rate, rows)
+        claims = three_workers(tmp_path, sim.url, ledger, rate, rows)
         arrivals = sorted(sim.injector.arrivals)
         booked = len(sim.bookings)
     assert booked == 3 * rows and len(arrivals) == 3 * rows
     assert t0 < arrivals[0]
     assert max_in_window(arrivals) <= rate, max_in_window(arrivals)
-    span = arrivals[-1] - arrivals[0]
-    assert (len(arrivals) - 1) / span >= 0.8 * rate  # loose; bench/RESULTS.md has the figure
+    # the sharing, from the ledger's records: every process claimed slots, enough for its rows, all on one
+    # timeline without overlap, and that timeline is the provider's one row, whose end is the last claim's
+    assert all(sum(n for _, n, _ in mine) >= rows for mine in claims), claims
+    everyone = [(start, n, interval) for mine in claims for start, n, interval in mine]
+    assert_one_timeline(everyone, rate)
+    target = open_ledger(ledger)
+    db = Database(target.path)
+    try:
+        timeline = db.execute("SELECT name, next_at FROM rate_timeline").fetchall()
+    finally:
+        db.close(), target.close()
+    assert [name for name, _ in timeline] == [sim.url + "/v1"]
+    assert timeline[0][1] == pytest.approx(max(start + n * interval for start, n, interval in everyone), abs=1e-4)

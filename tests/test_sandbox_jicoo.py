@@ -418,11 +418,10 @@ def test_sandbox_routes_set_faults_show_state_and_reset(jicoo: Jicoo) -> None:
 # --- The server itself ------------------------------------------------------------------------
 
 
-def test_the_server_binds_loopback_starts_fast_and_stops_clean() -> None:
+def test_the_server_binds_loopback_and_stops_clean() -> None:
+    # how fast it starts is not asserted here (a busy machine is slow at anything): bench/ measures speed
     threads_before = threading.active_count()
-    started = time.perf_counter()
     with SimulatorServer(JicooSimulator()) as url:
-        assert time.perf_counter() - started < 0.5
         assert url.startswith("http://127.0.0.1:") and int(url.rsplit(":", 1)[1]) > 0
         with SimulatorServer(JicooSimulator()) as other:
             assert other != url
@@ -430,14 +429,15 @@ def test_the_server_binds_loopback_starts_fast_and_stops_clean() -> None:
 
 
 def test_stop_does_not_wait_for_a_stalled_request() -> None:
-    sim = JicooSimulator(faults=Faults(timeout_after_store_rate=1, stall_seconds=30))
+    sim = JicooSimulator(faults=Faults(timeout_after_store_rate=1, stall_seconds=600))
     server = SimulatorServer(sim)
     url = server.start()
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(url + "/v1/bookings", json=booking(), headers={"X-Jicoo-Api-Key": KEY}, timeout=0.2)
     started = time.perf_counter()
     server.stop()
-    assert time.perf_counter() - started < 1.0
+    # not a speed bound: waiting for the stall would take 600 s; 60 s leaves room for any busy machine
+    assert time.perf_counter() - started < 60
     with pytest.raises(RuntimeError):
         _ = server.url
 

@@ -40,7 +40,7 @@ class Recorder:
         return app
 
 
-def wait_for(predicate, timeout: float = 5.0) -> bool:
+def wait_for(predicate, timeout: float = 30.0) -> bool:  # a backstop: returns as soon as it holds
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if predicate():

@@ -14,7 +14,7 @@ shared/providers.md, "2. BigChange"):
   taken to need it too and reading jobs ``jobs:read`` [I]. A token without the scope is **403**
   problem+json naming it, with ``WWW-Authenticate: Bearer error="insufficient_scope",
   scope="jobs:write"`` (RFC 6750 3.1), whatever the body.
-  Tokens live ``token_lifetime`` seconds (short ones for tests); :meth:`expire_tokens` revokes
+  Tokens live ``token_lifetime`` seconds on ``clock`` (a test may pass its own); :meth:`expire_tokens` revokes
   every token issued so far (a rotation mid-run).
 * every ``/v1`` call needs ``Authorization: Bearer <valid, unexpired token>`` (**401**) and a
   ``Customer-Id`` header (**400** when missing or not a number, **403** for a customer the client
@@ -46,7 +46,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -136,10 +136,14 @@ class BigChangeSimulator(Simulator):
         custom_fields: Iterable[CustomFieldDefinition] = DEFAULT_CUSTOM_FIELDS,
         client_scopes: Iterable[str] = DEFAULT_CLIENT_SCOPES,
         default_scope: str = "",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.clients = dict(clients) if clients is not None else {DEFAULT_CLIENT_ID: DEFAULT_CLIENT_SECRET}
         self.customer_ids = frozenset(str(c) for c in customer_ids)
         self.token_lifetime = token_lifetime
+        #: the clock tokens expire by (seconds, monotonic); a test passes its own to let a token expire without
+        #: waiting for it
+        self.clock = clock
         #: scopes a client may ask for, and what a token request without ``scope`` gets
         self.client_scopes = frozenset(client_scopes)
         self.default_scope = default_scope
@@ -161,7 +165,7 @@ class BigChangeSimulator(Simulator):
     def _clear(self) -> None:
         self._jobs: dict[int, dict[str, Any]] = {}
         self._ids = itertools.count(900001)
-        self._tokens: dict[str, float] = {}  # token -> monotonic expiry
+        self._tokens: dict[str, float] = {}  # token -> expiry on self.clock
         self._token_scopes: dict[str, frozenset[str]] = {}  # token -> scopes granted
         #: /v1 requests refused with 403 insufficient_scope
         self.insufficient_scope = 0
@@ -258,7 +262,7 @@ class BigChangeSimulator(Simulator):
                   "iat": int(now), "exp": int(now + self.token_lifetime) + 1, "jti": secrets.token_hex(8)}
         token = ".".join((_b64(b'{"alg":"HS256","typ":"JWT"}'), _b64(json.dumps(claims).encode()),
                           _b64(secrets.token_bytes(32))))
-        self._tokens[token] = time.monotonic() + self.token_lifetime
+        self._tokens[token] = self.clock() + self.token_lifetime
         self._token_scopes[token] = frozenset(asked)
         self.logins += 1
         return json_response({"access_token": token, "token_type": "Bearer", "expires_in": self.token_lifetime,
@@ -271,7 +275,7 @@ class BigChangeSimulator(Simulator):
         auth = request.headers.get("Authorization", "")
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         expires = self._tokens.get(token) if token else None
-        if expires is None or time.monotonic() >= expires:
+        if expires is None or self.clock() >= expires:
             reason = "missing" if not token else "invalid or expired"
             self.unauthorized += 1
             return problem(401, f"The access token is {reason}.", instance=request.path,

@@ -3,7 +3,8 @@
 What it implements, from the ServiceMobility REST docs (see shared/providers.md, "3. ServiceMobility"):
 
 * ``POST /createjwt`` ``{"username", "password"}`` -> **200** ``{"token"}``: an HS256 JWT with
-  ``iat`` and ``exp`` (lifetime ``token_lifetime`` seconds, fractions allowed for tests);
+  ``iat`` and ``exp`` (lifetime ``token_lifetime`` seconds, fractions allowed for tests; times from
+  ``clock``, ``time.time`` unless a test passes its own);
   **401** ``Invalid Logon`` for unknown credentials; **500** for a body that is not JSON.
 * every ``/seiapi`` request needs ``x-access-token`` with a token this simulator signed and that
   has not expired, else **401** (``Invalid Logon``, plus why).
@@ -128,9 +129,13 @@ class ServiceMobilitySimulator(Simulator):
         order_types: Iterable[str] = DEFAULT_ORDER_TYPES,
         max_offered: int = 12,
         accounts: Iterable[str] | None = DEFAULT_ACCOUNTS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.users = dict(users or {DEFAULT_USERNAME: DEFAULT_PASSWORD})
         self.token_lifetime = token_lifetime
+        #: the simulator's wall clock (seconds since the epoch): tokens' ``iat``/``exp`` and their expiry; a test
+        #: passes its own to let a token expire without waiting for it
+        self.clock = clock
         self.technicians = tuple(technicians)
         self._calendar = (first_day, days, tuple(periods), ZoneInfo(zone))
         self._originals = tuple(original_orders)
@@ -222,7 +227,7 @@ class ServiceMobilitySimulator(Simulator):
         self._secret = secrets.token_bytes(32)
 
     def token(self, username: str = DEFAULT_USERNAME, lifetime: float | None = None) -> str:
-        now = time.time()
+        now = self.clock()
         life = self.token_lifetime if lifetime is None else lifetime
         return make_jwt({"sub": username, "iat": round(now, 3), "exp": round(now + life, 3)}, self._secret)
 
@@ -295,7 +300,7 @@ class ServiceMobilitySimulator(Simulator):
         if not token:
             self.tokens_refused += 1
             return _text(f"Invalid Logon: no {TOKEN_HEADER} header", 401)
-        claims, why = read_jwt(token, self._secret)
+        claims, why = read_jwt(token, self._secret, now=self.clock())
         if claims is None:
             self.tokens_refused += 1
             return _text(f"Invalid Logon: {why}", 401)
