@@ -153,6 +153,12 @@ _RECORD_SQL = (
     "message=excluded.message, attempts=rows.attempts + excluded.attempts, "
     "payload_hash=COALESCE(excluded.payload_hash, rows.payload_hash), run_id=excluded.run_id, "
     "updated_at=excluded.updated_at, stage=COALESCE(excluded.stage, rows.stage)")
+#: a "sending" mark taken back: the row's request never left (marked ahead, then the run stopped first). Only a
+#: mark of this run still standing is taken back; the row was new to the ledger, so its record goes
+_UNMARK_NEW_SQL = "DELETE FROM rows WHERE scope=? AND row_key=? AND run_id=? AND status='sending'"
+#: ... or it had a record before (e.g. failed in an earlier run), which is put back as it was
+_UNMARK_SQL = ("UPDATE rows SET status=?, payload_hash=?, run_id=?, updated_at=? "
+               "WHERE scope=? AND row_key=? AND run_id=? AND status='sending'")
 _COLUMNS = "scope,row_key,status,provider_id,http_status,message,attempts,payload_hash,run_id,updated_at,stage"
 
 
@@ -245,6 +251,14 @@ class Ledger(CallbackRecords):
             return None
         return (_RECORD_SQL, (scope, key, outcome.status.value, outcome.provider_id, outcome.http_status,
                               outcome.message[:2000], outcome.attempts, phash, run_id, now or _now(), outcome.stage))
+
+    @staticmethod
+    def _unmark_sql(scope: str, key: str, run_id: str, before: Entry | None, now: str | None = None) -> Statement:
+        """Take back this run's "sending" mark of a row whose request never left: the row's record as it was
+        ``before`` the mark (none: no record)."""
+        if before is None:
+            return (_UNMARK_NEW_SQL, (scope, key, run_id))
+        return (_UNMARK_SQL, (before.status, before.payload_hash, before.run_id, before.updated_at, scope, key, run_id))
 
     def mark_sending(self, scope: str, key: str, run_id: str, phash: str) -> None:
         """Record that a request for this row is about to leave. Committed before it does."""
