@@ -8,7 +8,7 @@ from ..hooks import Handler, Readback
 from ..http.sender import ReadbackError, Sender
 from ..ledger.claims import RowClaims
 from ..ledger.group_commit import GroupCommit
-from ..ledger.ledger import SENDING, Entry, Ledger, payload_hash, settled_since
+from ..ledger.ledger import SENDING, Entry, Ledger, same_payload, settled_since
 from ..outcomes import DONE_STATUSES, Outcome, Status
 from .answers import Answering, CallFacts
 from .plan import PreparedRow
@@ -105,7 +105,7 @@ class Reconciling(Answering):
 
     def _skip_done(self, r: PreparedRow, entry: Entry) -> None:
         note = ""
-        if entry.payload_hash and entry.payload_hash != payload_hash(r.body):
+        if entry.payload_hash and not same_payload(entry.payload_hash, r.body):
             note = "; the row's values differ from what was sent then: change it at the provider, not by rerunning"
         self._settle(r, Outcome(Status.SKIPPED, f"already {entry.status} by run {entry.run_id} "
                                                 f"(provider id {entry.provider_id or 'not given'}){note}",

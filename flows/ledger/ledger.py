@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..errors import LedgerError
 from ..outcomes import SENDING, Outcome, Status
 from .callback_records import CallbackRecords
@@ -41,6 +43,7 @@ __all__ = [
     "Ledger",
     "open_ledger",
     "payload_hash",
+    "same_payload",
     "settled_since",
 ]
 
@@ -118,9 +121,34 @@ CREATE INDEX IF NOT EXISTS row_claims_by_run ON row_claims (run_id);
 """
 
 
+#: the payload hashes written since the ledger's writes were batched ahead: SHA-256 of orjson's sorted encoding
+_HASH_V2 = "v2:"
+_HASH_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
 def payload_hash(payload: Mapping[str, Any]) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """A fingerprint of a payload as sent, the same whatever the order of its keys ("v2:" and SHA-256 hex).
+    orjson encodes it several times faster than the standard encoder, which the hashes before "v2:" were
+    made with; :func:`same_payload` compares with either."""
+    try:
+        text = orjson.dumps(payload, option=_HASH_OPTIONS, default=str)
+    except (orjson.JSONEncodeError, TypeError):  # e.g. an integer beyond 64 bits
+        text = _legacy_text(payload).encode("utf-8", "surrogatepass")
+    return _HASH_V2 + hashlib.sha256(text).hexdigest()
+
+
+def _legacy_text(payload: Mapping[str, Any]) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def same_payload(recorded: str, payload: Mapping[str, Any]) -> bool:
+    """Is ``recorded`` (a ledger's payload hash, of any version) the hash of ``payload``?"""
+    if recorded.startswith(_HASH_V2):
+        return recorded == payload_hash(payload)
+    try:
+        return recorded == hashlib.sha256(_legacy_text(payload).encode("utf-8")).hexdigest()
+    except (TypeError, ValueError):  # a payload the hashes before "v2:" could not be made of
+        return False
 
 
 @dataclass(frozen=True)
