@@ -480,6 +480,9 @@ def profile_runs(scenarios: list[Scenario], sheet: list[SheetRow] | None, inputs
             command_rows = run_command(sc, inputs, lambda *_: None, profile=path)
         else:
             worker({"kind": "prepare", "xlsx": str(inputs["xlsx"]), "repeat": 1, "profile": str(path)}, 900)
+        if not path.is_file():  # the profiled run failed: the timed tables stand without its profile
+            log(f"  no profile: {path.relative_to(ROOT)} was not written")
+            continue
         prof = json.loads(path.read_text())
         prof.update(title=title, path=str(path.relative_to(ROOT)), kind=kind)
         if kind == "command" and command_rows[1].cpu is not None:
