@@ -36,7 +36,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import gen_data  # noqa: E402  (bench/gen_data.py)
-from sections import RESULTS_MD, loadavg  # noqa: E402  (bench/sections.py)
+from sections import RESULTS_MD, loadavg, splice  # noqa: E402  (bench/sections.py)
 
 DATA = HERE / "data"
 MAPPING = ROOT / "mappings" / "jicoo.yaml"  # replaced by the snapshot's copy in main()
@@ -44,9 +44,18 @@ WORKERS = HERE / "workers.py"
 PREFECT_HOME = DATA / "prefect-home"
 API_KEY = "sk_test_sandbox"  # the simulator's default key (flows.sandbox.DEFAULT_API_KEY)
 
-TARGET_SEND_RATIO = 0.5  # engine / command send phase vs bare aiohttp at 0 ms
-TARGET_CEILING = 0.9  # fraction of concurrency / latency at 50 ms
+TARGET_SEND_RATIO = 0.8  # engine / command send phase vs bare aiohttp at 0 ms (issue 16, target 6)
+TARGET_LATENCY_RATIO = 0.95  # ... and at 50 ms, fixed or jittered (issue 16, target 6)
+TARGET_CEILING = 0.9  # fraction of concurrency / latency at 50 ms (issue 2's target; informative since issue 16)
 TARGET_PREPARE = 2.0  # prepare() time / bare pandas.read_excel time
+
+#: the parts of RESULTS.md this script writes, each between its markers (bench/sections.py); rates.py and
+#: ttr.py write their own, and --write leaves every part it did not measure as it was
+SECTIONS = ("header", "send", "sheet", "bigchange")
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}: begin (bench/run.py) -->", f"<!-- {name}: end -->"
 
 
 # --- processes ----------------------------------------------------------------------------------
@@ -384,7 +393,8 @@ def send_scenario(latency_ms: float, concurrency: int, inputs: dict[str, Path], 
         for r in got:
             r.round = n
         sc.results.extend(got)
-        after = baseline() if latency_ms == 0 else before
+        # at 50 ms too where a run is short (a wide concurrency): the target is a ratio to the bare loop there
+        after = baseline() if latency_ms == 0 or (sc.ceiling or 0) >= 500 else before
         for r in got:
             r.baseline = (before.rate + after.rate) / 2
         before = after
@@ -470,8 +480,11 @@ def profile_runs(scenarios: list[Scenario], sheet: list[SheetRow] | None, inputs
             command_rows = run_command(sc, inputs, lambda *_: None, profile=path)
         else:
             worker({"kind": "prepare", "xlsx": str(inputs["xlsx"]), "repeat": 1, "profile": str(path)}, 900)
+        if not path.is_file():  # the profiled run failed: the timed tables stand without its profile
+            log(f"  no profile: {path.relative_to(ROOT)} was not written")
+            continue
         prof = json.loads(path.read_text())
-        prof.update(title=title, path=str(path.relative_to(ROOT)))
+        prof.update(title=title, path=str(path.relative_to(ROOT)), kind=kind)
         if kind == "command" and command_rows[1].cpu is not None:
             # the Prefect server is reaped at interpreter exit, after the sampler stopped: take the
             # command's whole CPU (wait4: the process and its reaped children) minus the sampled process's
@@ -553,11 +566,8 @@ def send_markdown(sc: Scenario) -> str:
             verdict = f"round {r.round} of {len(sc.rounds_of(r.contender))}: median below"
         elif r.target:
             if sc.ceiling:
-                verdict = ("met" if frac >= TARGET_CEILING else "**missed**") + f" (≥ {TARGET_CEILING} of ceiling)"
-                bare = [b.rate / sc.ceiling for b in sc.results if b.is_baseline]
-                if frac < TARGET_CEILING and bare and max(bare) < TARGET_CEILING:
-                    verdict += (f"; so did the bare loop ({max(bare):.2f}): the limit is the test server "
-                                "(bench/README.md)")
+                verdict = (("met" if r.ratio and r.ratio >= TARGET_LATENCY_RATIO else "**missed**")
+                           + f" (≥ {TARGET_LATENCY_RATIO}x)")
             else:
                 verdict = ("met" if r.ratio and r.ratio >= TARGET_SEND_RATIO else "**missed**") + \
                           f" (≥ {TARGET_SEND_RATIO}x)"
@@ -744,69 +754,100 @@ def findings(scenarios: list[Scenario], sheet: list[SheetRow] | None) -> list[st
     return out
 
 
-def render(args: argparse.Namespace, scenarios: list[Scenario], sheet: list[SheetRow] | None, profiles: list[dict],
-           inputs: dict[str, Path], meta: dict) -> str:
-    lines = ["# Benchmark results", "",
-             "Written by `bench/run.py --write`; do not edit by hand (bench/README.md explains how to read it).", "",
-             f"- date: {meta['date']}", f"- command: `{meta['command']}`", *machine_info(),
-             f"- load average (1/5/15 min) at start: {meta['load_start']}; at end: {meta['load_end']}; "
-             f"whole run {meta['elapsed']:.0f} s",
-             f"- code: commit {meta['git']}; measured a snapshot of flows/ and mappings/ taken at the start "
-             f"(fingerprint {meta['code']})"
-             + ("" if meta["code"] == meta["code_end"] else
-                "; the working tree changed while the benchmark ran (the snapshot kept the tables consistent)"),
-             f"- inputs: `{inputs['csv'].relative_to(ROOT)}` ({args.rows:,} valid rows, distinct slots), "
-             f"`{inputs['xlsx'].relative_to(ROOT)}` ({args.xlsx_rows:,} rows x 12 columns)", "",
-             "## Targets", "",
-             f"- at 0 ms: engine and `booking-import run` send phase ≥ {TARGET_SEND_RATIO}x the bare aiohttp loop "
-             f"(same concurrency, same server, same run);",
-             f"- at 50 ms: ≥ {TARGET_CEILING} of concurrency / latency;",
-             f"- `prepare()` of the 100,000-row xlsx ≤ {TARGET_PREPARE:g}x a bare "
-             "`pandas.read_excel(engine=\"calamine\")`.",
-             "", "## Send throughput", "",
-             "Each line is one process against a fresh simulator process on 127.0.0.1. At 0 ms the bare aiohttp "
-             "loop runs before and after every contender and the ratio is against the mean of those two runs "
+def meta_lines(args: argparse.Namespace, meta: dict, inputs: dict[str, Path], *, sheet: bool) -> list[str]:
+    """When, where and what a part of RESULTS.md measured (each part says it: they are written at different times)."""
+    what = (f"`{inputs['xlsx'].relative_to(ROOT)}` ({args.xlsx_rows:,} rows x 12 columns)" if sheet else
+            f"`{inputs['csv'].relative_to(ROOT)}` ({args.rows:,} valid rows, distinct slots)")
+    return [f"- date: {meta['date']}", f"- command: `{meta['command']}`", *machine_info(),
+            f"- load average (1/5/15 min) at start: {meta['load_start']}; at end: {meta['load_end']}; "
+            f"whole run {meta['elapsed']:.0f} s",
+            f"- code: commit {meta['git']}; measured a snapshot of flows/ and mappings/ taken at the start "
+            f"(fingerprint {meta['code']})"
+            + ("" if meta["code"] == meta["code_end"] else
+               "; the working tree changed while the benchmark ran (the snapshot kept the tables consistent)"),
+            f"- input: {what}"]
+
+
+def header_section() -> str:
+    return "\n".join([
+        "# Benchmark results", "",
+        "Written by the scripts in bench/ (bench/README.md explains how to read it); do not edit by hand. Each part "
+        "is written by the script named in its markers, with its own date, load average and commit: `bench/run.py "
+        "--write` replaces the parts it measured (send, sheet, BigChange lookups) and leaves the others "
+        "as they were.", "",
+        "## Targets", "",
+        f"- at 0 ms (issue 16, target 6): `engine.send_pending` and `booking-import run`'s send phase ≥ "
+        f"{TARGET_SEND_RATIO}x the bare aiohttp loop (same concurrency, 8 and 64, same server, same run: the median "
+        "of the rounds);",
+        f"- at 50 ms, fixed and 50 ± 5 ms (issue 16, target 6): ≥ {TARGET_LATENCY_RATIO}x the bare aiohttp loop of "
+        "the same table;",
+        f"- informative: the share of the ceiling (concurrency / latency) at 50 ms (issue 2 asked ≥ {TARGET_CEILING}; "
+        "at 50 ms and concurrency 64 with a constant latency even the bare loop misses it: the test server answers "
+        "every wave at once, bench/README.md);",
+        f"- `prepare()` of the 100,000-row xlsx ≤ {TARGET_PREPARE:g}x a bare `pandas.read_excel(engine=\"calamine\")`;",
+        "- issue 16's other targets (time to results, rates, workers, a million rows): their own parts below.",
+    ])
+
+
+def send_section(args: argparse.Namespace, scenarios: list[Scenario], profiles: list[dict], inputs: dict[str, Path],
+                 meta: dict) -> str:
+    lines = ["## Send throughput", "", *meta_lines(args, meta, inputs, sheet=False), "",
+             "Each line is one process against a fresh simulator process on 127.0.0.1. The bare aiohttp "
+             "loop runs before and after every contender (at 50 ms: where a run is short, concurrency 64) and the "
+             "ratio is against the mean of those two runs "
              "(the bare lines themselves show how far each is from their median: the drift)"
-             + (f"; the engine and the command run {args.rounds} rounds, alternating, and their verdict is the "
-                f"median of their {args.rounds} ratios (one pair of runs moves by ±15 % with the load of other "
+             + (f"; at 0 ms the engine and the command run {args.rounds} rounds, alternating, and their verdict is "
+                f"the median of their {args.rounds} ratios (one pair of runs moves by ±15 % with the load of other "
                 f"sessions on this machine)" if args.rounds > 1 else "")
-             + ". At 50 ms the ceiling is the yardstick. *client CPU ms/row* is the contender's CPU time in the "
+             + ". *client CPU ms/row* is the contender's CPU time in the "
              "timed part (for "
-             "the command's end-to-end line: all CPU of the command and its children, the Prefect server "
-             "included, over its whole life); "
+             "the command's end-to-end line: all CPU of the command and its children over its whole life); "
              "*server CPU ms/row* the simulator's CPU while that contender ran (about 1 core / rows per second "
              "means the simulator was the bottleneck). "
              "The send phase of `booking-import run` is the Summary sheet's `sending (s)` (from the first row "
-             "handed to the sender to the last one settled and committed in the ledger: the same span as the "
-             "engine line, timed inside the Prefect flow); its end-to-end time is the whole command, including "
-             "Prefect's "
-             "temporary server start-up. *tree* is the sampled peak RSS summed over the command and its child "
-             "processes (the Prefect server).", ""]
+             "handed to the sender to the last one settled and committed in the ledger); its end-to-end time is the "
+             "whole command. *tree* is the sampled peak RSS summed over the command and its child "
+             "processes.", ""]
     for sc in scenarios:
         lines += [send_markdown(sc), ""]
-    if sheet:
-        lines += ["## Read + map + validate", "",
-                  "`flows.workbooks.sheets.read_sheet` reads with python-calamine directly; *map + validate only* runs "
-                  "`prepare()` on the sheet already in memory.", "",
-                  sheet_markdown(sheet, args.xlsx_rows, args.repeat, inputs["xlsx"].stat().st_size / 1e6), ""]
-    found = findings(scenarios, sheet)
+    found = findings(scenarios, None)
     if found:
-        lines += ["## Read off the tables", "", *found, ""]
-    if profiles:
-        lines += ["## Profiles", "",
-                  "Sampled wall-clock profiles (bench/sampler.py: the main thread's stack every 5 ms, about 1 % "
-                  "overhead) of the runs that missed a target (or all, with `--profile always`), each a separate "
-                  "run after the timed ones. An *area* is the innermost known layer of each sample; *event loop "
-                  "idle* means waiting for the network or the simulator.", ""]
-        for p in profiles:
-            lines += [profile_markdown(p), ""]
-    lines += ["## Noise", "",
+        lines += ["### Read off the send tables", "", *found, ""]
+    for p in profiles:
+        lines += [profile_markdown(p), ""]
+    lines += ["### Noise", "",
               "The machine is shared (other sessions run tests and benchmarks on the same 2 CPUs): absolute "
               "numbers move from run to run, sometimes by 2x when the load changes, the paired ratios much less. "
-              "The bare aiohttp lines of each 0 ms table show the drift within it. At 0 ms client and simulator "
+              "The bare aiohttp lines of each table show the drift within it. At 0 ms client and simulator "
               "share the CPUs, so a client that burns more CPU per request also slows the server down; the 50 ms "
-              "tables are bound by latency, not CPU. The load average above says how busy the machine was.", ""]
+              "tables are bound by latency, not CPU. The load average above says how busy the machine was."]
     return "\n".join(lines)
+
+
+def sheet_section(args: argparse.Namespace, sheet: list[SheetRow], profiles: list[dict], inputs: dict[str, Path],
+                  meta: dict) -> str:
+    lines = ["## Read + map + validate", "", *meta_lines(args, meta, inputs, sheet=True), "",
+             "`flows.workbooks.sheets.read_sheet` reads with python-calamine directly; *map + validate only* runs "
+             "`prepare()` on the sheet already in memory.", "",
+             sheet_markdown(sheet, args.xlsx_rows, args.repeat, inputs["xlsx"].stat().st_size / 1e6)]
+    found = findings([], sheet)
+    if found:
+        lines += ["", *found]
+    for p in profiles:
+        lines += ["", profile_markdown(p)]
+    return "\n".join(lines)
+
+
+def render(args: argparse.Namespace, scenarios: list[Scenario], sheet: list[SheetRow] | None, profiles: list[dict],
+           inputs: dict[str, Path], meta: dict) -> dict[str, str]:
+    """The parts of RESULTS.md this run measured, by section name (see SECTIONS)."""
+    out = {"header": header_section()}
+    if scenarios:
+        out["send"] = send_section(args, scenarios, [p for p in profiles if p.get("kind") != "prepare"], inputs,
+                                   meta)
+    if sheet:
+        out["sheet"] = sheet_section(args, sheet, [p for p in profiles if p.get("kind") == "prepare"], inputs, meta)
+    return out
 
 
 # --- main -----------------------------------------------------------------------------------------
@@ -869,22 +910,23 @@ def bigchange_lookups(log) -> str:
             + table + "\n")
 
 
-def rates_section(log, quick: bool) -> str:
+def rates_section(log, quick: bool, write: bool) -> str:
     """Issue 16, targets 3 and 4: the rate adherence, three-worker and claim-cost tables (bench/rates.py, which
     can also run alone and splice its section into RESULTS.md)."""
     log("\n== rates: a published rate, an unpublished 50/s, three workers sharing one rate")
-    done = subprocess.run([sys.executable, str(HERE / "rates.py"), *(["--quick"] if quick else [])],
+    done = subprocess.run([sys.executable, str(HERE / "rates.py"), *(["--quick"] if quick else []),
+                           *(["--write"] if write else [])],
                           capture_output=True, text=True, timeout=1800, cwd=ROOT)
     if done.returncode != 0 or "rates: begin" not in done.stdout:
         return f"## Rates\n\nnot measured: bench/rates.py failed ({done.stderr.strip()[-300:]})\n"
     return done.stdout.strip() + "\n"
 
 
-def ttr_section(log, quick: bool) -> str:
+def ttr_section(log, quick: bool, write: bool) -> str:
     """Issue 16's time-to-results table against the peers (bench/ttr.py, which can also run alone)."""
     log("\n== time to results: booking-import run against pandas + requests, dlt, Newman, bare aiohttp")
     done = subprocess.run([sys.executable, str(HERE / "ttr.py"), *(["--sizes", "60,800", "--rounds", "1"] if quick
-                                                                 else [])],
+                                                                 else []), *(["--write"] if write else [])],
                           stdout=subprocess.PIPE, text=True, timeout=7200, cwd=ROOT)
     if done.returncode != 0 or "ttr: begin" not in done.stdout:
         return "## Time to results\n\nnot measured: bench/ttr.py failed (its messages are above)\n"
@@ -956,17 +998,21 @@ def _main(args: argparse.Namespace, meta: dict, log, t_start: float) -> int:
     meta.update(load_end=loadavg(), elapsed=time.perf_counter() - t_start, code_end=code_fingerprint())
     if meta["code_end"] != meta["code"]:
         log("\nnote: flows/ or mappings/ changed while the benchmark ran; it measured the snapshot taken at the start")
-    report = render(args, scenarios, sheet, profiles, inputs, meta)
+    parts = render(args, scenarios, sheet, profiles, inputs, meta)
     if args.only is None:
-        report += "\n" + bigchange_lookups(log)
-    if args.only is None:
-        report += "\n" + rates_section(log, args.quick)
-        report += "\n" + ttr_section(log, args.quick)
+        parts["bigchange"] = bigchange_lookups(log).rstrip("\n")
     log("\n" + "=" * 100 + "\n")
-    log(report)
+    for name in SECTIONS:
+        if name in parts:
+            log(parts[name] + "\n")
+            if args.write:  # only this part, between its markers: the others stay as they were
+                begin, end = markers(name)
+                splice(f"{begin}\n{parts[name]}\n{end}", begin, end)
     if args.write:
-        RESULTS_MD.write_text(report + "\n", encoding="utf-8")
-        log(f"\nwrote {RESULTS_MD.relative_to(ROOT)}")
+        log(f"\nwrote {', '.join(n for n in SECTIONS if n in parts)} in {RESULTS_MD.relative_to(ROOT)}")
+    if args.only is None:  # these two print and splice their own parts (their --write)
+        log(rates_section(log, args.quick, args.write))
+        log(ttr_section(log, args.quick, args.write))
     return 0
 
 

@@ -198,7 +198,7 @@ def test_payload_hash_ignores_key_order_and_keeps_values_private():
     a = payload_hash({"name": "Ann", "email": "ann@example.com"})
     assert a == payload_hash({"email": "ann@example.com", "name": "Ann"})
     assert a != payload_hash({"email": "ann@example.com", "name": "Anne"})
-    assert len(a) == 64 and "Ann" not in a
+    assert a.startswith("v2:") and len(a) == 3 + 64 and "Ann" not in a  # "v2:" + SHA-256 hex
 
 
 def test_key_text_is_json():

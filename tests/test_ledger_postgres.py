@@ -22,6 +22,7 @@ from .conftest import in_threads
 from .pg_support import pg_server, pg_url, race_for_claim  # noqa: F401 - fixtures
 from .test_inbox import stale_claim_contract, two_workers_contract
 from .test_ledger import callback_lookup_contract, group_commit_contract, mark_then_record_contract
+from .test_mark_ahead import committed_before_sent_contract, mark_many_and_unmark_contract
 from .test_two_runs import claim_race_contract, lease_expiry_contract, row_claims_contract, two_runs_at_once_contract
 
 SCOPE = "jicoo"
@@ -77,6 +78,14 @@ def test_checkpoint_keeps_the_stage(ledger):
     ledger.record(SCOPE, K1, Outcome(Status.CREATED), "run-2")
     entry = ledger.get(SCOPE, K1)
     assert (entry.status, entry.provider_id, entry.stage, entry.run_id) == ("created", "job-7", "scheduled", "run-2")
+
+
+def test_marks_written_together_and_taken_back(ledger):
+    mark_many_and_unmark_contract(ledger)
+
+
+def test_every_request_leaves_after_its_rows_mark_is_committed(pg_url, tmp_path):
+    committed_before_sent_contract(pg_url, tmp_path)
 
 
 def test_group_commit_writes_every_row_in_few_transactions(ledger):

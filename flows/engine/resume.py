@@ -7,10 +7,12 @@ import time
 from ..hooks import Handler, Readback
 from ..http.sender import ReadbackError, Sender
 from ..ledger.claims import RowClaims
-from ..ledger.ledger import SENDING, Entry, Ledger, payload_hash, settled_since
+from ..ledger.group_commit import GroupCommit
+from ..ledger.ledger import SENDING, Entry, Ledger, same_payload, settled_since
 from ..outcomes import DONE_STATUSES, Outcome, Status
 from .answers import Answering, CallFacts
 from .plan import PreparedRow
+from .sendqueue import Premark
 
 __all__ = [
     "Reconciling",
@@ -34,6 +36,9 @@ class Reconciling(Answering):
     #: the ledger's record of each row about to be sent, by ledger key (read by pending())
     _entries: dict[str, Entry]
     _claimed: set[int]
+    #: the ledger's writes while sending, and the rows marked "sending" ahead (flows/engine/sendqueue.py)
+    _writer: GroupCommit
+    _premarked: dict[int, Premark]
     held_elsewhere: int
     taken_over: int
     callbacks_confirmed: int
@@ -71,6 +76,18 @@ class Reconciling(Answering):
 
     # -- the rows to send, after the ledger has had its say -------------------------------------------
 
+    def _markable(self, row: PreparedRow) -> tuple[bool, Entry | None]:
+        """May the row's "sending" mark be written ahead (flows/engine/sendqueue.py), and its ledger record now."""
+        entry = self._entries.get(row.ledger_key)
+        return (self.handler is None and row.index in self._claimed
+                and (entry is None or entry.status not in (SENDING, Status.UNKNOWN.value))), entry
+
+    def _unmark(self, premark: Premark | None) -> None:
+        """A row marked ahead is not sent after all: its mark is taken back (committed with the next batch)."""
+        if premark is not None:
+            self._writer.unmark_soon(self.plan.mapping.scope, premark.key, self.run_id, premark.before)
+
+
     def pending(self) -> list[PreparedRow]:
         """Valid rows not yet settled in this run, minus those the ledger says are done (skipped here), minus
         those another live run holds (skipped, naming it). The rest are claimed for this run, in one batch."""
@@ -88,7 +105,7 @@ class Reconciling(Answering):
 
     def _skip_done(self, r: PreparedRow, entry: Entry) -> None:
         note = ""
-        if entry.payload_hash and entry.payload_hash != payload_hash(r.body):
+        if entry.payload_hash and not same_payload(entry.payload_hash, r.body):
             note = "; the row's values differ from what was sent then: change it at the provider, not by rerunning"
         self._settle(r, Outcome(Status.SKIPPED, f"already {entry.status} by run {entry.run_id} "
                                                 f"(provider id {entry.provider_id or 'not given'}){note}",

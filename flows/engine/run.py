@@ -41,6 +41,7 @@ from .lookups import fetch_lookup
 from .payloads import PathValues, fill_run_values
 from .plan import Plan, PreparedRow, by_column, chunked, map_rows
 from .resume import Reconciling
+from .sendqueue import Premark, SendQueue, mark_window
 from .summary import RunResult, count_statuses, default_results_path, summarize, validated
 
 __all__ = [
@@ -125,6 +126,7 @@ class ImportRun(Reconciling):
         self.interrupted = False
         self._in_flight: set[int] = set()
         self._entries: dict[str, Entry] = {}
+        self._premarked: dict[int, Premark] = {}  # rows marked "sending" ahead, not yet handed to a worker
         self._sender: Sender | None = None
         self._semaphore: asyncio.Semaphore | None = None
         #: the ledger's writes while sending, batched (flows/ledger/group_commit.py); a new one each `async with`
@@ -244,6 +246,9 @@ class ImportRun(Reconciling):
         the run ends: after sending (``async with``), and by :meth:`close` (an error, Ctrl-C)."""
         if self.claims.released:
             return
+        for premark in self._premarked.values():  # marked ahead but never handed out (interrupted): taken back
+            self._unmark(premark)
+        self._premarked.clear()
         try:  # a settled row must be in the ledger before another run may claim it
             self._writer.flush_now()
         finally:
@@ -260,14 +265,14 @@ class ImportRun(Reconciling):
         if any(r.index not in self._claimed for r in rows):  # rows that did not come through pending()
             mine = {r.index for r in self._claim(rows)} | self._claimed
             rows = [r for r in rows if r.index in mine and self.outcomes[r.index] is None]
-        queue = list(reversed(rows))
+        queue = SendQueue(rows, self._writer, self._premarked, scope=self.plan.mapping.scope, run_id=self.run_id,
+                          window=mark_window(self.concurrency, self.rate), before=self._markable)
         semaphore = self._semaphore
 
         async def worker() -> None:
-            while queue:
-                row = queue.pop()
+            while (item := queue.pop()) is not None:
                 async with semaphore:
-                    await self._process(row)
+                    await self._process(*item)
 
         if self.sending_started is None:
             self.sending_started = time.perf_counter()
@@ -281,13 +286,15 @@ class ImportRun(Reconciling):
         """Wait until every queued ledger record is committed (raises if one could not be)."""
         await self._writer.confirm()
 
-    async def _process(self, row: PreparedRow) -> None:
+    async def _process(self, row: PreparedRow, premark: Premark | None = None) -> None:
         sender = self._sender
         assert sender is not None
         if sender.stopped:
+            self._unmark(premark)
             self._settle(row, Outcome(Status.SKIPPED, f"not sent: the run stopped early: {sender.stopped}"))
             return
         if self._lease_lost or row.index not in self._claimed or self.claims.expired():  # the claim check
+            self._unmark(premark)
             self._settle(row, Outcome(Status.SKIPPED, "not sent: this run's claim on its rows ran out (the process "
                                                       "stalled longer than its lease) and another run may hold the "
                                                       "row; rerun after it ends", needs_rerun=True))
@@ -297,15 +304,19 @@ class ImportRun(Reconciling):
         self._in_flight.add(row.index)
         try:
             resumable = self.handler is not None and entry is not None and entry.stage and entry.provider_id
-            if entry is not None and entry.status in (SENDING, Status.UNKNOWN.value) and not resumable:
+            if premark is not None:  # marked ahead, nothing to check first: sent once its mark is committed
+                phash = premark.phash
+                await premark.committed
+            elif entry is not None and entry.status in (SENDING, Status.UNKNOWN.value) and not resumable:
                 settled = await self._check_earlier(row, entry)
                 if isinstance(settled, str):  # found at the provider; a multi-step handler finishes it
                     entry = dataclasses.replace(entry, provider_id=settled, stage="found")
                 elif settled is not None:
                     self._settle(row, settled)
                     return
-            phash = payload_hash(row.body)
-            await self._writer.mark_sending(scope, key, self.run_id, phash)
+            if premark is None:
+                phash = payload_hash(row.body)
+                await self._writer.mark_sending(scope, key, self.run_id, phash)
             try:
                 outcome = await self._send_row(row, entry)
             except asyncio.CancelledError:  # Ctrl-C or a cancelled flow: the request may have left
@@ -318,6 +329,8 @@ class ImportRun(Reconciling):
             # committed with the next write of the burst; confirmed at the chunk's end
             if outcome.status is Status.SKIPPED:  # stopped before the request left
                 self._writer.record_soon(scope, key, Outcome(Status.FAILED, outcome.message), self.run_id)
+            elif outcome.status is Status.INVALID:  # never left (a mask, an empty path value): not recorded
+                self._unmark(premark)
             else:
                 self._writer.record_soon(scope, key, outcome, self.run_id, phash)
             self._settle(row, outcome)

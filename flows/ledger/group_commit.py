@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from ..outcomes import Outcome
 from .database import Params, Statement, _now
-from .ledger import _NOT_RECORDED, _RECORD_SQL, Ledger
+from .ledger import _NOT_RECORDED, _RECORD_SQL, Entry, Ledger
 
 __all__ = [
     "GroupCommit",
@@ -26,11 +26,17 @@ class GroupCommit:
     ledger cost a row (bench/RESULTS.md).
 
     A settled row's record may instead be queued (record_soon) to share the transaction of the next
-    "sending" mark: if the process dies before that commit, the row is simply still "sending" in
-    the ledger and the next run checks it with the provider, as for a request in flight.
-    :meth:`confirm` waits until everything queued is committed."""
+    "sending" marks: if the process dies before that commit, the row is simply still "sending" in
+    the ledger and the next run checks it with the provider, as for a request in flight. Such a
+    record opens no transaction of its own: it waits for the next marks, or at most
+    ``record_delay`` seconds (0.05). With answers spread out in time (a real network's jitter),
+    a transaction per answer had cost more than the requests themselves (bench/README.md).
+    :meth:`confirm` waits until everything queued is committed.
 
-    def __init__(self, ledger: Ledger, turns: int = 6) -> None:
+    :meth:`mark_many` marks several rows in one transaction, before any of them is sent (the engine
+    marks the rows next in its queue ahead: flows/engine/sendqueue.py)."""
+
+    def __init__(self, ledger: Ledger, turns: int = 6, record_delay: float = 0.05) -> None:
         self.ledger = ledger
         #: turns of the event loop a batch stays open, so the answers of more polls for I/O join it. For
         #: 10,000 rows at concurrency 8 and 0 ms: 1 turn, 6,300 transactions; 2: 3,900; 3: 2,700-3,500; 6:
@@ -42,11 +48,26 @@ class GroupCommit:
         self._pending: list[tuple[Callable[..., Statement | None], Params]] = []
         self._batch: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
+        self.record_delay = record_delay
+        self._timer: asyncio.TimerHandle | None = None
         self.transactions = 0
 
     def mark_sending(self, scope: str, key: str, run_id: str, phash: str) -> asyncio.Future[None]:
         """Await the result: it resolves once the mark is committed."""
         return self._enqueue(Ledger._sending_sql, (scope, key, run_id, phash))
+
+    def mark_many(self, marks: list[tuple[str, str, str, str]]) -> asyncio.Future[None]:
+        """Mark these rows (scope, key, run id, payload hash) "sending" in one transaction; await the result: it
+        resolves once they are committed."""
+        for args in marks:
+            self._pending.append((Ledger._sending_sql, args))
+        return self._open()
+
+    def unmark_soon(self, scope: str, key: str, run_id: str, before: Entry | None) -> None:
+        """Queue taking back this run's "sending" mark of a row whose request never left (see
+        :meth:`Ledger._unmark_sql`); committed like a :meth:`record_soon`."""
+        self._pending.append((Ledger._unmark_sql, (scope, key, run_id, before)))
+        self._soon()
 
     async def record(self, scope: str, key: str, outcome: Outcome, run_id: str, phash: str | None = None) -> None:
         if outcome.status not in _NOT_RECORDED:
@@ -56,10 +77,27 @@ class GroupCommit:
         """Queue a settled row without waiting: it commits with the next write of the burst (typically
         the same worker's "sending" mark for its next row, so one transaction serves both)."""
         if outcome.status not in _NOT_RECORDED:
-            self._enqueue(Ledger._record_sql, (scope, key, outcome, run_id, phash))
+            self._pending.append((Ledger._record_sql, (scope, key, outcome, run_id, phash)))
+            self._soon()
+
+    def _soon(self) -> None:
+        """A queued write commits with the next batch, or in ``record_delay`` seconds when none comes."""
+        if self._batch is None and self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # outside the event loop (a run closing): flush_now writes it
+                return
+            self._timer = loop.call_later(self.record_delay, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self._pending and self._batch is None:
+            self._open()
 
     async def confirm(self) -> None:
         """Wait until every queued record is committed; raises if a batch could not be."""
+        if self._pending and self._batch is None:
+            self._open()
         if self._batch is not None:
             with contextlib.suppress(Exception):  # a failed batch leaves its error in _error, raised below
                 await asyncio.shield(self._batch)
@@ -69,6 +107,10 @@ class GroupCommit:
 
     def _enqueue(self, make: Callable[..., Statement | None], args: Params) -> asyncio.Future[None]:
         self._pending.append((make, args))
+        return self._open()
+
+    def _open(self) -> asyncio.Future[None]:
+        """The batch the writes queued so far commit in (one is opened when none is)."""
         if self._batch is None:
             loop = asyncio.get_running_loop()
             self._batch = loop.create_future()
@@ -92,6 +134,9 @@ class GroupCommit:
             return
         batch, self._pending = self._pending, []
         done, self._batch = self._batch, None
+        if self._timer is not None:  # the queued records go with this batch
+            self._timer.cancel()
+            self._timer = None
         now = _now()
         try:
             statements = [st for make, args in batch if (st := make(*args, now=now)) is not None]
