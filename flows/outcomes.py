@@ -34,12 +34,15 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 __all__ = [
     "DEFAULT_STATUS_TABLE",
     "DONE_STATUSES",
+    "NO_MESSAGES",
     "OK_STATUSES",
     "SENDING",
     "Action",
@@ -174,7 +177,15 @@ def rule_for(status: int, overrides: dict[int, Rule] | None = None, body: str | 
     return Rule(base.action, base.message.format(status=status))
 
 
-@dataclass
+#: column_messages of an outcome that has none: one shared read-only mapping, not an empty dict a row
+NO_MESSAGES: Mapping[str, list[str]] = MappingProxyType({})
+
+
+def _no_messages() -> Mapping[str, list[str]]:
+    return NO_MESSAGES
+
+
+@dataclass(slots=True)  # slots: a million-row run holds one a row (issue 16)
 class Outcome:
     """What happened to one row. A value, never raised."""
 
@@ -184,7 +195,7 @@ class Outcome:
     http_status: int | None = None
     attempts: int = 0
     #: sheet column -> messages, for per-cell reporting (invalid and rejected rows)
-    column_messages: dict[str, list[str]] = field(default_factory=dict)
+    column_messages: Mapping[str, list[str]] = field(default_factory=_no_messages)
     #: for multi-step providers: how far the row got (e.g. "created" before "scheduled"); kept in the ledger
     stage: str | None = None
     #: not settled by this run and not by an earlier one: another run holds the row (``skipped`` with a message

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from functools import cached_property
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -20,6 +20,7 @@ from ..mapping.model import MappingFile, Problem, RowMapper, compile_mapping, lo
 from ..mapping.transforms import LookupTable
 from ..redact import mask_payload, redact_text
 from ..workbooks.sheets import Sheet, read_sheet
+from .payloads import Shape, pack_payload, unpack_payload
 
 __all__ = [
     "Plan",
@@ -34,29 +35,122 @@ __all__ = [
 T = TypeVar("T")
 
 
-@dataclass
+class _NoProblems(list[Problem]):
+    """The problems of a row that has none: one shared empty list, not one a row, so it refuses changes
+    (give the row a new list instead)."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("NO_PROBLEMS is shared by every valid row: assign a new list instead of changing it")
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+
+
+NO_PROBLEMS: list[Problem] = _NoProblems()
+
+
 class PreparedRow:
-    index: int  # position in Sheet.rows
-    line: int  # the row number a person sees in the sheet
-    key: tuple[str, ...]
-    payload: dict[str, Any] | None  # None when the row is invalid
-    problems: list[Problem] = field(default_factory=list)
+    """One row of a plan: where it is, its key, its problems, and (valid rows) the payload to send.
+
+    Compact, since a plan holds one per row of the sheet (a million rows: issue 16): slots, no empty
+    list for a row without problems, and the payload kept packed (:func:`~flows.engine.payloads.pack_payload`:
+    its shared shape and a tuple of its values) until it is read. Reading :attr:`payload` builds the dict
+    and keeps it for the next reads, for the :data:`RECENT_PAYLOADS` rows read most recently (a change made
+    to it is kept: a row pushed out of that window is packed again from its dict); use :attr:`is_valid`
+    to ask whether a row has one."""
+
+    __slots__ = ("_leaves", "_payload", "_shape", "index", "key", "line", "problems")
+
+    def __init__(self, index: int, line: int, key: tuple[str, ...], payload: dict[str, Any] | None,
+                 problems: Sequence[Problem] = NO_PROBLEMS) -> None:
+        self.index = index  # position in Sheet.rows
+        self.line = line  # the row number a person sees in the sheet
+        self.key = key
+        self.problems: list[Problem] = (NO_PROBLEMS if not problems else problems if isinstance(problems, list)
+                                        else list(problems))
+        self._payload: dict[str, Any] | None = None  # the built dict, while among the recent ones
+        self._shape: Shape | None = None
+        self._leaves: tuple[Any, ...] | None = None
+        if payload is not None:
+            self._shape, self._leaves = pack_payload(payload)
+
+    def __repr__(self) -> str:
+        return (f"PreparedRow(index={self.index!r}, line={self.line!r}, key={self.key!r}, "
+                f"payload={self.payload!r}, problems={self.problems!r})")
+
+    @property
+    def is_valid(self) -> bool:
+        """The row has a payload to send (without building it)."""
+        return self._leaves is not None
+
+    @property
+    def payload(self) -> dict[str, Any] | None:
+        """The payload to send; None when the row is invalid."""
+        built = self._payload
+        if built is None and self._leaves is not None:
+            assert self._shape is not None
+            built = self._payload = unpack_payload(self._shape, self._leaves)
+            _RECENT.add(self)
+        return built
+
+    @payload.setter
+    def payload(self, value: dict[str, Any] | None) -> None:
+        _RECENT.discard(self)
+        self._payload = None
+        self._shape, self._leaves = pack_payload(value) if value is not None else (None, None)
+
+    def _repack(self) -> None:
+        """Forget the built dict, keeping what it holds now (a change made to it is not lost)."""
+        if self._payload is not None:
+            self._shape, self._leaves = pack_payload(self._payload)
+            self._payload = None
 
     @property
     def body(self) -> dict[str, Any]:
         """The payload of a valid row, to send (an invalid row has none and is never sent)."""
-        if self.payload is None:
+        payload = self.payload
+        if payload is None:
             raise ValueError(f"row {self.line} is invalid: it has no payload to send")
-        return self.payload
+        return payload
 
     @property
     def key_text(self) -> str:
         return " / ".join(self.key)
 
-    @cached_property
+    @property
     def ledger_key(self) -> str:
-        """The key as the ledger stores it (worked out once: a run reads it several times a row)."""
+        """The key as the ledger stores it. Worked out on each read (~1 µs) rather than kept: a million
+        rows would hold a million more strings for the whole run."""
         return Ledger.key_text(self.key)
+
+
+#: rows whose payload dict is kept built (see :class:`PreparedRow`): far more than a run has in flight
+RECENT_PAYLOADS = 4096
+
+
+class _Recent:
+    """The rows whose payload was built most recently, oldest first; past the limit the oldest is packed
+    again. Locked: a Prefect flow may read payloads from more than one thread."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.rows: dict[PreparedRow, None] = {}
+        self.lock = threading.Lock()
+
+    def add(self, row: PreparedRow) -> None:
+        with self.lock:
+            self.rows[row] = None
+            while len(self.rows) > self.limit:
+                oldest = next(iter(self.rows))
+                del self.rows[oldest]
+                oldest._repack()
+
+    def discard(self, row: PreparedRow) -> None:
+        with self.lock:
+            self.rows.pop(row, None)
+
+
+_RECENT = _Recent(RECENT_PAYLOADS)
 
 
 @dataclass
@@ -69,7 +163,7 @@ class Plan:
 
     @property
     def valid(self) -> list[PreparedRow]:
-        return [r for r in self.rows if r.payload is not None]
+        return [r for r in self.rows if r.is_valid]
 
     def masked_payload(self, payload: dict[str, Any], secrets: Iterable[str] = ()) -> dict[str, Any]:
         sensitive = {re.sub(r"\[\d+\]", "", p) for p in self.mapping.sensitive_paths()}
@@ -194,9 +288,9 @@ def _mark_duplicate_keys(rows: list[PreparedRow], mapping: MappingFile) -> None:
             continue
         for r in group:
             others = ", ".join(str(o.line) for o in group if o is not r)
-            r.problems.append(Problem(mapping.key[0] if len(mapping.key) == 1 else label,
-                                      f"{' / '.join(key)!r} is also the key of row {others}; "
-                                      f"each row needs its own key"))
+            r.problems = [*r.problems, Problem(mapping.key[0] if len(mapping.key) == 1 else label,
+                                               f"{' / '.join(key)!r} is also the key of row {others}; "
+                                               f"each row needs its own key")]
             r.payload = None
 
 
@@ -219,7 +313,7 @@ def chunked(items: list[T], size: int | None = None) -> list[list[T]]:
     return [items[i:i + size] for i in range(0, len(items), size)] or []
 
 
-def by_column(problems: list[Problem]) -> dict[str, list[str]]:
+def by_column(problems: Iterable[Problem]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for p in problems:
         if p.column:
