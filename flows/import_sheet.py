@@ -193,7 +193,7 @@ async def import_sheet(
     else:
         given = h.plan if h.plan is not None and Path(h.plan.sheet.path) == Path(sheet) else None
         plan: Plan = prepare_rows(sheet, mapping, sheet_name, Opaque(given)).value
-    invalid = sum(1 for r in plan.rows if r.payload is None)
+    invalid = sum(1 for r in plan.rows if not r.is_valid)
     logger.info("read %d rows from %s with %s: %d valid, %d invalid", len(plan.rows), Path(sheet).name,
                 plan.mapping_path.name, len(plan.rows) - invalid, invalid)
     options = RunOptions(concurrency=concurrency, rate=UNSET if rate is None else (rate or None), ledger_url=ledger,
