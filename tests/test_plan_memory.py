@@ -97,9 +97,31 @@ def test_a_change_to_a_read_payload_is_kept_after_it_leaves_the_recent_window(mo
     first["tags"].append("more")
     for r in rows[1:]:  # pushes row 0 out: packed again from its dict
         assert r.payload is not None
-    assert rows[0]._payload is None
+    assert rows[0] not in plan_module._RECENT.built
     assert rows[0].payload == {"name": "changed", "tags": ["t0", "more"]}
-    assert len(plan_module._RECENT.rows) == 2
+    assert len(plan_module._RECENT.built) == 2
+
+
+def test_a_plan_row_maps_its_cells_again_when_read_and_keeps_a_change(tmp_path, monkeypatch):
+    monkeypatch.setattr(plan_module, "_RECENT", plan_module._Recent(1))
+    sheet = write_csv(
+        tmp_path,
+        "B1,Workshop,16/07/2026,10:00,Asia/Tokyo,Bo Chen,bo@example.com,,,,,",
+        "B2,Workshop,16/07/2026,11:00,Asia/Tokyo,Cy Diaz,cy@example.com,,,,,",
+    )
+    plan = prepare(sheet, JICOO)
+    first, second = plan.rows
+    assert first._leaves is None and second._leaves is None  # nothing held a row: mapped again when read
+    untouched = first.payload
+    assert second.payload is not None  # pushes row 1 out: unchanged, so it keeps nothing
+    assert first._leaves is None and first.payload == untouched
+    changed = second.payload  # row 1 read again pushed row 2 out; read it back and change it
+    assert changed is not None
+    changed["name"] = "Changed"
+    assert first.payload is not None  # pushes row 2 out: its change is packed into it
+    assert second._leaves is not None
+    assert second.payload == changed
+    assert second.payload["name"] == "Changed" and second.payload["email"] == "cy@example.com"
 
 
 def test_setting_a_payload_and_clearing_it():

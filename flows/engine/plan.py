@@ -23,6 +23,7 @@ from ..workbooks.sheets import Sheet, read_sheet
 from .payloads import Shape, pack_payload, unpack_payload
 
 __all__ = [
+    "PayloadSource",
     "Plan",
     "PreparedRow",
     "by_column",
@@ -49,26 +50,41 @@ class _NoProblems(list[Problem]):
 NO_PROBLEMS: list[Problem] = _NoProblems()
 
 
+class PayloadSource:
+    """Where a plan's valid rows get their payload: mapped again from the sheet's cells when read (mapping
+    is deterministic given the cells and the looked-up tables the mapper holds)."""
+
+    __slots__ = ("map_row", "rows")
+
+    def __init__(self, mapper: RowMapper, rows: list[list[Any]]) -> None:
+        self.map_row = mapper.map_row
+        self.rows = rows
+
+    def payload(self, index: int) -> dict[str, Any]:
+        return self.map_row(self.rows[index]).payload
+
+
 class PreparedRow:
     """One row of a plan: where it is, its key, its problems, and (valid rows) the payload to send.
 
     Compact, since a plan holds one per row of the sheet (a million rows: issue 16): slots, no empty
-    list for a row without problems, and the payload kept packed (:func:`~flows.engine.payloads.pack_payload`:
-    its shared shape and a tuple of its values) until it is read. Reading :attr:`payload` builds the dict
-    and keeps it for the next reads, for the :data:`RECENT_PAYLOADS` rows read most recently (a change made
-    to it is kept: a row pushed out of that window is packed again from its dict); use :attr:`is_valid`
-    to ask whether a row has one."""
+    list for a row without problems, and no payload held: a row :func:`map_rows` made maps its cells again
+    when :attr:`payload` is read (:class:`PayloadSource`); one given a payload keeps it packed
+    (:func:`~flows.engine.payloads.pack_payload`: its shared shape and a tuple of its values). A payload
+    read stays built, the same dict, while its row is among the :data:`RECENT_PAYLOADS` read last; a
+    change made to it is kept when the row leaves them (the row then keeps it packed). Use
+    :attr:`is_valid` to ask whether a row has a payload without building it."""
 
-    __slots__ = ("_leaves", "_payload", "_shape", "index", "key", "line", "problems")
+    __slots__ = ("_leaves", "_shape", "_source", "index", "key", "line", "problems")
 
     def __init__(self, index: int, line: int, key: tuple[str, ...], payload: dict[str, Any] | None,
-                 problems: Sequence[Problem] = NO_PROBLEMS) -> None:
+                 problems: Sequence[Problem] = NO_PROBLEMS, *, source: PayloadSource | None = None) -> None:
         self.index = index  # position in Sheet.rows
         self.line = line  # the row number a person sees in the sheet
         self.key = key
         self.problems: list[Problem] = (NO_PROBLEMS if not problems else problems if isinstance(problems, list)
                                         else list(problems))
-        self._payload: dict[str, Any] | None = None  # the built dict, while among the recent ones
+        self._source = source if payload is None and not problems else None
         self._shape: Shape | None = None
         self._leaves: tuple[Any, ...] | None = None
         if payload is not None:
@@ -81,29 +97,29 @@ class PreparedRow:
     @property
     def is_valid(self) -> bool:
         """The row has a payload to send (without building it)."""
-        return self._leaves is not None
+        return self._leaves is not None or self._source is not None
 
     @property
     def payload(self) -> dict[str, Any] | None:
         """The payload to send; None when the row is invalid."""
-        built = self._payload
-        if built is None and self._leaves is not None:
+        built = _RECENT.built.get(self)
+        if built is not None:
+            return built[0]
+        if self._leaves is not None:
             assert self._shape is not None
-            built = self._payload = unpack_payload(self._shape, self._leaves)
-            _RECENT.add(self)
-        return built
+            payload = unpack_payload(self._shape, self._leaves)
+        elif self._source is not None:
+            payload = self._source.payload(self.index)
+        else:
+            return None
+        _RECENT.add(self, payload)
+        return payload
 
     @payload.setter
     def payload(self, value: dict[str, Any] | None) -> None:
         _RECENT.discard(self)
-        self._payload = None
+        self._source = None
         self._shape, self._leaves = pack_payload(value) if value is not None else (None, None)
-
-    def _repack(self) -> None:
-        """Forget the built dict, keeping what it holds now (a change made to it is not lost)."""
-        if self._payload is not None:
-            self._shape, self._leaves = pack_payload(self._payload)
-            self._payload = None
 
     @property
     def body(self) -> dict[str, Any]:
@@ -129,25 +145,36 @@ RECENT_PAYLOADS = 4096
 
 
 class _Recent:
-    """The rows whose payload was built most recently, oldest first; past the limit the oldest is packed
-    again. Locked: a Prefect flow may read payloads from more than one thread."""
+    """The payloads built most recently, oldest first, each with its outline when built; past the limit
+    the oldest is dropped, or packed into its row when it was changed meanwhile. Locked: a Prefect flow
+    may read payloads from more than one thread."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.rows: dict[PreparedRow, None] = {}
+        self.built: dict[PreparedRow, tuple[dict[str, Any], Shape, tuple[Any, ...]]] = {}
         self.lock = threading.Lock()
 
-    def add(self, row: PreparedRow) -> None:
+    def add(self, row: PreparedRow, payload: dict[str, Any]) -> None:
+        shape, leaves = (row._shape, row._leaves) if row._leaves is not None else pack_payload(payload)
+        assert shape is not None
         with self.lock:
-            self.rows[row] = None
-            while len(self.rows) > self.limit:
-                oldest = next(iter(self.rows))
-                del self.rows[oldest]
-                oldest._repack()
+            self.built[row] = (payload, shape, leaves)
+            while len(self.built) > self.limit:
+                oldest = next(iter(self.built))
+                _keep_changes(oldest, *self.built.pop(oldest))
 
     def discard(self, row: PreparedRow) -> None:
         with self.lock:
-            self.rows.pop(row, None)
+            self.built.pop(row, None)
+
+
+def _keep_changes(row: PreparedRow, payload: dict[str, Any], shape: Shape, leaves: tuple[Any, ...]) -> None:
+    """A payload leaving the recent ones: a change made to it since it was built is packed into its row."""
+    now_shape, now_leaves = pack_payload(payload)
+    if now_shape is shape and len(now_leaves) == len(leaves) and all(
+            a is b for a, b in zip(now_leaves, leaves, strict=True)):
+        return
+    row._shape, row._leaves = now_shape, now_leaves
 
 
 _RECENT = _Recent(RECENT_PAYLOADS)
@@ -246,6 +273,7 @@ def map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet,
     hidden = sorted({mapper.index[c] for c in mapping.sensitive_columns()})  # sheet positions of sensitive columns
     rows: list[PreparedRow] = []
     key_of, map_row = mapper.key_of, mapper.map_row
+    source = PayloadSource(mapper, sheet.rows)  # a valid row's payload is mapped again when read
     for i, (cells, line) in enumerate(zip(sheet.rows, sheet.line_numbers, strict=True)):
         mapped = map_row(cells)
         problems = mapped.problems
@@ -267,7 +295,7 @@ def map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet,
         if problems and hidden:  # a message quoting a password must not carry it into results or logs
             values = [str(cells[j]) for j in hidden if cells[j] not in (None, "")]
             problems[:] = [Problem(p.column, redact_text(p.message, values)) for p in problems]
-        rows.append(PreparedRow(i, line, key, None if problems else mapped.payload, problems))
+        rows.append(PreparedRow(i, line, key, None, problems, source=source))
     _mark_duplicate_keys(rows, mapping)
     return Plan(mapping, mapping_path, sheet, mapper, rows)
 
