@@ -34,10 +34,9 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = [
     "DEFAULT_STATUS_TABLE",
@@ -177,8 +176,20 @@ def rule_for(status: int, overrides: dict[int, Rule] | None = None, body: str | 
     return Rule(base.action, base.message.format(status=status))
 
 
-#: column_messages of an outcome that has none: one shared read-only mapping, not an empty dict a row
-NO_MESSAGES: Mapping[str, list[str]] = MappingProxyType({})
+class _NoMessages(dict[str, list[str]]):
+    """column_messages of an outcome that has none: one shared empty mapping, not an empty dict a row, so it
+    refuses changes; it pickles as itself (Prefect and the web page pickle outcomes)."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("NO_MESSAGES is shared by every outcome without messages: give the outcome a new dict")
+
+    __setitem__ = __delitem__ = __ior__ = setdefault = update = pop = popitem = clear = _refuse
+
+    def __reduce__(self) -> tuple[Callable[[], Mapping[str, list[str]]], tuple[()]]:
+        return _no_messages, ()
+
+
+NO_MESSAGES: Mapping[str, list[str]] = _NoMessages()
 
 
 def _no_messages() -> Mapping[str, list[str]]:

@@ -2,6 +2,7 @@
 the same payload, a change to a read payload is kept, problems and duplicate keys are still reported."""
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,11 @@ def test_validate_marks_the_same_rows_with_one_shared_outcome_for_valid_rows(tmp
     frame, _ = read_results(result.results)
     assert list(frame["_status"]) == ["skipped", "invalid", "skipped"]
     assert list(frame["Booking Ref"]) == ["B1", "B2", "B3"]
+
+
+def test_an_outcome_without_messages_pickles_and_keeps_the_shared_mapping():
+    again = pickle.loads(pickle.dumps(Outcome(Status.CREATED, provider_id="bk_1", http_status=201, attempts=1)))
+    assert again == Outcome(Status.CREATED, provider_id="bk_1", http_status=201, attempts=1)
+    assert again.column_messages is NO_MESSAGES
+    marked = Outcome(Status.INVALID, "Email: bad", column_messages={"Email": ["bad"]})
+    assert pickle.loads(pickle.dumps(marked)) == marked
