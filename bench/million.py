@@ -72,7 +72,7 @@ def _command(mode: str, csv: Path, out: Path, ledger: Path) -> list[str]:
     return [*cmd, "--ledger", str(ledger), "-q"] if mode == "run" else cmd
 
 
-def measure(mode: str, rows: int, log=print) -> Row:
+def measure(mode: str, rows: int, log=print, label: str = "") -> Row:
     csv = gen_data.ensure_csv(rows, log=log)["csv"]
     timeout = 120 + rows / 200  # generous: a stuck run ends, a slow machine does not
     with tempfile.TemporaryDirectory(prefix="bench-million-") as tmp:
@@ -96,7 +96,7 @@ def measure(mode: str, rows: int, log=print) -> Row:
         else:
             ok = m.rc == 0 and out.is_file()
         note = "" if ok else f"exit {m.rc}: {text.strip()[-300:]}"
-    row = Row(mode, rows, m.wall, m.cpu, m.maxrss_mb, ok, note, load)
+    row = Row(f"`{mode}`{label}", rows, m.wall, m.cpu, m.maxrss_mb, ok, note, load)
     log(f"  {mode:<8} {rows:>9,} rows  {row.wall:7.1f} s  {row.cpu:7.1f} s CPU  {row.peak_mb:6.0f} MB"
         f"  {row.rate:7.0f} rows/s  {row.cpu_per_100k:5.1f} s CPU/100k" + ("" if ok else f"  FAILED {note}"))
     return row
@@ -119,7 +119,7 @@ def markdown(results: list[Row], load_start: str, load_end: str, wall: float) ->
     ]
     for r in results:
         under = "yes" if r.peak_mb < LIMIT_MB else "**no**"
-        lines.append(f"| `{r.command}` | {r.rows:,} | {r.wall:.1f} | {r.cpu:.1f} | {r.peak_mb:.0f} | {r.rate:,.0f} | "
+        lines.append(f"| {r.command} | {r.rows:,} | {r.wall:.1f} | {r.cpu:.1f} | {r.peak_mb:.0f} | {r.rate:,.0f} | "
                      f"{r.cpu_per_100k:.2f} | {under} | {r.load} |" + ("" if r.ok else f" FAILED: {r.note} |"))
     lines += ["", RESULTS_WRITE_NOTE, "", END]
     return "\n".join(lines)
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="100000,1000000", help="comma-separated row counts")
     ap.add_argument("--modes", default="validate,run", help="validate, run or both")
     ap.add_argument("--write", action="store_true", help="splice the table into bench/RESULTS.md")
+    ap.add_argument("--label", default="", help="text after the command's name in the table (e.g. the code state)")
     ap.add_argument("--save", type=Path, help="also append each measurement to this JSON-lines file")
     ap.add_argument("--table", type=Path, help="measure nothing: the table of the measurements saved in this file")
     args = ap.parse_args(argv)
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.table is not None:  # measured in parts (a million-row run takes long): one table of them all
         saved = [json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]
         results = [Row(**{k: v for k, v in r.items() if k != "seconds"}) for r in saved]
-        results.sort(key=lambda r: (r.rows, r.command != "validate"))
+        results.sort(key=lambda r: (r.rows, "validate" not in r.command))
         load_start, load_end = results[0].load if results else "?", loadavg()
         section = markdown(results, load_start, load_end, sum(r.get("seconds", 0.0) for r in saved))
     else:
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in sizes:
             for mode in modes:
                 t = time.perf_counter()
-                results.append(measure(mode, n))
+                results.append(measure(mode, n, label=args.label))
                 if args.save is not None:
                     with args.save.open("a") as fh:
                         fh.write(json.dumps({**dataclasses.asdict(results[-1]),
