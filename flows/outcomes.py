@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = [
     "DEFAULT_STATUS_TABLE",
     "DONE_STATUSES",
+    "NO_MESSAGES",
     "OK_STATUSES",
     "SENDING",
     "Action",
@@ -174,7 +176,27 @@ def rule_for(status: int, overrides: dict[int, Rule] | None = None, body: str | 
     return Rule(base.action, base.message.format(status=status))
 
 
-@dataclass
+class _NoMessages(dict[str, list[str]]):
+    """column_messages of an outcome that has none: one shared empty mapping, not an empty dict a row, so it
+    refuses changes; it pickles as itself (Prefect and the web page pickle outcomes)."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("NO_MESSAGES is shared by every outcome without messages: give the outcome a new dict")
+
+    __setitem__ = __delitem__ = __ior__ = setdefault = update = pop = popitem = clear = _refuse
+
+    def __reduce__(self) -> tuple[Callable[[], Mapping[str, list[str]]], tuple[()]]:
+        return _no_messages, ()
+
+
+NO_MESSAGES: Mapping[str, list[str]] = _NoMessages()
+
+
+def _no_messages() -> Mapping[str, list[str]]:
+    return NO_MESSAGES
+
+
+@dataclass(slots=True)  # slots: a million-row run holds one a row (issue 16)
 class Outcome:
     """What happened to one row. A value, never raised."""
 
@@ -184,7 +206,7 @@ class Outcome:
     http_status: int | None = None
     attempts: int = 0
     #: sheet column -> messages, for per-cell reporting (invalid and rejected rows)
-    column_messages: dict[str, list[str]] = field(default_factory=dict)
+    column_messages: Mapping[str, list[str]] = field(default_factory=_no_messages)
     #: for multi-step providers: how far the row got (e.g. "created" before "scheduled"); kept in the ledger
     stage: str | None = None
     #: not settled by this run and not by an earlier one: another run holds the row (``skipped`` with a message

@@ -242,7 +242,7 @@ class FlowRunRecord:
 
     def on_run(self, run: ImportRun) -> None:
         """run_import's ``on_run``: the sending line (one stream: no chunks, no task runs)."""
-        valid = sum(1 for r in run.plan.rows if r.payload is not None)
+        valid = sum(1 for r in run.plan.rows if r.is_valid)
         self.log(logging.INFO, f"sending {valid} rows to {run.base_url} in one stream, {run.concurrency} "
                                f"request(s) at once")
 

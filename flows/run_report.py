@@ -92,7 +92,7 @@ def summary_markdown(run: ImportRun, sheet: str, rerun: bool) -> str:
 
 def read_line(plan: Plan, sheet: str) -> str:
     """The first line: rows read, valid and invalid."""
-    invalid = sum(1 for r in plan.rows if r.payload is None)
+    invalid = sum(1 for r in plan.rows if not r.is_valid)
     return (f"read {len(plan.rows)} rows from {Path(sheet).name} with {plan.mapping_path.name}: "
             f"{len(plan.rows) - invalid} valid, {invalid} invalid")
 

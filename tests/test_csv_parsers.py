@@ -50,9 +50,10 @@ UNCLOSED = {
 
 
 def records(text: str, parser: str) -> object:
-    parse = csv_reader._parse_csv_py if parser == "standard library" else csv_reader._parse_csv
     try:
-        return parse(Path("in.csv"), text, ",")
+        if parser == "standard library":
+            return csv_reader._parse_csv_py(Path("in.csv"), text, ",")
+        return csv_reader._parse_csv(Path("in.csv"), [text.encode("utf-8")], ",")
     except InputError:
         return InputError
 

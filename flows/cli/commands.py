@@ -42,7 +42,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     require_rows(plan)
     shown = 0
     for row in plan.rows:
-        if row.payload is None:
+        if not row.is_valid:
             problems = "; ".join(map(str, row.problems))
             print(f"row {row.line} ({row.key_text or 'no key'}): invalid: {problems}", file=sys.stderr)
             continue

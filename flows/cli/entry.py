@@ -272,7 +272,7 @@ def _run_recorded(args: argparse.Namespace, progress: Any, plan: Any, options: A
 def _on_run(args: argparse.Namespace, holder: dict[str, Any]) -> Callable[[Any], None]:
     def on_run(run: Any) -> None:
         holder.setdefault("run", run)
-        _stage(args, f"{sum(1 for r in run.plan.rows if r.payload is not None)} valid rows; connecting to "
+        _stage(args, f"{sum(1 for r in run.plan.rows if r.is_valid)} valid rows; connecting to "
                      f"{run.plan.mapping.provider} at {run.base_url}")
 
     return on_run

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from functools import cached_property
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -20,8 +20,10 @@ from ..mapping.model import MappingFile, Problem, RowMapper, compile_mapping, lo
 from ..mapping.transforms import LookupTable
 from ..redact import mask_payload, redact_text
 from ..workbooks.sheets import Sheet, read_sheet
+from .payloads import Shape, pack_payload, unpack_payload
 
 __all__ = [
+    "PayloadSource",
     "Plan",
     "PreparedRow",
     "by_column",
@@ -34,29 +36,148 @@ __all__ = [
 T = TypeVar("T")
 
 
-@dataclass
+class _NoProblems(list[Problem]):
+    """The problems of a row that has none: one shared empty list, not one a row, so it refuses changes
+    (give the row a new list instead)."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("NO_PROBLEMS is shared by every valid row: assign a new list instead of changing it")
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+
+
+NO_PROBLEMS: list[Problem] = _NoProblems()
+
+
+class PayloadSource:
+    """Where a plan's valid rows get their payload: mapped again from the sheet's cells when read (mapping
+    is deterministic given the cells and the looked-up tables the mapper holds)."""
+
+    __slots__ = ("map_row", "rows")
+
+    def __init__(self, mapper: RowMapper, rows: list[list[Any]]) -> None:
+        self.map_row = mapper.map_row
+        self.rows = rows
+
+    def payload(self, index: int) -> dict[str, Any]:
+        return self.map_row(self.rows[index]).payload
+
+
 class PreparedRow:
-    index: int  # position in Sheet.rows
-    line: int  # the row number a person sees in the sheet
-    key: tuple[str, ...]
-    payload: dict[str, Any] | None  # None when the row is invalid
-    problems: list[Problem] = field(default_factory=list)
+    """One row of a plan: where it is, its key, its problems, and (valid rows) the payload to send.
+
+    Compact, since a plan holds one per row of the sheet (a million rows: issue 16): slots, no empty
+    list for a row without problems, and no payload held: a row :func:`map_rows` made maps its cells again
+    when :attr:`payload` is read (:class:`PayloadSource`); one given a payload keeps it packed
+    (:func:`~flows.engine.payloads.pack_payload`: its shared shape and a tuple of its values). A payload
+    read stays built, the same dict, while its row is among the :data:`RECENT_PAYLOADS` read last; a
+    change made to it is kept when the row leaves them (the row then keeps it packed). Use
+    :attr:`is_valid` to ask whether a row has a payload without building it."""
+
+    __slots__ = ("_leaves", "_shape", "_source", "index", "key", "line", "problems")
+
+    def __init__(self, index: int, line: int, key: tuple[str, ...], payload: dict[str, Any] | None,
+                 problems: Sequence[Problem] = NO_PROBLEMS, *, source: PayloadSource | None = None) -> None:
+        self.index = index  # position in Sheet.rows
+        self.line = line  # the row number a person sees in the sheet
+        self.key = key
+        self.problems: list[Problem] = (NO_PROBLEMS if not problems else problems if isinstance(problems, list)
+                                        else list(problems))
+        self._source = source if payload is None and not problems else None
+        self._shape: Shape | None = None
+        self._leaves: tuple[Any, ...] | None = None
+        if payload is not None:
+            self._shape, self._leaves = pack_payload(payload)
+
+    def __repr__(self) -> str:
+        return (f"PreparedRow(index={self.index!r}, line={self.line!r}, key={self.key!r}, "
+                f"payload={self.payload!r}, problems={self.problems!r})")
+
+    @property
+    def is_valid(self) -> bool:
+        """The row has a payload to send (without building it)."""
+        return self._leaves is not None or self._source is not None
+
+    @property
+    def payload(self) -> dict[str, Any] | None:
+        """The payload to send; None when the row is invalid."""
+        built = _RECENT.built.get(self)
+        if built is not None:
+            return built[0]
+        if self._leaves is not None:
+            assert self._shape is not None
+            payload = unpack_payload(self._shape, self._leaves)
+        elif self._source is not None:
+            payload = self._source.payload(self.index)
+        else:
+            return None
+        _RECENT.add(self, payload)
+        return payload
+
+    @payload.setter
+    def payload(self, value: dict[str, Any] | None) -> None:
+        _RECENT.discard(self)
+        self._source = None
+        self._shape, self._leaves = pack_payload(value) if value is not None else (None, None)
 
     @property
     def body(self) -> dict[str, Any]:
         """The payload of a valid row, to send (an invalid row has none and is never sent)."""
-        if self.payload is None:
+        payload = self.payload
+        if payload is None:
             raise ValueError(f"row {self.line} is invalid: it has no payload to send")
-        return self.payload
+        return payload
 
     @property
     def key_text(self) -> str:
         return " / ".join(self.key)
 
-    @cached_property
+    @property
     def ledger_key(self) -> str:
-        """The key as the ledger stores it (worked out once: a run reads it several times a row)."""
+        """The key as the ledger stores it. Worked out on each read (~1 µs) rather than kept: a million
+        rows would hold a million more strings for the whole run."""
         return Ledger.key_text(self.key)
+
+
+#: rows whose payload dict is kept built (see :class:`PreparedRow`): far more than a run has in flight
+RECENT_PAYLOADS = 4096
+
+
+class _Recent:
+    """The payloads built most recently, oldest first, each with its outline when built; past the limit
+    the oldest is dropped, or packed into its row when it was changed meanwhile. Locked: a Prefect flow
+    may read payloads from more than one thread."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.built: dict[PreparedRow, tuple[dict[str, Any], Shape, tuple[Any, ...]]] = {}
+        self.lock = threading.Lock()
+
+    def add(self, row: PreparedRow, payload: dict[str, Any]) -> None:
+        shape, leaves = (row._shape, row._leaves) if row._leaves is not None else pack_payload(payload)
+        assert shape is not None
+        with self.lock:
+            self.built[row] = (payload, shape, leaves)
+            while len(self.built) > self.limit:
+                oldest = next(iter(self.built))
+                _keep_changes(oldest, *self.built.pop(oldest))
+
+    def discard(self, row: PreparedRow) -> None:
+        with self.lock:
+            self.built.pop(row, None)
+
+
+def _keep_changes(row: PreparedRow, payload: dict[str, Any], shape: Shape, leaves: tuple[Any, ...]) -> None:
+    """A payload leaving the recent ones: a change made to it since it was built is packed into its row."""
+    now_shape, now_leaves = pack_payload(payload)
+    if now_shape is shape and len(now_leaves) == len(leaves) and all(
+            a is b for a, b in zip(now_leaves, leaves, strict=True)):
+        return
+    row._shape, row._leaves = now_shape, now_leaves
+
+
+_RECENT = _Recent(RECENT_PAYLOADS)
 
 
 @dataclass
@@ -69,7 +190,7 @@ class Plan:
 
     @property
     def valid(self) -> list[PreparedRow]:
-        return [r for r in self.rows if r.payload is not None]
+        return [r for r in self.rows if r.is_valid]
 
     def masked_payload(self, payload: dict[str, Any], secrets: Iterable[str] = ()) -> dict[str, Any]:
         sensitive = {re.sub(r"\[\d+\]", "", p) for p in self.mapping.sensitive_paths()}
@@ -152,6 +273,7 @@ def map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet,
     hidden = sorted({mapper.index[c] for c in mapping.sensitive_columns()})  # sheet positions of sensitive columns
     rows: list[PreparedRow] = []
     key_of, map_row = mapper.key_of, mapper.map_row
+    source = PayloadSource(mapper, sheet.rows)  # a valid row's payload is mapped again when read
     for i, (cells, line) in enumerate(zip(sheet.rows, sheet.line_numbers, strict=True)):
         mapped = map_row(cells)
         problems = mapped.problems
@@ -173,7 +295,7 @@ def map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet,
         if problems and hidden:  # a message quoting a password must not carry it into results or logs
             values = [str(cells[j]) for j in hidden if cells[j] not in (None, "")]
             problems[:] = [Problem(p.column, redact_text(p.message, values)) for p in problems]
-        rows.append(PreparedRow(i, line, key, None if problems else mapped.payload, problems))
+        rows.append(PreparedRow(i, line, key, None, problems, source=source))
     _mark_duplicate_keys(rows, mapping)
     return Plan(mapping, mapping_path, sheet, mapper, rows)
 
@@ -194,9 +316,9 @@ def _mark_duplicate_keys(rows: list[PreparedRow], mapping: MappingFile) -> None:
             continue
         for r in group:
             others = ", ".join(str(o.line) for o in group if o is not r)
-            r.problems.append(Problem(mapping.key[0] if len(mapping.key) == 1 else label,
-                                      f"{' / '.join(key)!r} is also the key of row {others}; "
-                                      f"each row needs its own key"))
+            r.problems = [*r.problems, Problem(mapping.key[0] if len(mapping.key) == 1 else label,
+                                               f"{' / '.join(key)!r} is also the key of row {others}; "
+                                               f"each row needs its own key")]
             r.payload = None
 
 
@@ -219,7 +341,7 @@ def chunked(items: list[T], size: int | None = None) -> list[list[T]]:
     return [items[i:i + size] for i in range(0, len(items), size)] or []
 
 
-def by_column(problems: list[Problem]) -> dict[str, list[str]]:
+def by_column(problems: Iterable[Problem]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for p in problems:
         if p.column:

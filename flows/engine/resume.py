@@ -92,7 +92,7 @@ class Reconciling(Answering):
         """Valid rows not yet settled in this run, minus those the ledger says are done (skipped here), minus
         those another live run holds (skipped, naming it). The rest are claimed for this run, in one batch."""
         scope = self.plan.mapping.scope
-        todo = [r for r in self.plan.rows if r.payload is not None and self.outcomes[r.index] is None]
+        todo = [r for r in self.plan.rows if r.is_valid and self.outcomes[r.index] is None]
         self._entries = self.ledger.get_many(scope, [r.ledger_key for r in todo])
         out = []
         for r in todo:

@@ -111,14 +111,14 @@ class ImportRun(Reconciling):
             self.ledger.add_callback_token(self._callback_token, run_id=self.run_id, scope=m.scope, provider=m.provider)
         self.outcomes: list[Outcome | None] = [None] * len(plan.rows)
         for r in plan.rows:
-            if r.payload is None:
+            if not r.is_valid:
                 self.outcomes[r.index] = Outcome(Status.INVALID, "; ".join(str(p) for p in r.problems),
                                                  column_messages=by_column(r.problems))
         self.settled: dict[int, Outcome] = dict(options.settled or {})
         for i, outcome in self.settled.items():
             self.outcomes[i] = outcome
         for r in plan.rows:  # a results workbook's mask (••••••) in a sensitive field is never sent (flows/redact.py)
-            if r.payload is not None and self.outcomes[r.index] is None and (masked := self._masked_outcome(r)):
+            if r.is_valid and self.outcomes[r.index] is None and (masked := self._masked_outcome(r)):
                 self.outcomes[r.index] = masked
         self.started = dt.datetime.now().astimezone()
         self.ended: dt.datetime | None = None
@@ -221,7 +221,7 @@ class ImportRun(Reconciling):
             if (earlier := self.outcomes[r.index]) is not None and earlier.status is Status.INVALID:
                 self.outcomes[r.index] = None
                 self.done -= 1
-            if r.payload is None:
+            if not r.is_valid:
                 self.outcomes[r.index] = Outcome(Status.INVALID, "; ".join(str(p) for p in r.problems),
                                                  column_messages=by_column(r.problems))
                 self.done += 1

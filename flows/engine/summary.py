@@ -106,10 +106,12 @@ def default_results_path(sheet_path: Path) -> Path:
 def validated(plan: Plan, out: Path | None = None) -> RunResult:
     """Everything a run checks, without network, credentials or ledger: a workbook with invalid rows marked."""
     started = dt.datetime.now().astimezone()
+    valid = Outcome(Status.SKIPPED, "valid; not sent (validate only)")  # one for every valid row: nothing changes it
     outcomes: list[Outcome | None] = [
         # column_messages: marks the cells
-        Outcome(Status.INVALID, "; ".join(map(str, r.problems)), column_messages=by_column(r.problems))
-        if r.payload is None else Outcome(Status.SKIPPED, "valid; not sent (validate only)") for r in plan.rows]
+        valid if r.is_valid
+        else Outcome(Status.INVALID, "; ".join(map(str, r.problems)), column_messages=by_column(r.problems))
+        for r in plan.rows]
     path = Path(out or default_results_path(plan.sheet.path))
     summary = summarize(plan, started, dt.datetime.now().astimezone(), mode="validate (nothing sent)")
     sheet = plan.sheet

@@ -33,7 +33,7 @@ def validate_sheet(sheet: Path, mapping: Path, *, sheet_name: str | None = None,
     invalid = result.counts[Status.INVALID.value]
     print(f"{len(plan.rows)} rows checked: {len(plan.rows) - invalid} valid, {invalid} invalid")
     for r in plan.rows:
-        if r.payload is None:
+        if not r.is_valid:
             print(f"  row {r.line}: " + "; ".join(map(str, r.problems)), file=sys.stderr)
     print(f"results: {result.results}")
     return 0 if invalid == 0 else 1

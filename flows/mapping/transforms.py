@@ -81,14 +81,23 @@ def _collapse() -> Fn:
     ws = re.compile(r"\s+")
 
     def collapse_spaces(v: Value) -> Value:
-        return ws.sub(" ", v) if isinstance(v, str) else v
+        if not isinstance(v, str):
+            return v
+        out = ws.sub(" ", v)
+        return v if v.__class__ is str and out == v else out  # unchanged: the cell's own str, not a copy a row
 
     return collapse_spaces
 
 
 @register("lower", "Lower-case the text.", [("'Ann@Example.COM'", "'ann@example.com'")])
 def _lower() -> Fn:
-    return lambda v: v.lower() if isinstance(v, str) else v
+    def lower(v: Value) -> Value:
+        if not isinstance(v, str):
+            return v
+        out = v.lower()
+        return v if v.__class__ is str and out == v else out  # unchanged: the cell's own str, not a copy a row
+
+    return lower
 
 
 @register("upper", "Upper-case the text.", [("'gb'", "'GB'")])

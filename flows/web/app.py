@@ -209,7 +209,7 @@ def create_app(config: WebConfig) -> Starlette:
             rows = [r for r in rows if r.index not in up.excluded and r.index in up.outcomes
                     and up.outcomes[r.index].status.value in statuses]
         elif show == "fix":
-            rows = [r for r in rows if r.payload is None and r.index not in up.excluded]
+            rows = [r for r in rows if not r.is_valid and r.index not in up.excluded]
         elif show == "excluded":
             rows = [r for r in rows if r.index in up.excluded]
         pages = max(1, -(-len(rows) // config.page_size))
@@ -295,7 +295,7 @@ def create_app(config: WebConfig) -> Starlette:
             return found
         up, index = found
         r = up.plan.rows[index]
-        if r.payload is None:
+        if not r.is_valid:
             text = "Not valid yet: " + "; ".join(map(str, r.problems))
         else:
             text = json.dumps(up.plan.masked_payload(r.payload, secret_values(up.plan.mapping)), indent=2,
@@ -388,7 +388,7 @@ def create_app(config: WebConfig) -> Starlette:
     def progress_view(up: Upload) -> dict[str, Any]:
         run_id = up.run_ids[-1] if up.run_ids and up.state == "booking" else None
         live = store.run_counts(run_id) if run_id else {}
-        to_send = sum(1 for i in up.sent_rows if up.plan.rows[i].payload is not None)
+        to_send = sum(1 for i in up.sent_rows if up.plan.rows[i].is_valid)
         settled = sum(n for s, n in live.items() if s != "sending")
         eta = None
         if up.started and settled and to_send > settled:

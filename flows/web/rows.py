@@ -40,15 +40,15 @@ def row_view(up: Upload, r: Any) -> dict[str, Any]:
         cells.append(dict(column=c, value="" if v is None else str(v), sensitive=c in sensitive,
                           problems=cell_problems.get(c, []), j=needed.index(c)))
     outcome = up.outcomes.get(r.index)
-    return dict(index=r.index, line=r.line, key=r.key_text, valid=r.payload is not None, cells=cells,
+    return dict(index=r.index, line=r.line, key=r.key_text, valid=r.is_valid, cells=cells,
                 problems=row_problems, excluded=r.index in up.excluded, outcome=outcome,
                 editable=outcome is None or outcome.status.value in ("invalid", "rejected", "failed"))
 
 
 def counts_view(up: Upload) -> dict[str, int]:
     rows = up.plan.rows
-    return dict(total=len(rows), ready=sum(r.payload is not None and r.index not in up.excluded for r in rows),
-                fix=sum(r.payload is None and r.index not in up.excluded for r in rows), excluded=len(up.excluded))
+    return dict(total=len(rows), ready=sum(r.is_valid and r.index not in up.excluded for r in rows),
+                fix=sum(not r.is_valid and r.index not in up.excluded for r in rows), excluded=len(up.excluded))
 
 
 def required_columns(mapping: Any) -> set[str]:
