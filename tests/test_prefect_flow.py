@@ -161,7 +161,14 @@ def test_a_run_killed_with_sigkill_loses_nothing_and_the_rerun_duplicates_nothin
     counts = df["_status"].value_counts().to_dict()
     assert counts.get("created", 0) + counts.get("skipped", 0) == 54, counts
     assert counts.get("skipped", 0) >= booked_before - 4  # at most the in-flight rows were unsure
-    assert counts.get("unknown", 0) == 0 and counts.get("failed", 0) == 0
+    # The sheet's one row whose slot another row holds is refused with a conflict. The killed run may have
+    # marked it "sending" ahead without sending it (flows/engine/sendqueue.py: a window of rows is committed
+    # before any of them leaves); then nothing tells the rerun its request never left, the check finds no
+    # booking of it, and it stays unknown for a person to look at instead of rejected. Never booked twice.
+    refused = df[df["_status"].isin(["rejected", "unknown"])]
+    assert len(refused) == 1 and counts.get("failed", 0) == 0, counts
+    if refused["_status"].iloc[0] == "unknown":
+        assert "the check did not find it" in refused["_message"].iloc[0]
     slots = [(b["eventTypeId"], b["startedAt"]) for b in jicoo_sim.bookings]
     assert len(jicoo_sim.bookings) == 54 and len(set(slots)) == 54
     assert (set(df.loc[df["_status"].isin(["created", "skipped"]), "_provider_id"])

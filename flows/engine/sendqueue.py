@@ -10,8 +10,10 @@ commit (the batch's one future).
 The price is what a *killed* process leaves behind: up to ``window`` rows marked "sending" whose
 requests never left. The next run treats them as it treats any "sending" row: it checks them with
 the provider before resending (the mapping's ``readback``), or leaves them ``unknown`` where the
-provider offers no check; nothing is sent twice. A run that stops in an orderly way (the credentials
-refused, Ctrl-C, a lost lease) takes back the marks of the rows it did not send
+provider offers no check; nothing is sent twice. One cost follows: such a row whose resend is refused
+with a conflict (its slot taken by another row meanwhile) stays ``unknown`` rather than ``rejected``,
+since the check does not find it and nothing says its request never left. A run that stops in an
+orderly way (the credentials refused, Ctrl-C, a lost lease) takes back the marks of the rows it did not send
 (:meth:`flows.ledger.ledger.Ledger._unmark_sql`), so they stay as they were.
 
 Only rows that need nothing checked first are marked ahead: new to the ledger, or settled as not
