@@ -722,14 +722,13 @@ def findings(scenarios: list[Scenario], sheet: list[SheetRow] | None) -> list[st
                 x = send.seconds / eng.seconds
                 extra = (f" Its send phase took {x:.1f}x as long as the engine's send_pending() on the same rows "
                          f"({send.seconds:.1f} s against {eng.seconds:.1f} s)"
-                         + (": the difference is what the Prefect flow around the engine costs." if x > 1.15 else
-                            ", so the Prefect flow around the engine costs little while sending (the runs are "
+                         + (": the difference is what the command adds around the engine." if x > 1.15 else
+                            ", so the command adds little around the engine while sending (the runs are "
                             "minutes apart; differences under about 15 % are noise here)."))
             out.append(f"- `booking-import run` at 0 ms, concurrency {sc.concurrency}: {e2e.seconds:.1f} s end to end, "
                        f"{send.seconds:.1f} s of it sending; the other {e2e.seconds - send.seconds:.1f} s are process "
-                       f"start and imports, reading and checking the sheet (once, before the flow, which is handed the "
-                       f"checked rows), Prefect's temporary server start-up and shutdown, and writing the results "
-                       f"workbook.{extra}")
+                       f"start and imports, reading and checking the sheet, and writing the results workbook (no "
+                       f"Prefect server is configured, so the run calls run_import directly).{extra}")
     for sc in scenarios:
         if not sc.latency_ms or not sc.ceiling:
             continue
