@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from flows.engine.plan import prepare
-from flows.engine.run import ImportRun, RunOptions, send_pending
+from flows.engine.run import ImportRun, RunOptions
 from flows.engine.sendqueue import SendQueue, mark_window
 from flows.ledger.group_commit import GroupCommit
 from flows.ledger.ledger import SENDING, Ledger, open_ledger, payload_hash, same_payload
@@ -25,7 +25,7 @@ from flows.sandbox import Faults, JicooSimulator
 from flows.sandbox.demo import sandbox_env
 
 from .conftest import ROOT, import_now, mapping_variant, served
-from .test_two_runs import MAPPING, SCOPE, big_sheet, booked_once
+from .test_two_runs import MAPPING, SCOPE, big_sheet, booked_once, cancel_part_way
 
 
 class WatchingJicoo(JicooSimulator):
@@ -166,16 +166,8 @@ def test_rows_not_sent_after_all_are_not_left_sending(jicoo_sim, jicoo_env, ledg
     sheet = big_sheet(tmp_path, 60, "UM")
     run = ImportRun(prepare(sheet, MAPPING), RunOptions(ledger_url=ledger_url, rate=None, concurrency=4))
 
-    async def cancel_part_way() -> None:
-        task = asyncio.create_task(send_pending(run))
-        while run.done < 8:
-            await asyncio.sleep(0.005)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
     try:
-        asyncio.run(cancel_part_way())
+        asyncio.run(cancel_part_way(run))
     finally:
         run.close()
     keys = {r.index: r.ledger_key for r in run.plan.rows}

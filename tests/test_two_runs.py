@@ -264,6 +264,16 @@ def test_claims_are_released_after_an_exception(jicoo_sim, jicoo_env, ledger_url
     booked_once(jicoo_sim, 30)
 
 
+async def cancel_part_way(run: ImportRun, done: int = 8) -> None:
+    """Ctrl-C part way through a send: the send is cancelled once ``done`` rows are settled."""
+    task = asyncio.create_task(send_pending(run))
+    while run.done < done:
+        await asyncio.sleep(0.005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 def test_claims_are_released_when_the_run_is_cancelled_and_its_rows_in_flight_are_checked_next_time(
         jicoo_sim, jicoo_env, ledger_url, tmp_path):
     """Ctrl-C (a cancelled send): claims released at once; rows cut off mid-request are checked, not resent blindly."""
@@ -271,16 +281,8 @@ def test_claims_are_released_when_the_run_is_cancelled_and_its_rows_in_flight_ar
     sheet = big_sheet(tmp_path, 40, "CC")
     run = ImportRun(prepare(sheet, MAPPING), RunOptions(ledger_url=ledger_url, rate=None, concurrency=4))
 
-    async def cancel_part_way() -> None:
-        task = asyncio.create_task(send_pending(run))
-        while run.done < 8:
-            await asyncio.sleep(0.005)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
     try:
-        asyncio.run(cancel_part_way())
+        asyncio.run(cancel_part_way(run))
         assert run.interrupted
         with open_ledger(ledger_url) as ledger:
             assert ledger.claimed() == {}
