@@ -147,6 +147,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_INPUT, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
+def _pace_args(p: argparse.ArgumentParser) -> None:
+    """How fast ``run`` and ``rerun`` send."""
+    p.add_argument("--concurrency", "-c", type=_positive_int,
+                   help="requests in flight at once (default: the mapping's)")
+    p.add_argument("--rate", "-r", type=_rate, help="requests per second, never exceeded; 0: none published, adapt "
+                                                    "to 429s (default: the mapping's)")
+
+
+def _flow_args(p: argparse.ArgumentParser) -> None:
+    """How ``run`` and ``rerun`` run: chunks, Prefect's engine, the progress bar."""
+    p.add_argument("--chunk-size", type=_positive_int, help=CHUNK_HELP)
+    p.add_argument("--prefect", action="store_true", help=PREFECT_HELP)
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
 def _sheet_args(p: argparse.ArgumentParser, *, out: bool = True) -> None:
     p.add_argument("sheet", type=Path, help="the CSV or Excel file (xlsx, xlsm, xlsb, xls, ods) to import")
     p.add_argument("--mapping", "-m", type=Path, required=True, help="the mapping file, e.g. mappings/jicoo.yaml")
@@ -170,18 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "as it goes, and write the results workbook. Rows already created by an earlier "
                                    "run (same key, same ledger) are skipped, never booked twice.")
     _sheet_args(p)
-    p.add_argument("--concurrency", "-c", type=_positive_int,
-                   help="requests in flight at once (default: the mapping's)")
-    p.add_argument("--rate", "-r", type=_rate, help="requests per second, never exceeded; 0: none published, adapt "
-                                                    "to 429s (default: the mapping's)")
+    _pace_args(p)
     p.add_argument("--ledger", help="ledger database: a path, sqlite:///path, or postgresql://user@host/db to share "
                                     "it between machines (default: $BOOKING_IMPORTER_LEDGER or "
                                     "./booking-ledger.sqlite)")
     p.add_argument("--resend-unknown", action="store_true",
                    help="resend rows an earlier run left unknown when the provider offers no way to check them")
-    p.add_argument("--chunk-size", type=_positive_int, help=CHUNK_HELP)
-    p.add_argument("--prefect", action="store_true", help=PREFECT_HELP)
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _flow_args(p)
     p.add_argument("--wait-callbacks", type=_seconds, default=0.0, metavar="SECONDS",
                    help="for providers that confirm later (Systems X Bridge): receive their callbacks in this process "
                         "and wait up to SECONDS after sending for accepted rows to become created (default 0: "
@@ -247,15 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "<sheet>.rerun-<time>.xlsx)")
     p.add_argument("--mapping", "-m", type=Path, help="the mapping file, if it moved (default: the one the run used)")
     p.add_argument("--ledger", help="ledger database (default: the one named in the workbook's Summary)")
-    p.add_argument("--concurrency", "-c", type=_positive_int,
-                   help="requests in flight at once (default: the mapping's)")
-    p.add_argument("--rate", "-r", type=_rate, help="requests per second, never exceeded; 0: none published, adapt "
-                                                    "to 429s (default: the mapping's)")
+    _pace_args(p)
     p.add_argument("--resend-unknown", action="store_true",
                    help="resend unknown rows the provider offers no way to check (check with the provider first)")
-    p.add_argument("--chunk-size", type=_positive_int, help=CHUNK_HELP)
-    p.add_argument("--prefect", action="store_true", help=PREFECT_HELP)
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _flow_args(p)
 
     p = sub.add_parser("serve", help="serve the nightly inbox import (a Prefect deployment on a schedule)",
                        formatter_class=_Wrapping,
