@@ -42,8 +42,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import json
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -68,7 +66,6 @@ from .bigchange_api import (
     JobType,
     Person,
     Resource,
-    _b64,
     _Errors,
     _fault_body,
     _format,
@@ -78,6 +75,7 @@ from .bigchange_api import (
     _page,
     _paging,
     _public,
+    access_token,
     parse_instant,
     problem,
 )
@@ -257,16 +255,12 @@ class BigChangeSimulator(Simulator):
             return json_response({"error": "invalid_scope",
                                   "error_description": f"The client may not ask for {' '.join(unknown)}"},
                                  status=400)
-        now = time.time()
-        claims = {"iss": "https://sandbox.bigchange.invalid/auth", "sub": client_id, "scope": " ".join(asked),
-                  "iat": int(now), "exp": int(now + self.token_lifetime) + 1, "jti": secrets.token_hex(8)}
-        token = ".".join((_b64(b'{"alg":"HS256","typ":"JWT"}'), _b64(json.dumps(claims).encode()),
-                          _b64(secrets.token_bytes(32))))
+        token = access_token(client_id, asked, self.token_lifetime)
         self._tokens[token] = self.clock() + self.token_lifetime
         self._token_scopes[token] = frozenset(asked)
         self.logins += 1
         return json_response({"access_token": token, "token_type": "Bearer", "expires_in": self.token_lifetime,
-                              "scope": claims["scope"]})
+                              "scope": " ".join(asked)})
 
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -186,6 +188,16 @@ def _is_int(v: Any) -> bool:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def access_token(client_id: str, scopes: list[str], lifetime: float) -> str:
+    """A JWT-looking access token as the token endpoint returns it: readable claims (issuer, client, scopes,
+    issued and expiry times), a random signature."""
+    now = time.time()
+    claims = {"iss": "https://sandbox.bigchange.invalid/auth", "sub": client_id, "scope": " ".join(scopes),
+              "iat": int(now), "exp": int(now + lifetime) + 1, "jti": secrets.token_hex(8)}
+    return ".".join((_b64(b'{"alg":"HS256","typ":"JWT"}'), _b64(json.dumps(claims).encode()),
+                     _b64(secrets.token_bytes(32))))
 
 
 def problem(status: int, detail: str, errors: Mapping[str, list[str]] | None = None, *,
