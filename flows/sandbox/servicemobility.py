@@ -57,7 +57,6 @@ from aiohttp import web
 from .faults import FaultInjector, Faults
 from .server import SANDBOX_PREFIX, Simulator, create_app, json_response, read_json
 from .servicemobility_api import (
-    _EXCLUDED,
     API,
     CALENDAR_ZONE,
     DEFAULT_ACCOUNTS,
@@ -78,6 +77,7 @@ from .servicemobility_api import (
     make_jwt,
     parse_utc,
     read_jwt,
+    time_periods,
 )
 
 __all__ = [
@@ -313,24 +313,6 @@ class ServiceMobilitySimulator(Simulator):
 
     # -- appointment search --------------------------------------------------------------------
 
-    def _periods(self, constraints: Any, name: str = "TimeConstraints") -> tuple[list[tuple], list[tuple], str | None]:
-        if not isinstance(constraints, list) or not constraints:
-            return [], [], f"{name} is required: give the period(s) the customer is available"
-        wanted, excluded = [], []
-        for i, tc in enumerate(constraints):
-            period = tc.get("Period") if isinstance(tc, dict) else None
-            if not isinstance(period, dict):
-                return [], [], f"{name}[{i}].Period is required"
-            start, end = parse_utc(period.get("Start")), parse_utc(period.get("End"))
-            for key, value in (("Start", start), ("End", end)):
-                if value is None:
-                    return [], [], (f"{name}[{i}].Period.{key} {period.get(key)!r} is not a UTC date-time "
-                                    f"(YYYY-MM-DDTHH:mm:SS.sssZ)")
-            if end <= start:
-                return [], [], f"{name}[{i}].Period ends before it starts"
-            (excluded if _EXCLUDED.search(str(tc.get("Type") or "")) else wanted).append((start, end))
-        return wanted, excluded, None
-
     def _order_problems(self, body: dict[str, Any]) -> list[str]:
         problems = []
         account = body.get("Account")
@@ -352,7 +334,7 @@ class ServiceMobilitySimulator(Simulator):
         if not ok or not isinstance(body, dict):
             return _text("The request body is not a valid Appointment Search object")
         problems = self._order_problems(body)
-        wanted, excluded, problem = self._periods(body.get("TimeConstraints"))
+        wanted, excluded, problem = time_periods(body.get("TimeConstraints"))
         if problem:
             problems.append(problem)
         if problems:
@@ -389,7 +371,7 @@ class ServiceMobilitySimulator(Simulator):
         constraints = body.get("TimeConstraints")
         if isinstance(constraints, list) and len(constraints) != 1:
             problems.append("TimeConstraints must hold exactly the one appointment slot to book")
-        wanted, _, problem = self._periods(constraints)
+        wanted, _, problem = time_periods(constraints)
         if problem:
             problems.append(problem)
         if problems:

@@ -129,3 +129,23 @@ def _text(message: str, status: int = 500) -> web.Response:
 
 
 _EXCLUDED = re.compile(r"unavail|not ?avail|exclu|busy", re.IGNORECASE)
+
+
+def time_periods(constraints: Any, name: str = "TimeConstraints") -> tuple[list[tuple], list[tuple], str | None]:
+    """A request's TimeConstraints as (wanted periods, excluded periods, what is wrong with them or None)."""
+    if not isinstance(constraints, list) or not constraints:
+        return [], [], f"{name} is required: give the period(s) the customer is available"
+    wanted, excluded = [], []
+    for i, tc in enumerate(constraints):
+        period = tc.get("Period") if isinstance(tc, dict) else None
+        if not isinstance(period, dict):
+            return [], [], f"{name}[{i}].Period is required"
+        start, end = parse_utc(period.get("Start")), parse_utc(period.get("End"))
+        for key, value in (("Start", start), ("End", end)):
+            if value is None:
+                return [], [], (f"{name}[{i}].Period.{key} {period.get(key)!r} is not a UTC date-time "
+                                f"(YYYY-MM-DDTHH:mm:SS.sssZ)")
+        if end <= start:
+            return [], [], f"{name}[{i}].Period ends before it starts"
+        (excluded if _EXCLUDED.search(str(tc.get("Type") or "")) else wanted).append((start, end))
+    return wanted, excluded, None
