@@ -65,7 +65,16 @@ def test_rows_of_one_structure_share_one_shape():
     assert other is not one
 
 
-def test_a_plan_row_gives_the_payload_the_mapper_makes(tmp_path):
+@pytest.fixture(params=["small plan: payloads kept packed", "big plan: rows mapped again"])
+def plan_size(request, monkeypatch):
+    """Both ways a plan keeps its valid rows' payloads (plan.KEEP_PAYLOADS_UP_TO): a threshold of 0 makes a
+    three-row sheet a big plan."""
+    if request.param.startswith("big"):
+        monkeypatch.setattr(plan_module, "KEEP_PAYLOADS_UP_TO", 0)
+    return request.param
+
+
+def test_a_plan_row_gives_the_payload_the_mapper_makes(tmp_path, plan_size):
     sheet = write_csv(
         tmp_path,
         "B1,Initial consultation,16/07/2026,09:00,,  Ann   Lee ,Ann@Example.com,07700 900123,Acme,zoom,hi,EN",
@@ -86,6 +95,8 @@ def test_a_plan_row_gives_the_payload_the_mapper_makes(tmp_path):
                 r.body  # noqa: B018 (the property raises)
     assert [r.is_valid for r in plan.rows] == [True, True, False]
     assert [r.line for r in plan.valid] == [2, 3]
+    packed = [r._leaves is not None for r in plan.valid]
+    assert packed == ([True, True] if plan_size.startswith("small") else [False, False])
 
 
 def test_a_change_to_a_read_payload_is_kept_after_it_leaves_the_recent_window(monkeypatch):
@@ -105,6 +116,7 @@ def test_a_change_to_a_read_payload_is_kept_after_it_leaves_the_recent_window(mo
 
 def test_a_plan_row_maps_its_cells_again_when_read_and_keeps_a_change(tmp_path, monkeypatch):
     monkeypatch.setattr(plan_module, "_RECENT", plan_module._Recent(1))
+    monkeypatch.setattr(plan_module, "KEEP_PAYLOADS_UP_TO", 0)  # a big plan: its rows hold no payload
     sheet = write_csv(
         tmp_path,
         "B1,Workshop,16/07/2026,10:00,Asia/Tokyo,Bo Chen,bo@example.com,,,,,",
@@ -147,7 +159,7 @@ def test_the_shared_empty_problems_list_refuses_changes():
     assert bad.problems is given  # a row's own list is kept as given
 
 
-def test_duplicate_keys_are_still_reported_on_every_copy(tmp_path):
+def test_duplicate_keys_are_still_reported_on_every_copy(tmp_path, plan_size):
     sheet = write_csv(
         tmp_path,
         "B1,Workshop,16/07/2026,10:00,Asia/Tokyo,Bo Chen,bo@example.com,,,,,",
