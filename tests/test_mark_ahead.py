@@ -134,7 +134,7 @@ def test_the_queue_marks_a_window_ahead_in_one_transaction_and_only_rows_that_ne
     skip = {rows[1].index}  # e.g. a row an earlier run left "sending": checked first, marked on its own
     group, marked = GroupCommit(ledger), {}
     queue = SendQueue(rows, group, marked, scope=SCOPE, run_id="run-1", window=10,
-                      before=lambda r: (r.index not in skip, None))
+                      before=lambda r, key: (r.index not in skip, None))
 
     async def main() -> list:
         got = []

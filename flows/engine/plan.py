@@ -130,6 +130,21 @@ class PreparedRow:
             raise ValueError(f"row {self.line} is invalid: it has no payload to send")
         return payload
 
+    def payload_for_send(self) -> dict[str, Any]:
+        """The payload of a valid row for one send, which holds it until the row is settled: the dict
+        :attr:`payload` holds when the row's payload was read lately (so a change made to it is sent), else one
+        built for this send and not kept among the recent ones. The engine builds each row's payload once
+        this way, to hash it and send it (keeping it recent cost a tenth of the send phase's CPU at 0 ms)."""
+        built = _RECENT.built.get(self)
+        if built is not None:
+            return built[0]
+        if self._leaves is not None:
+            assert self._shape is not None
+            return unpack_payload(self._shape, self._leaves)
+        if self._source is not None:
+            return self._source.payload(self.index)
+        raise ValueError(f"row {self.line} is invalid: it has no payload to send")
+
     @property
     def key_text(self) -> str:
         return " / ".join(self.key)
