@@ -217,3 +217,27 @@ def test_an_outcome_without_messages_pickles_and_keeps_the_shared_mapping():
     assert again.column_messages is NO_MESSAGES
     marked = Outcome(Status.INVALID, "Email: bad", column_messages={"Email": ["bad"]})
     assert pickle.loads(pickle.dumps(marked)) == marked
+
+
+def test_a_payload_for_one_send_is_built_apart_unless_the_row_was_read_lately(tmp_path, plan_size, monkeypatch):
+    """PreparedRow.payload_for_send: the dict a recent read gave (an edit is sent); otherwise a new dict equal to
+    the payload, not kept among the recent ones (the send holds it while the row is in flight)."""
+    monkeypatch.setattr(plan_module, "_RECENT", plan_module._Recent(8))
+    sheet = write_csv(
+        tmp_path,
+        "B1,Workshop,16/07/2026,10:00,Asia/Tokyo,Bo Chen,bo@example.com,,,,,",
+        "B2,Workshop,16/07/2026,11:00,Asia/Tokyo,Cy Diaz,cy@example.com,,,,,",
+        "B3,Workshop,16/07/2026,,Asia/Tokyo,Cy,not-an-email,,,,,",
+    )
+    plan = prepare(sheet, JICOO)
+    read, unread, invalid = plan.rows
+    edited = read.payload
+    assert edited is not None
+    edited["name"] = "Edited"
+    assert read.payload_for_send() is edited
+    once = unread.payload_for_send()
+    assert once == plan.mapper.map_row(plan.sheet.rows[1]).payload
+    assert unread not in plan_module._RECENT.built  # built for the send alone
+    assert unread.payload_for_send() is not once and unread.payload == once
+    with pytest.raises(ValueError, match="row 4 is invalid"):
+        invalid.payload_for_send()
