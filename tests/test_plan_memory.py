@@ -241,3 +241,24 @@ def test_a_payload_for_one_send_is_built_apart_unless_the_row_was_read_lately(tm
     assert unread.payload_for_send() is not once and unread.payload == once
     with pytest.raises(ValueError, match="row 4 is invalid"):
         invalid.payload_for_send()
+
+
+def test_asyncio_run_does_not_format_every_outcome_of_a_finished_import(tmp_path, monkeypatch):
+    """asyncio.run on Python 3.11 formats its task's repr, result included, as it puts the SIGINT handler back.
+    A million-row validate built the repr of every outcome there (250 MB, after the workbook was written):
+    RunResult's repr names the counts and the workbook, never the rows."""
+    import asyncio
+
+    from flows.engine.run import RunOptions, run_import
+
+    sheet = write_csv(tmp_path, *(f"B{i},Workshop,16/07/2026,10:00,Asia/Tokyo,Bo Chen,bo{i}@example.com,,,,,"
+                                  for i in range(3)))
+    plan = prepare(sheet, JICOO)
+
+    def no_repr(self):
+        raise AssertionError("an outcome was formatted")
+
+    monkeypatch.setattr(Outcome, "__repr__", no_repr)
+    result = asyncio.run(run_import(plan, RunOptions(out=tmp_path / "results.xlsx"), validate=True))
+    assert repr(result) == (f"RunResult(counts={result.counts!r}, results={str(tmp_path / 'results.xlsx')!r}, "
+                            f"rows=3, run_id=None)")
