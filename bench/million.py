@@ -45,6 +45,17 @@ RESULTS_WRITE_NOTE = (
     "(0.27x); 1,000,000 rows in 64 s CPU after, 6.4 s per 100,000 rows, so linear.")
 
 
+#: why `run`'s CPU a row steps up past 200,000 rows (flows/engine/plan.py KEEP_PAYLOADS_UP_TO)
+REGIME_NOTE = (
+    "Two regimes, by design: a plan of at most 200,000 rows keeps each valid row's payload packed from "
+    "`prepare` (~200 bytes a row), a bigger one maps each row again when it is sent, which keeps a million "
+    "rows under 1 GiB and costs about 10 s of CPU per 100,000 rows more (50.7 against 60.0 on 2026-12-02: "
+    "mapping a row again is ~20 µs in a 10,000-row plan and ~50 µs in a million-row one, whose cells lie far "
+    "apart in memory: the engine's own CPU a row, bench/bookkeeping.py, was 81 µs at 100,000 rows and 135 µs "
+    "at 1,000,000). So `run`'s linearity is read within a regime: 300,000 against 1,000,000 rows "
+    "(60.0 and 61.7 s per 100,000 on 2026-12-02); 100,000 rows is the other regime.")
+
+
 @dataclass
 class Row:
     command: str
@@ -121,7 +132,7 @@ def markdown(results: list[Row], load_start: str, load_end: str, wall: float) ->
         under = "yes" if r.peak_mb < LIMIT_MB else "**no**"
         lines.append(f"| {r.command} | {r.rows:,} | {r.wall:.1f} | {r.cpu:.1f} | {r.peak_mb:.0f} | {r.rate:,.0f} | "
                      f"{r.cpu_per_100k:.2f} | {under} | {r.load} |" + ("" if r.ok else f" FAILED: {r.note} |"))
-    lines += ["", RESULTS_WRITE_NOTE, "", END]
+    lines += ["", REGIME_NOTE, "", RESULTS_WRITE_NOTE, "", END]
     return "\n".join(lines)
 
 

@@ -65,7 +65,16 @@ def test_rows_of_one_structure_share_one_shape():
     assert other is not one
 
 
-def test_a_plan_row_gives_the_payload_the_mapper_makes(tmp_path):
+@pytest.fixture(params=["small plan: payloads kept packed", "big plan: rows mapped again"])
+def plan_size(request, monkeypatch):
+    """Both ways a plan keeps its valid rows' payloads (plan.KEEP_PAYLOADS_UP_TO): a threshold of 0 makes a
+    three-row sheet a big plan."""
+    if request.param.startswith("big"):
+        monkeypatch.setattr(plan_module, "KEEP_PAYLOADS_UP_TO", 0)
+    return request.param
+
+
+def test_a_plan_row_gives_the_payload_the_mapper_makes(tmp_path, plan_size):
     sheet = write_csv(
         tmp_path,
         "B1,Initial consultation,16/07/2026,09:00,,  Ann   Lee ,Ann@Example.com,07700 900123,Acme,zoom,hi,EN",
@@ -86,6 +95,8 @@ def test_a_plan_row_gives_the_payload_the_mapper_makes(tmp_path):
                 r.body  # noqa: B018 (the property raises)
     assert [r.is_valid for r in plan.rows] == [True, True, False]
     assert [r.line for r in plan.valid] == [2, 3]
+    packed = [r._leaves is not None for r in plan.valid]
+    assert packed == ([True, True] if plan_size.startswith("small") else [False, False])
 
 
 def test_a_change_to_a_read_payload_is_kept_after_it_leaves_the_recent_window(monkeypatch):
@@ -105,6 +116,7 @@ def test_a_change_to_a_read_payload_is_kept_after_it_leaves_the_recent_window(mo
 
 def test_a_plan_row_maps_its_cells_again_when_read_and_keeps_a_change(tmp_path, monkeypatch):
     monkeypatch.setattr(plan_module, "_RECENT", plan_module._Recent(1))
+    monkeypatch.setattr(plan_module, "KEEP_PAYLOADS_UP_TO", 0)  # a big plan: its rows hold no payload
     sheet = write_csv(
         tmp_path,
         "B1,Workshop,16/07/2026,10:00,Asia/Tokyo,Bo Chen,bo@example.com,,,,,",
@@ -147,7 +159,7 @@ def test_the_shared_empty_problems_list_refuses_changes():
     assert bad.problems is given  # a row's own list is kept as given
 
 
-def test_duplicate_keys_are_still_reported_on_every_copy(tmp_path):
+def test_duplicate_keys_are_still_reported_on_every_copy(tmp_path, plan_size):
     sheet = write_csv(
         tmp_path,
         "B1,Workshop,16/07/2026,10:00,Asia/Tokyo,Bo Chen,bo@example.com,,,,,",
@@ -205,3 +217,48 @@ def test_an_outcome_without_messages_pickles_and_keeps_the_shared_mapping():
     assert again.column_messages is NO_MESSAGES
     marked = Outcome(Status.INVALID, "Email: bad", column_messages={"Email": ["bad"]})
     assert pickle.loads(pickle.dumps(marked)) == marked
+
+
+def test_a_payload_for_one_send_is_built_apart_unless_the_row_was_read_lately(tmp_path, plan_size, monkeypatch):
+    """PreparedRow.payload_for_send: the dict a recent read gave (an edit is sent); otherwise a new dict equal to
+    the payload, not kept among the recent ones (the send holds it while the row is in flight)."""
+    monkeypatch.setattr(plan_module, "_RECENT", plan_module._Recent(8))
+    sheet = write_csv(
+        tmp_path,
+        "B1,Workshop,16/07/2026,10:00,Asia/Tokyo,Bo Chen,bo@example.com,,,,,",
+        "B2,Workshop,16/07/2026,11:00,Asia/Tokyo,Cy Diaz,cy@example.com,,,,,",
+        "B3,Workshop,16/07/2026,,Asia/Tokyo,Cy,not-an-email,,,,,",
+    )
+    plan = prepare(sheet, JICOO)
+    read, unread, invalid = plan.rows
+    edited = read.payload
+    assert edited is not None
+    edited["name"] = "Edited"
+    assert read.payload_for_send() is edited
+    once = unread.payload_for_send()
+    assert once == plan.mapper.map_row(plan.sheet.rows[1]).payload
+    assert unread not in plan_module._RECENT.built  # built for the send alone
+    assert unread.payload_for_send() is not once and unread.payload == once
+    with pytest.raises(ValueError, match="row 4 is invalid"):
+        invalid.payload_for_send()
+
+
+def test_asyncio_run_does_not_format_every_outcome_of_a_finished_import(tmp_path, monkeypatch):
+    """asyncio.run on Python 3.11 formats its task's repr, result included, as it puts the SIGINT handler back.
+    A million-row validate built the repr of every outcome there (250 MB, after the workbook was written):
+    RunResult's repr names the counts and the workbook, never the rows."""
+    import asyncio
+
+    from flows.engine.run import RunOptions, run_import
+
+    sheet = write_csv(tmp_path, *(f"B{i},Workshop,16/07/2026,10:00,Asia/Tokyo,Bo Chen,bo{i}@example.com,,,,,"
+                                  for i in range(3)))
+    plan = prepare(sheet, JICOO)
+
+    def no_repr(self):
+        raise AssertionError("an outcome was formatted")
+
+    monkeypatch.setattr(Outcome, "__repr__", no_repr)
+    result = asyncio.run(run_import(plan, RunOptions(out=tmp_path / "results.xlsx"), validate=True))
+    assert repr(result) == (f"RunResult(counts={result.counts!r}, results={str(tmp_path / 'results.xlsx')!r}, "
+                            f"rows=3, run_id=None)")

@@ -284,11 +284,11 @@ def _drive(args: argparse.Namespace, start: Callable[[], Coroutine[Any, Any, Any
     the run (in ``holder`` once it began) writes the workbook of what was done."""
     stop = _stop
 
-    async def guarded() -> Any:
+    async def guarded() -> None:  # returns nothing: asyncio.run formats its task's result (RunResult's repr says why)
         if stop is not None:  # a signal now cancels the run, which then writes the workbook of what was done
             stop.attach(asyncio.get_running_loop(), asyncio.current_task())
         try:
-            return await start()
+            await start()
         finally:
             if stop is not None:
                 stop.detach()

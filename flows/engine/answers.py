@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import TYPE_CHECKING, TypedDict, cast
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from ..http.sender import CallResult, response_messages
 from ..mapping.model import RowMapper
@@ -46,14 +46,18 @@ class Answering:
     #: sensitive field path -> as dig reads it, worked out on first use
     _mask_paths: dict[str, str]
 
-    def _masked_outcome(self, row: PreparedRow) -> Outcome | None:
+    def _masked_outcome(self, row: PreparedRow, payload: dict[str, Any] | None = None) -> Outcome | None:
         """``invalid`` when a sensitive field holds the mask instead of a value (a row copied from a results
-        workbook): sending it would set e.g. the customer's password to the mask."""
+        workbook): sending it would set e.g. the customer's password to the mask. ``payload``: the row's, when
+        already built."""
         m = self.plan.mapping
         paths = self.__dict__.get("_mask_paths")
         if paths is None:  # worked out once per run, not per row
             paths = self._mask_paths = {p: re.sub(r"\[(\d+)\]", r".\1", p) for p in sorted(m.sensitive_paths())}
-        hits = masked_fields(row.payload, paths) if paths and row.payload else []
+        if not paths:
+            return None
+        payload = payload if payload is not None else row.payload
+        hits = masked_fields(payload, paths) if payload else []
         if not hits:
             return None
         columns = [c for p in hits for c in m.fields[p].columns()] if all(p in m.fields for p in hits) else []
@@ -103,8 +107,10 @@ class Answering:
     # -- bookkeeping ---------------------------------------------------------------------------------------
 
     def _masked(self, row: PreparedRow, outcome: Outcome) -> Outcome:
+        if not outcome.message:  # nothing that could quote a value (every created row)
+            return outcome
         hidden = self._sensitive_values(row)
-        if hidden and outcome.message:  # a provider that echoes a password must not put it in the results or ledger
+        if hidden:  # a provider that echoes a password must not put it in the results or ledger
             outcome = dataclasses.replace(outcome, message=redact_text(outcome.message, hidden), column_messages={
                 c: [redact_text(m, hidden) for m in ms] for c, ms in outcome.column_messages.items()})
         return outcome

@@ -68,8 +68,9 @@ class PreparedRow:
     """One row of a plan: where it is, its key, its problems, and (valid rows) the payload to send.
 
     Compact, since a plan holds one per row of the sheet (a million rows: issue 16): slots, no empty
-    list for a row without problems, and no payload held: a row :func:`map_rows` made maps its cells again
-    when :attr:`payload` is read (:class:`PayloadSource`); one given a payload keeps it packed
+    list for a row without problems, and no payload held in a big plan: a row :func:`map_rows` made from a
+    sheet of more than :data:`KEEP_PAYLOADS_UP_TO` rows maps its cells again when :attr:`payload` is read
+    (:class:`PayloadSource`); one given a payload (every valid row of a smaller plan) keeps it packed
     (:func:`~flows.engine.payloads.pack_payload`: its shared shape and a tuple of its values). A payload
     read stays built, the same dict, while its row is among the :data:`RECENT_PAYLOADS` read last; a
     change made to it is kept when the row leaves them (the row then keeps it packed). Use
@@ -129,6 +130,21 @@ class PreparedRow:
             raise ValueError(f"row {self.line} is invalid: it has no payload to send")
         return payload
 
+    def payload_for_send(self) -> dict[str, Any]:
+        """The payload of a valid row for one send, which holds it until the row is settled: the dict
+        :attr:`payload` holds when the row's payload was read lately (so a change made to it is sent), else one
+        built for this send and not kept among the recent ones. The engine builds each row's payload once
+        this way, to hash it and send it (keeping it recent cost a tenth of the send phase's CPU at 0 ms)."""
+        built = _RECENT.built.get(self)
+        if built is not None:
+            return built[0]
+        if self._leaves is not None:
+            assert self._shape is not None
+            return unpack_payload(self._shape, self._leaves)
+        if self._source is not None:
+            return self._source.payload(self.index)
+        raise ValueError(f"row {self.line} is invalid: it has no payload to send")
+
     @property
     def key_text(self) -> str:
         return " / ".join(self.key)
@@ -139,6 +155,12 @@ class PreparedRow:
         rows would hold a million more strings for the whole run."""
         return Ledger.key_text(self.key)
 
+
+#: a plan of at most this many rows keeps each valid row's payload packed (shape + values, about 200 B a row:
+#: 40 MB here) instead of mapping the row again when it is read. Mapping again is what keeps a million-row
+#: plan under 1 GiB, but in the send phase it cost about 9 % of the wall time at 0 ms (bench/RESULTS.md's
+#: send profile: the row mapped again, packed for the recent window); unpacking costs about a tenth of it
+KEEP_PAYLOADS_UP_TO = 200_000
 
 #: rows whose payload dict is kept built (see :class:`PreparedRow`): far more than a run has in flight
 RECENT_PAYLOADS = 4096
@@ -273,7 +295,8 @@ def map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet,
     hidden = sorted({mapper.index[c] for c in mapping.sensitive_columns()})  # sheet positions of sensitive columns
     rows: list[PreparedRow] = []
     key_of, map_row = mapper.key_of, mapper.map_row
-    source = PayloadSource(mapper, sheet.rows)  # a valid row's payload is mapped again when read
+    # a big sheet's valid rows hold no payload (mapped again when read); a smaller one's keep theirs packed
+    source = PayloadSource(mapper, sheet.rows) if len(sheet.rows) > KEEP_PAYLOADS_UP_TO else None
     for i, (cells, line) in enumerate(zip(sheet.rows, sheet.line_numbers, strict=True)):
         mapped = map_row(cells)
         problems = mapped.problems
@@ -295,7 +318,8 @@ def map_rows(mapping: MappingFile, mapping_path: Path, sheet: Sheet,
         if problems and hidden:  # a message quoting a password must not carry it into results or logs
             values = [str(cells[j]) for j in hidden if cells[j] not in (None, "")]
             problems[:] = [Problem(p.column, redact_text(p.message, values)) for p in problems]
-        rows.append(PreparedRow(i, line, key, None, problems, source=source))
+        kept = mapped.payload if source is None and not problems else None
+        rows.append(PreparedRow(i, line, key, kept, problems, source=source))
     _mark_duplicate_keys(rows, mapping)
     return Plan(mapping, mapping_path, sheet, mapper, rows)
 

@@ -76,9 +76,10 @@ class Reconciling(Answering):
 
     # -- the rows to send, after the ledger has had its say -------------------------------------------
 
-    def _markable(self, row: PreparedRow) -> tuple[bool, Entry | None]:
-        """May the row's "sending" mark be written ahead (flows/engine/sendqueue.py), and its ledger record now."""
-        entry = self._entries.get(row.ledger_key)
+    def _markable(self, row: PreparedRow, key: str) -> tuple[bool, Entry | None]:
+        """May the row (``key``: its ledger key) be marked "sending" ahead (flows/engine/sendqueue.py), and its
+        ledger record now."""
+        entry = self._entries.get(key)
         return (self.handler is None and row.index in self._claimed
                 and (entry is None or entry.status not in (SENDING, Status.UNKNOWN.value))), entry
 
@@ -93,15 +94,18 @@ class Reconciling(Answering):
         those another live run holds (skipped, naming it). The rest are claimed for this run, in one batch."""
         scope = self.plan.mapping.scope
         todo = [r for r in self.plan.rows if r.is_valid and self.outcomes[r.index] is None]
-        self._entries = self.ledger.get_many(scope, [r.ledger_key for r in todo])
-        out = []
-        for r in todo:
-            entry = self._entries.get(r.ledger_key)
+        keys = [r.ledger_key for r in todo]  # worked out once here (a million rows: a second or more each time)
+        self._entries = entries = self.ledger.get_many(scope, keys)
+        out, out_keys = [], []
+        for r, key in zip(todo, keys, strict=True):
+            entry = entries.get(key)
             if entry is not None and entry.status in _DONE_VALUES:
                 self._skip_done(r, entry)
             else:
                 out.append(r)
-        return self._claim(out, reread=True)
+                out_keys.append(key)
+        del todo, keys
+        return self._claim(out, reread=True, keys=out_keys)
 
     def _skip_done(self, r: PreparedRow, entry: Entry) -> None:
         note = ""
@@ -111,26 +115,29 @@ class Reconciling(Answering):
                                                 f"(provider id {entry.provider_id or 'not given'}){note}",
                                 provider_id=entry.provider_id, http_status=entry.http_status))
 
-    def _claim(self, rows: list[PreparedRow], *, reread: bool = False) -> list[PreparedRow]:
+    def _claim(self, rows: list[PreparedRow], *, reread: bool = False,
+               keys: list[str] | None = None) -> list[PreparedRow]:
         """Claim these rows in the ledger (a batch of keys per statement, not a transaction per row). Returns
         those this run may send; a row another live run holds is settled ``skipped``, naming that run.
         ``reread``: read the ledger again for the rows won, since the run that held one until a moment ago
-        may have settled it (then it is skipped as done), or left it ``sending`` (then it is checked)."""
-        new = [r for r in rows if r.index not in self._claimed]
-        if not new:
+        may have settled it (then it is skipped as done), or left it ``sending`` (then it is checked).
+        ``keys``: the rows' ledger keys, when the caller has them."""
+        claimed = self._claimed
+        if all(r.index in claimed for r in rows):
             return rows
+        keys = keys if keys is not None else [r.ledger_key for r in rows]
         scope = self.plan.mapping.scope
-        got = self.claims.claim(scope, [r.ledger_key for r in new])
+        got = self.claims.claim(scope, [k for r, k in zip(rows, keys, strict=True) if r.index not in claimed])
         self.taken_over += len(got.taken_over)
         if reread and got.won:
-            self._entries.update(self.ledger.get_many(scope, [r.ledger_key for r in new if r.ledger_key in got.won]))
+            self._entries.update(self.ledger.get_many(scope, [k for r, k in zip(rows, keys, strict=True)
+                                                              if r.index not in claimed and k in got.won]))
         out = []
-        for r in rows:
-            key = r.ledger_key
-            if r.index in self._claimed:  # held already (claimed by an earlier pending())
+        for r, key in zip(rows, keys, strict=True):
+            if r.index in claimed:  # held already (claimed by an earlier pending())
                 out.append(r)
             elif key in got.won:
-                self._claimed.add(r.index)
+                claimed.add(r.index)
                 entry = self._entries.get(key) if reread else None
                 if entry is not None and entry.status in _DONE_VALUES:
                     self._skip_done(r, entry)

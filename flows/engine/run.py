@@ -299,7 +299,8 @@ class ImportRun(Reconciling):
                                                       "stalled longer than its lease) and another run may hold the "
                                                       "row; rerun after it ends", needs_rerun=True))
             return
-        scope, key = self.plan.mapping.scope, row.ledger_key
+        scope = self.plan.mapping.scope
+        key = premark.key if premark is not None else row.ledger_key
         entry = self._entries.get(key)
         self._in_flight.add(row.index)
         try:
@@ -318,7 +319,7 @@ class ImportRun(Reconciling):
                 phash = payload_hash(row.body)
                 await self._writer.mark_sending(scope, key, self.run_id, phash)
             try:
-                outcome = await self._send_row(row, entry)
+                outcome = await self._send_row(row, entry, premark.body if premark is not None else None)
             except asyncio.CancelledError:  # Ctrl-C or a cancelled flow: the request may have left
                 self.outcomes[row.index] = Outcome(Status.UNKNOWN, "the run was interrupted while this row was being "
                                                                    "sent; the next run checks it before resending")
@@ -338,18 +339,20 @@ class ImportRun(Reconciling):
             self._in_flight.discard(row.index)
 
 
-    async def _send_row(self, row: PreparedRow, entry: Entry | None = None) -> Outcome:
-        if (masked := self._masked_outcome(row)) is not None:  # the last line of defence, whatever built the row
+    async def _send_row(self, row: PreparedRow, entry: Entry | None = None,
+                        body: dict[str, Any] | None = None) -> Outcome:
+        """``body``: the row's payload as built for this send (:meth:`PreparedRow.payload_for_send`), else read."""
+        if (masked := self._masked_outcome(row, body)) is not None:  # the last line of defence, whatever built the row
             return masked
         if self.handler is not None:
             return await self.handler(RowContext(self, row, entry))
-        return await self.send_default(row)
+        return await self.send_default(row, body)
 
-    async def send_default(self, row: PreparedRow) -> Outcome:
-        """The request the mapping describes, as one call."""
+    async def send_default(self, row: PreparedRow, body: dict[str, Any] | None = None) -> Outcome:
+        """The request the mapping describes, as one call (``body``: the row's payload, when already built)."""
         m = self.plan.mapping
         req = m.request
-        payload = self.with_run_values(row.payload or {})
+        payload = self.with_run_values(body if body is not None else (row.payload or {}))
         path = req.path
         if "{" in path:  # PUT /WorkOrder/{number}: filled from the row
             try:

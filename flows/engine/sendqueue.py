@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..ledger.group_commit import GroupCommit
 from ..ledger.ledger import Entry, payload_hash
@@ -40,13 +40,15 @@ __all__ = [
 
 
 class Premark(NamedTuple):
-    """A row marked "sending" ahead: the commit to wait for, the payload hash marked, and the row's ledger
-    record before the mark (to put back if the row is not sent)."""
+    """A row marked "sending" ahead: the commit to wait for, the payload hash marked, the row's ledger key,
+    its ledger record before the mark (to put back if the row is not sent), and the payload hashed, which is
+    the one sent (built once for both: :meth:`~flows.engine.plan.PreparedRow.payload_for_send`)."""
 
     committed: asyncio.Future[None]
     phash: str
     key: str
     before: Entry | None
+    body: dict[str, Any]
 
 
 def mark_window(concurrency: int, rate: float | None) -> int:
@@ -63,14 +65,15 @@ class SendQueue:
     is the run's record of the rows marked and not yet handed out (shared by the queues of one run)."""
 
     def __init__(self, rows: list[PreparedRow], writer: GroupCommit, marked: dict[int, Premark], *, scope: str,
-                 run_id: str, window: int, before: Callable[[PreparedRow], tuple[bool, Entry | None]]) -> None:
+                 run_id: str, window: int,
+                 before: Callable[[PreparedRow, str], tuple[bool, Entry | None]]) -> None:
         self._rows = rows
         self._writer = writer
         self._marked = marked
         self._scope = scope
         self._run_id = run_id
         self.window = max(1, window)
-        #: (may it be marked ahead, its ledger record now)
+        #: (may it be marked ahead, its ledger record now), given the row and its ledger key
         self._before = before
         self._next = 0  # the next row handed out
         self._considered = 0  # rows up to here were marked ahead or found not to qualify
@@ -100,13 +103,17 @@ class SendQueue:
         while i < len(rows) and len(taken) < room:
             row = rows[i]
             i += 1
-            ok, before = self._before(row)
+            key = row.ledger_key  # worked out once here, then carried in the Premark
+            ok, before = self._before(row, key)
             if ok:
-                taken.append((row, payload_hash(row.body), before))
+                taken.append((row, key, before))
         self._considered = i
         if not taken:
             return
-        committed = self._writer.mark_many([(self._scope, r.ledger_key, self._run_id, h) for r, h, _ in taken])
-        for row, phash, before in taken:
-            self._marked[row.index] = Premark(committed, phash, row.ledger_key, before)
+        bodies = [row.payload_for_send() for row, _, _ in taken]
+        hashes = [payload_hash(body) for body in bodies]
+        committed = self._writer.mark_many([(self._scope, key, self._run_id, h)
+                                            for (_, key, _), h in zip(taken, hashes, strict=True)])
+        for (row, key, before), phash, body in zip(taken, hashes, bodies, strict=True):
+            self._marked[row.index] = Premark(committed, phash, key, before, body)
         self._waiting += len(taken)

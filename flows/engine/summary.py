@@ -74,15 +74,24 @@ def summarize(plan: Plan, started: dt.datetime, ended: dt.datetime, *, run: Impo
     return info
 
 
-@dataclass
+@dataclass(repr=False)
 class RunResult:
-    """How an import ended: counts by status, the results workbook, and the run (None when validating)."""
+    """How an import ended: counts by status, the results workbook, and the run (None when validating).
+
+    Its repr is short on purpose: ``asyncio.run`` on Python 3.11 formats the repr of its task, result
+    included, when it puts the SIGINT handler back (the ``signal`` module's enum lookup of the old handler
+    fails and builds its message with ``%r``). The dataclass repr of a million outcomes was a 250 MB string
+    built and thrown away after the workbook was written, the peak of a million-row ``validate``."""
 
     counts: dict[str, int]
     results: Path
     summary: dict[str, object]
     outcomes: list[Outcome | None]
     run: ImportRun | None = None
+
+    def __repr__(self) -> str:
+        return (f"RunResult(counts={self.counts!r}, results={str(self.results)!r}, rows={len(self.outcomes)}, "
+                f"run_id={self.run_id!r})")
 
     @property
     def run_id(self) -> str | None:

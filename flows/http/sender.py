@@ -232,9 +232,9 @@ class Sender:
             body_extra = self.auth.body_fields()
             body: Any = None
             if form is not None:
-                form = {**body_extra, **form}
+                form = {**body_extra, **form} if body_extra else form
             elif json_body is not None:
-                body = {**body_extra, **json_body} if isinstance(json_body, dict) else json_body
+                body = {**body_extra, **json_body} if body_extra and isinstance(json_body, dict) else json_body
             try:
                 self.requests_sent += 1
                 response = await self.client.request(method, path, json=body, form=form, params=params,

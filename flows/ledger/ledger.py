@@ -242,6 +242,8 @@ class Ledger(CallbackRecords):
         """The key as the ledger stores it: a JSON list. Texts are quoted by the standard encoder's own (C)
         function, as ``json.dumps(..., ensure_ascii=False)`` does, without its set-up per call (the same text,
         several times faster: a key is made for every row before the first is sent)."""
+        if key.__class__ is tuple and len(key) == 1 and key[0].__class__ is str:  # the usual one-column key
+            return "[" + encode_basestring(key[0]) + "]"
         parts = list(key)
         if all(type(p) is str for p in parts):
             return "[" + ", ".join(map(encode_basestring, parts)) + "]"
