@@ -483,14 +483,14 @@ def test_password_and_api_key_never_reach_any_output(bridge, bridge_env, ledger_
 
 
 @pytest.mark.prefect
-def test_the_run_command_waits_for_callbacks_in_process(bridge, bridge_env, tmp_path):
-    from prefect.testing.utilities import prefect_test_harness
-
+def test_the_run_command_waits_for_callbacks_in_process(bridge, bridge_env, tmp_path, monkeypatch):
+    """No Prefect server configured: the engine directly. tests/test_prefect_record.py runs the same command
+    recorded on a Prefect server (one server for that module, instead of a harness started for this test)."""
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
     bridge.callback_delay = 0.05
     out = tmp_path / "r.xlsx"
-    with prefect_test_harness(server_startup_timeout=120):
-        code = main(["run", str(SHEET), "-m", str(MAPPING), "--ledger", str(tmp_path / "l.sqlite"), "--rate", "0",
-                     "--out", str(out), "--wait-callbacks", "10", "--quiet"])
+    code = main(["run", str(SHEET), "-m", str(MAPPING), "--ledger", str(tmp_path / "l.sqlite"), "--rate", "0",
+                 "--out", str(out), "--wait-callbacks", "10", "--quiet"])
     assert code == 1  # four invalid rows
     df, summary = read_results(out)
     assert Counter(df["_status"]) == {"created": 32, "invalid": 4}

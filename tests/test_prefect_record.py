@@ -22,6 +22,8 @@ from flows.prefect_server import LocalPrefectServer, free_port, use_api
 from flows.sandbox import Faults, JicooSimulator
 from flows.workbooks.results import read_results
 
+from . import bridge_support
+from .bridge_support import bridge, bridge_env  # noqa: F401 (fixtures)
 from .conftest import MAPPINGS, SAMPLES, import_now, mapping_variant, served
 from .pg_support import pg_server, pg_url  # noqa: F401 (fixtures)
 
@@ -141,6 +143,26 @@ def test_the_artifact_is_summary_markdown_and_a_server_gone_at_the_end_is_one_wa
     assert "stopped answering" in warnings[0] and "not recorded in Prefect" in warnings[0]
     got = read_back(prefect_server.api_url, str(lost.flow_run_id))
     assert got["run"].state.type.value == "RUNNING" and got["artifacts"] == []
+
+
+@pytest.mark.prefect
+def test_a_recorded_run_waits_for_the_providers_callbacks_in_process(prefect_server, bridge, bridge_env, tmp_path):
+    """Systems X Bridge accepts each booking and confirms it by a callback: `run --wait-callbacks` receives them in
+    its own process, and the flow run recorded on the server counts them."""
+    bridge.callback_delay = 0.05
+    out = tmp_path / "r.xlsx"
+    p = cli(["run", bridge_support.SHEET, "-m", bridge_support.MAPPING, "--ledger", tmp_path / "l.sqlite",
+             "--rate", "0", "-o", out, "--wait-callbacks", "10", "-q"], prefect_server.api_url, tmp_path,
+            importtime=False)
+    stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == 1, stderr  # four invalid rows
+    df, summary = read_results(out)
+    assert dict(df["_status"].value_counts()) == {"created": 32, "invalid": 4}
+    assert summary["confirmed by callback"] == "32"
+    got = read_back(prefect_server.api_url, flow_run_id(stdout, prefect_server.ui_url))
+    assert got["run"].parameters["wait_callbacks"] == 10
+    assert got["run"].state.type.value == "COMPLETED"  # invalid rows are the sheet's to fix, not a failed run
+    assert "| created | 32 |" in got["artifacts"][0]["data"], got["artifacts"][0]["data"]
 
 
 @pytest.mark.prefect
