@@ -106,14 +106,9 @@ class PreparedRow:
         built = _RECENT.built.get(self)
         if built is not None:
             return built[0]
-        if self._leaves is not None:
-            assert self._shape is not None
-            payload = unpack_payload(self._shape, self._leaves)
-        elif self._source is not None:
-            payload = self._source.payload(self.index)
-        else:
-            return None
-        _RECENT.add(self, payload)
+        payload = self._build()
+        if payload is not None:
+            _RECENT.add(self, payload)
         return payload
 
     @payload.setter
@@ -122,12 +117,22 @@ class PreparedRow:
         self._source = None
         self._shape, self._leaves = pack_payload(value) if value is not None else (None, None)
 
+    def _build(self) -> dict[str, Any] | None:
+        """A new dict of the payload from what the row holds (packed, or its cells mapped again); None when the
+        row is invalid. Not kept: :attr:`payload` keeps it among the recent ones."""
+        if self._leaves is not None:
+            assert self._shape is not None
+            return unpack_payload(self._shape, self._leaves)
+        if self._source is not None:
+            return self._source.payload(self.index)
+        return None
+
     @property
     def body(self) -> dict[str, Any]:
         """The payload of a valid row, to send (an invalid row has none and is never sent)."""
         payload = self.payload
         if payload is None:
-            raise ValueError(f"row {self.line} is invalid: it has no payload to send")
+            raise self._invalid()
         return payload
 
     def payload_for_send(self) -> dict[str, Any]:
@@ -138,12 +143,13 @@ class PreparedRow:
         built = _RECENT.built.get(self)
         if built is not None:
             return built[0]
-        if self._leaves is not None:
-            assert self._shape is not None
-            return unpack_payload(self._shape, self._leaves)
-        if self._source is not None:
-            return self._source.payload(self.index)
-        raise ValueError(f"row {self.line} is invalid: it has no payload to send")
+        payload = self._build()
+        if payload is None:
+            raise self._invalid()
+        return payload
+
+    def _invalid(self) -> ValueError:
+        return ValueError(f"row {self.line} is invalid: it has no payload to send")
 
     @property
     def key_text(self) -> str:
