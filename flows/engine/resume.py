@@ -127,11 +127,11 @@ class Reconciling(Answering):
             return rows
         keys = keys if keys is not None else [r.ledger_key for r in rows]
         scope = self.plan.mapping.scope
-        got = self.claims.claim(scope, [k for r, k in zip(rows, keys, strict=True) if r.index not in claimed])
+        new = [k for r, k in zip(rows, keys, strict=True) if r.index not in claimed]
+        got = self.claims.claim(scope, new)
         self.taken_over += len(got.taken_over)
         if reread and got.won:
-            self._entries.update(self.ledger.get_many(scope, [k for r, k in zip(rows, keys, strict=True)
-                                                              if r.index not in claimed and k in got.won]))
+            self._entries.update(self.ledger.get_many(scope, [k for k in new if k in got.won]))
         out = []
         for r, key in zip(rows, keys, strict=True):
             if r.index in claimed:  # held already (claimed by an earlier pending())
