@@ -19,14 +19,13 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from secrets import token_urlsafe
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, ImporterError
 from ..hooks import Handler, Readback, resolve
 from ..http.auth import Auth, build_auth
-from ..http.callbacks import check_callback_address, receiving
+from ..http.callbacks import receiving
 from ..http.ratelimit import shared_timeline_for
 from ..http.sender import Sender, Transport, encode_form
 from ..ledger.claims import DEFAULT_ROW_LEASE_SECONDS, Heartbeat, RowClaims
@@ -41,6 +40,7 @@ from .lookups import fetch_lookup
 from .payloads import PathValues, fill_run_values
 from .plan import Plan, PreparedRow, by_column, chunked, map_rows
 from .resume import Reconciling
+from .run_values import run_values
 from .sendqueue import Premark, SendQueue, mark_window
 from .summary import RunResult, count_statuses, default_results_path, summarize, validated
 
@@ -104,7 +104,8 @@ class ImportRun(Reconciling):
         self.lookup_sizes: dict[str, int] = {}
         #: shared by every row's handler for the length of the run (RowContext.run_state)
         self.handler_state: dict[str, Any] = {}
-        self.run_values, self._callback_token = self._make_run_values(env)
+        self.run_values, self._callback_token = run_values(m, env, base_url=self.base_url,
+                                                           in_process=options.callback_url)
         self.callbacks_confirmed = 0  # accepted rows settled by the provider's callback while this run waited
         self.ledger: Ledger = open_ledger(options.ledger_url)
         if self._callback_token:
@@ -147,28 +148,7 @@ class ImportRun(Reconciling):
         self._heartbeat: Heartbeat | None = None
         self._lease_lost = False
 
-    # -- run values (``run_value:`` fields) and callbacks ----------------------------------------------
-
-    def _make_run_values(self, env: Mapping[str, str]) -> tuple[dict[str, str | None], str | None]:
-        """The values ``run_value:`` fields get in this run, and the callback token (None when not used)."""
-        m = self.plan.mapping
-        wanted = m.run_value_paths()
-        if "callback_url" not in wanted.values():
-            return {}, None
-        var = f"{m.env_prefix}_CALLBACK_URL"
-        base = (env.get(var) or self.options.callback_url or "").strip().rstrip("/")
-        if not base:
-            paths = [p for p, name in wanted.items() if name == "callback_url"]
-            if any(m.fields[p].required for p in paths):
-                raise ConfigError(f"fields.{paths[0]} needs this run's callback address: set {var} to the public URL "
-                                  f"of `booking-import callbacks`, or run with --wait-callbacks SECONDS to receive "
-                                  f"the callbacks in-process")
-            return {"callback_url": None}, None
-        if not re.match(r"^https?://[^\s/]+", base):
-            raise ConfigError(f"{var}={base!r} is not an http(s) URL")
-        check_callback_address(m, env, base_url=self.base_url, in_process=self.options.callback_url)
-        token = token_urlsafe(24)
-        return {"callback_url": f"{base}/{m.provider}/{token}"}, token
+    # -- run values (``run_value:`` fields: flows/engine/run_values.py) ------------------------------
 
     def with_run_values(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The payload as sent: ``run_value`` placeholders replaced by this run's values (left out when None)."""
