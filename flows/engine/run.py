@@ -154,7 +154,6 @@ class ImportRun(Reconciling):
         """The payload as sent: ``run_value`` placeholders replaced by this run's values (left out when None)."""
         return fill_run_values(payload, self.run_values) if self.run_values else payload
 
-
     # -- sending --------------------------------------------------------------------------------------
 
     def sender(self) -> Sender:
@@ -317,7 +316,6 @@ class ImportRun(Reconciling):
             self._settle(row, outcome)
         finally:
             self._in_flight.discard(row.index)
-
 
     async def _send_row(self, row: PreparedRow, entry: Entry | None = None,
                         body: dict[str, Any] | None = None) -> Outcome:
